@@ -1,0 +1,52 @@
+# fasttrace: XDP DDoS detection/mitigation agent (ftagent) and control plane (ftcontrol).
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBS  := python3-bpfcc python3-venv bpftool linux-headers-amd64 xdp-tools netsniff-ng iproute2 tcpdump tshark
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint unit api bpf e2e bench demo clean
+
+setup: $(STAMP)
+
+# System packages first (bcc only ever from Debian), then a venv that sees them.
+$(STAMP): pyproject.toml
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing Debian packages:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@$(PY) -c 'import bcc' || { echo "setup: bcc does not import in the venv (python3-bpfcc missing?)"; exit 1; }
+	@touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
+
+api: setup
+	$(VENV)/bin/pytest -q tests/api $(PYTEST_ARGS)
+
+bpf: setup
+	$(VENV)/bin/pytest -q tests/bpf $(PYTEST_ARGS)
+
+e2e: setup
+	$(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
+
+test: setup lint
+	$(VENV)/bin/pytest -q -rs tests $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) -m bench
+
+demo: setup
+	$(PY) -m ftagent.lab.demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

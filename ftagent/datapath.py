@@ -1,0 +1,186 @@
+"""The contract between the agent's logic and the kernel data path.
+
+`ftagent.bpf` implements `Datapath` over the XDP program's maps; the detector, classifier,
+mitigator and capture code depend only on this module. Counter names here are the
+vocabulary used everywhere (metrics labels, classifier evidence, reports), so they are
+defined once, in the same order as the index constants in `bpf/ftshared.h`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Packet/byte counter classes (one slot each in the per-CPU class array).
+CLASSES: tuple[str, ...] = (
+    "total",
+    "ipv4",
+    "ipv6",
+    "other_l3",
+    "tcp",
+    "udp",
+    "icmp",
+    "other_l4",
+    "fragment",
+)
+TCP_FLAG_CLASSES: tuple[str, ...] = ("syn", "synack", "ack", "rst", "fin", "other")
+# UDP source ports tracked individually (amplification reflectors); the rest is "other".
+AMP_PORTS: tuple[int, ...] = (19, 53, 123, 161, 389, 1900, 3702, 5353, 11211)
+AMP_PORT_NAMES: tuple[str, ...] = (*(str(p) for p in AMP_PORTS), "other")
+# Upper bounds (bytes, inclusive) of the packet-size histogram; the last bucket is "larger".
+SIZE_BOUNDS: tuple[int, ...] = (64, 128, 256, 512, 1024, 1500)
+SIZE_BUCKETS: tuple[str, ...] = (*(f"le_{b}" for b in SIZE_BOUNDS), "gt_1500")
+VERDICTS: tuple[str, ...] = (
+    "passed",
+    "drop_src",
+    "drop_prefix",
+    "drop_signature",
+    "rate_limited",
+    "allowlisted",
+    "malformed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Cumulative totals since the program was loaded, summed over CPUs.
+
+    Every dict is keyed by the names above and holds every name (zero when unseen).
+    """
+
+    packets: dict[str, int]  # CLASSES
+    bytes: dict[str, int]  # CLASSES
+    tcp_flags: dict[str, int]  # TCP_FLAG_CLASSES (packets)
+    udp_src_port_packets: dict[str, int]  # AMP_PORT_NAMES
+    udp_src_port_bytes: dict[str, int]  # AMP_PORT_NAMES
+    sizes: dict[str, int]  # SIZE_BUCKETS (packets)
+    verdicts: dict[str, int]  # VERDICTS (packets)
+    verdict_bytes: dict[str, int]  # VERDICTS (bytes)
+    read_at_ns: int  # CLOCK_MONOTONIC when read (same clock as bpf_ktime_get_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStat:
+    """One entry of the kernel's top-sources LRU map."""
+
+    address: IPAddress
+    packets: int
+    bytes: int
+    last_seen_ns: int  # bpf_ktime_get_ns() of the last packet
+
+
+RuleKind = Literal["src", "prefix", "signature"]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """What a drop rule matches. Exactly the fields for its kind are set.
+
+    - src: `network` is a host (/32 or /128).
+    - prefix: `network` is any prefix.
+    - signature: `proto` (6, 17, 1, 58) plus any of src_port, dst_port,
+      tcp_flags/tcp_flags_mask (match when flags & mask == tcp_flags), dst.
+    `rate_pps` set: a token bucket passes up to that many packets per second and drops
+    the rest; None: drop everything that matches.
+    """
+
+    kind: RuleKind
+    network: IPNetwork | None = None
+    proto: int | None = None
+    src_port: int | None = None
+    dst_port: int | None = None
+    tcp_flags: int | None = None
+    tcp_flags_mask: int | None = None
+    dst: IPAddress | None = None
+    rate_pps: int | None = None
+
+    def describe(self) -> str:
+        """Short human text, used in logs and `ftagent rules`."""
+        if self.kind in ("src", "prefix"):
+            text = f"{self.kind} {self.network}"
+        else:
+            parts = [f"proto={self.proto}"]
+            if self.src_port is not None:
+                parts.append(f"sport={self.src_port}")
+            if self.dst_port is not None:
+                parts.append(f"dport={self.dst_port}")
+            if self.tcp_flags_mask is not None:
+                parts.append(f"flags={self.tcp_flags:#04x}/{self.tcp_flags_mask:#04x}")
+            if self.dst is not None:
+                parts.append(f"dst={self.dst}")
+            text = "signature " + " ".join(parts)
+        if self.rate_pps is not None:
+            text += f" rate<={self.rate_pps}pps"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule as installed in the kernel."""
+
+    spec: RuleSpec
+    expires_ns: int  # kernel time (bpf_ktime_get_ns) after which the program ignores it
+    dropped_packets: int = 0
+    dropped_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sampled packet from the ring buffer."""
+
+    timestamp_ns: int  # bpf_ktime_get_ns()
+    wire_len: int
+    verdict: str  # one of VERDICTS
+    data: bytes  # the first min(wire_len, 128) bytes, from the Ethernet header on
+
+
+@dataclass(slots=True)
+class AttachInfo:
+    interface: str
+    ifindex: int
+    mode: Literal["native", "generic"]
+    prog_id: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Datapath(Protocol):
+    """The kernel side as the agent sees it. All TTLs are seconds; all times monotonic ns."""
+
+    @property
+    def attach_info(self) -> AttachInfo: ...
+
+    def read_counters(self) -> Counters: ...
+
+    def top_sources(self, limit: int) -> list[SourceStat]: ...
+
+    def age_sources(self, older_than_ns: int) -> int:
+        """Delete top-source entries not seen since `older_than_ns`; returns how many."""
+        ...
+
+    def add_rule(self, spec: RuleSpec, ttl_s: float) -> Rule:
+        """Install (or renew, if the same spec exists) a rule expiring ttl_s from now."""
+        ...
+
+    def remove_rule(self, spec: RuleSpec) -> bool: ...
+
+    def list_rules(self) -> list[Rule]: ...
+
+    def set_allowlist(self, networks: list[IPNetwork]) -> None:
+        """Replace the allow-list with exactly these networks."""
+        ...
+
+    def set_sample_rate(self, one_in: int) -> None:
+        """Send one packet in `one_in` to user space; 0 turns sampling off."""
+        ...
+
+    def poll_samples(self, max_items: int = 4096) -> list[Sample]:
+        """Drain what the ring buffer holds now, without blocking."""
+        ...
+
+    def close(self) -> None:
+        """Detach the program and release maps (pinned maps are removed)."""
+        ...
