@@ -1,0 +1,173 @@
+"""The control plane's Litestar application: routes, auth, store lifespan, error mapping.
+
+`create_app(db_path)` builds it; `ftcontrol serve` runs it under uvicorn. The store, the
+incident event bus and the incident service live on `app.state` (`db`, `events`,
+`incidents`, `node_policy`) and are also injectable by those names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+from litestar import Litestar, Request, Response, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from control.auth import DeployTokenMiddleware, provide_caller
+from control.db import open_db
+from control.errors import DomainError
+from control.events import IncidentEvents
+from control.services.incidents import IncidentService
+from control.services.nodes import NodeStatusPolicy
+
+log = logging.getLogger("ftcontrol")
+
+BEARER = "DeployToken"
+
+
+# ---- errors: every failure leaves as {"ok": false, "error": ...} ----------------------
+
+
+def _error(status: int, reason: str, field: str | None = None) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"ok": False, "error": reason}
+    if field:
+        body["field"] = field
+    return Response(body, status_code=status)
+
+
+def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return _error(exc.status_code, exc.reason, exc.field)
+
+
+def _validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    """Litestar's own input validation (query types, body decoding), naming the field."""
+    details = exc.extra if isinstance(exc.extra, list) else []
+    for item in details:
+        if isinstance(item, dict) and item.get("message"):
+            field = _field_of(item)
+            message = str(item["message"])
+            return _error(400, f"{field}: {message}" if field else message, field)
+    return _error(400, exc.detail or "invalid request")
+
+
+def _field_of(item: dict[str, Any]) -> str | None:
+    key = item.get("key")
+    if key and key not in ("body", "data"):
+        return str(key)
+    message = str(item.get("message", ""))
+    # msgspec: "Object missing required field `name`", "... - at `$.config.url`"
+    for marker in ("field `", "at `$."):
+        if marker in message:
+            return message.split(marker, 1)[1].split("`", 1)[0]
+    return None
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    return _error(exc.status_code, exc.detail or "error")
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal server error")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DomainError: _domain_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _internal_error,
+}
+
+
+# ---- routes ---------------------------------------------------------------------------
+
+
+def _route_handlers() -> list[Any]:
+    from control.api.deploy import deploy
+    from control.api.health import health
+
+    v1 = Router(
+        path="/api/v1",
+        route_handlers=[],
+        security=[{BEARER: []}],
+    )
+    return [health, deploy, v1]
+
+
+# ---- lifespan: the store and its services ----------------------------------------------
+
+
+def _lifespan(db_path: str, node_policy: NodeStatusPolicy) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = await open_db(db_path)
+        events = IncidentEvents()
+        app.state.db = db
+        app.state.events = events
+        app.state.incidents = IncidentService(db, events)
+        app.state.node_policy = node_policy
+        try:
+            yield
+        finally:
+            await db.close()
+
+    return lifespan
+
+
+def _from_state(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return state[name]
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def create_app(
+    db_path: str,
+    *,
+    offline_after_sec: float = 90.0,
+    elevated_factor: float = 1.5,
+    debug: bool = False,
+) -> Litestar:
+    node_policy = NodeStatusPolicy(
+        offline_after_sec=offline_after_sec, elevated_factor=elevated_factor
+    )
+    return Litestar(
+        route_handlers=_route_handlers(),
+        lifespan=[_lifespan(db_path, node_policy)],
+        middleware=[DeployTokenMiddleware],
+        dependencies={
+            "caller": Provide(provide_caller, sync_to_thread=False),
+            "db": _from_state("db"),
+            "events": _from_state("events"),
+            "incidents": _from_state("incidents"),
+            "node_policy": _from_state("node_policy"),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="ftcontrol",
+            version="1",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    BEARER: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="Workspace deploy token (64 hex characters)",
+                    )
+                }
+            ),
+        ),
+        debug=debug,
+    )
+
+
+__all__ = ["aiosqlite", "create_app"]
