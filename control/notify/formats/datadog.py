@@ -1,0 +1,39 @@
+"""Datadog Events API v1: POST /api/v1/events with the DD-API-KEY header."""
+
+from __future__ import annotations
+
+from control.notify.config import DatadogConfig
+from control.notify.formats.request import OutboundRequest, join_url, json_request, truncate
+from control.notify.message import Notice
+
+ALERT_TYPE = {"critical": "error", "high": "error", "medium": "warning", "low": "warning"}
+
+
+def build(cfg: DatadogConfig, notice: Notice) -> OutboundRequest:
+    if notice.is_end:
+        alert_type = "success"
+    elif notice.kind == "test":
+        alert_type = "info"
+    else:
+        alert_type = ALERT_TYPE.get(notice.severity, "error")
+    payload = {
+        "title": truncate(notice.title, 100),
+        "text": truncate(notice.text(), 4000),
+        "alert_type": alert_type,
+        "priority": "normal",
+        "host": notice.node_name,
+        "source_type_name": "fasttrace",
+        # One aggregation key per incident groups its start, escalations and end.
+        "aggregation_key": notice.incident_uuid[:100],
+        "tags": [
+            f"node:{notice.node_name}",
+            f"family:{notice.family}",
+            f"severity:{notice.severity}",
+            f"incident:{notice.incident_uuid}",
+            f"event:{notice.kind}",
+            *cfg.tags,
+        ],
+    }
+    api_url = cfg.api_url or f"https://api.{cfg.site}"
+    headers = {"DD-API-KEY": cfg.api_key}
+    return json_request(join_url(api_url, "/api/v1/events"), payload, headers=headers)

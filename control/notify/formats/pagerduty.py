@@ -1,0 +1,43 @@
+"""PagerDuty Events API v2: trigger with dedup_key = incident uuid, resolve when it ends."""
+
+from __future__ import annotations
+
+from control.notify.config import PagerDutyConfig
+from control.notify.formats.request import OutboundRequest, join_url, json_request, truncate
+from control.notify.message import Notice
+
+# PagerDuty's payload.severity is one of critical, error, warning, info.
+SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
+
+
+def build(cfg: PagerDutyConfig, notice: Notice) -> OutboundRequest:
+    url = join_url(cfg.api_url, "/v2/enqueue")
+    if notice.is_end:
+        payload: dict[str, object] = {
+            "routing_key": cfg.routing_key,
+            "event_action": "resolve",
+            "dedup_key": notice.incident_uuid,
+        }
+        return json_request(url, payload)
+    severity = "info" if notice.kind == "test" else SEVERITY.get(notice.severity, "critical")
+    summary = notice.title + (f". {notice.summary}" if notice.summary else "")
+    payload = {
+        "routing_key": cfg.routing_key,
+        "event_action": "trigger",
+        "dedup_key": notice.incident_uuid,
+        "client": "fasttrace",
+        "payload": {
+            "summary": truncate(summary, 1024),
+            "source": notice.node_name,
+            "severity": severity,
+            "component": notice.node_name,
+            "group": notice.node_uuid or notice.node_name,
+            "class": notice.family,
+            "custom_details": notice.details(),
+        },
+    }
+    if notice.started_at:
+        payload_body = payload["payload"]
+        assert isinstance(payload_body, dict)
+        payload_body["timestamp"] = notice.started_at
+    return json_request(url, payload)

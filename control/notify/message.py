@@ -1,0 +1,159 @@
+"""What every notification says, independent of the service that carries it.
+
+A `Notice` is read from the incident dict the incident service publishes (the REST API's
+incident object) and turned into a title, a list of facts and plain text; each service
+module lays those out in its own message format.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
+
+_HEADLINES: dict[str, str] = {
+    "opened": "DDoS attack detected",
+    "escalated": "DDoS attack escalated",
+    "resolved": "DDoS attack ended",
+    "false_positive": "Incident marked false positive",
+    "test": "Test notification",
+}
+
+
+def format_rate(value: float, unit: str) -> str:
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(max(int(seconds), 0), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    kind: NoticeKind
+    incident_uuid: str
+    node_uuid: str
+    node_name: str
+    family: str
+    severity: str
+    status: str
+    peak_pps: float
+    peak_bps: float
+    source_count: int
+    duration_sec: float
+    started_at: str | None
+    ended_at: str | None
+    summary: str
+
+    @classmethod
+    def from_incident(cls, kind: NoticeKind, incident: dict[str, Any]) -> Notice:
+        node = incident.get("node")
+        node = node if isinstance(node, dict) else {}
+        sources = incident.get("source_count")
+        if not isinstance(sources, int):
+            # The API exposes the top sources list; its length is the count we know.
+            top = incident.get("top_sources")
+            sources = len(top) if isinstance(top, list) else 0
+        return cls(
+            kind=kind,
+            incident_uuid=str(incident.get("uuid", "")),
+            node_uuid=str(node.get("uuid", "")),
+            node_name=str(node.get("name", "unknown node")),
+            family=str(incident.get("family", "unknown")),
+            severity=str(incident.get("severity", "low")),
+            status=str(incident.get("status", "active")),
+            peak_pps=_num(incident.get("peak_pps")),
+            peak_bps=_num(incident.get("peak_bps")),
+            source_count=sources,
+            duration_sec=_num(incident.get("duration_sec")),
+            started_at=incident.get("started_at"),
+            ended_at=incident.get("ended_at"),
+            summary=str(incident.get("summary", "")),
+        )
+
+    @property
+    def is_end(self) -> bool:
+        """The incident is over: paging services resolve/close their alert."""
+        return self.kind in ("resolved", "false_positive")
+
+    @property
+    def headline(self) -> str:
+        return _HEADLINES[self.kind]
+
+    @property
+    def title(self) -> str:
+        return f"{self.headline}: {self.family} on {self.node_name} ({self.severity})"
+
+    def facts(self) -> list[tuple[str, str]]:
+        return [
+            ("Node", self.node_name),
+            ("Family", self.family),
+            ("Severity", self.severity),
+            ("Peak pps", format_rate(self.peak_pps, "pps")),
+            ("Peak bps", format_rate(self.peak_bps, "bps")),
+            ("Sources", str(self.source_count)),
+            ("Duration", format_duration(self.duration_sec)),
+            ("Incident", self.incident_uuid),
+        ]
+
+    def details(self) -> dict[str, str | float | int]:
+        """Machine-readable fields for services that take structured details."""
+        return {
+            "node": self.node_name,
+            "node_uuid": self.node_uuid,
+            "family": self.family,
+            "severity": self.severity,
+            "status": self.status,
+            "peak_pps": self.peak_pps,
+            "peak_bps": self.peak_bps,
+            "source_count": self.source_count,
+            "duration_sec": self.duration_sec,
+            "incident_uuid": self.incident_uuid,
+            "summary": self.summary,
+        }
+
+    def text(self) -> str:
+        lines = [self.title, ""]
+        lines += [f"{name}: {value}" for name, value in self.facts()]
+        if self.summary:
+            lines += ["", self.summary]
+        return "\n".join(lines)
+
+
+def build_test_notice() -> Notice:
+    """A made-up incident for `POST /channels/{id}/test`; the text says it is a test.
+
+    Its uuid is fresh each time so that paging services never merge two tests.
+    """
+    return Notice(
+        kind="test",
+        incident_uuid=str(uuid.uuid4()),
+        node_uuid="00000000-0000-4000-8000-000000000001",
+        node_name="test-node",
+        family="udp_flood",
+        severity="low",
+        status="active",
+        peak_pps=125000.0,
+        peak_bps=1.2e9,
+        source_count=42,
+        duration_sec=65.0,
+        started_at=None,
+        ended_at=None,
+        summary="This is a test message from the notification channel settings; "
+        "no incident happened.",
+    )
