@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiosqlite
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig
 
-from control.auth import DeployTokenMiddleware, provide_caller
+from control.auth import BEARER, DeployTokenMiddleware, provide_caller
 from control.db import open_db
 from control.errors import DomainError
 from control.events import IncidentEvents
@@ -28,8 +28,6 @@ from control.services.incidents import IncidentService
 from control.services.nodes import NodeStatusPolicy
 
 log = logging.getLogger("ftcontrol")
-
-BEARER = "DeployToken"
 
 
 # ---- errors: every failure leaves as {"ok": false, "error": ...} ----------------------
@@ -92,15 +90,29 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
 
 
 def _route_handlers() -> list[Any]:
+    from control.api.analytics import analytics_summary
+    from control.api.channels import ChannelsController
     from control.api.deploy import deploy
     from control.api.health import health
+    from control.api.incidents import IncidentsController
+    from control.api.metrics import metrics
+    from control.api.nodes import NodesController
+    from control.api.status import status_overview
+    from control.api.workspace import get_workspace
 
     v1 = Router(
         path="/api/v1",
-        route_handlers=[],
+        route_handlers=[
+            NodesController,
+            IncidentsController,
+            ChannelsController,
+            get_workspace,
+            analytics_summary,
+            status_overview,
+        ],
         security=[{BEARER: []}],
     )
-    return [health, deploy, v1]
+    return [health, metrics, deploy, v1]
 
 
 # ---- lifespan: the store and its services ----------------------------------------------
@@ -143,7 +155,12 @@ def create_app(
     return Litestar(
         route_handlers=_route_handlers(),
         lifespan=[_lifespan(db_path, node_policy)],
-        middleware=[DeployTokenMiddleware],
+        # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
+        # wrap everything, auth failures included.
+        middleware=[
+            PrometheusConfig(app_name="ftcontrol", prefix="ftcontrol", group_path=True).middleware,
+            DeployTokenMiddleware,
+        ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
             "db": _from_state("db"),
@@ -168,6 +185,3 @@ def create_app(
         ),
         debug=debug,
     )
-
-
-__all__ = ["aiosqlite", "create_app"]

@@ -16,6 +16,7 @@ from control.errors import Unauthorized
 from control.security import bearer_token
 from control.services.workspaces import Caller, authenticate
 
+BEARER = "DeployToken"  # the OpenAPI security scheme name
 EXCLUDED_PATHS = ["^/api/v1/agent/", "^/api/health", "^/schema", "^/metrics"]
 
 

@@ -6,6 +6,7 @@ import aiosqlite
 import msgspec
 from litestar import post
 
+from control.auth import BEARER
 from control.services.nodes import NodeFields, NodeStatusPolicy, create_node
 from control.services.workspaces import Caller
 
@@ -26,7 +27,13 @@ class DeployResponse(msgspec.Struct, kw_only=True):
     ip: str
 
 
-@post("/api/deploy", status_code=200, tags=["deploy"], summary="Register a node")
+@post(
+    "/api/deploy",
+    status_code=200,
+    tags=["deploy"],
+    summary="Register a node",
+    security=[{BEARER: []}],
+)
 async def deploy(
     data: DeployRequest,
     caller: Caller,

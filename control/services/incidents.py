@@ -32,9 +32,20 @@ from control.services.geo import geo_origin, with_countries
 from control.services.summary import build_summary
 
 FAMILIES: tuple[str, ...] = (
-    "udp_flood", "syn_flood", "ack_flood", "rst_flood", "tcp_flood", "icmp_flood",
-    "fragment_flood", "dns_amplification", "ntp_amplification", "memcached_amplification",
-    "ssdp_amplification", "cldap_amplification", "chargen_amplification", "multi_vector",
+    "udp_flood",
+    "syn_flood",
+    "ack_flood",
+    "rst_flood",
+    "tcp_flood",
+    "icmp_flood",
+    "fragment_flood",
+    "dns_amplification",
+    "ntp_amplification",
+    "memcached_amplification",
+    "ssdp_amplification",
+    "cldap_amplification",
+    "chargen_amplification",
+    "multi_vector",
     "unknown",
 )
 
@@ -237,11 +248,20 @@ class IncidentService:
                            protocols, top_sources, mitigation_rules, updated_at)
                        VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
-                        new_uuid, workspace_id, node["id"], report.family, report.subtype,
-                        report.severity, started, now if report.mitigation_rules else None,
-                        report.peak_pps, report.peak_bps, _json(report.protocols),
+                        new_uuid,
+                        workspace_id,
+                        node["id"],
+                        report.family,
+                        report.subtype,
+                        report.severity,
+                        started,
+                        now if report.mitigation_rules else None,
+                        report.peak_pps,
+                        report.peak_bps,
+                        _json(report.protocols),
                         _json(with_countries(report.top_sources)),
-                        _json(report.mitigation_rules), now,
+                        _json(report.mitigation_rules),
+                        now,
                     ),
                 )
             except aiosqlite.IntegrityError as exc:
@@ -361,4 +381,3 @@ class IncidentService:
             )
         )
         return incident
-

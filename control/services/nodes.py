@@ -80,7 +80,8 @@ _STATUS = f"""CASE
          AND n.last_pps > :elevated_factor * n.baseline_p95_pps THEN 'elevated'
     ELSE 'online' END"""
 # Every live node of a workspace with its derived columns; filter/page on top of this.
-_LIVE_NODES = f"""SELECT n.*, {_ACTIVE_INCIDENTS} AS active_incidents, {_STATUS} AS status
+_NODE_COLUMNS = f"n.*, {_ACTIVE_INCIDENTS} AS active_incidents, {_STATUS} AS status"
+_LIVE_NODES = f"""SELECT {_NODE_COLUMNS}
 FROM nodes n WHERE n.workspace_id = :workspace_id AND n.deleted_at IS NULL"""  # noqa: S608
 
 
@@ -148,8 +149,16 @@ async def create_node(
                        priority, api_key_hash, created_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    node_uuid, workspace_id, fields.name, fields.ip, fields.location, fields.os,
-                    fields.interface, fields.priority, hash_secret(api_key), clock.now(),
+                    node_uuid,
+                    workspace_id,
+                    fields.name,
+                    fields.ip,
+                    fields.location,
+                    fields.os,
+                    fields.interface,
+                    fields.priority,
+                    hash_secret(api_key),
+                    clock.now(),
                 ),
             )
         except aiosqlite.IntegrityError as exc:
@@ -268,3 +277,20 @@ async def authenticate_node(db: aiosqlite.Connection, api_key: str, node_uuid: s
     if row is None or not secret_matches(api_key, row["api_key_hash"]) or row["uuid"] != node_uuid:
         raise Unauthorized("invalid node API key")
     return NodeCaller(workspace_id=row["workspace_id"], node_id=row["id"], node_uuid=row["uuid"])
+
+
+async def status_counts(
+    db: aiosqlite.Connection, policy: NodeStatusPolicy
+) -> list[tuple[str, str, int]]:
+    """(workspace name, node status, live node count) for every workspace, for /metrics."""
+    params = _status_params(policy, 0)
+    async with db.execute(
+        f"""SELECT w.name AS workspace, s.status, count(*) AS nodes
+            FROM (SELECT n.workspace_id, {_STATUS} AS status FROM nodes n
+                  WHERE n.deleted_at IS NULL) s
+            JOIN workspaces w ON w.id = s.workspace_id
+            GROUP BY w.name, s.status""",  # noqa: S608
+        params,
+    ) as cur:
+        rows = await cur.fetchall()
+    return [(r["workspace"], r["status"], int(r["nodes"])) for r in rows]

@@ -1,0 +1,24 @@
+"""REST API v1 analytics summary over 7d, 30d, 90d or 365d."""
+
+from __future__ import annotations
+
+import aiosqlite
+from litestar import get
+
+from control.services import analytics
+from control.services.analytics import AnalyticsRange, AnalyticsSummary
+from control.services.workspaces import Caller
+
+
+class AnalyticsResponse(AnalyticsSummary, kw_only=True):
+    ok: bool
+
+
+@get("/analytics/summary", tags=["analytics"], summary="Incident analytics for a time range")
+async def analytics_summary(
+    caller: Caller,
+    db: aiosqlite.Connection,
+    range: AnalyticsRange = "30d",  # the reference names it "range" (shadows the builtin here)
+) -> AnalyticsResponse:
+    result = await analytics.summary(db, caller.workspace_id, range)
+    return AnalyticsResponse(ok=True, **{f: getattr(result, f) for f in result.__struct_fields__})

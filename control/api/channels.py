@@ -1,0 +1,55 @@
+"""REST API v1 notification channels: list, create, delete (test/deliveries: channel_delivery)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiosqlite
+import msgspec
+from litestar import Controller, delete, get, post
+
+from control.api.common import Ok
+from control.schemas import Channel, ChannelType
+from control.services import channels as channel_store
+from control.services.workspaces import Caller
+
+
+class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    type: ChannelType
+    config: dict[str, Any]  # per-type keys, e.g. {"webhook_url": "https://..."}
+
+
+class ChannelList(msgspec.Struct, kw_only=True):
+    ok: bool
+    channels: list[Channel]
+
+
+class ChannelOne(msgspec.Struct, kw_only=True):
+    ok: bool
+    channel: Channel
+
+
+class ChannelsController(Controller):
+    path = "/channels"
+    tags = ["channels"]
+
+    @get(summary="List notification channels (secrets masked)")
+    async def list_channels(self, caller: Caller, db: aiosqlite.Connection) -> ChannelList:
+        return ChannelList(
+            ok=True, channels=await channel_store.list_channels(db, caller.workspace_id)
+        )
+
+    @post(summary="Create a notification channel (config validated per type)")
+    async def create_channel(
+        self, data: ChannelCreate, caller: Caller, db: aiosqlite.Connection
+    ) -> ChannelOne:
+        channel = await channel_store.create_channel(
+            db, caller.workspace_id, data.name, data.type, data.config
+        )
+        return ChannelOne(ok=True, channel=channel)
+
+    @delete("/{channel_id:int}", status_code=200, summary="Delete a notification channel")
+    async def delete_channel(self, channel_id: int, caller: Caller, db: aiosqlite.Connection) -> Ok:
+        await channel_store.delete_channel(db, caller.workspace_id, channel_id)
+        return Ok(ok=True)

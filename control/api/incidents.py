@@ -1,0 +1,74 @@
+"""REST API v1 incidents: list with filters, read, and an operator's status change."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from litestar import Controller, get, patch
+
+from control import validation
+from control.schemas import Incident, IncidentListItem, IncidentStatus, Severity
+from control.services.incidents import IncidentFilters, IncidentService
+from control.services.workspaces import Caller
+
+
+class IncidentList(msgspec.Struct, kw_only=True):
+    ok: bool
+    incidents: list[IncidentListItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class IncidentOne(msgspec.Struct, kw_only=True):
+    ok: bool
+    incident: Incident
+
+
+class IncidentStatusChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Our addition to the reference: an operator closes an incident."""
+
+    status: Literal["resolved", "false_positive"]
+
+
+class IncidentsController(Controller):
+    path = "/incidents"
+    tags = ["incidents"]
+
+    @get(summary="List incidents, newest first")
+    async def list_incidents(
+        self,
+        caller: Caller,
+        incidents: IncidentService,
+        limit: int = 50,
+        offset: int = 0,
+        status: IncidentStatus | None = None,
+        severity: Severity | None = None,
+        node: str | None = None,
+    ) -> IncidentList:
+        validation.page(limit, offset)
+        filters = IncidentFilters(status=status, severity=severity, node_uuid=node)
+        items, total = await incidents.list(
+            caller.workspace_id, filters, limit=limit, offset=offset
+        )
+        return IncidentList(ok=True, incidents=items, total=total, limit=limit, offset=offset)
+
+    @get("/{incident_uuid:str}", summary="Get an incident in full")
+    async def get_incident(
+        self, incident_uuid: str, caller: Caller, incidents: IncidentService
+    ) -> IncidentOne:
+        return IncidentOne(
+            ok=True, incident=await incidents.get(caller.workspace_id, incident_uuid)
+        )
+
+    @patch("/{incident_uuid:str}", summary="Mark an incident resolved or false_positive")
+    async def update_incident(
+        self,
+        incident_uuid: str,
+        data: IncidentStatusChange,
+        caller: Caller,
+        incidents: IncidentService,
+    ) -> IncidentOne:
+        incident = await incidents.set_status(caller.workspace_id, incident_uuid, data.status)
+        return IncidentOne(ok=True, incident=incident)

@@ -1,0 +1,118 @@
+"""`ftcontrol`: run the control plane and manage workspaces.
+
+ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S]
+ftcontrol workspace create NAME [--plan P]       prints the deploy token (only time shown)
+ftcontrol workspace rotate-token NAME            revokes old tokens, prints the new one
+ftcontrol workspace subscription NAME active|past_due|canceled
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiosqlite
+
+from control.db import open_db
+from control.errors import DomainError
+from control.plans import DEFAULT_PLAN, PLAN_NODE_LIMITS, SUBSCRIPTION_STATUSES
+from control.services import workspaces
+
+DEFAULT_DB = "./ftcontrol.db"
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default {DEFAULT_DB})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ftcontrol", description="fasttrace control plane")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API server (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    serve.add_argument(
+        "--offline-after",
+        type=float,
+        default=90.0,
+        metavar="SECONDS",
+        help="a node without a heartbeat for this long is offline (default 90)",
+    )
+    _db_option(serve)
+
+    workspace = commands.add_parser("workspace", help="manage workspaces")
+    actions = workspace.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a workspace, print its deploy token")
+    create.add_argument("name")
+    create.add_argument("--plan", default=DEFAULT_PLAN, choices=sorted(PLAN_NODE_LIMITS))
+    _db_option(create)
+    rotate = actions.add_parser("rotate-token", help="revoke the deploy token, print a new one")
+    rotate.add_argument("name")
+    _db_option(rotate)
+    subscription = actions.add_parser("subscription", help="set the subscription status")
+    subscription.add_argument("name")
+    subscription.add_argument("status", choices=SUBSCRIPTION_STATUSES)
+    _db_option(subscription)
+    return parser
+
+
+async def _with_db(path: str, action: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
+    db = await open_db(path)
+    try:
+        await action(db)
+    finally:
+        await db.close()
+
+
+def _workspace(args: argparse.Namespace) -> None:
+    async def create(db: aiosqlite.Connection) -> None:
+        _, token = await workspaces.create_workspace(db, args.name, args.plan)
+        print(
+            f"workspace {args.name!r} created (plan {args.plan}); deploy token, shown once:",
+            file=sys.stderr,
+        )
+        print(token)
+
+    async def rotate(db: aiosqlite.Connection) -> None:
+        token = await workspaces.rotate_token(db, args.name)
+        print(
+            f"workspace {args.name!r}: old tokens revoked; new deploy token, shown once:",
+            file=sys.stderr,
+        )
+        print(token)
+
+    async def subscription(db: aiosqlite.Connection) -> None:
+        await workspaces.set_subscription(db, args.name, args.status)
+        print(f"workspace {args.name!r}: subscription {args.status}", file=sys.stderr)
+
+    action = {"create": create, "rotate-token": rotate, "subscription": subscription}
+    asyncio.run(_with_db(args.db, action[args.action]))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from control.app import create_app
+
+    app = create_app(args.db, offline_after_sec=args.offline_after)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args)
+        else:
+            _workspace(args)
+    except DomainError as exc:
+        print(f"ftcontrol: {exc.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
