@@ -1,0 +1,105 @@
+"""HTTP client for the Agent API: node-key auth headers, timeouts, and a split of every
+failure into "try again later" (TransientError) and "never going to be accepted"
+(RejectedError), which is what the reporter's spool needs to decide."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from ftagent.report import wire
+
+AGENT_PREFIX = "/api/v1/agent/"
+T = TypeVar("T")
+
+
+class TransientError(Exception):
+    """Network failure, timeout, 5xx, 429 or 401/403 (a key can be fixed): retry later."""
+
+
+class RejectedError(Exception):
+    """Any other 4xx: the control plane understood and refused; resending cannot help."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class AgentClient:
+    def __init__(
+        self,
+        server: str,
+        api_key: str,
+        node_uuid: str,
+        connect_timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
+        verify_tls: bool = True,
+    ) -> None:
+        self._http = httpx.Client(
+            verify=verify_tls,
+            base_url=server.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "X-Node-UUID": node_uuid},
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            resp = self._http.request(method, AGENT_PREFIX + path, **kw)
+        except httpx.HTTPError as exc:  # connect/read errors and timeouts
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code < 400:
+            return resp
+        reason = _reason(resp)
+        if resp.status_code >= 500 or resp.status_code in (401, 403, 408, 429):
+            raise TransientError(f"HTTP {resp.status_code}: {reason}")
+        raise RejectedError(resp.status_code, reason)
+
+    def _decode(self, resp: httpx.Response, into: type[T]) -> T:
+        try:
+            return msgspec.json.decode(resp.content, type=into)
+        except msgspec.DecodeError as exc:
+            # A proxy's HTML page or a half-upgraded server: not this message's fault.
+            raise TransientError(f"unreadable reply: {exc}") from exc
+
+    def post_json(self, path: str, body: bytes) -> httpx.Response:
+        return self._request(
+            "POST", path, content=body, headers={"Content-Type": "application/json"}
+        )
+
+    def heartbeat(self, beat: wire.Heartbeat) -> wire.HeartbeatReply:
+        resp = self.post_json("heartbeat", msgspec.json.encode(beat))
+        return self._decode(resp, wire.HeartbeatReply)
+
+    def fetch_config(self) -> wire.AgentConfig:
+        return self._decode(self._request("GET", "config"), wire.AgentConfigReply).config
+
+    def ack_commands(self, acks: list[wire.CommandAck]) -> None:
+        self.post_json("commands/ack", msgspec.json.encode(wire.CommandAcks(acks=acks)))
+
+    def upload_pcap(self, incident_uuid: str, file: Path) -> wire.PcapReply:
+        with file.open("rb") as fh:
+            resp = self._request(
+                "POST",
+                f"incidents/{incident_uuid}/pcap",
+                files={"file": (file.name, fh, "application/vnd.tcpdump.pcap")},
+            )
+        return self._decode(resp, wire.PcapReply)
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text[:200]
+    if isinstance(data, dict):
+        for key in ("error", "detail", "message"):
+            if key in data:
+                return str(data[key])
+    return str(data)[:200]

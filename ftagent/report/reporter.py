@@ -1,0 +1,327 @@
+"""The background reporter: everything the agent tells the control plane goes through here.
+
+The agent loop calls the `report_*` methods, which only put a message on an in-memory
+queue and return (no disk, no network: detection and mitigation never wait). One sender
+thread moves queued messages into the disk spool, then sends the spool's oldest entries
+in order: consecutive metric points as one batch, incident events and pcap uploads one at
+a time, as soon as they are queued. A failure leaves the entry in the spool and counts
+against the circuit breaker; the next attempt resends it, so order is kept across
+outages and restarts. The control plane makes every message idempotent (metric points by
+node and second, incidents by the agent's uuid and `seq`), so a resend after a lost reply
+duplicates nothing.
+
+Live-only (never spooled): the heartbeat, which carries the spool size, and the config
+fetch, whose operator commands are handed to the agent loop through `take_control()`;
+the loop's answers (`ack_commands`) are spooled like events.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from ftagent.report import wire
+from ftagent.report.breaker import CircuitBreaker
+from ftagent.report.client import AgentClient, RejectedError, TransientError
+from ftagent.report.spool import Pending, Spool, SpoolEntry
+
+log = logging.getLogger("ftagent.report")
+
+_KIND_METRICS = "metrics"
+_KIND_PCAP = "pcap"
+_RETRY_PAUSE_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterSettings:
+    server: str
+    api_key: str
+    node_uuid: str
+    spool_path: Path
+    heartbeat_interval_s: float = 5.0
+    metrics_interval_s: float = 1.0
+    config_interval_s: float = 60.0
+    config_interval_attack_s: float = 5.0
+    timeout_s: float = 5.0
+    connect_timeout_s: float = 2.0
+    spool_max_bytes: int = 50 * 1024 * 1024
+    metrics_batch_max: int = 600
+    breaker_failures: int = 3
+    breaker_reset_s: float = 1.0
+    breaker_max_reset_s: float = 15.0
+    verify_tls: bool = True
+
+
+class _PcapRef(msgspec.Struct):
+    file: str
+
+
+@dataclass(slots=True)
+class ReporterStats:
+    sent_entries: int = 0
+    sent_batches: int = 0
+    rejected: int = 0
+    failures: int = 0
+    heartbeats: int = 0
+    config_fetches: int = 0
+    last_error: str = ""
+
+
+StatusFn = Callable[[], wire.Heartbeat]
+
+
+class Reporter:
+    def __init__(self, settings: ReporterSettings, status: StatusFn) -> None:
+        self.settings = settings
+        self._status = status
+        self._queue: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._spool = Spool(settings.spool_path, settings.spool_max_bytes)
+        self._breaker = CircuitBreaker(
+            settings.breaker_failures, settings.breaker_reset_s, settings.breaker_max_reset_s
+        )
+        self._client = AgentClient(
+            settings.server,
+            settings.api_key,
+            settings.node_uuid,
+            connect_timeout_s=settings.connect_timeout_s,
+            timeout_s=settings.timeout_s,
+            verify_tls=settings.verify_tls,
+        )
+        self._control_lock = threading.Lock()
+        self._control: wire.AgentConfig | None = None
+        self._delivered_commands: set[int] = set()
+        self._config_version = -1
+        self._attack = False
+        self.stats = ReporterStats()
+        self._spool_size = len(self._spool)
+
+    # ---- called from the agent loop: never blocks --------------------------------------
+
+    def report_metrics(self, point: wire.MetricPoint) -> None:
+        self._put(Pending(_KIND_METRICS, "metrics", msgspec.json.encode(point), droppable=True))
+
+    def report_incident_opened(self, uuid: str, started_at: float, f: wire.IncidentFigures) -> None:
+        self._attack = True
+        body = wire.IncidentOpen(uuid=uuid, started_at=started_at, figures=f)
+        self._put(Pending("incident_open", "incidents", msgspec.json.encode(body), False), True)
+
+    def report_incident_updated(self, uuid: str, f: wire.IncidentFigures) -> None:
+        body = msgspec.json.encode(wire.IncidentUpdate(figures=f))
+        self._put(Pending("incident_update", f"incidents/{uuid}", body, False), wake=True)
+
+    def report_incident_resolved(self, uuid: str, ended_at: float, f: wire.IncidentFigures) -> None:
+        self._attack = False
+        body = msgspec.json.encode(wire.IncidentResolve(ended_at=ended_at, figures=f))
+        self._put(Pending("incident_resolve", f"incidents/{uuid}/resolve", body, False), True)
+
+    def report_pcap(self, uuid: str, file: Path) -> None:
+        body = msgspec.json.encode(_PcapRef(file=str(file)))
+        self._put(Pending(_KIND_PCAP, f"incidents/{uuid}/pcap", body, False), wake=True)
+
+    def take_control(self) -> wire.AgentConfig | None:
+        """The newest config from the control plane not yet taken, with only the commands
+        the loop has not been given before; None when nothing new arrived."""
+        with self._control_lock:
+            cfg, self._control = self._control, None
+        return cfg
+
+    def ack_commands(self, acks: list[wire.CommandAck]) -> None:
+        if acks:
+            body = msgspec.json.encode(wire.CommandAcks(acks=acks))
+            self._put(Pending("ack", "commands/ack", body, False), wake=True)
+
+    def set_attack(self, active: bool) -> None:
+        """Fetch the config more often while an attack is on (operators act then)."""
+        self._attack = active
+
+    @property
+    def spool_size(self) -> int:
+        return self._spool_size
+
+    @property
+    def breaker_state(self) -> str:
+        return self._breaker.state
+
+    def _put(self, item: Pending, wake: bool = False) -> None:
+        self._queue.put(item)
+        if wake:
+            self._wake.set()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="ftagent-reporter", daemon=True)
+        self._thread.start()
+
+    def stop(self, flush_timeout_s: float = 2.0) -> None:
+        """Stop the sender; whatever is not sent by `flush_timeout_s` stays in the spool."""
+        self._flush_deadline = time.monotonic() + flush_timeout_s
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(flush_timeout_s + self.settings.timeout_s + 1.0)
+            self._thread = None
+        self._client.close()
+        self._spool.close()
+
+    # ---- sender thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_beat = next_config = next_metrics = 0.0  # all due at once on start
+        while not self._stop.is_set():
+            self._wake.clear()  # before absorbing: a put from now on wakes the wait below
+            self._absorb_queue()
+            now = time.monotonic()
+            if now >= next_beat:
+                next_beat = now + self.settings.heartbeat_interval_s
+                if self._heartbeat() and self._config_changed:
+                    next_config = now
+            if now >= next_config:
+                next_config = now + (
+                    self.settings.config_interval_attack_s
+                    if self._attack
+                    else self.settings.config_interval_s
+                )
+                self._fetch_config()
+            sent_all = True
+            # Events go out at once; metric points wait for their interval (batched).
+            if now >= next_metrics or self._spool.has_undroppable():
+                if now >= next_metrics:
+                    next_metrics = now + self.settings.metrics_interval_s
+                sent_all = self._drain_spool(deadline=None)
+            self._spool_size = len(self._spool)
+            wait = min(next_beat, next_config, next_metrics) - time.monotonic()
+            if not sent_all and self._spool.has_undroppable():
+                # Retry events as soon as the breaker lets us, but never spin.
+                wait = min(wait, max(self._breaker.seconds_until_retry(), _RETRY_PAUSE_S))
+            self._wake.wait(max(0.0, min(wait, 1.0)))
+        self._absorb_queue()
+        self._drain_spool(deadline=self._flush_deadline)
+        self._spool_size = len(self._spool)
+
+    _config_changed = False
+    _flush_deadline = 0.0
+
+    def _absorb_queue(self) -> None:
+        items: list[Pending] = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if items:
+            dropped = self._spool.append(items)
+            if dropped:
+                log.warning("spool full: dropped %d oldest metric points", dropped)
+
+    def _call(self, what: str, fn: Callable[[], None]) -> bool:
+        """Run one request under the breaker; True on success."""
+        if not self._breaker.allow():
+            return False
+        try:
+            fn()
+        except TransientError as exc:
+            self._breaker.record_failure()
+            self.stats.failures += 1
+            self.stats.last_error = f"{what}: {exc}"
+            log.debug("control plane unreachable (%s): %s", what, exc)
+            return False
+        self._breaker.record_success()
+        return True
+
+    def _heartbeat(self) -> bool:
+        def send() -> None:
+            beat = msgspec.structs.replace(self._status(), spool_size=len(self._spool))
+            try:
+                reply = self._client.heartbeat(beat)
+            except RejectedError as exc:
+                self.stats.last_error = f"heartbeat: {exc}"
+                log.error("control plane refused the heartbeat: %s", exc)
+                return
+            self.stats.heartbeats += 1
+            self._config_changed = (
+                reply.config_version != self._config_version or reply.pending_commands > 0
+            )
+
+        return self._call("heartbeat", send)
+
+    def _fetch_config(self) -> None:
+        def fetch() -> None:
+            try:
+                cfg = self._client.fetch_config()
+            except RejectedError as exc:
+                log.error("control plane refused the config fetch: %s", exc)
+                return
+            self.stats.config_fetches += 1
+            self._config_changed = False
+            fresh = [c for c in cfg.commands if c.id not in self._delivered_commands]
+            if cfg.config_version == self._config_version and not fresh:
+                return
+            self._config_version = cfg.config_version
+            self._delivered_commands.update(c.id for c in fresh)
+            with self._control_lock:
+                self._control = msgspec.structs.replace(cfg, commands=fresh)
+
+        self._call("config", fetch)
+
+    def _drain_spool(self, deadline: float | None) -> bool:
+        """Send spooled entries oldest first; True when the spool is empty."""
+        while deadline is None or time.monotonic() < deadline:
+            if deadline is None and self._stop.is_set():
+                return False
+            batch = self._next_batch()
+            if not batch:
+                return True
+            if not self._call(batch[0].kind, functools.partial(self._send, batch)):
+                return False
+            self._spool.remove(batch)
+            self._absorb_queue()
+        return False
+
+    def _next_batch(self) -> list[SpoolEntry]:
+        head = self._spool.peek(self.settings.metrics_batch_max)
+        if not head:
+            return []
+        if head[0].kind != _KIND_METRICS:
+            return head[:1]
+        batch: list[SpoolEntry] = []
+        for e in head:
+            if e.kind != _KIND_METRICS:
+                break
+            batch.append(e)
+        return batch
+
+    def _send(self, batch: list[SpoolEntry]) -> None:
+        """Send one batch; a RejectedError is final (logged, counted, entries dropped)."""
+        head = batch[0]
+        try:
+            if head.kind == _KIND_METRICS:
+                body = b'{"points":[' + b",".join(e.body for e in batch) + b"]}"
+                self._client.post_json("metrics", body)
+            elif head.kind == _KIND_PCAP:
+                ref = msgspec.json.decode(head.body, type=_PcapRef)
+                file = Path(ref.file)
+                if not file.is_file():
+                    raise RejectedError(0, f"pcap {file} no longer exists")
+                self._client.upload_pcap(head.path.split("/")[1], file)
+            else:
+                self._client.post_json(head.path, head.body)
+        except RejectedError as exc:
+            self.stats.rejected += len(batch)
+            self.stats.last_error = f"{head.kind}: {exc}"
+            log.error("control plane refused %s (%s): dropped from the spool", head.kind, exc)
+        self.stats.sent_entries += len(batch)
+        self.stats.sent_batches += 1

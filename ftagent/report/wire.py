@@ -1,0 +1,189 @@
+"""The Agent API's messages (`/api/v1/agent/...`), defined once for both ends.
+
+The agent encodes these; the control plane decodes them with forbid_unknown_fields, so a
+typo in a field name is a 400 with the field named, never silently lost data. Times are
+Unix seconds (float, UTC); rates are per second.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+XdpMode = Literal["native", "generic", "none"]
+BaselineState = Literal["learning", "ready"]
+AttackState = Literal["normal", "attack"]
+MitigationMode = Literal["on", "dry_run", "off"]
+CommandAction = Literal["block", "unblock"]
+
+
+class Heartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    version: str
+    xdp_mode: XdpMode
+    interface: str = ""
+    baseline_state: BaselineState = "learning"
+    attack_state: AttackState = "normal"
+    spool_size: int = 0
+    uptime_s: float = 0.0
+    pps: float = 0.0
+    rules_active: int = 0
+    mitigation_mode: MitigationMode = "on"
+
+
+class HeartbeatReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    status: str
+    config_version: int
+    pending_commands: int
+
+
+class Thresholds(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Control-plane overrides of the agent's detection settings; None = the agent's own.
+
+    `floors` keys are the agent's [detection.floors] names (pps, bps, syn_pps, ...).
+    """
+
+    multiplier: float | None = None
+    burst_factor: float | None = None
+    confirm_windows: int | None = None
+    cooldown_s: float | None = None
+    floors: dict[str, float] | None = None
+
+
+class Sampling(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Packet sampling for classification and pcap; None = the agent's own."""
+
+    idle_samples_per_s: int | None = None
+    attack_samples_per_s: int | None = None
+
+
+class RuleCommand(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An operator's block/unblock, handed out until the agent acks it.
+
+    `target` is an address or prefix ("198.51.100.7", "203.0.113.0/24", "2001:db8::/48").
+    """
+
+    id: int
+    action: CommandAction
+    target: str
+    ttl_s: float = 3600.0
+
+
+class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Bumped by the control plane on every change; the agent re-fetches when it moves.
+    config_version: int
+    thresholds: Thresholds = msgspec.field(default_factory=Thresholds)
+    mitigation_mode: MitigationMode | None = None
+    rule_ttl_s: float | None = None
+    # None: keep the agent's configured allow-list; a list replaces it.
+    allowlist: list[str] | None = None
+    sampling: Sampling = msgspec.field(default_factory=Sampling)
+    commands: list[RuleCommand] = []
+
+
+class AgentConfigReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    config: AgentConfig
+
+
+class CommandAck(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: int
+    ok: bool
+    error: str = ""
+
+
+class CommandAcks(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    acks: list[CommandAck]
+
+
+class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """One second of traffic as the agent measured it (before XDP drops: 'in')."""
+
+    ts: float
+    pps: float
+    bps: float
+    dropped_pps: float = 0.0
+    dropped_bps: float = 0.0
+    # packets per second by class: tcp, udp, icmp, other, fragment
+    protocols: dict[str, float] = {}
+    # packets per second by TCP flag class: syn, synack, ack, rst, fin, other
+    tcp_flags: dict[str, float] = {}
+    baseline_avg_pps: float | None = None
+    baseline_p95_pps: float | None = None
+    baseline_p99_pps: float | None = None
+
+
+class MetricsBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    points: list[MetricPoint]
+
+
+class SourceFigure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    ip: str
+    pps: float = 0.0
+    bps: float = 0.0
+
+
+class RuleFigure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A mitigation rule as the incident shows it."""
+
+    kind: Literal["source", "prefix", "signature", "rate_limit"]
+    match: str  # human text, e.g. "udp sport 11211" or "198.51.100.7/32"
+    action: Literal["drop", "rate_limit"] = "drop"
+    ttl_sec: int | None = None
+    dropped_packets: int = 0
+
+
+class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """What the agent knows about an incident at one moment; every report carries all of it,
+    so a later report supersedes an earlier one and a replay cannot go backwards (`seq`)."""
+
+    seq: int
+    family: str
+    subtype: str | None = None
+    severity: Literal["low", "medium", "high", "critical"] = "low"
+    peak_pps: float = 0.0
+    peak_bps: float = 0.0
+    current_pps: float = 0.0
+    baseline_p95_pps: float | None = None
+    threshold_pps: float | None = None
+    # share of the attack's packets by protocol class, percent
+    protocols: dict[str, float] = {}
+    top_sources: list[SourceFigure] = []
+    evidence: dict[str, Any] = {}
+    rules: list[RuleFigure] = []
+    # first time a rule was in place (Unix s); None while nothing is dropped
+    mitigated_at: float | None = None
+
+
+class IncidentOpen(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    uuid: str  # generated by the agent: replays of the same open are one incident
+    started_at: float
+    figures: IncidentFigures
+
+
+class IncidentUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    figures: IncidentFigures
+
+
+class IncidentResolve(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    ended_at: float
+    figures: IncidentFigures
+
+
+class IncidentReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    uuid: str
+    status: str
+    created: bool = False
+
+
+class PcapReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    sha256: str
+    size: int
+
+
+class OkReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    accepted: int = 0

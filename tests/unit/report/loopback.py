@@ -1,0 +1,140 @@
+"""A real HTTP server on 127.0.0.1 that speaks the Agent/Deploy API's reply shapes and
+records every request, for the reporter's and deploy command's unit tests.
+
+It can be stopped (connections refused: a real outage) and started again on the same
+port, or told to answer every request with a given status code.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Behaviour:
+    force_status: int | None = None
+    # path suffix -> status, for one kind of request only
+    status_for: dict[str, int] = field(default_factory=dict)
+    config: dict[str, Any] = field(
+        default_factory=lambda: {"config_version": 1, "thresholds": {}, "commands": []}
+    )
+    deploy_reply: dict[str, Any] = field(
+        default_factory=lambda: {
+            "ok": True,
+            "node_uuid": "0b7c6a52-3d1e-4f7e-9a61-2c3d4e5f6a7b",
+            "api_key": "ab" * 32,
+            "name": "n",
+            "ip": "192.0.2.1",
+        }
+    )
+
+
+class LoopbackControlPlane:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []  # answered with success
+        self.refused: list[Recorded] = []  # answered with an error status
+        self.behaviour = Behaviour()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        plane = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                rec = Recorded(self.command, self.path, dict(self.headers.items()), body)
+                status, reply = plane._reply(rec)
+                with plane._lock:
+                    (plane.requests if status < 400 else plane.refused).append(rec)
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = _handle
+            do_POST = _handle
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _reply(self, rec: Recorded) -> tuple[int, dict[str, Any]]:
+        b = self.behaviour
+        if b.force_status is not None:
+            return b.force_status, {"ok": False, "error": "forced by the test"}
+        for suffix, status in b.status_for.items():
+            if rec.path.endswith(suffix):
+                return status, {"ok": False, "error": f"refused {suffix}"}
+        path = rec.path.removeprefix("/api/v1/agent/")
+        if rec.path == "/api/deploy":
+            return 200, b.deploy_reply
+        if path == "heartbeat":
+            pending = len(b.config.get("commands", []))
+            version = b.config["config_version"]
+            return 200, {"ok": True, "status": "online", "config_version": version,
+                         "pending_commands": pending}
+        if path == "config":
+            return 200, {"ok": True, "config": b.config}
+        if path == "metrics":
+            return 200, {"ok": True, "accepted": len(json.loads(rec.body)["points"])}
+        if path.endswith("/pcap"):
+            return 200, {"ok": True, "sha256": "0" * 64, "size": len(rec.body)}
+        if path.startswith("incidents"):
+            return 200, {"ok": True, "uuid": path.split("/")[-1], "status": "active"}
+        if path == "commands/ack":
+            return 200, {"ok": True}
+        return 404, {"ok": False, "error": f"no route {rec.path}"}
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [r.path.removeprefix("/api/v1/agent/") for r in self.requests]
+
+    def of(self, path: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.path.removeprefix("/api/v1/agent/") == path]
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return bool(predicate())
