@@ -2,7 +2,8 @@
 
 `create_app(db_path)` builds it; `ftcontrol serve` runs it under uvicorn. The store, the
 incident event bus and the incident service live on `app.state` (`db`, `events`,
-`incidents`, `node_policy`) and are also injectable by those names.
+`incidents`, `node_policy`, `notifications`); all but the last are also injectable by
+those names.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from control.auth import BEARER, DeployTokenMiddleware, provide_caller
 from control.db import open_db
 from control.errors import DomainError
 from control.events import IncidentEvents
+from control.notify.service import NotificationService
 from control.services.incidents import IncidentService
 from control.services.nodes import NodeStatusPolicy
 
@@ -91,6 +93,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
 
 def _route_handlers() -> list[Any]:
     from control.api.analytics import analytics_summary
+    from control.api.channel_delivery import ChannelDeliveryController
     from control.api.channels import ChannelsController
     from control.api.deploy import deploy
     from control.api.health import health
@@ -106,6 +109,7 @@ def _route_handlers() -> list[Any]:
             NodesController,
             IncidentsController,
             ChannelsController,
+            ChannelDeliveryController,
             get_workspace,
             analytics_summary,
             status_overview,
@@ -127,9 +131,13 @@ def _lifespan(db_path: str, node_policy: NodeStatusPolicy) -> Any:
         app.state.events = events
         app.state.incidents = IncidentService(db, events)
         app.state.node_policy = node_policy
+        notifications = NotificationService(db, events)
+        app.state.notifications = notifications
         try:
+            await notifications.start()
             yield
         finally:
+            await notifications.stop()
             await db.close()
 
     return lifespan

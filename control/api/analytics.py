@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import aiosqlite
 from litestar import get
+from litestar.params import FromQuery
 
+from control.api.deps import CallerDep, Db
 from control.services import analytics
 from control.services.analytics import AnalyticsRange, AnalyticsSummary
-from control.services.workspaces import Caller
 
 
 class AnalyticsResponse(AnalyticsSummary, kw_only=True):
@@ -16,9 +16,11 @@ class AnalyticsResponse(AnalyticsSummary, kw_only=True):
 
 @get("/analytics/summary", tags=["analytics"], summary="Incident analytics for a time range")
 async def analytics_summary(
-    caller: Caller,
-    db: aiosqlite.Connection,
-    range: AnalyticsRange = "30d",  # the reference names it "range" (shadows the builtin here)
+    caller: CallerDep,
+    db: Db,
+    range: FromQuery[
+        AnalyticsRange
+    ] = "30d",  # the reference names it "range" (shadows the builtin here)
 ) -> AnalyticsResponse:
     result = await analytics.summary(db, caller.workspace_id, range)
     return AnalyticsResponse(ok=True, **{f: getattr(result, f) for f in result.__struct_fields__})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
 import msgspec
 from litestar import Controller, delete, get, post
+from litestar.params import FromPath, JSONBody
 
 from control.api.common import Ok
+from control.api.deps import CallerDep, Db
 from control.schemas import Channel, ChannelType
 from control.services import channels as channel_store
-from control.services.workspaces import Caller
 
 
 class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -35,14 +35,14 @@ class ChannelsController(Controller):
     tags = ["channels"]
 
     @get(summary="List notification channels (secrets masked)")
-    async def list_channels(self, caller: Caller, db: aiosqlite.Connection) -> ChannelList:
+    async def list_channels(self, caller: CallerDep, db: Db) -> ChannelList:
         return ChannelList(
             ok=True, channels=await channel_store.list_channels(db, caller.workspace_id)
         )
 
     @post(summary="Create a notification channel (config validated per type)")
     async def create_channel(
-        self, data: ChannelCreate, caller: Caller, db: aiosqlite.Connection
+        self, data: JSONBody[ChannelCreate], caller: CallerDep, db: Db
     ) -> ChannelOne:
         channel = await channel_store.create_channel(
             db, caller.workspace_id, data.name, data.type, data.config
@@ -50,6 +50,6 @@ class ChannelsController(Controller):
         return ChannelOne(ok=True, channel=channel)
 
     @delete("/{channel_id:int}", status_code=200, summary="Delete a notification channel")
-    async def delete_channel(self, channel_id: int, caller: Caller, db: aiosqlite.Connection) -> Ok:
+    async def delete_channel(self, channel_id: FromPath[int], caller: CallerDep, db: Db) -> Ok:
         await channel_store.delete_channel(db, caller.workspace_id, channel_id)
         return Ok(ok=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 from litestar import post
+from litestar.params import FromPath, JSONBody
 
+from control.api.deps import CallerDep, Db, NodePolicyDep
 from control.auth import BEARER
-from control.services.nodes import NodeFields, NodeStatusPolicy, create_node
-from control.services.workspaces import Caller
+from control.services.nodes import NodeFields, create_node
 
 
 class DeployRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -21,7 +21,7 @@ class DeployRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class DeployResponse(msgspec.Struct, kw_only=True):
     ok: bool
-    node_uuid: str
+    node_uuid: FromPath[str]
     api_key: str  # 64 hex characters, shown only here; the store keeps its SHA-256
     name: str
     ip: str
@@ -35,10 +35,10 @@ class DeployResponse(msgspec.Struct, kw_only=True):
     security=[{BEARER: []}],
 )
 async def deploy(
-    data: DeployRequest,
-    caller: Caller,
-    db: aiosqlite.Connection,
-    node_policy: NodeStatusPolicy,
+    data: JSONBody[DeployRequest],
+    caller: CallerDep,
+    db: Db,
+    node_policy: NodePolicyDep,
 ) -> DeployResponse:
     fields = NodeFields.validated(
         name=data.name, ip=data.ip, location=data.location, os=data.os, interface=data.interface

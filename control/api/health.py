@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 from litestar import Response, get
+
+from control.api.deps import Db
 
 
 class Health(msgspec.Struct, kw_only=True):
@@ -12,7 +13,7 @@ class Health(msgspec.Struct, kw_only=True):
 
 
 @get("/api/health", tags=["health"], summary="Health check (no authentication)")
-async def health(db: aiosqlite.Connection) -> Response[Health]:
+async def health(db: Db) -> Response[Health]:
     try:
         async with db.execute("SELECT 1") as cur:
             await cur.fetchone()

@@ -6,11 +6,12 @@ from typing import Literal
 
 import msgspec
 from litestar import Controller, get, patch
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from control import validation
+from control.api.deps import CallerDep, IncidentsDep
 from control.schemas import Incident, IncidentListItem, IncidentStatus, Severity
-from control.services.incidents import IncidentFilters, IncidentService
-from control.services.workspaces import Caller
+from control.services.incidents import IncidentFilters
 
 
 class IncidentList(msgspec.Struct, kw_only=True):
@@ -39,13 +40,13 @@ class IncidentsController(Controller):
     @get(summary="List incidents, newest first")
     async def list_incidents(
         self,
-        caller: Caller,
-        incidents: IncidentService,
-        limit: int = 50,
-        offset: int = 0,
-        status: IncidentStatus | None = None,
-        severity: Severity | None = None,
-        node: str | None = None,
+        caller: CallerDep,
+        incidents: IncidentsDep,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+        status: FromQuery[IncidentStatus | None] = None,
+        severity: FromQuery[Severity | None] = None,
+        node: FromQuery[str | None] = None,
     ) -> IncidentList:
         validation.page(limit, offset)
         filters = IncidentFilters(status=status, severity=severity, node_uuid=node)
@@ -56,7 +57,7 @@ class IncidentsController(Controller):
 
     @get("/{incident_uuid:str}", summary="Get an incident in full")
     async def get_incident(
-        self, incident_uuid: str, caller: Caller, incidents: IncidentService
+        self, incident_uuid: FromPath[str], caller: CallerDep, incidents: IncidentsDep
     ) -> IncidentOne:
         return IncidentOne(
             ok=True, incident=await incidents.get(caller.workspace_id, incident_uuid)
@@ -65,10 +66,10 @@ class IncidentsController(Controller):
     @patch("/{incident_uuid:str}", summary="Mark an incident resolved or false_positive")
     async def update_incident(
         self,
-        incident_uuid: str,
-        data: IncidentStatusChange,
-        caller: Caller,
-        incidents: IncidentService,
+        incident_uuid: FromPath[str],
+        data: JSONBody[IncidentStatusChange],
+        caller: CallerDep,
+        incidents: IncidentsDep,
     ) -> IncidentOne:
         incident = await incidents.set_status(caller.workspace_id, incident_uuid, data.status)
         return IncidentOne(ok=True, incident=incident)

@@ -6,10 +6,10 @@ they are never stale and cost nothing between scrapes.
 
 from __future__ import annotations
 
-import aiosqlite
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
+from control.api.deps import Db, NodePolicyDep
 from control.schemas import NodeStatus
 from control.services.nodes import NodeStatusPolicy, status_counts
 
@@ -20,7 +20,7 @@ ACTIVE_INCIDENTS = Gauge("ftcontrol_incidents_active", "Active incidents", ["wor
 WORKSPACES = Gauge("ftcontrol_workspaces", "Workspaces")
 
 
-async def refresh_gauges(db: aiosqlite.Connection, policy: NodeStatusPolicy) -> None:
+async def refresh_gauges(db: Db, policy: NodeStatusPolicy) -> None:
     async with db.execute(
         """SELECT w.name, (SELECT count(*) FROM incidents i
                            WHERE i.workspace_id = w.id AND i.status = 'active') AS active
@@ -40,7 +40,7 @@ async def refresh_gauges(db: aiosqlite.Connection, policy: NodeStatusPolicy) -> 
 
 
 @get("/metrics", include_in_schema=False)
-async def metrics(db: aiosqlite.Connection, node_policy: NodeStatusPolicy) -> Response[bytes]:
+async def metrics(db: Db, node_policy: NodePolicyDep) -> Response[bytes]:
     await refresh_gauges(db, node_policy)
     return Response(
         generate_latest(REGISTRY), status_code=200, headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
 import msgspec
 from litestar import Controller, delete, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from control import validation
 from control.api.common import Ok
+from control.api.deps import CallerDep, Db, NodePolicyDep
 from control.schemas import Node, NodeDetail, NodePriority, NodeStatus
 from control.services import nodes as node_store
-from control.services.nodes import NodeFields, NodeStatusPolicy
-from control.services.workspaces import Caller
+from control.services.nodes import NodeFields
 
 
 class NodeCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -79,12 +79,12 @@ class NodesController(Controller):
     @get(summary="List the workspace's nodes")
     async def list_nodes(
         self,
-        caller: Caller,
-        db: aiosqlite.Connection,
-        node_policy: NodeStatusPolicy,
-        limit: int = 50,
-        offset: int = 0,
-        status: NodeStatus | None = None,
+        caller: CallerDep,
+        db: Db,
+        node_policy: NodePolicyDep,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
+        status: FromQuery[NodeStatus | None] = None,
     ) -> NodeList:
         validation.page(limit, offset)
         nodes, total = await node_store.list_nodes(
@@ -95,10 +95,10 @@ class NodesController(Controller):
     @post(summary="Create a node (like /api/deploy, returning the full node and its API key)")
     async def create_node(
         self,
-        data: NodeCreate,
-        caller: Caller,
-        db: aiosqlite.Connection,
-        node_policy: NodeStatusPolicy,
+        data: JSONBody[NodeCreate],
+        caller: CallerDep,
+        db: Db,
+        node_policy: NodePolicyDep,
     ) -> NodeCreated:
         fields = NodeFields.validated(
             name=data.name,
@@ -114,10 +114,10 @@ class NodesController(Controller):
     @get("/{node_uuid:str}", summary="Get a node with its baseline")
     async def get_node(
         self,
-        node_uuid: str,
-        caller: Caller,
-        db: aiosqlite.Connection,
-        node_policy: NodeStatusPolicy,
+        node_uuid: FromPath[str],
+        caller: CallerDep,
+        db: Db,
+        node_policy: NodePolicyDep,
     ) -> NodeOne:
         node = await node_store.get_node(db, caller.workspace_id, node_uuid, node_policy)
         return NodeOne(ok=True, node=node)
@@ -125,11 +125,11 @@ class NodesController(Controller):
     @patch("/{node_uuid:str}", summary="Update a node's fields")
     async def update_node(
         self,
-        node_uuid: str,
-        data: NodeUpdate,
-        caller: Caller,
-        db: aiosqlite.Connection,
-        node_policy: NodeStatusPolicy,
+        node_uuid: FromPath[str],
+        data: JSONBody[NodeUpdate],
+        caller: CallerDep,
+        db: Db,
+        node_policy: NodePolicyDep,
     ) -> NodeOne:
         node = await node_store.update_node(
             db, caller.workspace_id, node_uuid, _validated_changes(data), node_policy
@@ -137,6 +137,6 @@ class NodesController(Controller):
         return NodeOne(ok=True, node=node)
 
     @delete("/{node_uuid:str}", status_code=200, summary="Soft-delete a node")
-    async def delete_node(self, node_uuid: str, caller: Caller, db: aiosqlite.Connection) -> Ok:
+    async def delete_node(self, node_uuid: FromPath[str], caller: CallerDep, db: Db) -> Ok:
         await node_store.delete_node(db, caller.workspace_id, node_uuid)
         return Ok(ok=True)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-import aiosqlite
 import msgspec
 from litestar import get
 
+from control.api.deps import CallerDep, Db, NodePolicyDep
 from control.schemas import NodeStatus
-from control.services.nodes import NodeStatusPolicy, all_nodes
-from control.services.workspaces import Caller
+from control.services.nodes import all_nodes
 
 
 class NodeStatusItem(msgspec.Struct, kw_only=True):
@@ -37,7 +36,7 @@ class StatusOverview(msgspec.Struct, kw_only=True):
 
 @get("/status", tags=["status"], summary="Status overview of every node")
 async def status_overview(
-    caller: Caller, db: aiosqlite.Connection, node_policy: NodeStatusPolicy
+    caller: CallerDep, db: Db, node_policy: NodePolicyDep
 ) -> StatusOverview:
     nodes = await all_nodes(db, caller.workspace_id, node_policy)
     statuses = [n.status for n in nodes]

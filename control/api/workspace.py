@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import aiosqlite
 import msgspec
 from litestar import get
 
+from control.api.deps import CallerDep, Db
 from control.schemas import Workspace
-from control.services.workspaces import Caller, describe
+from control.services.workspaces import describe
 
 
 class WorkspaceOne(msgspec.Struct, kw_only=True):
@@ -16,5 +16,5 @@ class WorkspaceOne(msgspec.Struct, kw_only=True):
 
 
 @get("/workspace", tags=["workspace"], summary="Workspace plan, node count and subscription")
-async def get_workspace(caller: Caller, db: aiosqlite.Connection) -> WorkspaceOne:
+async def get_workspace(caller: CallerDep, db: Db) -> WorkspaceOne:
     return WorkspaceOne(ok=True, workspace=await describe(db, caller.workspace_id))
