@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ftmaps.h: the maps, declared once for the XDP program (bpf/ftxdp.c) and for the
+ * maps-only view (bpf/ftview.c) that `ftagent rules|block|unblock` compiles to open the
+ * running agent's pinned maps with bcc's typed Key/Leaf.
+ *
+ * With -DFT_PIN_DIR="\"/sys/fs/bpf/ftagent/<ifname>\"" every table is opened from the
+ * pin of the same name in that directory (bcc's "<type>:<path>" pinned-table form).
+ */
+#ifndef FTMAPS_H
+#define FTMAPS_H
+
+#include "ftshared.h"
+
+#ifdef FT_PIN_DIR
+#define FT_TABLE(_type, _key, _leaf, _name, _size, _flags) \
+    BPF_F_TABLE(_type ":" FT_PIN_DIR "/" #_name, _key, _leaf, _name, _size, _flags)
+#else
+#define FT_TABLE(_type, _key, _leaf, _name, _size, _flags) \
+    BPF_F_TABLE(_type, _key, _leaf, _name, _size, _flags)
+#endif
+
+FT_TABLE("percpu_array", int, struct ft_stats, stats, 1, 0);
+FT_TABLE("array", int, struct ft_config, config, 1, 0);
+FT_TABLE("lru_percpu_hash", __u32, struct ft_src_stat, top_v4, FT_TOP_SOURCES_SIZE, 0);
+FT_TABLE("lru_percpu_hash", struct ft_in6, struct ft_src_stat, top_v6, FT_TOP_SOURCES_SIZE, 0);
+FT_TABLE("lpm_trie", struct ft_lpm_v4, __u32, allow_v4, FT_ALLOW_MAX, BPF_F_NO_PREALLOC);
+FT_TABLE("lpm_trie", struct ft_lpm_v6, __u32, allow_v6, FT_ALLOW_MAX, BPF_F_NO_PREALLOC);
+FT_TABLE("hash", __u32, struct ft_rule, rsrc_v4, FT_SRC_RULES_MAX, 0);
+FT_TABLE("hash", struct ft_in6, struct ft_rule, rsrc_v6, FT_SRC_RULES_MAX, 0);
+FT_TABLE("lpm_trie", struct ft_lpm_v4, struct ft_rule, rpfx_v4, FT_PREFIX_RULES_MAX, BPF_F_NO_PREALLOC);
+FT_TABLE("lpm_trie", struct ft_lpm_v6, struct ft_rule, rpfx_v6, FT_PREFIX_RULES_MAX, BPF_F_NO_PREALLOC);
+FT_TABLE("array", int, struct ft_sig_rule, rsig, FT_SIG_RULES_MAX, 0);
+FT_TABLE("percpu_array", int, struct ft_rule_stat, rule_stats, FT_RULE_STATS_MAX, 0);
+
+#endif /* FTMAPS_H */

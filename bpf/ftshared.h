@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ftshared.h: everything the XDP program and the Python loader share.
+ *
+ * The model is xdp-tools' common_kern_user.h: every index constant, struct and map
+ * size lives here once. Python never copies a layout: it reads bcc's generated
+ * Key/Leaf ctypes (b["map"].Key / .Leaf) and the constants below are mirrored by
+ * name in ftagent/datapath.py (CLASSES, TCP_FLAG_CLASSES, AMP_PORTS, SIZE_BOUNDS,
+ * VERDICTS), in the same order; tests/bpf/test_layout.py checks the mirror.
+ *
+ * Byte order: addresses and ports inside map keys/values are in network order
+ * (as on the wire), so the program compares without converting. Times are
+ * bpf_ktime_get_ns() (CLOCK_MONOTONIC).
+ */
+#ifndef FTSHARED_H
+#define FTSHARED_H
+
+/* ---- packet/byte classes: ftagent.datapath.CLASSES ---- */
+#define FT_CLS_TOTAL     0
+#define FT_CLS_IPV4      1
+#define FT_CLS_IPV6      2
+#define FT_CLS_OTHER_L3  3
+#define FT_CLS_TCP       4
+#define FT_CLS_UDP       5
+#define FT_CLS_ICMP      6  /* ICMP and ICMPv6 */
+#define FT_CLS_OTHER_L4  7
+#define FT_CLS_FRAGMENT  8  /* IPv4 or IPv6 fragments, first and non-first */
+#define FT_NUM_CLASSES   9
+
+/* ---- TCP flag classes: ftagent.datapath.TCP_FLAG_CLASSES ----
+ * Precedence: rst > syn/synack > fin > ack > other. */
+#define FT_TCPF_SYN     0
+#define FT_TCPF_SYNACK  1
+#define FT_TCPF_ACK     2
+#define FT_TCPF_RST     3
+#define FT_TCPF_FIN     4
+#define FT_TCPF_OTHER   5
+#define FT_NUM_TCPF     6
+
+/* ---- UDP source ports (amplification): ftagent.datapath.AMP_PORTS + "other" ---- */
+#define FT_AMP_19     0
+#define FT_AMP_53     1
+#define FT_AMP_123    2
+#define FT_AMP_161    3
+#define FT_AMP_389    4
+#define FT_AMP_1900   5
+#define FT_AMP_3702   6
+#define FT_AMP_5353   7
+#define FT_AMP_11211  8
+#define FT_AMP_OTHER  9
+#define FT_NUM_AMP    10
+
+/* ---- packet-size histogram (wire length, inclusive bounds): SIZE_BOUNDS ---- */
+#define FT_SIZE_LE_64    0
+#define FT_SIZE_LE_128   1
+#define FT_SIZE_LE_256   2
+#define FT_SIZE_LE_512   3
+#define FT_SIZE_LE_1024  4
+#define FT_SIZE_LE_1500  5
+#define FT_SIZE_GT_1500  6
+#define FT_NUM_SIZES     7
+
+/* ---- verdicts (exactly one per packet): ftagent.datapath.VERDICTS ----
+ * allowlisted: a drop rule matched but the allow-list spared the packet (the
+ * allow-list is consulted only when a rule would drop, which keeps the pass path
+ * free of LPM lookups). malformed: a header was cut or invalid and no source/prefix
+ * rule dropped it; such packets pass. */
+#define FT_V_PASSED          0
+#define FT_V_DROP_SRC        1
+#define FT_V_DROP_PREFIX     2
+#define FT_V_DROP_SIGNATURE  3
+#define FT_V_RATE_LIMITED    4
+#define FT_V_ALLOWLISTED     5
+#define FT_V_MALFORMED       6
+#define FT_NUM_VERDICTS      7
+
+/* ---- map sizes (the loader may override the ones marked with -D) ---- */
+#ifndef FT_TOP_SOURCES_SIZE
+#define FT_TOP_SOURCES_SIZE  16384   /* per family; -DFT_TOP_SOURCES_SIZE=N */
+#endif
+#define FT_SRC_RULES_MAX     4096    /* exact-source rules per family */
+#define FT_PREFIX_RULES_MAX  1024    /* prefix rules per family */
+#define FT_SIG_RULES_MAX     32      /* signature rules (scanned linearly) */
+#define FT_RULE_STATS_MAX    (2 * FT_SRC_RULES_MAX + 2 * FT_PREFIX_RULES_MAX + FT_SIG_RULES_MAX)
+#define FT_ALLOW_MAX         1024    /* allow-list prefixes per family */
+#define FT_RINGBUF_PAGES     64      /* sample ring buffer: 64 pages (256 KiB) */
+#define FT_PERFBUF_PAGES     8       /* perf buffer pages per CPU (fallback) */
+#define FT_SAMPLE_BYTES      128     /* bytes of each sampled packet sent to user space */
+#define FT_MAX_VLAN          2       /* 802.1Q / 802.1ad tags parsed */
+#define FT_MAX_V6_EXT        4       /* IPv6 extension headers skipped */
+
+/* ---- signature-rule match bits (ft_sig_rule.match) ---- */
+#define FT_SIG_SPORT  0x01
+#define FT_SIG_DPORT  0x02
+#define FT_SIG_FLAGS  0x04
+#define FT_SIG_DST4   0x08
+#define FT_SIG_DST6   0x10
+
+/* ---- map layouts ---- */
+
+/* Per-CPU, one element: every packet counter. */
+struct ft_stats {
+    __u64 class_packets[FT_NUM_CLASSES];
+    __u64 class_bytes[FT_NUM_CLASSES];
+    __u64 tcp_flags[FT_NUM_TCPF];
+    __u64 udp_port_packets[FT_NUM_AMP];
+    __u64 udp_port_bytes[FT_NUM_AMP];
+    __u64 sizes[FT_NUM_SIZES];
+    __u64 verdict_packets[FT_NUM_VERDICTS];
+    __u64 verdict_bytes[FT_NUM_VERDICTS];
+    __u64 sample_countdown;      /* 1-in-N sampling, per CPU */
+    __u64 src_insert_countdown;  /* sample-and-hold insertion into top sources */
+};
+
+/* One element, written by user space. The n_* fields say whether a rule/allow map
+ * may hold entries: zero lets the program skip the lookup (a stale non-zero value
+ * only costs a lookup, so user space keeps them >= the real count). */
+struct ft_config {
+    __u32 sample_one_in;        /* 0: sampling off */
+    __u32 src_insert_one_in;    /* top sources: insert a new source 1 in N (sample and hold); 0/1: every packet */
+    __u32 n_src_v4;
+    __u32 n_src_v6;
+    __u32 n_prefix_v4;
+    __u32 n_prefix_v6;
+    __u32 n_sig;                /* signature slots in use: 0..n_sig-1 are scanned */
+    __u32 n_allow_v4;
+    __u32 n_allow_v6;
+    __u32 pad;
+};
+
+struct ft_in6 {
+    __u8 addr[16];
+};
+
+/* LPM keys: prefixlen first, as BPF_MAP_TYPE_LPM_TRIE requires. */
+struct ft_lpm_v4 {
+    __u32 prefixlen;
+    __u8 addr[4];
+};
+
+struct ft_lpm_v6 {
+    __u32 prefixlen;
+    __u8 addr[16];
+};
+
+/* Top sources (LRU per-CPU hash; each CPU updates its own copy, no atomics). */
+struct ft_src_stat {
+    __u64 packets;
+    __u64 bytes;
+    __u64 last_seen_ns;  /* bpf_ktime_get_coarse_ns(): same clock, jiffy resolution */
+};
+
+/* A source or prefix rule. rate_pps == 0: drop every match; otherwise a token bucket
+ * (capacity one second of tokens, tokens in units of 1e-9 packet) passes rate_pps. */
+struct ft_rule {
+    __u64 expires_ns;       /* the program ignores the rule once now > expires_ns */
+    __u64 tokens;           /* token bucket state (shared across CPUs; benign races) */
+    __u64 last_refill_ns;
+    __u32 rate_pps;
+    __u32 stat_idx;         /* index into rule_stats */
+};
+
+/* A signature rule: proto + optional ports, TCP flags and destination. */
+struct ft_sig_rule {
+    struct ft_rule rule;    /* expires_ns == 0: free slot */
+    __u8 proto;             /* IPPROTO_* (6, 17, 1, 58) */
+    __u8 match;             /* FT_SIG_* bits */
+    __u8 tcp_flags;         /* match when (flags & tcp_flags_mask) == tcp_flags */
+    __u8 tcp_flags_mask;
+    __u16 sport;            /* network order */
+    __u16 dport;            /* network order */
+    __u8 dst[16];           /* v4: first 4 bytes */
+};
+
+/* Per-CPU counters of one rule. */
+struct ft_rule_stat {
+    __u64 packets;
+    __u64 bytes;
+};
+
+/* One sampled packet (ring buffer or perf buffer record). */
+struct ft_sample {
+    __u64 timestamp_ns;
+    __u32 wire_len;
+    __u16 cap_len;
+    __u8 verdict;
+    __u8 pad;
+    __u8 data[FT_SAMPLE_BYTES];
+};
+
+#endif /* FTSHARED_H */

@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ftxdp.c: the XDP data path (bcc dialect). Entry point: xdp_main.
+ *
+ * Per packet: parse (Ethernet + up to two VLAN tags, IPv4 with options/fragments,
+ * IPv6 with extension headers, TCP/UDP/ICMP/ICMPv6), count (per-CPU, no atomics),
+ * update top sources (sample and hold), apply drop rules that expire on their own
+ * (fail open), consult the allow-list only when a rule would drop, sample 1 in N
+ * to user space. Every packet gets exactly one verdict counter.
+ *
+ * Options (cflags): -DFT_TOP_SOURCES_SIZE=N, -DFT_PERFBUF (perf buffer instead of a
+ * ring buffer for samples, for kernels without BPF_MAP_TYPE_RINGBUF).
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/ipv6.h>
+#include <uapi/linux/tcp.h>
+#include <uapi/linux/udp.h>
+
+#include "ftmaps.h"
+
+/* Never used by the program: it makes bcc generate the ctypes type of struct ft_sample
+ * (b["sample_layout"].Leaf), which Python uses to decode ring/perf buffer records. */
+BPF_ARRAY(sample_layout, struct ft_sample, 1);
+
+#ifdef FT_PERFBUF
+BPF_PERF_OUTPUT(samples);
+#else
+BPF_RINGBUF_OUTPUT(samples, FT_RINGBUF_PAGES);
+#endif
+
+#define FT_NSEC_PER_SEC 1000000000ULL
+
+/* Wire layouts parsed here only (not shared with Python). */
+struct ft_vlan_hdr {
+    __be16 tci;
+    __be16 encap_proto;
+};
+
+struct ft_v6_opt_hdr {
+    __u8 nexthdr;
+    __u8 hdrlen;  /* 8-octet units, not counting the first 8 */
+};
+
+struct ft_v6_frag_hdr {
+    __u8 nexthdr;
+    __u8 reserved;
+    __be16 frag_off;
+    __be32 id;
+};
+
+/* What parsing learned about a packet. */
+struct ft_pkt {
+    struct ft_in6 saddr6;
+    struct ft_in6 daddr6;
+    __be32 saddr4;
+    __be32 daddr4;
+    __be16 sport;
+    __be16 dport;
+    __u8 family;     /* 4, 6, or 0 when no IP header was read */
+    __u8 proto;      /* L4 protocol number (valid when family != 0) */
+    __u8 l3_ok;      /* the IP addresses were read (source rules can apply) */
+    __u8 proto_ok;   /* the L4 protocol number is known (after IPv6 extension headers) */
+    __u8 l4_ok;      /* the L4 header was read (ports/flags valid) */
+    __u8 tcp_flags;
+};
+
+static __always_inline __u32 amp_index(__u16 sport)
+{
+    switch (sport) {
+    case 19: return FT_AMP_19;
+    case 53: return FT_AMP_53;
+    case 123: return FT_AMP_123;
+    case 161: return FT_AMP_161;
+    case 389: return FT_AMP_389;
+    case 1900: return FT_AMP_1900;
+    case 3702: return FT_AMP_3702;
+    case 5353: return FT_AMP_5353;
+    case 11211: return FT_AMP_11211;
+    default: return FT_AMP_OTHER;
+    }
+}
+
+static __always_inline __u32 size_index(__u64 len)
+{
+    if (len <= 64) return FT_SIZE_LE_64;
+    if (len <= 128) return FT_SIZE_LE_128;
+    if (len <= 256) return FT_SIZE_LE_256;
+    if (len <= 512) return FT_SIZE_LE_512;
+    if (len <= 1024) return FT_SIZE_LE_1024;
+    if (len <= 1500) return FT_SIZE_LE_1500;
+    return FT_SIZE_GT_1500;
+}
+
+static __always_inline __u32 tcp_flag_index(__u8 f)
+{
+    /* FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10 */
+    if (f & 0x04) return FT_TCPF_RST;
+    if (f & 0x02) return (f & 0x10) ? FT_TCPF_SYNACK : FT_TCPF_SYN;
+    if (f & 0x01) return FT_TCPF_FIN;
+    if (f & 0x10) return FT_TCPF_ACK;
+    return FT_TCPF_OTHER;
+}
+
+/* Token bucket: 1 = drop (no token), 0 = pass. Capacity is one second of tokens. */
+static __always_inline int bucket_empty(struct ft_rule *r, __u64 now)
+{
+    __u64 rate = r->rate_pps;
+    __u64 elapsed = now - r->last_refill_ns;
+    if (elapsed > FT_NSEC_PER_SEC)
+        elapsed = FT_NSEC_PER_SEC;
+    __u64 tokens = r->tokens + elapsed * rate;
+    __u64 cap = rate * FT_NSEC_PER_SEC;
+    if (tokens > cap)
+        tokens = cap;
+    r->last_refill_ns = now;
+    if (tokens >= FT_NSEC_PER_SEC) {
+        r->tokens = tokens - FT_NSEC_PER_SEC;
+        return 0;
+    }
+    r->tokens = tokens;
+    return 1;
+}
+
+static __always_inline int allowlisted(struct ft_pkt *p, struct ft_config *cfg)
+{
+    if (p->family == 4 && cfg->n_allow_v4) {
+        struct ft_lpm_v4 k = {.prefixlen = 32};
+        __builtin_memcpy(k.addr, &p->saddr4, 4);
+        return allow_v4.lookup(&k) != NULL;
+    }
+    if (p->family == 6 && cfg->n_allow_v6) {
+        struct ft_lpm_v6 k = {.prefixlen = 128};
+        __builtin_memcpy(k.addr, p->saddr6.addr, 16);
+        return allow_v6.lookup(&k) != NULL;
+    }
+    return 0;
+}
+
+/* Parse the packet into *p; returns 1 when a header was cut or invalid. */
+static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p, int *fragment)
+{
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > data_end)
+        return 1;
+    void *cur = eth + 1;
+    __be16 h_proto = eth->h_proto;
+
+#pragma unroll
+    for (int i = 0; i < FT_MAX_VLAN; i++) {
+        if (h_proto != bpf_htons(ETH_P_8021Q) && h_proto != bpf_htons(ETH_P_8021AD))
+            break;
+        struct ft_vlan_hdr *vh = cur;
+        if ((void *)(vh + 1) > data_end)
+            return 1;
+        h_proto = vh->encap_proto;
+        cur = vh + 1;
+    }
+
+    void *l4;
+    int nonfirst = 0;
+    if (h_proto == bpf_htons(ETH_P_IP)) {
+        p->family = 4;
+        struct iphdr *ip = cur;
+        if ((void *)(ip + 1) > data_end)
+            return 1;
+        if (ip->version != 4 || ip->ihl < 5)
+            return 1;
+        __u32 hl = ip->ihl * 4;
+        if (cur + hl > data_end)
+            return 1;
+        p->saddr4 = ip->saddr;
+        p->daddr4 = ip->daddr;
+        p->proto = ip->protocol;
+        p->l3_ok = 1;
+        p->proto_ok = 1;
+        /* MF set or a non-zero offset: a fragment. */
+        if (ip->frag_off & bpf_htons(0x3fff)) {
+            *fragment = 1;
+            nonfirst = (ip->frag_off & bpf_htons(0x1fff)) != 0;
+        }
+        l4 = cur + hl;
+    } else if (h_proto == bpf_htons(ETH_P_IPV6)) {
+        p->family = 6;
+        struct ipv6hdr *ip6 = cur;
+        if ((void *)(ip6 + 1) > data_end)
+            return 1;
+        __builtin_memcpy(p->saddr6.addr, &ip6->saddr, 16);
+        __builtin_memcpy(p->daddr6.addr, &ip6->daddr, 16);
+        p->l3_ok = 1;
+        __u8 nexthdr = ip6->nexthdr;
+        l4 = ip6 + 1;
+#pragma unroll
+        for (int i = 0; i < FT_MAX_V6_EXT; i++) {
+            if (nexthdr == IPPROTO_HOPOPTS || nexthdr == IPPROTO_ROUTING ||
+                nexthdr == IPPROTO_DSTOPTS) {
+                struct ft_v6_opt_hdr *oh = l4;
+                if ((void *)(oh + 1) > data_end)
+                    return 1;
+                nexthdr = oh->nexthdr;
+                l4 += ((__u32)oh->hdrlen + 1) * 8;
+            } else if (nexthdr == IPPROTO_FRAGMENT) {
+                struct ft_v6_frag_hdr *fh = l4;
+                if ((void *)(fh + 1) > data_end)
+                    return 1;
+                nexthdr = fh->nexthdr;
+                *fragment = 1;
+                if (fh->frag_off & bpf_htons(0xfff8))
+                    nonfirst = 1;
+                l4 = fh + 1;
+            } else {
+                break;
+            }
+        }
+        p->proto = nexthdr;
+        p->proto_ok = 1;
+    } else {
+        return 0;  /* other L3: nothing more to read, not malformed */
+    }
+
+    if (nonfirst)
+        return 0;  /* no L4 header in this fragment */
+
+    if (p->proto == IPPROTO_TCP) {
+        struct tcphdr *t = l4;
+        if ((void *)(t + 1) > data_end)
+            return 1;
+        p->sport = t->source;
+        p->dport = t->dest;
+        p->tcp_flags = ((__u8 *)t)[13];
+        p->l4_ok = 1;
+    } else if (p->proto == IPPROTO_UDP) {
+        struct udphdr *u = l4;
+        if ((void *)(u + 1) > data_end)
+            return 1;
+        p->sport = u->source;
+        p->dport = u->dest;
+        p->l4_ok = 1;
+    } else if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6) {
+        /* ICMP and ICMPv6 headers are 8 bytes (type, code, checksum, 4 more). */
+        if (l4 + 8 > data_end)
+            return 1;
+        p->l4_ok = 1;
+    }
+    return 0;
+}
+
+static __always_inline void emit_sample(struct xdp_md *ctx, __u64 len, __u32 verdict)
+{
+    if (len == 0)
+        return;
+    __u32 cap = len > FT_SAMPLE_BYTES ? FT_SAMPLE_BYTES : (__u32)len;
+    /* Hide the range from clang so the mask survives and the verifier sees [1, 128]
+     * (a zero-length read is rejected). Exact for cap in [1, 128]. */
+    asm volatile("" : "+r"(cap));
+    cap = ((cap - 1) & (FT_SAMPLE_BYTES - 1)) + 1;
+#ifdef FT_PERFBUF
+    struct ft_sample s = {};
+    s.timestamp_ns = bpf_ktime_get_ns();
+    s.wire_len = len;
+    s.cap_len = cap;
+    s.verdict = verdict;
+    bpf_xdp_load_bytes(ctx, 0, s.data, cap);
+    samples.perf_submit(ctx, &s, sizeof(s));
+#else
+    struct ft_sample *s = samples.ringbuf_reserve(sizeof(struct ft_sample));
+    if (!s)
+        return;
+    s->timestamp_ns = bpf_ktime_get_ns();
+    s->wire_len = len;
+    s->cap_len = cap;
+    s->verdict = verdict;
+    s->pad = 0;
+    bpf_xdp_load_bytes(ctx, 0, s->data, cap);
+    samples.ringbuf_submit(s, 0);
+#endif
+}
+
+/* A rule matched: decide. Jumps to `drop` or `done` (allow-listed); falls through when
+ * the rule is expired or its token bucket had a token. */
+#define APPLY_RULE(_r, _reason)                                              \
+    do {                                                                     \
+        if (!now)                                                            \
+            now = bpf_ktime_get_ns();                                        \
+        if (now <= (_r)->expires_ns) {                                       \
+            if (allowlisted(&p, cfg)) {                                      \
+                verdict = FT_V_ALLOWLISTED;                                  \
+                goto done;                                                   \
+            }                                                                \
+            if ((_r)->rate_pps == 0) {                                       \
+                verdict = (_reason);                                         \
+                stat_idx = (_r)->stat_idx;                                   \
+                goto drop;                                                   \
+            }                                                                \
+            if (bucket_empty((_r), now)) {                                   \
+                verdict = FT_V_RATE_LIMITED;                                 \
+                stat_idx = (_r)->stat_idx;                                   \
+                goto drop;                                                   \
+            }                                                                \
+        }                                                                    \
+    } while (0)
+
+int xdp_main(struct xdp_md *ctx)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    __u64 len = data_end - data;
+    int zero = 0;
+
+    struct ft_stats *st = stats.lookup(&zero);
+    struct ft_config *cfg = config.lookup(&zero);
+    if (!st || !cfg)
+        return XDP_PASS;
+
+    struct ft_pkt p = {};
+    int fragment = 0;
+    int malformed = parse(data, data_end, &p, &fragment);
+
+    /* ---- counters ---- */
+    st->class_packets[FT_CLS_TOTAL]++;
+    st->class_bytes[FT_CLS_TOTAL] += len;
+    st->sizes[size_index(len)]++;
+    __u32 l3 = p.family == 4 ? FT_CLS_IPV4 : p.family == 6 ? FT_CLS_IPV6 : FT_CLS_OTHER_L3;
+    st->class_packets[l3]++;
+    st->class_bytes[l3] += len;
+    if (fragment) {
+        st->class_packets[FT_CLS_FRAGMENT]++;
+        st->class_bytes[FT_CLS_FRAGMENT] += len;
+    }
+    /* L4 class by protocol number once it is known (even if the L4 header is cut or
+     * absent, as in non-first fragments). */
+    int l3_read = p.l3_ok;
+    if (p.proto_ok) {
+        __u32 l4c = p.proto == IPPROTO_TCP ? FT_CLS_TCP
+                  : p.proto == IPPROTO_UDP ? FT_CLS_UDP
+                  : (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6) ? FT_CLS_ICMP
+                  : FT_CLS_OTHER_L4;
+        st->class_packets[l4c]++;
+        st->class_bytes[l4c] += len;
+    }
+    if (p.l4_ok && p.proto == IPPROTO_TCP)
+        st->tcp_flags[tcp_flag_index(p.tcp_flags)]++;
+    if (p.l4_ok && p.proto == IPPROTO_UDP) {
+        __u32 a = amp_index(bpf_ntohs(p.sport));
+        st->udp_port_packets[a]++;
+        st->udp_port_bytes[a] += len;
+    }
+
+    __u32 verdict = malformed ? FT_V_MALFORMED : FT_V_PASSED;
+    __u32 stat_idx = 0;
+    __u64 now = 0;
+
+    /* ---- top sources: count known sources, insert new ones 1 in N ---- */
+    if (p.family == 4 && l3_read) {
+        struct ft_src_stat *s = top_v4.lookup(&p.saddr4);
+        if (s) {
+            s->packets++;
+            s->bytes += len;
+            s->last_seen_ns = bpf_ktime_get_coarse_ns();
+        } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1) {
+            st->src_insert_countdown = cfg->src_insert_one_in;
+            struct ft_src_stat n = {.packets = 1, .bytes = len,
+                                    .last_seen_ns = bpf_ktime_get_coarse_ns()};
+            top_v4.update(&p.saddr4, &n);
+        } else {
+            st->src_insert_countdown--;
+        }
+    } else if (p.family == 6 && l3_read) {
+        struct ft_src_stat *s = top_v6.lookup(&p.saddr6);
+        if (s) {
+            s->packets++;
+            s->bytes += len;
+            s->last_seen_ns = bpf_ktime_get_coarse_ns();
+        } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1) {
+            st->src_insert_countdown = cfg->src_insert_one_in;
+            struct ft_src_stat n = {.packets = 1, .bytes = len,
+                                    .last_seen_ns = bpf_ktime_get_coarse_ns()};
+            top_v6.update(&p.saddr6, &n);
+        } else {
+            st->src_insert_countdown--;
+        }
+    }
+
+    /* ---- drop rules: exact source, source prefix, signature ---- */
+    if (p.family == 4 && l3_read) {
+        if (cfg->n_src_v4) {
+            struct ft_rule *r = rsrc_v4.lookup(&p.saddr4);
+            if (r)
+                APPLY_RULE(r, FT_V_DROP_SRC);
+        }
+        if (cfg->n_prefix_v4) {
+            struct ft_lpm_v4 k = {.prefixlen = 32};
+            __builtin_memcpy(k.addr, &p.saddr4, 4);
+            struct ft_rule *r = rpfx_v4.lookup(&k);
+            if (r)
+                APPLY_RULE(r, FT_V_DROP_PREFIX);
+        }
+    } else if (p.family == 6 && l3_read) {
+        if (cfg->n_src_v6) {
+            struct ft_rule *r = rsrc_v6.lookup(&p.saddr6);
+            if (r)
+                APPLY_RULE(r, FT_V_DROP_SRC);
+        }
+        if (cfg->n_prefix_v6) {
+            struct ft_lpm_v6 k = {.prefixlen = 128};
+            __builtin_memcpy(k.addr, p.saddr6.addr, 16);
+            struct ft_rule *r = rpfx_v6.lookup(&k);
+            if (r)
+                APPLY_RULE(r, FT_V_DROP_PREFIX);
+        }
+    }
+
+    /* Signature rules: the first active rule that matches decides (first match, as in
+     * a firewall); the scan only selects, so the verifier sees one application. */
+    if (p.proto_ok && cfg->n_sig) {
+        __u32 n_sig = cfg->n_sig;
+        struct ft_sig_rule *hit = NULL;
+        if (!now)
+            now = bpf_ktime_get_ns();
+        for (int i = 0; i < FT_SIG_RULES_MAX; i++) {
+            if (i >= n_sig)
+                break;
+            int k = i;
+            struct ft_sig_rule *s = rsig.lookup(&k);
+            if (!s)
+                break;
+            if (s->rule.expires_ns < now || s->proto != p.proto)
+                continue;
+            /* Port and flag matches need the L4 header; proto/dst-only rules also
+             * catch non-first fragments. */
+            if ((s->match & (FT_SIG_SPORT | FT_SIG_DPORT | FT_SIG_FLAGS)) && !p.l4_ok)
+                continue;
+            if ((s->match & FT_SIG_SPORT) && s->sport != p.sport)
+                continue;
+            if ((s->match & FT_SIG_DPORT) && s->dport != p.dport)
+                continue;
+            if ((s->match & FT_SIG_FLAGS) && (p.tcp_flags & s->tcp_flags_mask) != s->tcp_flags)
+                continue;
+            if ((s->match & FT_SIG_DST4) &&
+                (p.family != 4 || *(__be32 *)s->dst != p.daddr4))
+                continue;
+            if ((s->match & FT_SIG_DST6) &&
+                (p.family != 6 || *(__u64 *)s->dst != *(__u64 *)p.daddr6.addr ||
+                 *(__u64 *)(s->dst + 8) != *(__u64 *)(p.daddr6.addr + 8)))
+                continue;
+            hit = s;
+            break;
+        }
+        if (hit) {
+            struct ft_rule *r = &hit->rule;
+            APPLY_RULE(r, FT_V_DROP_SIGNATURE);
+        }
+    }
+    goto done;
+
+drop:
+    {
+        struct ft_rule_stat *rs = rule_stats.lookup(&stat_idx);
+        if (rs) {
+            rs->packets++;
+            rs->bytes += len;
+        }
+    }
+
+done:
+    if (verdict < FT_NUM_VERDICTS) {
+        st->verdict_packets[verdict]++;
+        st->verdict_bytes[verdict] += len;
+    }
+    if (cfg->sample_one_in) {
+        if (st->sample_countdown <= 1) {
+            st->sample_countdown = cfg->sample_one_in;
+            emit_sample(ctx, len, verdict);
+        } else {
+            st->sample_countdown--;
+        }
+    }
+    if (verdict >= FT_V_DROP_SRC && verdict <= FT_V_RATE_LIMITED)
+        return XDP_DROP;
+    return XDP_PASS;
+}
