@@ -1,0 +1,86 @@
+"""`ftagent run`: attach XDP to the configured interface and run the loop until stopped.
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT), 1 when the data path cannot start,
+2 for a bad config (the message names the key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from ftagent import logs
+from ftagent.config import Config, ConfigError, load
+from ftagent.datapath import Datapath
+from ftagent.events import EventSink, NullSink
+
+log = logging.getLogger("ftagent.run")
+
+
+def make_sink(cfg: Config, datapath: Datapath) -> EventSink:
+    if cfg.control is None:
+        log.info("no [control] section: running stand-alone (detection and mitigation only)")
+        return NullSink()
+    from ftagent.report.sink import ControlSink
+
+    return ControlSink(cfg, datapath)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        print(f"ftagent: bad config {args.config}: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(cfg.agent.log_level, cfg.agent.log_format)
+    return run(cfg)
+
+
+def run(cfg: Config, stop: threading.Event | None = None) -> int:
+    from ftagent.agent import Agent
+    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.http_local import LocalHttp
+    from ftagent.netinfo import control_networks, own_networks
+
+    stop = stop or threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    try:
+        Path(cfg.agent.state_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("cannot create state_dir %s: %s", cfg.agent.state_dir, exc)
+        return 1
+    try:
+        dp = XdpDatapath.open(cfg.agent.interface, mode=cfg.agent.xdp_mode, handle_signals=False)
+    except Exception as exc:
+        log.error("cannot start the XDP data path on %s: %s", cfg.agent.interface, exc)
+        return 1
+    http: LocalHttp | None = None
+    try:
+        control = control_networks(cfg.control.server) if cfg.control else []
+        agent = Agent(cfg, dp, make_sink(cfg, dp), own_networks=own_networks(),
+                      control_networks=control)
+        if cfg.http.enabled:
+            try:
+                http = LocalHttp(agent, cfg.http.listen, cfg.http.port)
+                http.start()
+                log.info("local http on %s:%d (/metrics, /health)", cfg.http.listen, http.port)
+            except OSError as exc:
+                log.error("local http on %s:%d failed: %s", cfg.http.listen, cfg.http.port, exc)
+        agent.run(stop)
+    finally:
+        if http is not None:
+            http.close()
+        dp.close()
+    return 0

@@ -1,0 +1,167 @@
+"""Local HTTP on 127.0.0.1:9477: Prometheus `/metrics` and JSON `/health`.
+
+`/metrics` is a custom collector: counters are read from the kernel maps at scrape time
+(not copied from the loop), gauges come from the loop's latest state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ftagent.datapath import Counters
+from ftagent.rates import DROP_VERDICTS
+
+log = logging.getLogger("ftagent.http")
+CONTENT_TYPE_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class AgentView(Protocol):
+    """What the HTTP side reads from the running agent (all calls thread-safe)."""
+
+    def scrape_counters(self) -> Counters: ...
+
+    def scrape_rules_active(self) -> int: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def gauges(self) -> dict[str, Any]: ...
+
+
+class AgentCollector(Collector):
+    def __init__(self, view: AgentView) -> None:
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.view.scrape_counters()
+        g = self.view.gauges()
+        pk = CounterMetricFamily("ftagent_packets", "Packets received, by class", labels=["proto"])
+        by = CounterMetricFamily("ftagent_bytes", "Bytes received, by class", labels=["proto"])
+        for name, v in c.packets.items():
+            pk.add_metric([name], v)
+        for name, v in c.bytes.items():
+            by.add_metric([name], v)
+        yield pk
+        yield by
+        fl = CounterMetricFamily(
+            "ftagent_tcp_flags_packets", "TCP packets by flags", labels=["flags"]
+        )
+        for name, v in c.tcp_flags.items():
+            fl.add_metric([name], v)
+        yield fl
+        up = CounterMetricFamily(
+            "ftagent_udp_source_port_packets", "UDP packets by source port", labels=["port"]
+        )
+        for name, v in c.udp_src_port_packets.items():
+            up.add_metric([name], v)
+        yield up
+        sz = CounterMetricFamily("ftagent_packet_size_packets", "Packets by size", labels=["size"])
+        for name, v in c.sizes.items():
+            sz.add_metric([name], v)
+        yield sz
+        dp = CounterMetricFamily(
+            "ftagent_dropped_packets", "Packets dropped in XDP, by reason", labels=["reason"]
+        )
+        db = CounterMetricFamily(
+            "ftagent_dropped_bytes", "Bytes dropped in XDP, by reason", labels=["reason"]
+        )
+        for reason in DROP_VERDICTS:
+            dp.add_metric([reason], c.verdicts.get(reason, 0))
+            db.add_metric([reason], c.verdict_bytes.get(reason, 0))
+        yield dp
+        yield db
+        vd = CounterMetricFamily(
+            "ftagent_verdict_packets", "Packets by verdict", labels=["verdict"]
+        )
+        for name, v in c.verdicts.items():
+            vd.add_metric([name], v)
+        yield vd
+        for metric in ("pps", "bps"):
+            bl = GaugeMetricFamily(
+                f"ftagent_baseline_{metric}", f"Learned baseline of {metric}", labels=["quantile"]
+            )
+            for q, v in g["baseline"].get(metric, {}).items():
+                bl.add_metric([q], v)
+            yield bl
+            th = GaugeMetricFamily(f"ftagent_threshold_{metric}", f"Detection threshold ({metric})")
+            th.add_metric([], g["thresholds"].get(metric, 0.0))
+            yield th
+            cur = GaugeMetricFamily(f"ftagent_current_{metric}", f"Last window's {metric}")
+            cur.add_metric([], g["current"].get(metric, 0.0))
+            yield cur
+        for name, text, value in (
+            ("ftagent_baseline_ready", "1 when learned thresholds apply", g["baseline_ready"]),
+            ("ftagent_attack_active", "1 while an incident is active", g["attack_active"]),
+            ("ftagent_rules_active", "Drop rules in the kernel", self.view.scrape_rules_active()),
+            ("ftagent_sample_one_in", "Kernel sampling ratio (1 in N)", g["sample_one_in"]),
+            ("ftagent_uptime_seconds", "Seconds since the agent started", g["uptime_s"]),
+        ):
+            gm = GaugeMetricFamily(name, text)
+            gm.add_metric([], float(value))
+            yield gm
+        inc = CounterMetricFamily("ftagent_incidents", "Incidents opened", labels=["family"])
+        for fam, n in g["incidents"].items():
+            inc.add_metric([fam], n)
+        yield inc
+
+
+def _handler(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "ftagent"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path == "/metrics":
+                    body = generate_latest(registry)
+                    ctype = CONTENT_TYPE_PROMETHEUS
+                elif path == "/health":
+                    body = json.dumps(health(), default=str).encode()
+                    ctype = "application/json"
+                else:
+                    self.send_error(404, "not found (try /metrics or /health)")
+                    return
+            except Exception as exc:  # a failed scrape is a 500, never a dead server
+                log.exception("scrape of %s failed", path)
+                self.send_error(500, f"scrape failed: {exc}")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("http: " + format, *args)
+
+    return Handler
+
+
+class LocalHttp:
+    def __init__(self, view: AgentView, host: str, port: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(AgentCollector(view))
+        self.server = ThreadingHTTPServer((host, port), _handler(self.registry, view.health))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="ftagent-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
