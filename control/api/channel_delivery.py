@@ -13,8 +13,10 @@ import aiosqlite
 import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 
 from control import clock, validation
+from control.api.deps import CallerDep, Db
 from control.errors import DomainError, NotFound
 from control.notify import store
 from control.notify.service import NotificationService
@@ -89,7 +91,7 @@ class ChannelDeliveryController(Controller):
         summary="Send a test message through a channel now (one attempt, recorded)",
     )
     async def send_test(
-        self, channel_id: int, caller: Caller, db: aiosqlite.Connection, state: State
+        self, channel_id: FromPath[int], caller: CallerDep, db: Db, state: State
     ) -> TestResponse:
         channel = await _channel(db, caller, channel_id)
         result = await _service(state).send_test(channel)
@@ -108,11 +110,11 @@ class ChannelDeliveryController(Controller):
     @get("/{channel_id:int}/deliveries", summary="A channel's delivery attempts, newest first")
     async def list_deliveries(
         self,
-        channel_id: int,
-        caller: Caller,
-        db: aiosqlite.Connection,
-        limit: int = 50,
-        offset: int = 0,
+        channel_id: FromPath[int],
+        caller: CallerDep,
+        db: Db,
+        limit: FromQuery[int] = 50,
+        offset: FromQuery[int] = 0,
     ) -> DeliveryList:
         validation.page(limit, offset)
         channel = await _channel(db, caller, channel_id)
