@@ -1,0 +1,1 @@
+"""The network-namespace lab (netns.py) and the trafgen flood runner (trafgen.py)."""

@@ -1,0 +1,211 @@
+"""The namespace lab: `attacker` and `victim` network namespaces joined by a veth pair.
+
+    from ftagent.lab.netns import Lab
+    with Lab() as lab:                       # or Lab.create() ... lab.destroy()
+        lab.victim_if                        # the interface the agent watches
+        lab.run(lab.victim_ns, ["ftagent", "run", "--config", cfg])
+        with lab.inside(lab.victim_ns):      # this thread enters the namespace
+            dp = XdpDatapath.open(lab.victim_if)
+
+Names are unique per run (`attacker-<pid>-<n>`, `victim-<pid>-<n>`, interfaces
+`fta<pid>x<n>` / `ftv<pid>x<n>`), so parallel runs never clash. Addresses: attacker
+10.77.0.1/24 + fd77::1/64, victim 10.77.0.2/24 + fd77::2/64; loopback up; no default
+route in either namespace, so spoofed floods can go nowhere but the victim. Everything
+is removed by destroy()/__exit__ (also after an exception) and at interpreter exit.
+All netlink work goes through pyroute2; commands run in a namespace through nsenter.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import itertools
+import os
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+NETNS_DIR = Path("/run/netns")
+ATTACKER_V4, VICTIM_V4, V4_PREFIX = "10.77.0.1", "10.77.0.2", 24
+ATTACKER_V6, VICTIM_V6, V6_PREFIX = "fd77::1", "fd77::2", 64
+CLONE_NEWNET = 0x40000000
+IFA_F_NODAD = 0x02  # no duplicate-address detection: IPv6 addresses usable at once
+
+_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+_live: set[Lab] = set()
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _next_id() -> str:
+    with _counter_lock:
+        return f"{os.getpid()}-{next(_counter)}"
+
+
+def nsenter_argv(ns: str, argv: Sequence[str]) -> list[str]:
+    """argv that runs `argv` inside network namespace `ns` (by its /run/netns name)."""
+    return ["nsenter", f"--net={NETNS_DIR / ns}", "--", *argv]
+
+
+@dataclass(eq=False)
+class Lab:
+    attacker_ns: str
+    victim_ns: str
+    attacker_if: str
+    victim_if: str
+    attacker_mac: str = ""
+    victim_mac: str = ""
+    attacker_v4: str = ATTACKER_V4
+    victim_v4: str = VICTIM_V4
+    attacker_v6: str = ATTACKER_V6
+    victim_v6: str = VICTIM_V6
+
+    @classmethod
+    def create(cls) -> Lab:
+        """Build both namespaces and the veth pair; on any failure remove what was made."""
+        run_id = _next_id()
+        short = run_id.replace("-", "x")
+        lab = cls(
+            attacker_ns=f"attacker-{run_id}",
+            victim_ns=f"victim-{run_id}",
+            attacker_if=f"fta{short}"[:15],
+            victim_if=f"ftv{short}"[:15],
+        )
+        _live.add(lab)
+        try:
+            lab._build()
+        except BaseException:
+            lab.destroy()
+            raise
+        return lab
+
+    def _build(self) -> None:
+        from pyroute2 import IPRoute, NetNS, netns
+
+        netns.create(self.attacker_ns)
+        netns.create(self.victim_ns)
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=self.attacker_if, kind="veth", peer=self.victim_if)
+            a_idx = ipr.link_lookup(ifname=self.attacker_if)[0]
+            v_idx = ipr.link_lookup(ifname=self.victim_if)[0]
+            ipr.link("set", index=a_idx, net_ns_fd=self.attacker_ns)
+            ipr.link("set", index=v_idx, net_ns_fd=self.victim_ns)
+        for ns, ifname, v4, v6 in (
+            (self.attacker_ns, self.attacker_if, self.attacker_v4, self.attacker_v6),
+            (self.victim_ns, self.victim_if, self.victim_v4, self.victim_v6),
+        ):
+            with NetNS(ns) as nsr:
+                lo = nsr.link_lookup(ifname="lo")[0]
+                nsr.link("set", index=lo, state="up")
+                idx = nsr.link_lookup(ifname=ifname)[0]
+                nsr.addr("add", index=idx, address=v4, prefixlen=V4_PREFIX)
+                nsr.addr("add", index=idx, address=v6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
+                nsr.link("set", index=idx, state="up")
+                mac = nsr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+            if ns == self.attacker_ns:
+                self.attacker_mac = str(mac)
+            else:
+                self.victim_mac = str(mac)
+
+    def destroy(self) -> None:
+        """Remove both namespaces (which removes the veth pair). Idempotent."""
+        from pyroute2 import netns
+
+        for ns in (self.attacker_ns, self.victim_ns):
+            if (NETNS_DIR / ns).exists():
+                with contextlib.suppress(Exception):
+                    netns.remove(ns)
+        with contextlib.suppress(Exception):
+            from pyroute2 import IPRoute
+
+            with IPRoute() as ipr:  # a half-built pair may still sit in this namespace
+                for ifname in (self.attacker_if, self.victim_if):
+                    found = ipr.link_lookup(ifname=ifname)
+                    if found:
+                        ipr.link("del", index=found[0])
+        _live.discard(self)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.destroy()
+
+    # ---------- running things inside ----------
+
+    def run(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """subprocess.run inside namespace `ns` (check=False unless given)."""
+        return subprocess.run(nsenter_argv(ns, argv), check=kwargs.pop("check", False), **kwargs)
+
+    def popen(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """subprocess.Popen inside namespace `ns`."""
+        return subprocess.Popen(nsenter_argv(ns, argv), **kwargs)
+
+    @contextlib.contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Move the calling thread into namespace `ns` for the block, then back."""
+        with enter_netns(ns):
+            yield
+
+    def ipr(self, ns: str) -> Any:
+        """A pyroute2 NetNS handle for `ns` (close it, or use it as a context manager)."""
+        from pyroute2 import NetNS
+
+        return NetNS(ns)
+
+
+def _setns(fd: int) -> None:
+    # os.setns exists only from Python 3.12.
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise LabError(f"setns failed: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def enter_netns(ns: str) -> Iterator[None]:
+    """setns(2) the calling thread into /run/netns/<ns>, restoring the old one afterwards."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(NETNS_DIR / ns, os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(own)
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def remove_stale() -> list[str]:
+    """Remove lab namespaces left by processes that no longer exist; returns their names."""
+    from pyroute2 import netns
+
+    removed = []
+    for name in netns.listnetns():
+        role, _, rest = name.partition("-")
+        if role not in ("attacker", "victim"):
+            continue
+        pid = rest.split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(Exception):
+                netns.remove(name)
+                removed.append(name)
+    return removed
+
+
+@atexit.register
+def _cleanup_at_exit() -> None:
+    for lab in list(_live):
+        lab.destroy()
