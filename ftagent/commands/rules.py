@@ -1,0 +1,122 @@
+"""`ftagent rules`, `ftagent block ADDR|PREFIX [--ttl S]`, `ftagent unblock ADDR|PREFIX`.
+
+They act on the running agent through its pinned maps (/sys/fs/bpf/ftagent/<ifname>/),
+so they must run as root in a mount namespace that sees that bpffs; the XDP program uses
+a change at once. The interface is --interface, else [agent].interface of --config (read
+with plain tomllib, so an unrelated config problem does not block an emergency block).
+
+ADDR (a host address, or a /32 or /128) makes an exact-source rule; any shorter PREFIX a
+prefix rule. Exit status: 0 ok, 1 runtime failure (no agent, rule not found, full
+table), 2 bad usage (bad address, no interface).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+import time
+import tomllib
+from typing import TextIO
+
+from ftagent.datapath import IPNetwork, Rule, RuleSpec
+
+
+class UsageError(Exception):
+    pass
+
+
+def resolve_interface(args: argparse.Namespace) -> str:
+    if getattr(args, "interface", None):
+        return str(args.interface)
+    path = getattr(args, "config", None)
+    if not path:
+        raise UsageError("no --interface given and no --config to read [agent].interface from")
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise UsageError(f"no --interface given and config {path} does not exist") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read config {path}: {exc}") from exc
+    agent = data.get("agent")
+    iface = agent.get("interface") if isinstance(agent, dict) else None
+    if not isinstance(iface, str) or not iface:
+        raise UsageError(f"config {path} has no [agent].interface; pass --interface")
+    return iface
+
+
+def parse_target(text: str) -> RuleSpec:
+    """A host becomes a `src` rule, a shorter prefix a `prefix` rule."""
+    try:
+        net: IPNetwork = ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as exc:
+        raise UsageError(f"not an address or prefix: {text!r} ({exc})") from exc
+    kind = "src" if net.prefixlen == net.max_prefixlen else "prefix"
+    return RuleSpec(kind, net)
+
+
+def format_rules(rules: list[Rule], now_ns: int) -> str:
+    if not rules:
+        return "no rules\n"
+    rows = [("RULE", "ACTION", "EXPIRES", "DROPPED PKTS", "DROPPED BYTES")]
+    for r in sorted(rules, key=lambda r: (r.spec.kind, r.spec.describe())):
+        left = (r.expires_ns - now_ns) / 1e9
+        expires = f"in {left:.0f}s" if left > 0 else "expired"
+        action = f"rate {r.spec.rate_pps} pps" if r.spec.rate_pps else "drop"
+        text = r.spec.describe().split(" rate<=")[0]
+        rows.append((text, action, expires, str(r.dropped_packets), str(r.dropped_bytes)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
+    )
+
+
+def _run(args: argparse.Namespace, action: str, out: TextIO) -> int:
+    try:
+        iface = resolve_interface(args)
+        spec = parse_target(args.address) if action != "list" else None
+        ttl = float(getattr(args, "ttl", 0.0) or 0.0)
+        if action == "block" and not ttl > 0:
+            raise UsageError(f"--ttl must be positive, got {ttl}")
+    except UsageError as exc:
+        print(f"ftagent: {exc}", file=sys.stderr)
+        return 2
+    from ftagent.bpf.maps import RuleError
+    from ftagent.bpf.pinned import NoAgentError, open_pinned
+
+    try:
+        maps = open_pinned(iface)
+        if action == "list":
+            out.write(format_rules(maps.list_rules(), time.monotonic_ns()))
+            return 0
+        assert spec is not None
+        if action == "block":
+            rule = maps.add_rule(spec, ttl)
+            print(f"blocked {spec.network} on {iface} for {ttl:g}s "
+                  f"({spec.kind} rule, {rule.dropped_packets} packets dropped so far)", file=out)
+            return 0
+        if maps.remove_rule(spec):
+            print(f"unblocked {spec.network} on {iface}", file=out)
+            return 0
+        print(f"ftagent: no {spec.kind} rule for {spec.network} on {iface}", file=sys.stderr)
+        return 1
+    except (NoAgentError, RuleError) as exc:
+        print(f"ftagent: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # compile/kernel-header errors
+        print(f"ftagent: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    return _run(args, "list", sys.stdout)
+
+
+def cmd_block(args: argparse.Namespace) -> int:
+    return _run(args, "block", sys.stdout)
+
+
+def cmd_unblock(args: argparse.Namespace) -> int:
+    return _run(args, "unblock", sys.stdout)
