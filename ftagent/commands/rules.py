@@ -52,8 +52,9 @@ def parse_target(text: str) -> RuleSpec:
         net: IPNetwork = ipaddress.ip_network(text.strip(), strict=True)
     except ValueError as exc:
         raise UsageError(f"not an address or prefix: {text!r} ({exc})") from exc
-    kind = "src" if net.prefixlen == net.max_prefixlen else "prefix"
-    return RuleSpec(kind, net)
+    if net.prefixlen == net.max_prefixlen:
+        return RuleSpec("src", net)
+    return RuleSpec("prefix", net)
 
 
 def format_rules(rules: list[Rule], now_ns: int) -> str:
