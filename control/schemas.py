@@ -91,8 +91,18 @@ class Incident(IncidentListItem, kw_only=True):
 
 
 ChannelType = Literal[
-    "discord", "slack", "email", "sms", "pagerduty", "opsgenie", "webhook", "teams",
-    "telegram", "grafana", "datadog", "prometheus",
+    "discord",
+    "slack",
+    "email",
+    "sms",
+    "pagerduty",
+    "opsgenie",
+    "webhook",
+    "teams",
+    "telegram",
+    "grafana",
+    "datadog",
+    "prometheus",
 ]
 
 

@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from control import validation
 from control.api.common import Ok
-from control.api.deps import CallerDep, Db, NodePolicyDep
+from control.api.deps import CallerDep, Db, IncidentsDep, NodePolicyDep
 from control.schemas import Node, NodeDetail, NodePriority, NodeStatus
 from control.services import nodes as node_store
 from control.services.nodes import NodeFields
@@ -137,6 +137,10 @@ class NodesController(Controller):
         return NodeOne(ok=True, node=node)
 
     @delete("/{node_uuid:str}", status_code=200, summary="Soft-delete a node")
-    async def delete_node(self, node_uuid: FromPath[str], caller: CallerDep, db: Db) -> Ok:
+    async def delete_node(
+        self, node_uuid: FromPath[str], caller: CallerDep, db: Db, incidents: IncidentsDep
+    ) -> Ok:
         await node_store.delete_node(db, caller.workspace_id, node_uuid)
+        # Nothing will report the end of its attacks any more: close them now.
+        await incidents.resolve_all_of_node(caller.workspace_id, node_uuid)
         return Ok(ok=True)

@@ -323,6 +323,18 @@ class IncidentService:
             return await self.get(workspace_id, incident_uuid)
         return await self._publish("resolved", workspace_id, incident_uuid)
 
+    async def resolve_all_of_node(self, workspace_id: int, node_uuid: str) -> int:
+        """Resolve every active incident of a node (used when it is deleted); returns how many."""
+        async with self.db.execute(
+            """SELECT i.uuid FROM incidents i JOIN nodes n ON n.id = i.node_id
+               WHERE i.workspace_id = ? AND n.uuid = ? AND i.status = 'active'""",
+            (workspace_id, node_uuid),
+        ) as cur:
+            uuids = [row["uuid"] for row in await cur.fetchall()]
+        for incident_uuid in uuids:
+            await self.resolve(workspace_id, incident_uuid)
+        return len(uuids)
+
     async def set_status(
         self,
         workspace_id: int,

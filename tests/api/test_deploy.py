@@ -31,8 +31,13 @@ async def test_deploy_returns_uuid_and_api_key(api: Api, ws: Workspace) -> None:
 
 
 async def test_deploy_optional_fields_and_ipv6_normalised(api: Api, ws: Workspace) -> None:
-    body = {"name": "edge", "ip": "2001:DB8:0::0001", "location": "FRA", "os": "debian-12",
-            "interface": "ens3"}
+    body = {
+        "name": "edge",
+        "ip": "2001:DB8:0::0001",
+        "location": "FRA",
+        "os": "debian-12",
+        "interface": "ens3",
+    }
     r = await api.client.post("/api/deploy", json=body, headers=ws.headers)
     assert r.status_code == 200, r.text
     assert r.json()["ip"] == "2001:db8::1"
@@ -85,15 +90,19 @@ async def test_deploy_402_node_limit(api: Api) -> None:
     free = await api.workspace("small", "free")  # 5 nodes
     for i in range(5):
         body = {"name": f"n{i}", "ip": "198.51.100.1"}
-        assert (await api.client.post("/api/deploy", json=body, headers=free.headers)).status_code == 200
-    r = await api.client.post("/api/deploy", json={"name": "n5", "ip": "198.51.100.1"},
-                              headers=free.headers)
+        assert (
+            await api.client.post("/api/deploy", json=body, headers=free.headers)
+        ).status_code == 200
+    r = await api.client.post(
+        "/api/deploy", json={"name": "n5", "ip": "198.51.100.1"}, headers=free.headers
+    )
     assert_error(r, 402, "limit")
     # A deleted node frees its slot.
     uuid = (await api.get("/api/v1/nodes", free)).json()["nodes"][0]["uuid"]
     await api.client.delete(f"/api/v1/nodes/{uuid}", headers=free.headers)
-    r = await api.client.post("/api/deploy", json={"name": "n5", "ip": "198.51.100.1"},
-                              headers=free.headers)
+    r = await api.client.post(
+        "/api/deploy", json={"name": "n5", "ip": "198.51.100.1"}, headers=free.headers
+    )
     assert r.status_code == 200
 
 
@@ -101,7 +110,9 @@ async def test_deploy_409_duplicate_name_per_workspace(
     api: Api, ws: Workspace, other: Workspace
 ) -> None:
     assert (await api.client.post("/api/deploy", json=BODY, headers=ws.headers)).status_code == 200
-    assert_error(await api.client.post("/api/deploy", json=BODY, headers=ws.headers), 409, "web-prod-1")
+    assert_error(
+        await api.client.post("/api/deploy", json=BODY, headers=ws.headers), 409, "web-prod-1"
+    )
     # The same name in another workspace is fine.
     r = await api.client.post("/api/deploy", json=BODY, headers=other.headers)
     assert r.status_code == 200
