@@ -21,6 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
+from control.agentapi.runtime import agentapi_lifespan
 from control.auth import BEARER, DeployTokenMiddleware, provide_caller
 from control.db import open_db
 from control.errors import DomainError
@@ -92,6 +93,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
 
 
 def _route_handlers() -> list[Any]:
+    from control.api.agent import agent_route_handlers
     from control.api.analytics import analytics_summary
     from control.api.channel_delivery import ChannelDeliveryController
     from control.api.channels import ChannelsController
@@ -116,7 +118,7 @@ def _route_handlers() -> list[Any]:
         ],
         security=[{BEARER: []}],
     )
-    return [health, metrics, deploy, v1]
+    return [health, metrics, deploy, v1, *agent_route_handlers()]
 
 
 # ---- lifespan: the store and its services ----------------------------------------------
@@ -162,7 +164,7 @@ def create_app(
     )
     return Litestar(
         route_handlers=_route_handlers(),
-        lifespan=[_lifespan(db_path, node_policy)],
+        lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan],
         # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
         # wrap everything, auth failures included.
         middleware=[

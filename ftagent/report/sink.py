@@ -185,6 +185,7 @@ class ControlSink:
             dropped_bps=float(p.get("dropped_bps", 0.0)),
             protocols=protocols,
             tcp_flags=flags,
+            attack=bool(p.get("attack_active")),
             baseline_avg_pps=float(base_pps["avg"]) if ready and base_pps else None,
             baseline_p95_pps=float(base_pps["p95"]) if ready and base_pps else None,
             baseline_p99_pps=float(base_pps["p99"]) if ready and base_pps else None,

@@ -109,6 +109,8 @@ class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     protocols: dict[str, float] = {}
     # packets per second by TCP flag class: syn, synack, ack, rst, fin, other
     tcp_flags: dict[str, float] = {}
+    # an incident was active during this second (kept out of the baseline's shares)
+    attack: bool = False
     baseline_avg_pps: float | None = None
     baseline_p95_pps: float | None = None
     baseline_p99_pps: float | None = None
