@@ -59,6 +59,9 @@ async def send_email(
             retryable=all(400 <= c < 500 for c in codes),
             error=f"SMTP recipients refused: {sorted(exc.recipients)}",
         )
+    except smtplib.SMTPNotSupportedError as exc:
+        # The server lacks what the config asks for (AUTH, STARTTLS): a config problem.
+        return Outcome(delivered=False, retryable=False, error=f"SMTP not supported: {exc}")
     except (smtplib.SMTPException, OSError) as exc:
         return Outcome(delivered=False, retryable=True, error=f"SMTP {type(exc).__name__}: {exc}")
     return Outcome.ok()
