@@ -205,13 +205,17 @@ _ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 def check_discord(req: Received, expect: dict[str, Any]) -> None:
     # Execute Webhook: POST /api/webhooks/{webhook.id}/{webhook.token}, JSON with
     # content or embeds (max 10); embed title 256, description 4096, 25 fields,
-    # field name 256 / value 1024; color is an integer.
+    # field name 256 / value 1024, all embeds together 6000 characters; color an integer.
     _need(req, req.method == "POST", "method is not POST")
     _need(req, req.path == expect["path"], f"path {req.path} is not the webhook path")
     body = _json_body(req)
     embeds = body.get("embeds")
     _need(req, isinstance(embeds, list) and 1 <= len(embeds) <= 10, "embeds must be 1..10")
+    total = 0
     for embed in embeds or []:
+        total += len(embed.get("title", "")) + len(embed.get("description", ""))
+        total += len(embed.get("footer", {}).get("text", ""))
+        total += sum(len(f.get("name", "")) + len(f.get("value", "")) for f in embed["fields"])
         _max_len(req, "embed.title", embed.get("title"), 256)
         _max_len(req, "embed.description", embed.get("description"), 4096)
         _need(req, isinstance(embed.get("color"), int), "embed.color is not an integer")
@@ -220,6 +224,7 @@ def check_discord(req: Received, expect: dict[str, Any]) -> None:
         for f in fields:
             _max_len(req, "field.name", f.get("name"), 256)
             _max_len(req, "field.value", f.get("value"), 1024)
+    _need(req, total <= 6000, f"embeds total {total} characters > 6000")
 
 
 def check_slack(req: Received, expect: dict[str, Any]) -> None:
