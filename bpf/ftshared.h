@@ -80,7 +80,9 @@
 #endif
 #define FT_SRC_RULES_MAX     4096    /* exact-source rules per family */
 #define FT_PREFIX_RULES_MAX  1024    /* prefix rules per family */
+#ifndef FT_SIG_RULES_MAX
 #define FT_SIG_RULES_MAX     32      /* signature rules (scanned linearly) */
+#endif
 #define FT_RULE_STATS_MAX    (2 * FT_SRC_RULES_MAX + 2 * FT_PREFIX_RULES_MAX + FT_SIG_RULES_MAX)
 #define FT_ALLOW_MAX         1024    /* allow-list prefixes per family */
 #define FT_RINGBUF_PAGES     64      /* sample ring buffer: 64 pages (256 KiB) */

@@ -27,6 +27,9 @@ BPF_ARRAY(sample_layout, struct ft_sample, 1);
 
 #ifdef FT_PERFBUF
 BPF_PERF_OUTPUT(samples);
+/* Records are built here, not on the stack (a 144-byte stack record defeats the
+ * verifier's state pruning). */
+BPF_PERCPU_ARRAY(sample_scratch, struct ft_sample, 1);
 #else
 BPF_RINGBUF_OUTPUT(samples, FT_RINGBUF_PAGES);
 #endif
@@ -65,7 +68,15 @@ struct ft_pkt {
     __u8 proto_ok;   /* the L4 protocol number is known (after IPv6 extension headers) */
     __u8 l4_ok;      /* the L4 header was read (ports/flags valid) */
     __u8 tcp_flags;
+    __u8 fragment;   /* an IPv4 or IPv6 fragment */
+    __u8 malformed;  /* a header was cut or invalid */
+    __u8 pad[2];
 };
+
+/* The parse result lives in a per-CPU scratch map, not on the stack: map memory reads
+ * back as unknown scalars, so the many parse paths merge into one verifier state
+ * instead of multiplying through everything after parsing. */
+BPF_PERCPU_ARRAY(pkt_scratch, struct ft_pkt, 1);
 
 static __always_inline __u32 amp_index(__u16 sport)
 {
@@ -140,7 +151,7 @@ static __always_inline int allowlisted(struct ft_pkt *p, struct ft_config *cfg)
 }
 
 /* Parse the packet into *p; returns 1 when a header was cut or invalid. */
-static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p, int *fragment)
+static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
 {
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > data_end)
@@ -178,7 +189,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p, i
         p->proto_ok = 1;
         /* MF set or a non-zero offset: a fragment. */
         if (ip->frag_off & bpf_htons(0x3fff)) {
-            *fragment = 1;
+            p->fragment = 1;
             nonfirst = (ip->frag_off & bpf_htons(0x1fff)) != 0;
         }
         l4 = cur + hl;
@@ -206,7 +217,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p, i
                 if ((void *)(fh + 1) > data_end)
                     return 1;
                 nexthdr = fh->nexthdr;
-                *fragment = 1;
+                p->fragment = 1;
                 if (fh->frag_off & bpf_htons(0xfff8))
                     nonfirst = 1;
                 l4 = fh + 1;
@@ -257,13 +268,17 @@ static __always_inline void emit_sample(struct xdp_md *ctx, __u64 len, __u32 ver
     asm volatile("" : "+r"(cap));
     cap = ((cap - 1) & (FT_SAMPLE_BYTES - 1)) + 1;
 #ifdef FT_PERFBUF
-    struct ft_sample s = {};
-    s.timestamp_ns = bpf_ktime_get_ns();
-    s.wire_len = len;
-    s.cap_len = cap;
-    s.verdict = verdict;
-    bpf_xdp_load_bytes(ctx, 0, s.data, cap);
-    samples.perf_submit(ctx, &s, sizeof(s));
+    int zero = 0;
+    struct ft_sample *s = sample_scratch.lookup(&zero);
+    if (!s)
+        return;
+    s->timestamp_ns = bpf_ktime_get_ns();
+    s->wire_len = len;
+    s->cap_len = cap;
+    s->verdict = verdict;
+    s->pad = 0;
+    bpf_xdp_load_bytes(ctx, 0, s->data, cap);
+    samples.perf_submit(ctx, s, sizeof(*s));
 #else
     struct ft_sample *s = samples.ringbuf_reserve(sizeof(struct ft_sample));
     if (!s)
@@ -285,7 +300,7 @@ static __always_inline void emit_sample(struct xdp_md *ctx, __u64 len, __u32 ver
         if (!now)                                                            \
             now = bpf_ktime_get_ns();                                        \
         if (now <= (_r)->expires_ns) {                                       \
-            if (allowlisted(&p, cfg)) {                                      \
+            if (allowlisted(pp, cfg)) {                                       \
                 verdict = FT_V_ALLOWLISTED;                                  \
                 goto done;                                                   \
             }                                                                \
@@ -314,47 +329,49 @@ int xdp_main(struct xdp_md *ctx)
     if (!st || !cfg)
         return XDP_PASS;
 
-    struct ft_pkt p = {};
-    int fragment = 0;
-    int malformed = parse(data, data_end, &p, &fragment);
+    struct ft_pkt *pp = pkt_scratch.lookup(&zero);
+    if (!pp)
+        return XDP_PASS;
+    __builtin_memset(pp, 0, sizeof(*pp));
+    pp->malformed = parse(data, data_end, pp);
 
     /* ---- counters ---- */
     st->class_packets[FT_CLS_TOTAL]++;
     st->class_bytes[FT_CLS_TOTAL] += len;
     st->sizes[size_index(len)]++;
-    __u32 l3 = p.family == 4 ? FT_CLS_IPV4 : p.family == 6 ? FT_CLS_IPV6 : FT_CLS_OTHER_L3;
+    __u32 l3 = pp->family == 4 ? FT_CLS_IPV4 : pp->family == 6 ? FT_CLS_IPV6 : FT_CLS_OTHER_L3;
     st->class_packets[l3]++;
     st->class_bytes[l3] += len;
-    if (fragment) {
+    if (pp->fragment) {
         st->class_packets[FT_CLS_FRAGMENT]++;
         st->class_bytes[FT_CLS_FRAGMENT] += len;
     }
     /* L4 class by protocol number once it is known (even if the L4 header is cut or
      * absent, as in non-first fragments). */
-    int l3_read = p.l3_ok;
-    if (p.proto_ok) {
-        __u32 l4c = p.proto == IPPROTO_TCP ? FT_CLS_TCP
-                  : p.proto == IPPROTO_UDP ? FT_CLS_UDP
-                  : (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6) ? FT_CLS_ICMP
+    int l3_read = pp->l3_ok;
+    if (pp->proto_ok) {
+        __u32 l4c = pp->proto == IPPROTO_TCP ? FT_CLS_TCP
+                  : pp->proto == IPPROTO_UDP ? FT_CLS_UDP
+                  : (pp->proto == IPPROTO_ICMP || pp->proto == IPPROTO_ICMPV6) ? FT_CLS_ICMP
                   : FT_CLS_OTHER_L4;
         st->class_packets[l4c]++;
         st->class_bytes[l4c] += len;
     }
-    if (p.l4_ok && p.proto == IPPROTO_TCP)
-        st->tcp_flags[tcp_flag_index(p.tcp_flags)]++;
-    if (p.l4_ok && p.proto == IPPROTO_UDP) {
-        __u32 a = amp_index(bpf_ntohs(p.sport));
+    if (pp->l4_ok && pp->proto == IPPROTO_TCP)
+        st->tcp_flags[tcp_flag_index(pp->tcp_flags)]++;
+    if (pp->l4_ok && pp->proto == IPPROTO_UDP) {
+        __u32 a = amp_index(bpf_ntohs(pp->sport));
         st->udp_port_packets[a]++;
         st->udp_port_bytes[a] += len;
     }
 
-    __u32 verdict = malformed ? FT_V_MALFORMED : FT_V_PASSED;
+    __u32 verdict = pp->malformed ? FT_V_MALFORMED : FT_V_PASSED;
     __u32 stat_idx = 0;
     __u64 now = 0;
 
     /* ---- top sources: count known sources, insert new ones 1 in N ---- */
-    if (p.family == 4 && l3_read) {
-        struct ft_src_stat *s = top_v4.lookup(&p.saddr4);
+    if (pp->family == 4 && l3_read) {
+        struct ft_src_stat *s = top_v4.lookup(&pp->saddr4);
         if (s) {
             s->packets++;
             s->bytes += len;
@@ -363,12 +380,12 @@ int xdp_main(struct xdp_md *ctx)
             st->src_insert_countdown = cfg->src_insert_one_in;
             struct ft_src_stat n = {.packets = 1, .bytes = len,
                                     .last_seen_ns = bpf_ktime_get_coarse_ns()};
-            top_v4.update(&p.saddr4, &n);
+            top_v4.update(&pp->saddr4, &n);
         } else {
             st->src_insert_countdown--;
         }
-    } else if (p.family == 6 && l3_read) {
-        struct ft_src_stat *s = top_v6.lookup(&p.saddr6);
+    } else if (pp->family == 6 && l3_read) {
+        struct ft_src_stat *s = top_v6.lookup(&pp->saddr6);
         if (s) {
             s->packets++;
             s->bytes += len;
@@ -377,35 +394,35 @@ int xdp_main(struct xdp_md *ctx)
             st->src_insert_countdown = cfg->src_insert_one_in;
             struct ft_src_stat n = {.packets = 1, .bytes = len,
                                     .last_seen_ns = bpf_ktime_get_coarse_ns()};
-            top_v6.update(&p.saddr6, &n);
+            top_v6.update(&pp->saddr6, &n);
         } else {
             st->src_insert_countdown--;
         }
     }
 
     /* ---- drop rules: exact source, source prefix, signature ---- */
-    if (p.family == 4 && l3_read) {
+    if (pp->family == 4 && l3_read) {
         if (cfg->n_src_v4) {
-            struct ft_rule *r = rsrc_v4.lookup(&p.saddr4);
+            struct ft_rule *r = rsrc_v4.lookup(&pp->saddr4);
             if (r)
                 APPLY_RULE(r, FT_V_DROP_SRC);
         }
         if (cfg->n_prefix_v4) {
             struct ft_lpm_v4 k = {.prefixlen = 32};
-            __builtin_memcpy(k.addr, &p.saddr4, 4);
+            __builtin_memcpy(k.addr, &pp->saddr4, 4);
             struct ft_rule *r = rpfx_v4.lookup(&k);
             if (r)
                 APPLY_RULE(r, FT_V_DROP_PREFIX);
         }
-    } else if (p.family == 6 && l3_read) {
+    } else if (pp->family == 6 && l3_read) {
         if (cfg->n_src_v6) {
-            struct ft_rule *r = rsrc_v6.lookup(&p.saddr6);
+            struct ft_rule *r = rsrc_v6.lookup(&pp->saddr6);
             if (r)
                 APPLY_RULE(r, FT_V_DROP_SRC);
         }
         if (cfg->n_prefix_v6) {
             struct ft_lpm_v6 k = {.prefixlen = 128};
-            __builtin_memcpy(k.addr, p.saddr6.addr, 16);
+            __builtin_memcpy(k.addr, pp->saddr6.addr, 16);
             struct ft_rule *r = rpfx_v6.lookup(&k);
             if (r)
                 APPLY_RULE(r, FT_V_DROP_PREFIX);
@@ -414,7 +431,7 @@ int xdp_main(struct xdp_md *ctx)
 
     /* Signature rules: the first active rule that matches decides (first match, as in
      * a firewall); the scan only selects, so the verifier sees one application. */
-    if (p.proto_ok && cfg->n_sig) {
+    if (pp->proto_ok && cfg->n_sig) {
         __u32 n_sig = cfg->n_sig;
         struct ft_sig_rule *hit = NULL;
         if (!now)
@@ -426,24 +443,24 @@ int xdp_main(struct xdp_md *ctx)
             struct ft_sig_rule *s = rsig.lookup(&k);
             if (!s)
                 break;
-            if (s->rule.expires_ns < now || s->proto != p.proto)
+            if (s->rule.expires_ns < now || s->proto != pp->proto)
                 continue;
             /* Port and flag matches need the L4 header; proto/dst-only rules also
              * catch non-first fragments. */
-            if ((s->match & (FT_SIG_SPORT | FT_SIG_DPORT | FT_SIG_FLAGS)) && !p.l4_ok)
+            if ((s->match & (FT_SIG_SPORT | FT_SIG_DPORT | FT_SIG_FLAGS)) && !pp->l4_ok)
                 continue;
-            if ((s->match & FT_SIG_SPORT) && s->sport != p.sport)
+            if ((s->match & FT_SIG_SPORT) && s->sport != pp->sport)
                 continue;
-            if ((s->match & FT_SIG_DPORT) && s->dport != p.dport)
+            if ((s->match & FT_SIG_DPORT) && s->dport != pp->dport)
                 continue;
-            if ((s->match & FT_SIG_FLAGS) && (p.tcp_flags & s->tcp_flags_mask) != s->tcp_flags)
+            if ((s->match & FT_SIG_FLAGS) && (pp->tcp_flags & s->tcp_flags_mask) != s->tcp_flags)
                 continue;
             if ((s->match & FT_SIG_DST4) &&
-                (p.family != 4 || *(__be32 *)s->dst != p.daddr4))
+                (pp->family != 4 || *(__be32 *)s->dst != pp->daddr4))
                 continue;
             if ((s->match & FT_SIG_DST6) &&
-                (p.family != 6 || *(__u64 *)s->dst != *(__u64 *)p.daddr6.addr ||
-                 *(__u64 *)(s->dst + 8) != *(__u64 *)(p.daddr6.addr + 8)))
+                (pp->family != 6 || *(__u64 *)s->dst != *(__u64 *)pp->daddr6.addr ||
+                 *(__u64 *)(s->dst + 8) != *(__u64 *)(pp->daddr6.addr + 8)))
                 continue;
             hit = s;
             break;
