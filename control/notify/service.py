@@ -56,6 +56,9 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     attempt_timeout_sec: float = 30.0
     # How often pending deliveries are looked for even without a wake-up (safety net).
     rescan_interval_sec: float = 30.0
+    # On stop, attempts already in flight get this long to finish and be recorded (so a
+    # clean restart does not send them again); after it they are cancelled and stay pending.
+    stop_grace_sec: float = 5.0
     smtp_threads: int = 4
 
 
@@ -128,9 +131,16 @@ class NotificationService:
         if not self._running:
             return
         self._running = False
-        tasks = [t for t in (self._rescan, *self._workers.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
+        if self._rescan is not None:
+            self._rescan.cancel()
+        workers = list(self._workers.values())
+        for wakeup in self._wakeups.values():
+            wakeup.set()  # workers waiting out a back-off see _running is False and leave
+        if workers:
+            _, late = await asyncio.wait(workers, timeout=self.settings.stop_grace_sec)
+            for task in late:
+                task.cancel()
+        tasks = [t for t in (self._rescan, *workers) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
         self._rescan = None

@@ -49,6 +49,7 @@ class Reply:
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     hang: bool = False
+    delay_sec: float = 0.0  # answer, but only after this long
 
 
 Validator = Callable[[Received, dict[str, Any]], None]
@@ -142,6 +143,8 @@ class Receiver:
                     receiver._release.wait(30)
                     self.close_connection = True
                     return
+                if reply.delay_sec:
+                    receiver._release.wait(reply.delay_sec)
                 req.answered = reply.status
                 self.send_response(reply.status)
                 for name, value in reply.headers:

@@ -176,6 +176,22 @@ async def test_pending_deliveries_survive_a_restart(store: Store, receivers: Any
     assert receiver.problems() == []
 
 
+async def test_stop_lets_an_attempt_in_flight_finish_so_restart_does_not_resend(
+    store: Store, receivers: Any
+) -> None:
+    receiver = receivers("webhook").then(rx.Reply(200, delay_sec=0.5))
+    channel_id = await store.channel("webhook", channel_config(receiver))
+    first = await store.service(msgspec.structs.replace(FAST, http_timeout_sec=2.0))
+    await store.open_incident()
+    await receiver.wait_for(1)
+    await first.stop()  # while the receiver is still answering
+    assert [d["status"] for d in await store.deliveries(channel_id)] == ["delivered"]
+
+    await store.service()
+    await asyncio.sleep(0.5)
+    assert len(receiver.requests) == 1
+
+
 async def test_one_event_is_never_delivered_twice_to_one_channel(
     store: Store, receivers: Any
 ) -> None:
