@@ -11,9 +11,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from ftagent import __version__
 from ftagent.config import Config
@@ -52,6 +55,21 @@ def _percent_shares(shares: dict[str, Any]) -> dict[str, float]:
     # The loop reports fractions (0..1); the API shows percent.
     scale = 100.0 if values and sum(values.values()) <= 1.0001 else 1.0
     return {k: round(v * scale, 2) for k, v in values.items()}
+
+
+_MITIGATING_ACTIONS = ("rules_added", "widened")
+
+
+def _unix(value: Any) -> float | None:
+    """Unix seconds from a number or an ISO-8601 UTC text ("...Z"); None otherwise."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def _rule_figure(described: str, ttl_s: float | None) -> wire.RuleFigure:
@@ -197,9 +215,9 @@ class ControlSink:
         self._seq[uuid] = seq
         mitigated_at = next(
             (
-                float(m["at"])
+                _unix(m.get("at"))
                 for m in inc.get("mitigation") or []
-                if isinstance(m.get("at"), int | float) and m.get("action") != "would_add"
+                if m.get("action") in _MITIGATING_ACTIONS and _unix(m.get("at")) is not None
             ),
             None,
         )
@@ -222,9 +240,27 @@ class ControlSink:
                 for s in inc.get("top_sources") or []
             ],
             evidence=dict(inc.get("evidence") or {}),
-            rules=[_rule_figure(str(r), ttl) for r in inc.get("rules") or []],
+            rules=self._rule_figures([str(r) for r in inc.get("rules") or []], ttl),
             mitigated_at=mitigated_at,
         )
+
+    def _rule_figures(self, described: list[str], ttl_s: float) -> list[wire.RuleFigure]:
+        if not described:
+            return []
+        # Per-rule drop counts live in the kernel's rule maps (read only at incident
+        # reports, at most once a second).
+        dropped: dict[str, int] = {}
+        if self._datapath is not None:
+            try:
+                dropped = {
+                    r.spec.describe(): r.dropped_packets for r in self._datapath.list_rules()
+                }
+            except Exception as exc:  # a map read failing must not stop the report
+                log.debug("rule counters unavailable: %s", exc)
+        return [
+            msgspec.structs.replace(_rule_figure(d, ttl_s), dropped_packets=dropped.get(d, 0))
+            for d in described
+        ]
 
     # ---- operator commands -------------------------------------------------------------
 
