@@ -207,7 +207,7 @@ class XdpDatapath:
             bpf = compile_xdp(top_sources_size=top_sources_size, perf_buffer=use_perf,
                               header_cache_dir=header_cache_dir)
             try:
-                fn = bpf.load_func("xdp_main", BPF.XDP)
+                fn = bpf.load_func(b"xdp_main", BPF.XDP)
             except Exception as exc:
                 bpf.cleanup()
                 raise DatapathError(f"the kernel rejected the XDP program: {exc}") from exc
@@ -261,7 +261,7 @@ class XdpDatapath:
         path.mkdir(parents=True)
         self._pin_path = path
         for name in PINNED_MAPS:
-            pin_map(self._bpf[name].get_fd(), path / name)
+            pin_map(self._bpf[name.encode()].get_fd(), path / name)
 
     def _unpin(self) -> None:
         path = self._pin_path

@@ -123,10 +123,14 @@ class DatapathMaps:
         self._samples_open = False
         self._with_samples = with_samples
 
+    def _t(self, name: str) -> Any:
+        """A bcc table by name (bcc wants bytes)."""
+        return self._bpf[name.encode()]
+
     # ---------- counters ----------
 
     def read_counters(self) -> Counters:
-        leaves = self._bpf["stats"].getvalue(0)
+        leaves = self._t("stats").getvalue(0)
         return Counters(
             packets=_named(CLASSES, _sum_leaves(leaves, "class_packets")),
             bytes=_named(CLASSES, _sum_leaves(leaves, "class_bytes")),
@@ -143,7 +147,7 @@ class DatapathMaps:
 
     def _iter_table(self, name: str) -> Iterator[tuple[Any, Any]]:
         """All (key, value) pairs, with one batch syscall where the kernel has it."""
-        table = self._bpf[name]
+        table = self._t(name)
         try:
             # Batch results hold plain ints for scalar keys; give callers ctypes keys.
             yield from [
@@ -185,7 +189,7 @@ class DatapathMaps:
                 stale[name].append(key)
         removed = 0
         for name, keys in stale.items():
-            table = self._bpf[name]
+            table = self._t(name)
             for key in keys:
                 try:
                     del table[key]
@@ -202,12 +206,12 @@ class DatapathMaps:
         assert net is not None
         if spec.kind == "src":
             if net.version == 4:
-                return "rsrc_v4", self._bpf["rsrc_v4"].Key(_u32_key(net.network_address))
-            key = self._bpf["rsrc_v6"].Key()
+                return "rsrc_v4", self._t("rsrc_v4").Key(_u32_key(net.network_address))
+            key = self._t("rsrc_v6").Key()
             _bytes_into(key.addr, net.network_address.packed)
             return "rsrc_v6", key
         name = "rpfx_v4" if net.version == 4 else "rpfx_v6"
-        key = self._bpf[name].Key()
+        key = self._t(name).Key()
         key.prefixlen = net.prefixlen
         _bytes_into(key.addr, net.network_address.packed)
         return name, key
@@ -226,8 +230,8 @@ class DatapathMaps:
 
     def _stat_base(self, name: str) -> int:
         """Per-rule counter slots are partitioned by map (sizes from the header)."""
-        src_max = int(self._bpf["rsrc_v4"].max_entries)
-        pfx_max = int(self._bpf["rpfx_v4"].max_entries)
+        src_max = int(self._t("rsrc_v4").max_entries)
+        pfx_max = int(self._t("rpfx_v4").max_entries)
         return {
             "rsrc_v4": 0,
             "rsrc_v6": src_max,
@@ -237,22 +241,22 @@ class DatapathMaps:
         }[name]
 
     def _rule_counts(self, stat_idx: int) -> tuple[int, int]:
-        per_cpu = self._bpf["rule_stats"].getvalue(stat_idx)
+        per_cpu = self._t("rule_stats").getvalue(stat_idx)
         return sum(v.packets for v in per_cpu), sum(v.bytes for v in per_cpu)
 
     def _zero_rule_counts(self, stat_idx: int) -> None:
-        table = self._bpf["rule_stats"]
+        table = self._t("rule_stats")
         table[table.Key(stat_idx)] = table.Leaf()
 
     def _config_update(self, fn: Callable[[Any], None]) -> None:
-        table = self._bpf["config"]
+        table = self._t("config")
         key = table.Key(0)
         leaf = table[key]
         fn(leaf)
         table[key] = leaf
 
     def _recount(self, name: str) -> None:
-        count = sum(1 for _ in self._bpf[name])
+        count = sum(1 for _ in self._t(name))
         field = {
             "rsrc_v4": "n_src_v4",
             "rsrc_v6": "n_src_v6",
@@ -271,7 +275,7 @@ class DatapathMaps:
         if spec.kind == "signature":
             return self._add_signature(spec, expires)
         name, key = self._spec_location(spec)
-        table = self._bpf[name]
+        table = self._t(name)
         try:
             old = table[key]
         except KeyError:
@@ -321,7 +325,7 @@ class DatapathMaps:
         return int(spec.proto or 0), match, flags, mask, sport, dport, dst
 
     def _sig_slots(self) -> list[Any]:
-        table = self._bpf["rsig"]
+        table = self._t("rsig")
         return [table[table.Key(i)] for i in range(table.max_entries)]
 
     def _decode_sig(self, leaf: Any) -> RuleSpec:
@@ -364,7 +368,7 @@ class DatapathMaps:
         self._config_update(lambda c: setattr(c, "n_sig", n))
 
     def _add_signature(self, spec: RuleSpec, expires: int) -> Rule:
-        table = self._bpf["rsig"]
+        table = self._t("rsig")
         slots = self._sig_slots()
         now = time.monotonic_ns()
         for i, leaf in enumerate(slots):
@@ -397,7 +401,7 @@ class DatapathMaps:
     def remove_rule(self, spec: RuleSpec) -> bool:
         validate_spec(spec)
         if spec.kind == "signature":
-            table = self._bpf["rsig"]
+            table = self._t("rsig")
             slots = self._sig_slots()
             for i, leaf in enumerate(slots):
                 if leaf.rule.expires_ns and self._same_match(self._decode_sig(leaf), spec):
@@ -408,7 +412,7 @@ class DatapathMaps:
             return False
         name, key = self._spec_location(spec)
         try:
-            del self._bpf[name][key]
+            del self._t(name)[key]
         except KeyError:
             return False
         self._recount(name)
@@ -441,7 +445,7 @@ class DatapathMaps:
 
     def set_allowlist(self, networks: list[IPNetwork]) -> None:
         for version, name in ((4, "allow_v4"), (6, "allow_v6")):
-            table = self._bpf[name]
+            table = self._t(name)
             wanted: dict[tuple[int, bytes], IPNetwork] = {}
             for net in networks:
                 if net.version == version:
@@ -463,7 +467,7 @@ class DatapathMaps:
     def allowlist(self) -> list[IPNetwork]:
         nets: list[IPNetwork] = []
         for name in ("allow_v4", "allow_v6"):
-            for key in self._bpf[name]:
+            for key in self._t(name):
                 nets.append(ipaddress.ip_network((bytes(key.addr), int(key.prefixlen))))
         return nets
 
@@ -481,7 +485,7 @@ class DatapathMaps:
         self._config_update(lambda c: setattr(c, "src_insert_one_in", one_in))
 
     def _on_sample(self, data: Any) -> int:
-        layout = self._bpf["sample_layout"].Leaf
+        layout = self._t("sample_layout").Leaf
         event = ct.cast(data, ct.POINTER(layout)).contents
         cap = min(int(event.cap_len), len(event.data))
         self._pending.append(
@@ -498,7 +502,7 @@ class DatapathMaps:
     def _open_samples(self) -> None:
         if self._samples_open:
             return
-        table = self._bpf["samples"]
+        table = self._t("samples")
         if self._perf:
             table.open_perf_buffer(lambda _cpu, data, _size: self._on_sample(data), page_cnt=8)
         else:
