@@ -289,3 +289,21 @@ async def test_settings_are_strict() -> None:
         assert "base_delay" in str(exc)
     else:
         raise AssertionError("unknown settings key accepted")
+
+
+async def test_disabling_a_channel_ends_its_pending_retries(store: Store, receivers: Any) -> None:
+    receiver = receivers("grafana").then(*[rx.SERVER_ERROR] * 10)
+    channel_id = await store.channel("grafana", channel_config(receiver))
+    slow = msgspec.structs.replace(FAST, retry=RetryPolicy(base_delay_sec=0.3, jitter=0.0))
+    await store.service(slow)
+    await store.open_incident()
+    await receiver.wait_for(1)
+    await store.db.execute("UPDATE channels SET enabled = 0 WHERE id = ?", (channel_id,))
+    await store.wait_settled(channel_id, 1)
+    (delivery,) = await store.deliveries(channel_id)
+    assert (delivery["status"], delivery["last_error"]) == ("failed", "channel disabled")
+    assert len(receiver.requests) == 1
+    # A disabled channel is not queued for new events at all.
+    await store.open_incident()
+    await asyncio.sleep(0.3)
+    assert len(await store.deliveries(channel_id)) == 1
