@@ -31,6 +31,7 @@ from ftagent.mitigator import Mitigator, Protected, plan_rules, plan_widening, v
 from ftagent.rates import METRICS, Window, average_windows, compute_window, merge_windows
 from ftagent.samples import PacketInfo, parse, summarize
 from ftagent.severity import rank, severity
+from ftagent.sources import SourceWatcher
 
 log = logging.getLogger("ftagent.agent")
 
@@ -38,7 +39,6 @@ SAMPLES_PER_POLL = 4096
 RECENT_PACKETS_S = 1.0
 INCIDENT_SOURCES_MAX = 100_000
 UPDATE_INTERVAL_S = 1.0
-AGE_SOURCES_INTERVAL_S = 10.0
 
 
 @dataclass(slots=True)
@@ -91,6 +91,7 @@ class Agent:
         self.protected = Protected()
         self._build_protected()
         self.mitigator = Mitigator(datapath, cfg.mitigation, self.protected)
+        self.sources = SourceWatcher(datapath, cfg.agent.top_sources, cfg.agent.source_idle_s)
         self.thresholds = compute_thresholds(
             self.baseline, self.settings.floors, self.settings.multiplier, self.wall()
         )
@@ -113,7 +114,6 @@ class Agent:
         self.started = time.monotonic()
         self.last_persist = time.monotonic()
         self.last_update = 0.0
-        self.last_age = time.monotonic()
         self._last_window: Window | None = None
         self._health: dict[str, Any] = {}
         self._closed = False
@@ -180,6 +180,7 @@ class Agent:
             self._set_sampling(self.cfg.capture.idle_samples_per_s, 0.0, force=True)
             self.prev = self.dp.read_counters()
         self.sink.start()
+        self.sources.start()
         self._snapshot()
         log.info(
             "agent started on %s (poll %d ms, mitigation %s, baseline %s)",
@@ -210,6 +211,7 @@ class Agent:
         if self._closed:
             return
         self._closed = True
+        self.sources.stop()
         if self.incident is not None:
             self._close_pcap(self.incident)
         try:
@@ -325,6 +327,7 @@ class Agent:
         self.incident_sources = Counter(p.src for p in packets if p.src is not None)
         self.incident_sampled = len(packets)
         self._update_sources(inc, w)
+        self.sources.set_active(True)
         log.warning(
             "incident opened: %s (%s) severity %s, %.0f pps, confirmed by %s",
             inc.family,
@@ -504,20 +507,29 @@ class Agent:
         inc.rules = [s.describe() for s in self.mitigator.rules_of(inc.uuid)]
         self.passed_since_change = []
 
-    def _update_sources(self, inc: Incident, w: Window) -> None:
+    def _update_sources(self, inc: Incident, w: Window | None) -> None:
+        """Top sources: the kernel map's busiest (with rates once read twice), else the
+        sampled packets' (share x current rate); the source count is from the samples."""
         total = sum(self.incident_sources.values())
-        if not total:
-            return
-        pps = w.metrics["pps"]
         inc.source_count = len(self.incident_sources)
-        inc.top_sources = [
+        sampled = (
             {
-                "address": str(a),
-                "share": round(c / total, 4),
-                "samples": c,
-                "pps_estimate": round(pps * c / total, 1),
+                str(a): c / total
+                for a, c in self.incident_sources.most_common(self.cfg.agent.top_sources)
             }
-            for a, c in self.incident_sources.most_common(self.cfg.agent.top_sources)
+            if total
+            else {}
+        )
+        kernel = self.sources.latest()
+        if kernel:
+            inc.top_sources = [
+                {**e, "sample_share": round(sampled.get(e["address"], 0.0), 4)} for e in kernel
+            ]
+            return
+        pps = w.metrics["pps"] if w is not None else 0.0
+        inc.top_sources = [
+            {"address": a, "sample_share": round(share, 4), "pps": round(pps * share, 1)}
+            for a, share in sampled.items()
         ]
 
     def _resolve_incident(self) -> None:
@@ -525,6 +537,8 @@ class Agent:
         assert inc is not None
         inc.status = "resolved"
         inc.ended_at = self.wall()
+        self._update_sources(inc, self._last_window)
+        self.sources.set_active(False)
         self.mitigator.release(inc.uuid)
         if inc.rules:
             inc.record(
@@ -653,11 +667,6 @@ class Agent:
                 self.baseline.save(self.baseline_path)
             except OSError as exc:
                 log.error("could not persist the baseline: %s", exc)
-        if now - self.last_age >= AGE_SOURCES_INTERVAL_S:
-            self.last_age = now
-            cutoff = time.monotonic_ns() - int(self.cfg.agent.source_idle_s * 1e9)
-            with self.lock:
-                self.dp.age_sources(max(0, cutoff))
         self._snapshot()
 
     def _stat_dict(self, metric: str) -> dict[str, float]:

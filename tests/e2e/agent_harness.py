@@ -33,6 +33,8 @@ class Event:
 class RecordingSink:
     events: list[Event] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set by a test: handed to the loop once, as the control plane's reporter would.
+    pending_overrides: Overrides | None = None
 
     def _add(self, kind: str, data: dict[str, Any]) -> None:
         with self.lock:
@@ -60,7 +62,13 @@ class RecordingSink:
         self._add("pcap", {"uuid": incident_uuid, "path": path})
 
     def poll_overrides(self) -> Overrides | None:
-        return None
+        with self.lock:
+            o, self.pending_overrides = self.pending_overrides, None
+        return o
+
+    def push_overrides(self, o: Overrides) -> None:
+        with self.lock:
+            self.pending_overrides = o
 
     def close(self) -> None:
         return None

@@ -82,6 +82,9 @@ def test_udp_flood(running: RunningAgent) -> None:
     assert dropped_share_after_rules(running, t0) > 0.9
     assert resolved["status"] == "resolved" and resolved["peak_pps"] > 5000
     assert_rules_gone(running, rules)
+    # The attack's seconds were kept out of the baseline.
+    assert running.agent is not None
+    assert running.agent.baseline.stat("pps").p99 < 5000
 
 
 def test_memcached_amplification_and_its_pcap(running: RunningAgent) -> None:
@@ -91,6 +94,8 @@ def test_memcached_amplification_and_its_pcap(running: RunningAgent) -> None:
     )
     assert opened["family"] == "memcached_amplification"
     assert opened["evidence"]["amp_port"] == 11211
+    assert opened["source_count"] > 10  # spoofed reflectors, as sampled
+    assert opened["top_sources"] and "address" in opened["top_sources"][0]
     assert opened["evidence"]["mean_packet_size"] > 1300
     sig = [r for r in rules if r["action"] == "added"]
     assert [r["rule"] for r in sig] == ["signature proto=17 sport=11211"]
@@ -155,3 +160,28 @@ def test_benign_traffic_opens_nothing(running: RunningAgent) -> None:
     # It was seen, and it fed the baseline (quiet seconds are learned).
     seen = [w for w in running.windows if w.end_ns > t0 and w.pps > 100]
     assert seen, "the benign traffic never reached the victim interface"
+
+
+def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) -> None:
+    from ftagent.events import Overrides
+    from ftagent.lab.trafgen import run_flood
+
+    running.wait_for(running.quiet, 15, "quiet before the dry run")
+    running.sink.push_overrides(Overrides(mitigation_mode="dry_run"))
+    assert running.agent is not None
+    agent = running.agent
+    running.wait_for(lambda: agent.mitigator.mode == "dry_run", 5, "the override to apply")
+    try:
+        t0 = time.monotonic_ns()
+        run_flood(running.lab, "udp_flood", packets=40_000, pps=40_000, timeout_s=10)
+        running.wait_for(lambda: bool(running.sink.of("resolved", t0)), 15, "resolution")
+        opened = running.sink.of("opened", t0)
+        assert [e.data["mitigation_mode"] for e in opened] == ["dry_run"]
+        actions = {e.data["action"] for e in running.sink.of("rule", t0)}
+        assert actions == {"would_add", "removed"} or actions == {"would_add"}, actions
+        assert running.dp.list_rules() == []
+        flood = [w for w in running.windows if w.end_ns > t0 and w.pps > 1000]
+        assert flood and sum(w.dropped_pps for w in flood) == 0
+    finally:
+        running.sink.push_overrides(Overrides(mitigation_mode="on"))
+        running.wait_for(lambda: agent.mitigator.mode == "on", 5, "mode back to on")
