@@ -222,7 +222,7 @@ class XdpDatapath:
                 flags = XDP_FLAGS_UPDATE_IF_NOEXIST | (
                     XDP_FLAGS_DRV_MODE if attempt == "native" else XDP_FLAGS_SKB_MODE)
                 try:
-                    BPF.attach_xdp(interface, fn, flags)
+                    BPF.attach_xdp(interface.encode(), fn, flags)
                 except Exception as exc:
                     errors.append(f"{attempt}: {exc}")
                     continue
@@ -333,7 +333,7 @@ class XdpDatapath:
             with contextlib.suppress(Exception):
                 current = xdp_prog_id(self._info.ifindex)
                 if current and current == self._info.prog_id:
-                    BPF.remove_xdp(self._info.interface,
+                    BPF.remove_xdp(self._info.interface.encode(),
                                    self._flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST)
         finally:
             with contextlib.suppress(Exception):

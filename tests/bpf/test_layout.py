@@ -1,0 +1,65 @@
+"""The header's index constants and bcc's generated layouts agree with ftagent/datapath.py."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ftagent.bpf.program import HEADER
+from ftagent.datapath import (
+    AMP_PORT_NAMES,
+    AMP_PORTS,
+    CLASSES,
+    SIZE_BOUNDS,
+    SIZE_BUCKETS,
+    TCP_FLAG_CLASSES,
+    VERDICTS,
+)
+
+from .conftest import Prog
+
+
+def defines(prefix: str) -> dict[str, int]:
+    text = HEADER.read_text()
+    return {
+        m.group(1): int(m.group(2))
+        for m in re.finditer(rf"#define\s+{prefix}(\w+)\s+(\d+)\b", text)
+    }
+
+
+@pytest.mark.parametrize(
+    ("prefix", "names", "count"),
+    [
+        ("FT_CLS_", CLASSES, "FT_NUM_CLASSES"),
+        ("FT_TCPF_", TCP_FLAG_CLASSES, "FT_NUM_TCPF"),
+        ("FT_AMP_", AMP_PORT_NAMES, "FT_NUM_AMP"),
+        ("FT_SIZE_", SIZE_BUCKETS, "FT_NUM_SIZES"),
+        ("FT_V_", VERDICTS, "FT_NUM_VERDICTS"),
+    ],
+)
+def test_index_constants_match_names(prefix: str, names: tuple[str, ...], count: str) -> None:
+    found = defines(prefix)
+    by_index = sorted(found.items(), key=lambda kv: kv[1])
+    assert [i for _, i in by_index] == list(range(len(names)))
+    normalized = [n.lower() for n, _ in by_index]
+    assert normalized == [n.lower() for n in names]
+    assert defines("")[count] == len(names)
+
+
+def test_amp_ports_and_size_bounds_in_header() -> None:
+    amp = defines("FT_AMP_")
+    assert [int(k) for k in amp if k.isdigit()] == list(AMP_PORTS)
+    sizes = defines("FT_SIZE_LE_")
+    assert [int(k) for k in sizes] == list(SIZE_BOUNDS)
+
+
+@pytest.mark.kernel
+def test_generated_leaf_arrays_have_one_slot_per_name(prog: Prog) -> None:
+    leaf = prog.bpf[b"stats"].sLeaf  # bcc's ctypes type for struct ft_stats
+    fields = dict(leaf._fields_)
+    assert fields["class_packets"]._length_ == len(CLASSES)
+    assert fields["tcp_flags"]._length_ == len(TCP_FLAG_CLASSES)
+    assert fields["udp_port_packets"]._length_ == len(AMP_PORT_NAMES)
+    assert fields["sizes"]._length_ == len(SIZE_BUCKETS)
+    assert fields["verdict_packets"]._length_ == len(VERDICTS)
