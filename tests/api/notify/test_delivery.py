@@ -120,7 +120,7 @@ async def test_a_hanging_channel_does_not_delay_another(store: Store, receivers:
     healthy = receivers("slack")
     stuck_id = await store.channel("webhook", channel_config(stuck), name="stuck")
     healthy_id = await store.channel("slack", channel_config(healthy), name="healthy")
-    settings = msgspec.structs.replace(FAST, http_timeout_sec=1.0)
+    settings = msgspec.structs.replace(FAST, http_timeout_sec=2.0)
     await store.service(settings)
     await store.open_incident()
 
