@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid as uuidlib
 
 import aiosqlite
+import msgspec
 
 from control.db import transaction
 from control.errors import Conflict, InvalidValue, NotFound
@@ -38,6 +39,16 @@ def _rules(f: wire.IncidentFigures) -> list[MitigationRule]:
     ]
 
 
+def _heavier(f: wire.IncidentFigures, stored_json: str) -> bool:
+    """Keep the top sources seen at the attack's heaviest: a later report replaces them
+    only if its sources carry at least as much traffic (at resolve time the kernel's
+    source map holds what is left, not who attacked)."""
+    if not f.top_sources:
+        return False
+    stored = msgspec.json.decode(stored_json, type=list[TopSource])
+    return sum(s.pps for s in f.top_sources) >= sum(s.pps for s in stored)
+
+
 def _check_uuid(value: str) -> str:
     try:
         return str(uuidlib.UUID(value))
@@ -52,9 +63,13 @@ class IncidentReports:
 
     async def owned(self, node: NodeCaller, incident_uuid: str) -> tuple[int, str, int]:
         """(incident id, status, applied seq) of this node's incident; NotFound otherwise."""
+        row = await self._owned_row(node, incident_uuid)
+        return int(row["id"]), str(row["status"]), int(row["seq"])
+
+    async def _owned_row(self, node: NodeCaller, incident_uuid: str) -> aiosqlite.Row:
         rows = list(
             await self.db.execute_fetchall(
-                """SELECT i.id, i.status, i.node_id, COALESCE(s.seq, 0) AS seq
+                """SELECT i.id, i.status, i.node_id, i.top_sources, COALESCE(s.seq, 0) AS seq
                    FROM incidents i LEFT JOIN incident_report_seq s ON s.incident_id = i.id
                    WHERE i.uuid = ? AND i.workspace_id = ?""",
                 (incident_uuid, node.workspace_id),
@@ -62,7 +77,7 @@ class IncidentReports:
         )
         if not rows or rows[0]["node_id"] != node.node_id:
             raise NotFound("incident not found for this node")
-        return int(rows[0]["id"]), str(rows[0]["status"]), int(rows[0]["seq"])
+        return rows[0]
 
     async def _set_seq(self, incident_id: int, seq: int) -> None:
         # Through transaction(): a bare statement on the shared connection would join
@@ -112,7 +127,8 @@ class IncidentReports:
         self, node: NodeCaller, incident_uuid: str, f: wire.IncidentFigures
     ) -> tuple[Incident, bool]:
         """Apply newer figures to an active incident; (incident, whether anything changed)."""
-        incident_id, status, seq = await self.owned(node, incident_uuid)
+        row = await self._owned_row(node, incident_uuid)
+        incident_id, status, seq = int(row["id"]), str(row["status"]), int(row["seq"])
         if f.seq <= seq or status != "active":
             # A replay, or an operator closed it meanwhile: nothing to change.
             return await self.service.get(node.workspace_id, incident_uuid), False
@@ -123,7 +139,7 @@ class IncidentReports:
             peak_pps=f.peak_pps,
             peak_bps=f.peak_bps,
             protocols=f.protocols or None,
-            top_sources=_sources(f) if f.top_sources else None,
+            top_sources=_sources(f) if _heavier(f, row["top_sources"]) else None,
             mitigation_rules=_rules(f) if f.rules else None,
         )
         incident = await self.service.update(node.workspace_id, incident_uuid, change)

@@ -57,6 +57,7 @@ class AgentApiSettings:
             raw_retention_s=_env_float("FTCONTROL_RAW_RETENTION_S", 3600.0),
             rollup_retention_s=_env_float("FTCONTROL_ROLLUP_RETENTION_S", 90 * 86400.0),
             prune_interval_s=_env_float("FTCONTROL_PRUNE_INTERVAL_S", 60.0),
+            gauges_interval_s=_env_float("FTCONTROL_GAUGES_INTERVAL_S", 2.0),
         )
 
     def resolve_data_dir(self, db_file: str) -> Path:

@@ -207,3 +207,21 @@ async def test_node_status_attack_elevated_online(api: Api, ws: Workspace, agent
     )
     await metrics(900.0)
     assert await eventually(lambda: is_("online"))
+
+
+async def test_top_sources_are_kept_from_the_heaviest_report(
+    api: Api, ws: Workspace, agent: Agent
+) -> None:
+    inc = str(uuid.uuid4())
+    await open_incident(api, agent, inc)  # 8.8.8.8 and 1.1.1.1, 1e5 pps together
+    path = f"/api/v1/agent/incidents/{inc}"
+    leftovers = [{"ip": "192.0.2.9", "pps": 5.0, "bps": 1.0}]
+    await api.client.post(
+        path, json={"figures": figures(2, 1e5, top_sources=leftovers)}, headers=agent.headers
+    )
+    assert [s["ip"] for s in (await get(api, ws, inc))["top_sources"]] == ["8.8.8.8", "1.1.1.1"]
+    heavier = [{"ip": "9.9.9.9", "pps": 2e5, "bps": 1.0}]
+    await api.client.post(
+        path, json={"figures": figures(3, 2e5, top_sources=heavier)}, headers=agent.headers
+    )
+    assert [s["ip"] for s in (await get(api, ws, inc))["top_sources"]] == ["9.9.9.9"]
