@@ -45,7 +45,7 @@ CREATE TABLE nodes (
 );
 -- A live node's name is unique in its workspace; a deleted node's name may be reused.
 CREATE UNIQUE INDEX nodes_live_name ON nodes(workspace_id, name) WHERE deleted_at IS NULL;
-CREATE INDEX nodes_workspace_created ON nodes(workspace_id, created_at, id);
+CREATE INDEX nodes_live_created ON nodes(workspace_id, created_at) WHERE deleted_at IS NULL;
 
 CREATE TABLE incidents (
     id               INTEGER PRIMARY KEY,
@@ -68,9 +68,20 @@ CREATE TABLE incidents (
     -- No stored summary or geo origin: both are built from these fields when read.
     updated_at       REAL NOT NULL
 );
+-- Lists are newest first, filtered by status and/or severity: each filter combination
+-- has an index that both orders the page and covers its count (incidents are written
+-- rarely, read often).
 CREATE INDEX incidents_workspace_started ON incidents(workspace_id, started_at);
+-- The analytics summary reads a time range from this index without touching the wide rows.
+CREATE INDEX incidents_workspace_analytics ON incidents(
+    workspace_id, started_at, status, family, severity, node_id, peak_pps, ended_at,
+    mitigated_at);
 CREATE INDEX incidents_workspace_status ON incidents(workspace_id, status, started_at);
 CREATE INDEX incidents_workspace_severity ON incidents(workspace_id, severity, started_at);
+CREATE INDEX incidents_workspace_severity_status
+    ON incidents(workspace_id, severity, status, started_at);
+CREATE INDEX incidents_workspace_node ON incidents(workspace_id, node_id, started_at);
+-- A node's active incidents (its status and active_incidents in every node listing).
 CREATE INDEX incidents_node_status ON incidents(node_id, status, started_at);
 
 CREATE TABLE channels (

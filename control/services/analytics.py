@@ -6,6 +6,7 @@ they were not attacks.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
 import aiosqlite
@@ -43,54 +44,58 @@ async def summary(
 ) -> AnalyticsSummary:
     until = clock.now()
     since = until - RANGE_DAYS[range_] * 86400
-    scope = "i.workspace_id = :ws AND i.started_at >= :since"
-    attacks = scope + " AND i.status != 'false_positive'"
-    params = {"ws": workspace_id, "since": since, "now": until}
-
-    async def rows(sql: str) -> list[aiosqlite.Row]:
-        async with db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
-
-    (totals,) = await rows(
-        f"""SELECT count(*) FILTER (WHERE i.status != 'false_positive') AS total,
-                   count(*) FILTER (WHERE i.status = 'false_positive') AS false_positives,
-                   coalesce(max(i.peak_pps) FILTER (WHERE i.status != 'false_positive'), 0)
-                       AS peak_pps,
-                   coalesce(sum(coalesce(i.ended_at, :now) - i.started_at)
-                       FILTER (WHERE i.status != 'false_positive'), 0) AS attack_sec,
-                   avg(i.mitigated_at - i.started_at)
-                       FILTER (WHERE i.status != 'false_positive' AND i.mitigated_at IS NOT NULL)
-                       AS mttm
-            FROM incidents i WHERE {scope}"""  # noqa: S608 (fixed fragments)
-    )
-    by_family = await rows(
-        f"SELECT i.family, count(*) AS n FROM incidents i WHERE {attacks} "  # noqa: S608
-        "GROUP BY i.family ORDER BY n DESC, i.family"
-    )
-    by_severity = await rows(
-        f"SELECT i.severity, count(*) AS n FROM incidents i WHERE {attacks} "  # noqa: S608
-        "GROUP BY i.severity"
-    )
-    by_node = await rows(
-        f"""SELECT n.uuid, n.name, count(*) AS n FROM incidents i
-            JOIN nodes n ON n.id = i.node_id WHERE {attacks}
-            GROUP BY i.node_id ORDER BY n DESC, n.name"""  # noqa: S608
-    )
-    severity_counts = dict.fromkeys(SEVERITIES, 0)
-    severity_counts.update({r["severity"]: int(r["n"]) for r in by_severity})
-    mttm = totals["mttm"]
+    # One pass over the range, grouped finely; the totals are folded here.
+    async with db.execute(
+        """SELECT i.status = 'false_positive' AS fp, i.family, i.severity, i.node_id,
+                  count(*) AS n, max(i.peak_pps) AS peak,
+                  sum(coalesce(i.ended_at, :now) - i.started_at) AS attack_sec,
+                  sum(i.mitigated_at - i.started_at) AS mitigate_sec,
+                  count(i.mitigated_at) AS mitigated
+           FROM incidents i WHERE i.workspace_id = :ws AND i.started_at >= :since
+           GROUP BY fp, i.family, i.severity, i.node_id""",
+        {"ws": workspace_id, "since": since, "now": until},
+    ) as cur:
+        groups = await cur.fetchall()
+    by_family: Counter[str] = Counter()
+    by_severity: Counter[str] = Counter(dict.fromkeys(SEVERITIES, 0))
+    by_node_id: Counter[int] = Counter()
+    false_positives = 0
+    peak = attack_sec = mitigate_sec = 0.0
+    mitigated = 0
+    for g in groups:
+        if g["fp"]:
+            false_positives += g["n"]
+            continue
+        by_family[g["family"]] += g["n"]
+        by_severity[g["severity"]] += g["n"]
+        by_node_id[g["node_id"]] += g["n"]
+        peak = max(peak, g["peak"])
+        attack_sec += g["attack_sec"]
+        mitigate_sec += g["mitigate_sec"] or 0.0
+        mitigated += g["mitigated"]
+    names: dict[int, aiosqlite.Row] = {}
+    if by_node_id:
+        marks = ",".join("?" * len(by_node_id))
+        async with db.execute(
+            f"SELECT id, uuid, name FROM nodes WHERE workspace_id = ? AND id IN ({marks})",  # noqa: S608
+            [workspace_id, *by_node_id],
+        ) as cur:
+            names = {row["id"]: row for row in await cur.fetchall()}
+    nodes = [
+        NodeIncidents(uuid=names[node_id]["uuid"], name=names[node_id]["name"], incidents=count)
+        for node_id, count in by_node_id.items()
+    ]
+    nodes.sort(key=lambda n: (-n.incidents, n.name))
     return AnalyticsSummary(
         range=range_,
         since=clock.iso(since) or "",
         until=clock.iso(until) or "",
-        incidents_total=int(totals["total"]),
-        false_positives=int(totals["false_positives"]),
-        by_family={r["family"]: int(r["n"]) for r in by_family},
-        by_severity=severity_counts,
-        by_node=[
-            NodeIncidents(uuid=r["uuid"], name=r["name"], incidents=int(r["n"])) for r in by_node
-        ],
-        peak_pps=float(totals["peak_pps"]),
-        total_attack_sec=max(0, int(totals["attack_sec"])),
-        mean_time_to_mitigate_sec=round(float(mttm), 3) if mttm is not None else None,
+        incidents_total=sum(by_family.values()),
+        false_positives=false_positives,
+        by_family=dict(sorted(by_family.items(), key=lambda kv: (-kv[1], kv[0]))),
+        by_severity={severity: by_severity[severity] for severity in SEVERITIES},
+        by_node=nodes,
+        peak_pps=peak,
+        total_attack_sec=max(0, int(attack_sec)),
+        mean_time_to_mitigate_sec=round(mitigate_sec / mitigated, 3) if mitigated else None,
     )

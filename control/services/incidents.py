@@ -210,9 +210,12 @@ class IncidentService:
         ) as cur:
             total_row = await cur.fetchone()
         total = int(total_row[0]) if total_row else 0
+        # Page over the index alone, then join only the rows of the page: a deep OFFSET
+        # then skips index entries instead of whole rows.
+        order = " ORDER BY i.started_at DESC, i.id DESC"
+        page = f"SELECT i.id FROM incidents i{clause}{order} LIMIT ? OFFSET ?"  # noqa: S608
         async with self.db.execute(
-            _LIST_COLUMNS + clause + " ORDER BY i.started_at DESC, i.id DESC LIMIT ? OFFSET ?",
-            [*args, limit, offset],
+            f"{_LIST_COLUMNS} WHERE i.id IN ({page}){order}", [*args, limit, offset]
         ) as cur:
             rows = await cur.fetchall()
         now = clock.now()
