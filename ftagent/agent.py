@@ -397,15 +397,20 @@ class Agent:
         # Re-read the attack over the last second: a new vector turns it multi_vector.
         last = [x for x in self.windows if x.end_ns >= w.end_ns - 1_000_000_000]
         packets = [p for _, p in self.recent]
+        merged = merge_windows(last)
         cls = classify(
-            merge_windows(last),
-            self._base_avgs(),
-            summarize(packets),
-            self.cfg.mitigation.max_source_rules,
+            merged, self._base_avgs(), summarize(packets), self.cfg.mitigation.max_source_rules
         )
         old_families = {v.family for v in inc.classification.vectors}
+        # A new vector counts only while it is itself above its threshold (not the noise
+        # left in the cool-down once the flood has stopped).
         new_vectors = [
-            v for v in cls.vectors if v.family not in old_families and v.family != "unknown"
+            v
+            for v in cls.vectors
+            if v.family not in old_families
+            and v.family != "unknown"
+            and merged.metrics.get(vector_metric(v), 0.0)
+            > self.thresholds.get(vector_metric(v), float("inf"))
         ]
         if new_vectors:
             vectors = (*inc.classification.vectors, *new_vectors)

@@ -185,3 +185,30 @@ def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) 
     finally:
         running.sink.push_overrides(Overrides(mitigation_mode="on"))
         running.wait_for(lambda: agent.mitigator.mode == "on", 5, "mode back to on")
+
+
+def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningAgent) -> None:
+    from ftagent.lab.trafgen import start_flood, stop_flood
+
+    running.wait_for(running.quiet, 15, "quiet before the multi-vector flood")
+    t0 = time.monotonic_ns()
+    floods = [
+        start_flood(running.lab, "memcached_amplification", packets=60_000, pps=20_000),
+        start_flood(running.lab, "syn_flood", packets=60_000, pps=20_000),
+    ]
+    try:
+        running.wait_for(lambda: bool(running.sink.of("opened", t0)), 10, "an incident")
+        for f in floods:
+            f.wait(20)
+    finally:
+        for f in floods:
+            stop_flood(f)
+    running.wait_for(lambda: bool(running.sink.of("resolved", t0)), 15, "resolution")
+    running.wait_for(running.quiet, 10, "rules removed")
+    resolved = running.sink.of("resolved", t0)[0].data
+    assert resolved["family"] == "multi_vector", resolved["family"]
+    assert set(resolved["subtype"].split("+")) == {"memcached_amplification", "syn_flood"}
+    added = {e.data["rule"] for e in running.sink.of("rule", t0) if e.data["action"] == "added"}
+    assert "signature proto=17 sport=11211" in added
+    assert any(r.startswith("signature proto=6") and "flags=0x02/0x12" in r for r in added), added
+    assert len(running.sink.of("opened", t0)) == 1
