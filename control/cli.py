@@ -23,6 +23,13 @@ from control.services import workspaces
 DEFAULT_DB = "./ftcontrol.db"
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
 def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default {DEFAULT_DB})")
 
@@ -36,10 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
     serve.add_argument(
         "--offline-after",
-        type=float,
+        type=_positive,
         default=90.0,
         metavar="SECONDS",
         help="a node without a heartbeat for this long is offline (default 90)",
+    )
+    serve.add_argument(
+        "--elevated-factor",
+        type=_positive,
+        default=1.5,
+        metavar="X",
+        help="a node reporting more than X times its baseline p95 pps is elevated (default 1.5)",
     )
     _db_option(serve)
 
@@ -97,7 +111,9 @@ def _serve(args: argparse.Namespace) -> None:
 
     from control.app import create_app
 
-    app = create_app(args.db, offline_after_sec=args.offline_after)
+    app = create_app(
+        args.db, offline_after_sec=args.offline_after, elevated_factor=args.elevated_factor
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 

@@ -87,3 +87,28 @@ async def test_metrics_gauges_and_http_metrics(api: Api, ws: Workspace) -> None:
     # HTTP metrics from Litestar's Prometheus middleware, paths grouped (no UUIDs).
     assert re.search(r'^ftcontrol_requests_total\{.*path="/api/v1/nodes".*\} \d', text, re.M)
     assert a["uuid"] not in text
+
+
+async def test_every_endpoint_refuses_missing_invalid_and_revoked_tokens(
+    api: Api, ws: Workspace
+) -> None:
+    from control.services.workspaces import rotate_token
+
+    node = await api.node(ws, "a")
+    incident = await api.incident(ws, node["uuid"])
+    concrete = {
+        "/api/v1/nodes/{node_uuid}": f"/api/v1/nodes/{node['uuid']}",
+        "/api/v1/incidents/{incident_uuid}": f"/api/v1/incidents/{incident.uuid}",
+        "/api/v1/channels/{channel_id}": "/api/v1/channels/1",
+    }
+    revoked = dict(ws.headers)
+    await rotate_token(api.app.state.db, ws.name)
+    for path, methods in V1_PATHS.items():
+        url = concrete.get(path, path)
+        for method in methods:
+            body = {} if method in ("post", "patch") else None
+            for headers in ({}, {"Authorization": "Bearer " + "f" * 64}, revoked):
+                r = await api.client.request(method.upper(), url, json=body, headers=headers)
+                assert_error(r, 401)
+    # Nothing changed behind the refusals.
+    assert (await api.incidents.get(ws.id, incident.uuid)).status == "active"
