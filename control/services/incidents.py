@@ -236,6 +236,7 @@ class IncidentService:
         now = clock.now()
         started = report.started_at if report.started_at is not None else now
         new_uuid = incident_uuid or str(uuidlib.uuid4())
+        sources = _json(with_countries(report.top_sources))  # geo lookups outside the lock
         async with transaction(self.db) as db:
             async with db.execute(
                 "SELECT id FROM nodes WHERE workspace_id = ? AND uuid = ? AND deleted_at IS NULL",
@@ -262,7 +263,7 @@ class IncidentService:
                         report.peak_pps,
                         report.peak_bps,
                         _json(report.protocols),
-                        _json(with_countries(report.top_sources)),
+                        sources,
                         _json(report.mitigation_rules),
                         now,
                     ),
@@ -277,6 +278,7 @@ class IncidentService:
         if change.family is not None:
             _check_family(change.family)
         _check_rates(peak_pps=change.peak_pps, peak_bps=change.peak_bps)
+        sources = None if change.top_sources is None else _json(with_countries(change.top_sources))
         async with transaction(self.db):
             row = await self._row_for_write(workspace_id, incident_uuid)
             if row["status"] != "active":
@@ -294,8 +296,8 @@ class IncidentService:
                 sets["peak_bps"] = max(row["peak_bps"], change.peak_bps)
             if change.protocols is not None:
                 sets["protocols"] = _json(change.protocols)
-            if change.top_sources is not None:
-                sets["top_sources"] = _json(with_countries(change.top_sources))
+            if sources is not None:
+                sets["top_sources"] = sources
             if change.mitigation_rules is not None:
                 sets["mitigation_rules"] = _json(change.mitigation_rules)
                 if change.mitigation_rules and row["mitigated_at"] is None:
