@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
+NOTICE_KINDS: tuple[NoticeKind, ...] = ("opened", "escalated", "resolved", "false_positive", "test")
+
+
+def notice_kind(value: str) -> NoticeKind:
+    """Narrow an event or column value to a NoticeKind (ValueError for anything else)."""
+    for kind in NOTICE_KINDS:
+        if kind == value:
+            return kind
+    raise ValueError(f"not a notification kind: {value!r}")
+
 
 _HEADLINES: dict[str, str] = {
     "opened": "DDoS attack detected",

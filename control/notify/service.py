@@ -36,7 +36,7 @@ from control.notify.config import (
 from control.notify.formats import build_http_request
 from control.notify.formats import email as email_format
 from control.notify.http_sender import send_http
-from control.notify.message import Notice, NoticeKind, build_test_notice
+from control.notify.message import Notice, build_test_notice, notice_kind
 from control.notify.outcome import Outcome
 from control.notify.retry import RetryPolicy
 from control.notify.smtp_sender import send_email
@@ -171,7 +171,7 @@ class NotificationService:
         key = event_key(event)
         if key is None:
             return []
-        kind: NoticeKind = event.kind  # type: ignore[assignment]  # "updated" filtered above
+        kind = notice_kind(event.kind)  # "updated" was filtered out by event_key
         items: list[store.NewDelivery] = []
         for channel in await store.enabled_channels(self._db, event.workspace_id):
             try:
@@ -257,8 +257,7 @@ class NotificationService:
         except ChannelConfigError as exc:
             await store.fail_pending(self._db, delivery, f"unusable config: {exc}", now)
             return
-        kind: NoticeKind = delivery.event_kind  # type: ignore[assignment]  # CHECKed column
-        notice = Notice.from_incident(kind, delivery.incident)
+        notice = Notice.from_incident(notice_kind(delivery.event_kind), delivery.incident)
         attempted_at = time.time()
         started = time.monotonic()
         outcome = await self.send(cfg, notice, delivery.event_key)

@@ -180,8 +180,7 @@ async def record_attempt(
                 retry_in,
             ),
         )
-        if result == "retry":
-            assert retry_in is not None
+        if retry_in is not None and result == "retry":
             await db.execute(
                 "UPDATE notification_deliveries SET attempts = ?, next_attempt_at = ?,"
                 " last_error = ? WHERE id = ?",

@@ -21,23 +21,22 @@ def build(cfg: PagerDutyConfig, notice: Notice) -> OutboundRequest:
         return json_request(url, payload)
     severity = "info" if notice.kind == "test" else SEVERITY.get(notice.severity, "critical")
     summary = notice.title + (f". {notice.summary}" if notice.summary else "")
+    event: dict[str, object] = {
+        "summary": truncate(summary, 1024),
+        "source": notice.node_name,
+        "severity": severity,
+        "component": notice.node_name,
+        "group": notice.node_uuid or notice.node_name,
+        "class": notice.family,
+        "custom_details": notice.details(),
+    }
+    if notice.started_at:
+        event["timestamp"] = notice.started_at
     payload = {
         "routing_key": cfg.routing_key,
         "event_action": "trigger",
         "dedup_key": notice.incident_uuid,
         "client": "fasttrace",
-        "payload": {
-            "summary": truncate(summary, 1024),
-            "source": notice.node_name,
-            "severity": severity,
-            "component": notice.node_name,
-            "group": notice.node_uuid or notice.node_name,
-            "class": notice.family,
-            "custom_details": notice.details(),
-        },
+        "payload": event,
     }
-    if notice.started_at:
-        payload_body = payload["payload"]
-        assert isinstance(payload_body, dict)
-        payload_body["timestamp"] = notice.started_at
     return json_request(url, payload)
