@@ -106,7 +106,7 @@ async def test_every_endpoint_refuses_missing_invalid_and_revoked_tokens(
     for path, methods in V1_PATHS.items():
         url = concrete.get(path, path)
         for method in methods:
-            body = {} if method in ("post", "patch") else None
+            body: dict[str, str] | None = {} if method in ("post", "patch") else None
             for headers in ({}, {"Authorization": "Bearer " + "f" * 64}, revoked):
                 r = await api.client.request(method.upper(), url, json=body, headers=headers)
                 assert_error(r, 401)
