@@ -65,11 +65,19 @@ def _field_of(item: dict[str, Any]) -> str | None:
     if key and key not in ("body", "data"):
         return str(key)
     message = str(item.get("message", ""))
-    # msgspec: "Object missing required field `name`", "... - at `$.config.url`"
-    for marker in ("field `", "at `$."):
-        if marker in message:
-            return message.split(marker, 1)[1].split("`", 1)[0]
-    return None
+    # msgspec: "Object missing required field `name` - at `$.config`",
+    # "Expected `str`, got `int` - at `$.config.url`"
+    field = _quoted_after(message, "field `")
+    path = _quoted_after(message, "at `$.")
+    if field and path:
+        return f"{path}.{field}"
+    return field or path
+
+
+def _quoted_after(message: str, marker: str) -> str | None:
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1].split("`", 1)[0]
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
