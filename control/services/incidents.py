@@ -31,23 +31,8 @@ from control.schemas import (
 from control.services.geo import geo_origin, with_countries
 from control.services.summary import build_summary
 
-FAMILIES: tuple[str, ...] = (
-    "udp_flood",
-    "syn_flood",
-    "ack_flood",
-    "rst_flood",
-    "tcp_flood",
-    "icmp_flood",
-    "fragment_flood",
-    "dns_amplification",
-    "ntp_amplification",
-    "memcached_amplification",
-    "ssdp_amplification",
-    "cldap_amplification",
-    "chargen_amplification",
-    "multi_vector",
-    "unknown",
-)
+# The families the agent's classifier names are the only ones an incident may carry.
+from ftagent.classifier import FAMILIES
 
 
 class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

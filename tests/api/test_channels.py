@@ -129,3 +129,14 @@ async def test_channel_routes_need_a_token(api: Api) -> None:
     assert_error(await api.client.get("/api/v1/channels"), 401)
     assert_error(await api.client.post("/api/v1/channels", json={}), 401)
     assert_error(await api.client.delete("/api/v1/channels/1"), 401)
+
+
+def test_api_channel_types_are_the_notifiers_types() -> None:
+    # The OpenAPI enum (a Literal) must list exactly the types notify can deliver to.
+    from typing import get_args
+
+    from control.notify.config import CHANNEL_TYPES
+    from control.schemas import ChannelType
+
+    assert set(get_args(ChannelType)) == set(CHANNEL_TYPES)
+    assert set(CONFIGS) == set(CHANNEL_TYPES)
