@@ -70,7 +70,9 @@ struct ft_pkt {
     __u8 tcp_flags;
     __u8 fragment;   /* an IPv4 or IPv6 fragment */
     __u8 malformed;  /* a header was cut or invalid */
-    __u8 pad[2];
+    __u8 verdict;    /* FT_V_*, parked here so the verifier merges the verdict paths */
+    __u8 pad;
+    __u64 now;       /* coarse kernel time, read once a rule needs it */
 };
 
 /* The parse result lives in a per-CPU scratch map, not on the stack: map memory reads
@@ -293,13 +295,15 @@ static __always_inline void emit_sample(struct xdp_md *ctx, __u64 len, __u32 ver
 #endif
 }
 
+/* Expiry uses the coarse clock (same CLOCK_MONOTONIC, jiffy resolution, several times
+ * cheaper): a rule may outlive its TTL by one tick. Token buckets use the fine clock. */
 /* A rule matched: decide. Jumps to `drop` or `done` (allow-listed); falls through when
  * the rule is expired or its token bucket had a token. */
 #define APPLY_RULE(_r, _reason)                                              \
     do {                                                                     \
-        if (!now)                                                            \
-            now = bpf_ktime_get_ns();                                        \
-        if (now <= (_r)->expires_ns) {                                       \
+        if (!pp->now)                                                        \
+            pp->now = bpf_ktime_get_coarse_ns();                             \
+        if (pp->now <= (_r)->expires_ns) {                                   \
             if (allowlisted(pp, cfg)) {                                       \
                 verdict = FT_V_ALLOWLISTED;                                  \
                 goto done;                                                   \
@@ -309,7 +313,7 @@ static __always_inline void emit_sample(struct xdp_md *ctx, __u64 len, __u32 ver
                 stat_idx = (_r)->stat_idx;                                   \
                 goto drop;                                                   \
             }                                                                \
-            if (bucket_empty((_r), now)) {                                   \
+            if (bucket_empty((_r), bpf_ktime_get_ns())) {                    \
                 verdict = FT_V_RATE_LIMITED;                                 \
                 stat_idx = (_r)->stat_idx;                                   \
                 goto drop;                                                   \
@@ -367,38 +371,6 @@ int xdp_main(struct xdp_md *ctx)
 
     __u32 verdict = pp->malformed ? FT_V_MALFORMED : FT_V_PASSED;
     __u32 stat_idx = 0;
-    __u64 now = 0;
-
-    /* ---- top sources: count known sources, insert new ones 1 in N ---- */
-    if (pp->family == 4 && l3_read) {
-        struct ft_src_stat *s = top_v4.lookup(&pp->saddr4);
-        if (s) {
-            s->packets++;
-            s->bytes += len;
-            s->last_seen_ns = bpf_ktime_get_coarse_ns();
-        } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1) {
-            st->src_insert_countdown = cfg->src_insert_one_in;
-            struct ft_src_stat n = {.packets = 1, .bytes = len,
-                                    .last_seen_ns = bpf_ktime_get_coarse_ns()};
-            top_v4.update(&pp->saddr4, &n);
-        } else {
-            st->src_insert_countdown--;
-        }
-    } else if (pp->family == 6 && l3_read) {
-        struct ft_src_stat *s = top_v6.lookup(&pp->saddr6);
-        if (s) {
-            s->packets++;
-            s->bytes += len;
-            s->last_seen_ns = bpf_ktime_get_coarse_ns();
-        } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1) {
-            st->src_insert_countdown = cfg->src_insert_one_in;
-            struct ft_src_stat n = {.packets = 1, .bytes = len,
-                                    .last_seen_ns = bpf_ktime_get_coarse_ns()};
-            top_v6.update(&pp->saddr6, &n);
-        } else {
-            st->src_insert_countdown--;
-        }
-    }
 
     /* ---- drop rules: exact source, source prefix, signature ---- */
     if (pp->family == 4 && l3_read) {
@@ -434,8 +406,9 @@ int xdp_main(struct xdp_md *ctx)
     if (pp->proto_ok && cfg->n_sig) {
         __u32 n_sig = cfg->n_sig;
         struct ft_sig_rule *hit = NULL;
-        if (!now)
-            now = bpf_ktime_get_ns();
+        if (!pp->now)
+            pp->now = bpf_ktime_get_coarse_ns();
+        __u64 now = pp->now;
         for (int i = 0; i < FT_SIG_RULES_MAX; i++) {
             if (i >= n_sig)
                 break;
@@ -482,12 +455,55 @@ drop:
     }
 
 done:
+    /* From here on the verdict is read back from map memory: one verifier state for all
+     * verdicts instead of one per verdict through the rest of the program. */
+    pp->verdict = verdict;
+    /* ---- top sources: count known sources, insert new ones 1 in N (sample and hold).
+     * Packets dropped by a source or prefix rule are counted by that rule instead: the
+     * drop path stays short, and a blocked source needs no LRU slot. ---- */
+    if (pp->verdict == FT_V_DROP_SRC || pp->verdict == FT_V_DROP_PREFIX)
+        goto sampled;
+    if (pp->family == 4 && l3_read) {
+        struct ft_src_stat *s = top_v4.lookup(&pp->saddr4);
+        if (s) {
+            s->packets++;
+            s->bytes += len;
+            s->last_seen_ns = bpf_ktime_get_coarse_ns();
+        } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
+                   st->src_insert_countdown > cfg->src_insert_one_in) {
+            st->src_insert_countdown = cfg->src_insert_one_in;
+            struct ft_src_stat n = {.packets = 1, .bytes = len,
+                                    .last_seen_ns = bpf_ktime_get_coarse_ns()};
+            top_v4.update(&pp->saddr4, &n);
+        } else {
+            st->src_insert_countdown--;
+        }
+    } else if (pp->family == 6 && l3_read) {
+        struct ft_src_stat *s = top_v6.lookup(&pp->saddr6);
+        if (s) {
+            s->packets++;
+            s->bytes += len;
+            s->last_seen_ns = bpf_ktime_get_coarse_ns();
+        } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
+                   st->src_insert_countdown > cfg->src_insert_one_in) {
+            st->src_insert_countdown = cfg->src_insert_one_in;
+            struct ft_src_stat n = {.packets = 1, .bytes = len,
+                                    .last_seen_ns = bpf_ktime_get_coarse_ns()};
+            top_v6.update(&pp->saddr6, &n);
+        } else {
+            st->src_insert_countdown--;
+        }
+    }
+
+sampled:
+    verdict = pp->verdict;
     if (verdict < FT_NUM_VERDICTS) {
         st->verdict_packets[verdict]++;
         st->verdict_bytes[verdict] += len;
     }
     if (cfg->sample_one_in) {
-        if (st->sample_countdown <= 1) {
+        /* A countdown above N is left from an earlier, sparser rate: restart it. */
+        if (st->sample_countdown <= 1 || st->sample_countdown > cfg->sample_one_in) {
             st->sample_countdown = cfg->sample_one_in;
             emit_sample(ctx, len, verdict);
         } else {
