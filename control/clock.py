@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 
 def now() -> float:
@@ -11,6 +10,7 @@ def now() -> float:
 
 
 def iso(ts: float | None) -> str | None:
+    # time.gmtime: a third of datetime's cost, and lists format thousands of these.
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

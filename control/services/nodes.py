@@ -70,19 +70,25 @@ class NodeCaller:
     node_uuid: str
 
 
-_ACTIVE_INCIDENTS = (
-    "(SELECT count(*) FROM incidents ai WHERE ai.node_id = n.id AND ai.status = 'active')"
-)
-_STATUS = f"""CASE
-    WHEN {_ACTIVE_INCIDENTS} > 0 THEN 'attack'
-    WHEN n.last_seen IS NULL OR n.last_seen < :offline_before THEN 'offline'
-    WHEN n.baseline_p95_pps IS NOT NULL
-         AND n.last_pps > :elevated_factor * n.baseline_p95_pps THEN 'elevated'
+# Derived per node: its active incident count (once), then its status from that count.
+_WITH_ACTIVE = """SELECT n.*, (SELECT count(*) FROM incidents ai
+                            WHERE ai.node_id = n.id AND ai.status = 'active') AS active_incidents
+FROM nodes n WHERE n.deleted_at IS NULL"""
+_STATUS = """CASE
+    WHEN active_incidents > 0 THEN 'attack'
+    WHEN last_seen IS NULL OR last_seen < :offline_before THEN 'offline'
+    WHEN baseline_p95_pps IS NOT NULL AND last_pps > :elevated_factor * baseline_p95_pps
+        THEN 'elevated'
     ELSE 'online' END"""
-# Every live node of a workspace with its derived columns; filter/page on top of this.
-_NODE_COLUMNS = f"n.*, {_ACTIVE_INCIDENTS} AS active_incidents, {_STATUS} AS status"
-_LIVE_NODES = f"""SELECT {_NODE_COLUMNS}
-FROM nodes n WHERE n.workspace_id = :workspace_id AND n.deleted_at IS NULL"""  # noqa: S608
+
+
+def _live_nodes(where: str = "") -> str:
+    """Every live node of :workspace_id (plus `where`), with active_incidents and status."""
+    inner = f"{_WITH_ACTIVE} AND n.workspace_id = :workspace_id {where}"
+    return f"SELECT *, {_STATUS} AS status FROM ({inner})"  # noqa: S608 (fixed fragments)
+
+
+_LIVE_NODES = _live_nodes()
 
 
 def _status_params(policy: NodeStatusPolicy, workspace_id: int) -> dict[str, Any]:
@@ -211,7 +217,7 @@ async def get_node(
     db: aiosqlite.Connection, workspace_id: int, node_uuid: str, policy: NodeStatusPolicy
 ) -> NodeDetail:
     async with db.execute(
-        _LIVE_NODES + " AND n.uuid = :uuid",
+        _live_nodes("AND n.uuid = :uuid"),
         {**_status_params(policy, workspace_id), "uuid": node_uuid},
     ) as cur:
         row = await cur.fetchone()
@@ -286,8 +292,7 @@ async def status_counts(
     params = _status_params(policy, 0)
     async with db.execute(
         f"""SELECT w.name AS workspace, s.status, count(*) AS nodes
-            FROM (SELECT n.workspace_id, {_STATUS} AS status FROM nodes n
-                  WHERE n.deleted_at IS NULL) s
+            FROM (SELECT workspace_id, {_STATUS} AS status FROM ({_WITH_ACTIVE})) s
             JOIN workspaces w ON w.id = s.workspace_id
             GROUP BY w.name, s.status""",  # noqa: S608
         params,
