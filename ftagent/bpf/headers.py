@@ -78,8 +78,11 @@ def build_farm(common: Path, arch: Path, dest: Path) -> Path:
     """Build the merged tree at `dest` (atomically: built aside, then renamed)."""
     if (dest / _COMPLETE_MARK).exists():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as exc:
+        raise KernelHeadersError(f"could not build kernel-header tree in {dest}: {exc}") from exc
     try:
         _link_tree(common, tmp)
         _link_tree(arch, tmp)

@@ -1,0 +1,72 @@
+"""Argument handling of `ftagent rules|block|unblock` (the kernel side is in tests/bpf)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from ftagent.bpf.maps import RuleError, validate_spec
+from ftagent.commands.rules import UsageError, format_rules, parse_target, resolve_interface
+from ftagent.datapath import Rule, RuleSpec
+
+
+def ns(**kw: object) -> argparse.Namespace:
+    return argparse.Namespace(**kw)
+
+
+def test_targets_become_src_or_prefix_rules() -> None:
+    assert parse_target("192.0.2.1") == RuleSpec("src", ipaddress.ip_network("192.0.2.1/32"))
+    assert parse_target("2001:db8::1/128").kind == "src"
+    assert parse_target("192.0.2.0/24").kind == "prefix"
+    with pytest.raises(UsageError, match="host bits"):
+        parse_target("192.0.2.1/24")
+    with pytest.raises(UsageError, match="not an address"):
+        parse_target("example.com")
+
+
+def test_interface_from_flag_or_config(tmp_path: Path) -> None:
+    assert resolve_interface(ns(interface="eth9", config="/nonexistent")) == "eth9"
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('[agent]\ninterface = "ens3"\n[unrelated]\nx = 1\n')
+    assert resolve_interface(ns(interface=None, config=str(cfg))) == "ens3"
+    cfg.write_text("[agent]\n")
+    with pytest.raises(UsageError, match=r"\[agent\].interface"):
+        resolve_interface(ns(interface=None, config=str(cfg)))
+    cfg.write_text("[agent\n")
+    with pytest.raises(UsageError, match="cannot read"):
+        resolve_interface(ns(interface=None, config=str(cfg)))
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve_interface(ns(interface=None, config=str(tmp_path / "missing.toml")))
+
+
+def test_format_rules_table() -> None:
+    now = 10**12
+    rules = [
+        Rule(RuleSpec("src", ipaddress.ip_network("192.0.2.1/32")), now + 30 * 10**9, 5, 500),
+        Rule(RuleSpec("signature", proto=17, src_port=11211, rate_pps=100), now - 1, 0, 0),
+    ]
+    text = format_rules(rules, now)
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["RULE", "ACTION"]
+    assert "src 192.0.2.1/32" in lines[2] and "in 30s" in lines[2] and "500" in lines[2]
+    assert "signature proto=17 sport=11211" in lines[1] and "rate 100 pps" in lines[1]
+    assert "expired" in lines[1]
+    assert format_rules([], now) == "no rules\n"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        RuleSpec("src", ipaddress.ip_network("10.0.0.0/8")),
+        RuleSpec("signature", proto=99),
+        RuleSpec("signature", proto=58, dst_port=1),
+        RuleSpec("signature", proto=6, tcp_flags=2),
+        RuleSpec("prefix", ipaddress.ip_network("10.0.0.0/8"), rate_pps=10**9),
+    ],
+)
+def test_validate_spec_rejects(spec: RuleSpec) -> None:
+    with pytest.raises(RuleError):
+        validate_spec(spec)

@@ -1,0 +1,84 @@
+"""trafgen configurations for every lab profile, rendered by trafgen itself into a pcap
+(no device, no root) and decoded with scapy."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap
+
+from ftagent.lab.trafgen import PROFILES, Endpoints, TrafgenError, config_text, trafgen_argv
+from tests.capability import require
+
+EP = Endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", "10.77.0.1", "10.77.0.2",
+               "fd77::1", "fd77::2")
+
+
+def render(tmp_path: Path, profile: str, n: int = 24, spoof: bool | None = None) -> list[Any]:
+    require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
+    cfg = tmp_path / f"{profile}.cfg"
+    cfg.write_text(config_text(profile, EP, spoof=spoof))
+    out = tmp_path / f"{profile}.pcap"
+    subprocess.run(["trafgen", "-i", str(cfg), "-o", str(out), "-n", str(n), "-P", "1"],
+                   check=True, capture_output=True, timeout=30)
+    pkts = rdpcap(str(out))
+    assert len(pkts) == n
+    for p in pkts:
+        assert p[Ether].dst == EP.dst_mac and p[Ether].src == EP.src_mac
+    return list(pkts)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_renders_frames_for_the_victim(tmp_path: Path, profile: str) -> None:
+    pkts = render(tmp_path, profile)
+    size = PROFILES[profile].frame_bytes
+    if profile != "benign":
+        assert all(abs(len(p) - size) <= 8 for p in pkts), {len(p) for p in pkts}
+
+
+def test_amplification_source_ports_and_sizes(tmp_path: Path) -> None:
+    for profile, port in (("memcached_amplification", 11211), ("dns_amplification", 53),
+                          ("ntp_amplification", 123)):
+        pkts = render(tmp_path, profile)
+        assert {p[UDP].sport for p in pkts} == {port}
+        assert all(p[IP].dst == EP.dst_v4 for p in pkts)
+    assert all(len(p) == 1400 for p in render(tmp_path, "memcached_amplification"))
+
+
+def test_syn_and_ack_floods_spoof_sources(tmp_path: Path) -> None:
+    syn = render(tmp_path, "syn_flood", n=50)
+    assert all(p[TCP].flags == "S" for p in syn)
+    assert len({p[IP].src for p in syn}) > 40  # random sources
+    ack = render(tmp_path, "ack_flood")
+    assert all(p[TCP].flags == "A" for p in ack)
+    own = render(tmp_path, "syn_flood", spoof=False)
+    assert {p[IP].src for p in own} == {EP.src_v4}
+
+
+def test_icmp_ipv6_fragment_and_benign(tmp_path: Path) -> None:
+    assert all(p[ICMP].type == 8 for p in render(tmp_path, "icmp_flood"))
+    v6 = render(tmp_path, "udp6_flood")
+    assert all(p[IPv6].dst == EP.dst_v6 and p.haslayer(UDP) for p in v6)
+    frags = render(tmp_path, "fragment_flood")
+    assert all(p[IP].frag > 0 and p[IP].flags.MF and p[IP].proto == 17 for p in frags)
+    benign = render(tmp_path, "benign", n=30)
+    assert {p[IP].src for p in benign} == {EP.src_v4}
+    assert {p[UDP].dport for p in benign if p.haslayer(UDP)} == {53, 8080}
+
+
+def test_floods_must_be_bounded() -> None:
+    with pytest.raises(TrafgenError, match="positive packet count"):
+        trafgen_argv("x.cfg", "veth0", packets=0, pps=None, profile="udp_flood")
+    argv = trafgen_argv("x.cfg", "veth0", packets=10, pps=5000, profile="udp_flood")
+    assert argv[argv.index("-n") + 1] == "10" and "5000pps" in argv
+    gap = trafgen_argv("x.cfg", "veth0", packets=10, pps=100, profile="benign")
+    assert gap[gap.index("-t") + 1] == "10000us"
+    with pytest.raises(TrafgenError, match="unknown profile"):
+        config_text("nope", EP)
