@@ -186,3 +186,27 @@ def test_signal_detaches(lab: Lab, sig: signal.Signals) -> None:
             proc.wait()
     assert prog_on_link(lab) == 0
     assert not Path(f"/sys/fs/bpf/ftagent/{lab.victim_if}").exists()
+
+
+def test_native_unsupported_falls_back_to_generic(lab: Lab) -> None:
+    # The loopback driver has no native XDP: "auto" must fall back and say so. (The lab's
+    # own loopback, so nothing outside the test sees the program.)
+    with lab.inside(lab.victim_ns):
+        from ftagent.bpf.loader import DatapathError
+
+        with pytest.raises(DatapathError, match="native"):
+            XdpDatapath.open("lo", mode="native", handle_signals=False, pin_dir=None)
+        dp = XdpDatapath.open("lo", handle_signals=False, pin_dir=None)
+        try:
+            assert dp.attach_info.mode == "generic"
+            assert "native" in dp.attach_info.extra["fallback"]
+            assert prog_id_of("lo") == dp.attach_info.prog_id
+        finally:
+            dp.close()
+        assert prog_id_of("lo") == 0
+
+
+def prog_id_of(ifname: str) -> int:
+    from ftagent.bpf.loader import ifindex_of
+
+    return xdp_prog_id(ifindex_of(ifname))
