@@ -109,8 +109,12 @@ class LoopbackControlPlane:
         if path == "heartbeat":
             pending = len(b.config.get("commands", []))
             version = b.config["config_version"]
-            return 200, {"ok": True, "status": "online", "config_version": version,
-                         "pending_commands": pending}
+            return 200, {
+                "ok": True,
+                "status": "online",
+                "config_version": version,
+                "pending_commands": pending,
+            }
         if path == "config":
             return 200, {"ok": True, "config": b.config}
         if path == "metrics":
