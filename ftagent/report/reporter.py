@@ -214,6 +214,7 @@ class Reporter:
 
     _config_changed = False
     _flush_deadline = 0.0
+    _recovered = True  # False from the first failure of an outage until a success
 
     def _absorb_queue(self) -> None:
         items: list[Pending] = []
@@ -237,8 +238,14 @@ class Reporter:
             self._breaker.record_failure()
             self.stats.failures += 1
             self.stats.last_error = f"{what}: {exc}"
-            log.debug("control plane unreachable (%s): %s", what, exc)
+            if self._recovered:
+                # Once per outage, not once per retry: the spool keeps everything meanwhile.
+                log.warning("control plane unreachable (%s): %s; spooling reports", what, exc)
+                self._recovered = False
             return False
+        if not self._recovered:
+            log.info("control plane reachable again; %d reports to replay", len(self._spool))
+        self._recovered = True
         self._breaker.record_success()
         return True
 
