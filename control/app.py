@@ -163,7 +163,7 @@ def _from_state(name: str) -> Provide:
 def create_app(
     db_path: str,
     *,
-    offline_after_sec: float = 90.0,
+    offline_after_sec: float = 15.0,
     elevated_factor: float = 1.5,
     debug: bool = False,
 ) -> Litestar:

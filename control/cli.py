@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--offline-after",
         type=_positive,
-        default=90.0,
+        default=15.0,
         metavar="SECONDS",
-        help="a node without a heartbeat for this long is offline (default 90)",
+        help="a node without a heartbeat for this long is offline (default 15: three missed 5 s heartbeats)",
     )
     serve.add_argument(
         "--elevated-factor",

@@ -25,7 +25,7 @@ from control.security import hash_secret, new_secret, secret_matches
 
 @dataclass(frozen=True, slots=True)
 class NodeStatusPolicy:
-    offline_after_sec: float = 90.0  # three missed 30 s heartbeats
+    offline_after_sec: float = 15.0  # three missed 5 s heartbeats
     elevated_factor: float = 1.5
 
 
