@@ -22,7 +22,7 @@ import ftagent
 from ftagent.baseline import Baseline
 from ftagent.capture import PcapWriter, SampleRing, prune, sample_one_in
 from ftagent.classifier import Classification, classify
-from ftagent.config import Config, Floors, parse_networks
+from ftagent.config import Config, ConfigError, Floors, parse_networks
 from ftagent.datapath import Counters, Datapath, IPAddress, IPNetwork, Sample
 from ftagent.detector import Detector, Transition, compute_thresholds
 from ftagent.events import EventSink, NullSink, Overrides
@@ -39,6 +39,7 @@ SAMPLES_PER_POLL = 4096
 RECENT_PACKETS_S = 1.0
 INCIDENT_SOURCES_MAX = 100_000
 UPDATE_INTERVAL_S = 1.0
+MAX_WINDOW_FAILURES = 50
 
 
 @dataclass(slots=True)
@@ -107,7 +108,8 @@ class Agent:
         self.incident_sampled = 0
         self.passed_since_change: list[PacketInfo] = []
         self.windows_since_change = 0
-        self.leaky_windows = 0
+        self.leaks: dict[str, deque[float]] = {}
+        self.widen_failed: set[str] = set()
         self.pcap: PcapWriter | None = None
         self.sample_one_in = -1
         self.incidents_by_family: Counter[str] = Counter()
@@ -195,12 +197,22 @@ class Agent:
         self.start()
         interval = self.cfg.agent.poll_interval_ms / 1000.0
         next_tick = time.monotonic() + interval
+        failures = 0
         try:
             while not stop.is_set():
                 delay = next_tick - time.monotonic()
                 if delay > 0 and stop.wait(delay):
                     break
-                self.step()
+                try:
+                    self.step()
+                    failures = 0
+                except Exception:
+                    # A transient map or netlink error costs one window; a persistent one
+                    # ends the run (exit 1: systemd restarts the agent).
+                    failures += 1
+                    log.exception("window failed (%d in a row)", failures)
+                    if failures >= MAX_WINDOW_FAILURES:
+                        raise
                 next_tick += interval
                 if time.monotonic() - next_tick > interval:  # fell behind: do not burst
                     next_tick = time.monotonic() + interval
@@ -218,7 +230,7 @@ class Agent:
             self.baseline.save(self.baseline_path)
         except OSError as exc:
             log.error("could not persist the baseline: %s", exc)
-        self.sink.close()
+        self._emit(self.sink.close)
         log.info("agent stopped")
 
     # ---- one window ---------------------------------------------------------------------
@@ -323,6 +335,7 @@ class Agent:
             inc.observe(x)
         inc.severity = self._severity(inc)
         self.incident = inc
+        self.widen_failed = set()
         self.incidents_by_family[inc.family] += 1
         self.incident_sources = Counter(p.src for p in packets if p.src is not None)
         self.incident_sampled = len(packets)
@@ -347,7 +360,7 @@ class Agent:
         )
         self._mitigate(inc, cls, packets, "confirmed " + cls.family)
         self._open_pcap(inc)
-        self.sink.incident_opened(inc.to_dict())
+        self._emit(self.sink.incident_opened, inc.to_dict())
         self.last_update = time.monotonic()
         self._snapshot()
 
@@ -377,7 +390,7 @@ class Agent:
             inc.record("refused", "protected targets", [r["target"] for r in plan.refused])
         self._emit_rule_changes(changes)
         self.windows_since_change = 0
-        self.leaky_windows = 0
+        self.leaks = {}
         self.passed_since_change = []
 
     def _during_attack(self, w: Window, samples: list[Sample]) -> None:
@@ -456,23 +469,29 @@ class Agent:
         if escalated:
             inc.escalations += 1
         self._update_sources(inc, w)
-        self.sink.incident_updated(inc.to_dict(), escalated)
+        self._emit(self.sink.incident_updated, inc.to_dict(), escalated)
 
     def _verify(self, inc: Incident, w: Window) -> None:
         """Does the attack still get through? Widen if it does, for verify_windows windows."""
+        # Judge each vector on its mean leak over its last `verify_windows` windows that
+        # carried attack traffic: floods come in pulses, and one quiet or fully dropped
+        # window must neither hide nor prove a leak.
+        n = self.cfg.mitigation.verify_windows
         leaking = []
         for v in inc.classification.vectors:
             metric = vector_metric(v)
-            leak = w.metrics.get(metric, 0.0) - w.dropped_pps
-            if leak > self.thresholds.get(metric, float("inf")):
-                leaking.append((v, leak))
+            threshold = self.thresholds.get(metric, float("inf"))
+            rate = w.metrics.get(metric, 0.0)
+            if rate <= threshold:
+                continue
+            leaks = self.leaks.setdefault(v.family, deque(maxlen=n))
+            leaks.append(rate - w.dropped_pps)
+            mean_leak = sum(leaks) / len(leaks)
+            if len(leaks) >= n and mean_leak > threshold:
+                leaking.append((v, mean_leak))
         if not leaking:
-            self.leaky_windows = 0
             return
-        self.leaky_windows += 1
-        if self.leaky_windows < self.cfg.mitigation.verify_windows:
-            return
-        self.leaky_windows = 0
+        self.leaks = {}
         self.windows_since_change = 0
         current = self.mitigator.rules_of(inc.uuid)
         for v, leak in leaking:
@@ -485,14 +504,17 @@ class Agent:
                 self._rate_limit,
             )
             if not plan.rules:
-                inc.record(
-                    "widen_failed", f"{v.family} leaks {leak:.0f} pps; " + "; ".join(plan.notes)
-                )
+                if v.family not in self.widen_failed:  # once per vector, not every check
+                    self.widen_failed.add(v.family)
+                    inc.record(
+                        "widen_failed",
+                        f"{v.family} leaks {leak:.0f} pps; " + "; ".join(plan.notes),
+                    )
                 continue
             with self.lock:
-                changes = self.mitigator.apply(plan.rules, inc.uuid, f"widen: {v.family} leaks")
-            for c in changes:
-                c["action"] = "widened" if c["action"] == "added" else c["action"]
+                changes = self.mitigator.apply(
+                    plan.rules, inc.uuid, f"widen: {v.family} leaks", label="widened"
+                )
             inc.record(
                 "widened",
                 f"{v.family} leaked {leak:.0f} pps; " + "; ".join(plan.notes),
@@ -565,7 +587,7 @@ class Agent:
                 "duration_s": round(inc.ended_at - inc.started_at, 3),
             },
         )
-        self.sink.incident_resolved(inc.to_dict())
+        self._emit(self.sink.incident_resolved, inc.to_dict())
         self.incident = None
         self.incident_sources = Counter()
         self._refresh_thresholds()
@@ -605,7 +627,7 @@ class Agent:
                 "packets": self.pcap.packets,
             },
         )
-        self.sink.pcap_ready(inc.uuid, str(self.pcap.path))
+        self._emit(self.sink.pcap_ready, inc.uuid, str(self.pcap.path))
         self.pcap = None
         prune(self.pcap_dir, self.cfg.capture.keep_files)
 
@@ -662,10 +684,13 @@ class Agent:
             rules_active=self.mitigator.active_count(),
             baseline={m: self._stat_dict(m) for m in ("pps", "bps")},
         )
-        self.sink.metrics_second(out)
-        overrides = self.sink.poll_overrides()
+        self._emit(self.sink.metrics_second, out)
+        overrides = self._emit(self.sink.poll_overrides)
         if overrides is not None:
-            self.apply_overrides(overrides)
+            try:
+                self.apply_overrides(overrides)
+            except ConfigError as exc:
+                log.error("control-plane overrides refused: %s", exc)
         if now - self.last_persist >= self.cfg.baseline.persist_interval_s:
             self.last_persist = now
             try:
@@ -678,9 +703,17 @@ class Agent:
         st = self.baseline.stat(metric)
         return {"avg": round(st.avg, 1), "p95": round(st.p95, 1), "p99": round(st.p99, 1)}
 
+    def _emit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call the sink; a failing reporter must never stop detection or mitigation."""
+        try:
+            return fn(*args)
+        except Exception:
+            log.exception("event sink %s failed", getattr(fn, "__name__", fn))
+            return None
+
     def _emit_rule_changes(self, changes: list[dict[str, Any]]) -> None:
         for c in changes:
-            self.sink.rule_changed(c)
+            self._emit(self.sink.rule_changed, c)
 
     # ---- views for HTTP / status --------------------------------------------------------
 

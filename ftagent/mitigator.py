@@ -354,7 +354,9 @@ class Mitigator:
         )
         return change
 
-    def apply(self, specs: list[RuleSpec], uuid: str, reason: str) -> list[dict[str, Any]]:
+    def apply(
+        self, specs: list[RuleSpec], uuid: str, reason: str, label: str = "added"
+    ) -> list[dict[str, Any]]:
         """Install (or, in dry_run, only record) rules for an incident; returns changes."""
         changes: list[dict[str, Any]] = []
         if self.mode == "off":
@@ -373,7 +375,7 @@ class Mitigator:
                 except Exception as exc:  # a full map or bad rule must not stop the loop
                     log.error("could not install %s: %s", spec.describe(), exc)
                     continue
-            action = "added" if self.mode == "on" else "would_add"
+            action = label if self.mode == "on" else "would_add"
             if owned is not None:
                 owned.incident_uuid, owned.hold_until, owned.renewed_at = uuid, None, now
                 action = "renewed" if self.mode == "on" else action

@@ -68,9 +68,13 @@ def run(cfg: Config, stop: threading.Event | None = None) -> int:
         return 1
     http: LocalHttp | None = None
     try:
-        control = control_networks(cfg.control.server) if cfg.control else []
-        agent = Agent(cfg, dp, make_sink(cfg, dp), own_networks=own_networks(),
-                      control_networks=control)
+        try:
+            control = control_networks(cfg.control.server) if cfg.control else []
+            agent = Agent(cfg, dp, make_sink(cfg, dp), own_networks=own_networks(),
+                          control_networks=control)
+        except Exception as exc:
+            log.exception("cannot start the agent: %s", exc)
+            return 1
         if cfg.http.enabled:
             try:
                 http = LocalHttp(agent, cfg.http.listen, cfg.http.port)
@@ -78,7 +82,11 @@ def run(cfg: Config, stop: threading.Event | None = None) -> int:
                 log.info("local http on %s:%d (/metrics, /health)", cfg.http.listen, http.port)
             except OSError as exc:
                 log.error("local http on %s:%d failed: %s", cfg.http.listen, cfg.http.port, exc)
-        agent.run(stop)
+        try:
+            agent.run(stop)
+        except Exception as exc:
+            log.exception("the agent loop failed: %s", exc)
+            return 1
     finally:
         if http is not None:
             http.close()

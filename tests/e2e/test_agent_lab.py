@@ -212,3 +212,34 @@ def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningA
     assert "signature proto=17 sport=11211" in added
     assert any(r.startswith("signature proto=6") and "flags=0x02/0x12" in r for r in added), added
     assert len(running.sink.of("opened", t0)) == 1
+
+
+def test_leaking_mitigation_is_widened(running: RunningAgent) -> None:
+    """One source floods (-> an exact source rule), then a spoofed flood joins: the source
+    rule leaks, so the mitigator widens to the UDP signature and records it."""
+    from ftagent.lab.trafgen import start_flood, stop_flood
+
+    running.wait_for(running.quiet, 15, "quiet before the widening test")
+    t0 = time.monotonic_ns()
+    single = start_flood(running.lab, "udp_flood", packets=120_000, pps=30_000, spoof=False)
+    spoofed = None
+    try:
+        running.wait_for(lambda: bool(running.sink.of("rule", t0)), 10, "the first rule")
+        first = running.sink.of("rule", t0)[0].data
+        assert first["kind"] == "src" and first["spec"]["network"] == "10.77.0.1/32", first
+        spoofed = start_flood(running.lab, "udp_flood", packets=90_000, pps=30_000)
+        running.wait_for(
+            lambda: any(e.data["action"] == "widened" for e in running.sink.of("rule", t0)),
+            10,
+            "the mitigation to widen",
+        )
+    finally:
+        stop_flood(single)
+        if spoofed is not None:
+            stop_flood(spoofed)
+    running.wait_for(lambda: bool(running.sink.of("resolved", t0)), 15, "resolution")
+    running.wait_for(running.quiet, 10, "rules removed")
+    widened = [e.data for e in running.sink.of("rule", t0) if e.data["action"] == "widened"]
+    assert widened[0]["kind"] == "signature" and widened[0]["spec"]["proto"] == 17
+    resolved = running.sink.of("resolved", t0)[0].data
+    assert "widened" in [m["action"] for m in resolved["mitigation"]]
