@@ -156,7 +156,9 @@ def trafgen_argv(cfg_path: str, dev: str, *, packets: int, pps: int | None, prof
                  cpus: int = 1) -> list[str]:
     if packets <= 0:
         raise TrafgenError("a flood needs a positive packet count (unbounded floods are refused)")
-    argv = [TRAFGEN, "-i", cfg_path, "-o", dev, "-n", str(packets), "-P", str(cpus)]
+    # --no-sock-mem: leave the socket-memory sysctls alone (0.6.8 rejects its short -A).
+    argv = [TRAFGEN, "-i", cfg_path, "-o", dev, "-n", str(packets), "-P", str(cpus),
+            "--no-sock-mem"]
     if profile == "benign":
         gap_us = max(1, int(1_000_000 / (pps or 200)))
         argv += ["-t", f"{gap_us}us"]
@@ -198,16 +200,16 @@ def start_flood(
 ) -> subprocess.Popen[str]:
     """Start a bounded flood in the background; the caller waits (or kills its group)."""
     text = config_text(profile, lab_endpoints(lab), spoof=spoof)
-    fd, path = tempfile.mkstemp(suffix=".cfg", prefix=f"ft-{profile}-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    argv = trafgen_argv(path, lab.attacker_if, packets=packets, pps=pps, profile=profile,
+    # The configuration goes through stdin (-i -): no file to clean up, no start-up race.
+    argv = trafgen_argv("-", lab.attacker_if, packets=packets, pps=pps, profile=profile,
                         cpus=cpus)
-    # The config file is removed once trafgen has read it (it reads it at start-up).
-    proc = subprocess.Popen(nsenter_argv(lab.attacker_ns, argv), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    time.sleep(0.2)
-    os.unlink(path)
+    proc = subprocess.Popen(nsenter_argv(lab.attacker_ns, argv), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    if proc.stdin is None:  # cannot happen with stdin=PIPE; keeps the type checker honest
+        raise TrafgenError("no stdin pipe to trafgen")
+    proc.stdin.write(text)
+    proc.stdin.close()
     return proc
 
 
