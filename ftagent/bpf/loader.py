@@ -258,7 +258,9 @@ class XdpDatapath:
             # The interface has no XDP program (checked in open), so these pins are left
             # over from an agent that died: replace them.
             shutil.rmtree(path)
-        path.mkdir(parents=True)
+        # Root-only: anyone who can open these pins can add or remove drop rules.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700)
         self._pin_path = path
         for name in PINNED_MAPS:
             pin_map(self._bpf[name.encode()].get_fd(), path / name)
