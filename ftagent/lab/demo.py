@@ -237,7 +237,10 @@ class Stack:
         while True:
             if self.agent is not None and self.agent.poll() is not None:
                 raise RuntimeError(f"ftagent exited ({self.agent.returncode}); see ftagent.log")
-            value = check()
+            try:
+                value = check()
+            except httpx.HTTPError:
+                value = None  # a request cut short (restart, load): ask again
             if value:
                 return value
             if time.monotonic() >= deadline:
@@ -269,12 +272,13 @@ def _terminate(proc: subprocess.Popen[bytes] | None, grace_s: float = 8.0) -> No
 
 @contextlib.contextmanager
 def _interrupts_as_keyboard() -> Iterator[None]:
-    """SIGTERM/SIGHUP end the demo like Ctrl-C does: through the cleanup."""
+    """Ctrl-C, SIGTERM and SIGHUP all end the demo through the cleanup (SIGINT is set
+    explicitly: a shell's background job inherits it ignored)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
