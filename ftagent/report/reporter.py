@@ -173,7 +173,12 @@ class Reporter:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(flush_timeout_s + self.settings.timeout_s + 1.0)
+            if self._thread.is_alive():
+                # Stuck in a request: it is a daemon thread, the spool stays as it is.
+                log.warning("reporter did not stop in time; unsent reports stay spooled")
+                return
             self._thread = None
+        self._absorb_queue()  # reports queued at the very end reach the disk too
         self._client.close()
         self._spool.close()
 

@@ -211,3 +211,18 @@ def test_pcap_is_uploaded_as_multipart(plane, tmp_path, make_reporter) -> None:
     assert up[0].headers["Content-Type"].startswith("multipart/form-data")
     assert b"\xd4\xc3\xb2\xa1" in up[0].body
     assert r.stats.rejected == 1
+
+
+def test_reports_queued_at_stop_reach_the_spool(plane, tmp_path) -> None:
+    plane.stop()
+    r = Reporter(settings(plane, tmp_path), status)  # never started: nothing sent
+    r.report_incident_opened("inc-late", 1.0, figures(1, 1.0))
+    r.stop(flush_timeout_s=0.1)
+    plane.start()
+    again = Reporter(settings(plane, tmp_path), status)
+    again.start()
+    try:
+        assert plane.wait_for(lambda: len(plane.of("incidents")) == 1)
+    finally:
+        again.stop(flush_timeout_s=0.2)
+    assert plane.of("incidents")[0].json()["uuid"] == "inc-late"
