@@ -20,7 +20,8 @@ def render(h: dict[str, Any]) -> str:
         f"traffic:      {h.get('pps')} pps, {h.get('bps')} bps, dropped {h.get('dropped_pps')} pps",
         f"baseline:     {'ready' if h.get('baseline_ready') else 'learning'}"
         f" ({h.get('baseline_samples')} s)",
-        f"thresholds:   {h.get('thresholds')}",
+        "thresholds:   "
+        + ", ".join(f"{k} {v:g}" for k, v in (h.get("thresholds") or {}).items()),
         f"mitigation:   {h.get('mitigation_mode')}, {h.get('rules_active')} rules active",
     ]
     for r in h.get("rules") or []:

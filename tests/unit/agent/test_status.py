@@ -1,0 +1,51 @@
+import argparse
+import socket
+from pathlib import Path
+
+import pytest
+
+from ftagent.commands.status import cmd_status, render
+
+HEALTH = {
+    "status": "attack",
+    "version": "0.1.0",
+    "uptime_s": 12.3,
+    "interface": "eth0",
+    "xdp_mode": "native",
+    "prog_id": 5,
+    "pps": 1000.0,
+    "bps": 8e5,
+    "dropped_pps": 900.0,
+    "baseline_ready": True,
+    "baseline_samples": 300,
+    "thresholds": {"pps": 5000.0, "syn_pps": 2000.0},
+    "mitigation_mode": "on",
+    "rules_active": 1,
+    "rules": ["signature proto=17 sport=11211"],
+    "incident": {
+        "uuid": "u-1",
+        "family": "memcached_amplification",
+        "subtype": "reflection_sport_11211",
+        "severity": "high",
+        "started_at": "2026-11-27T19:00:00.000Z",
+        "peak_pps": 10000,
+    },
+}
+
+
+def test_render_shows_the_incident_and_rules():
+    text = render(HEALTH)
+    assert "thresholds:   pps 5000, syn_pps 2000" in text
+    assert "rule        signature proto=17 sport=11211" in text
+    assert "u-1 memcached_amplification (reflection_sport_11211) severity high" in text
+    assert "incident:     none" in render({**HEALTH, "incident": None})
+
+
+def test_no_running_agent_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "ftagent.toml"
+    cfg.write_text(f"[http]\nport = {port}\n")
+    assert cmd_status(argparse.Namespace(config=str(cfg))) == 1
+    assert "no running agent answers" in capsys.readouterr().err
