@@ -147,3 +147,20 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
         assert opened["family"] == "memcached_amplification"
         assert (tmp_path / "state" / "baseline.json").exists()
         assert list((tmp_path / "state" / "pcap").glob("*.pcap"))
+
+        # A restart restores the persisted baseline: ready at once, not learning again.
+        log2 = tmp_path / "agent2.log"
+        with open(log2, "w") as log_file:
+            proc = lab.popen(
+                lab.victim_ns,
+                [*ftagent, "run", "--config", str(cfg)],
+                stdout=log_file,
+                stderr=log_file,
+            )
+        try:
+            wait_until(lambda: "agent started" in log2.read_text(), 90, "the second start")
+            assert "baseline restored" in log2.read_text()
+            assert "baseline ready" in log2.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
