@@ -11,9 +11,9 @@
   is refused with `AlreadyAttachedError`.
 - The maps are pinned under <pin_dir>/<ifname>/ (bpffs is mounted if needed) so that
   `ftagent rules|block|unblock` can act on the running agent; close() unpins them.
-- close() detaches; it runs at interpreter exit and on SIGTERM/SIGINT (handlers are
-  installed when open() is called from the main thread; a handler that was there before
-  is called afterwards, the default ones exit).
+- close() detaches; it also runs at interpreter exit, and on SIGTERM/SIGINT when
+  handle_signals=True (handlers are installed when open() is called from the main
+  thread; a handler that was there before is called afterwards, the default ones exit).
 """
 
 from __future__ import annotations
@@ -152,11 +152,20 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     sys.exit(128 + signum)
 
 
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_close_all)
+        _atexit_registered = True
+
+
 def _install_handlers() -> None:
     global _handlers_installed
     if _handlers_installed:
         return
-    atexit.register(_close_all)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             _previous[sig] = signal.getsignal(sig)
@@ -248,6 +257,7 @@ class XdpDatapath:
         except Exception:
             dp.close()
             raise
+        _register_atexit()  # detach at interpreter exit in every case
         if handle_signals:
             _install_handlers()
         return dp

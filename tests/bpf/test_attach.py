@@ -210,3 +210,17 @@ def prog_id_of(ifname: str) -> int:
     from ftagent.bpf.loader import ifindex_of
 
     return xdp_prog_id(ifindex_of(ifname))
+
+
+def test_interpreter_exit_detaches_without_close(lab: Lab) -> None:
+    script = textwrap.dedent(f"""
+        from ftagent.bpf.loader import XdpDatapath
+        dp = XdpDatapath.open({lab.victim_if!r}, handle_signals=False)
+        print(dp.attach_info.prog_id)
+    """)
+    r = lab.run(lab.victim_ns, [sys.executable, "-c", script], capture_output=True, text=True,
+                cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) > 0
+    assert prog_on_link(lab) == 0
+    assert not Path(f"/sys/fs/bpf/ftagent/{lab.victim_if}").exists()
