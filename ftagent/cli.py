@@ -12,7 +12,9 @@ DEFAULT_CONFIG = "/etc/ftagent/ftagent.toml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ftagent", description="XDP DDoS detection and mitigation agent")
+    p = argparse.ArgumentParser(
+        prog="ftagent", description="XDP DDoS detection and mitigation agent"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="attach to the interface and detect/mitigate")
