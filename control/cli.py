@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=15.0,
         metavar="SECONDS",
-        help="a node without a heartbeat for this long is offline (default 15: three missed 5 s heartbeats)",
+        help="a node without a heartbeat for this long is offline"
+        " (default 15: three missed 5 s heartbeats)",
     )
     serve.add_argument(
         "--elevated-factor",
