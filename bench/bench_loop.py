@@ -45,26 +45,6 @@ MEASURE_S = 10.0
 # ---- 1. detection latency through the whole loop -----------------------------------------
 
 
-def _launch_flood(lab: object, packets: int) -> subprocess.Popen[str]:
-    """trafgen from the attacker namespace, started without waiting (unlike start_flood)."""
-    from ftagent.lab.netns import Lab, nsenter_argv
-    from ftagent.lab.trafgen import config_text, lab_endpoints, trafgen_argv
-
-    assert isinstance(lab, Lab)
-    fd, path = tempfile.mkstemp(suffix=".cfg", prefix="ft-bench-")
-    with os.fdopen(fd, "w") as f:
-        f.write(config_text("memcached_amplification", lab_endpoints(lab)))
-    argv = trafgen_argv(path, lab.attacker_if, packets=packets, pps=FLOOD_PPS,
-                        profile="memcached_amplification")  # fmt: skip
-    return subprocess.Popen(
-        nsenter_argv(lab.attacker_ns, argv),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def detection_latencies() -> list[float]:
     from ftagent.lab.demo import Stack
     from ftagent.lab.trafgen import start_flood, stop_flood
@@ -94,7 +74,8 @@ def detection_latencies() -> list[float]:
                     httpx.Client(base_url=stack.server, headers=headers, timeout=5.0) as client,
                 ):
                     t0 = time.perf_counter()
-                    flood = _launch_flood(lab, FLOOD_PPS * FLOOD_S)
+                    flood = start_flood(lab, "memcached_amplification",
+                                        packets=FLOOD_PPS * FLOOD_S, pps=FLOOD_PPS)  # fmt: skip
                     try:
                         while time.perf_counter() - t0 < 20.0:
                             found = client.get("/api/v1/incidents", params={"limit": 5}).json()
