@@ -68,3 +68,32 @@ def test_prune_and_sampling_ratio(tmp_path: Path):
     assert sample_one_in(10, 2000) == 1
     assert sample_one_in(10, 0) == 0
     assert mono_to_wall(5 * 10**9, 10 * 10**9, 1000.0) == 995.0
+
+
+def test_pcap_opens_in_tcpdump_and_tshark(tmp_path: Path):
+    import shutil
+    import subprocess
+
+    from tests.capability import require
+
+    require(shutil.which("tcpdump") is not None, "tcpdump")
+    require(shutil.which("tshark") is not None, "tshark")
+    w = PcapWriter(tmp_path / "t.pcap", max_packets=100, max_bytes=1 << 20)
+    w.write(attack_samples(5, time.monotonic_ns()))
+    w.close()
+    td = subprocess.run(
+        ["tcpdump", "-nr", str(tmp_path / "t.pcap")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert td.stdout.count("192.0.2.7.11211 > 10.0.0.2.4000: UDP") == 5
+    ts = subprocess.run(
+        ["tshark", "-r", str(tmp_path / "t.pcap"), "-T", "fields", "-e", "udp.srcport"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert ts.stdout.split() == ["11211"] * 5
