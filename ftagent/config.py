@@ -43,9 +43,10 @@ class ControlConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: str
     api_key: str
     node_uuid: str
-    heartbeat_interval_s: Positive = 30.0
-    metrics_interval_s: Positive = 5.0
-    config_interval_s: Positive = 300.0
+    heartbeat_interval_s: Positive = 5.0
+    # 1-s points are sent in batches this often (larger batches after an outage).
+    metrics_interval_s: Positive = 1.0
+    config_interval_s: Positive = 60.0
     # How often the config is fetched while an attack is active.
     config_interval_attack_s: Positive = 10.0
     timeout_s: Positive = 5.0
