@@ -88,7 +88,7 @@ async def _bump(db: aiosqlite.Connection, node_id: int) -> None:
     )
 
 
-async def _node_id(db: aiosqlite.Connection, workspace_id: int, node_uuid: str) -> int:
+async def live_node_id(db: aiosqlite.Connection, workspace_id: int, node_uuid: str) -> int:
     rows = list(
         await db.execute_fetchall(
             "SELECT id FROM nodes WHERE workspace_id = ? AND uuid = ? AND deleted_at IS NULL",
@@ -243,7 +243,7 @@ async def _rule(db: aiosqlite.Connection, node_id: int, rule_id: int) -> NodeRul
 
 
 async def list_rules(db: aiosqlite.Connection, workspace_id: int, node_uuid: str) -> list[NodeRule]:
-    node_id = await _node_id(db, workspace_id, node_uuid)
+    node_id = await live_node_id(db, workspace_id, node_uuid)
     now = clock.now()
     rows = await db.execute_fetchall(_RULES + " WHERE r.node_id = ? ORDER BY r.id", (node_id,))
     return [_rule_from_row(r, now) for r in rows]
@@ -255,7 +255,7 @@ async def create_rule(
     canonical = canonical_target(target)
     if not 0 < ttl_s <= MAX_RULE_TTL_S:
         raise InvalidValue("ttl_s", f"must be above 0 and at most {MAX_RULE_TTL_S:.0f}")
-    node_id = await _node_id(db, workspace_id, node_uuid)
+    node_id = await live_node_id(db, workspace_id, node_uuid)
     now = clock.now()
     async with transaction(db):
         cur = await db.execute(
@@ -278,7 +278,7 @@ async def delete_rule(
     db: aiosqlite.Connection, workspace_id: int, node_uuid: str, rule_id: int
 ) -> NodeRule:
     """Queue the unblock (idempotent: a rule already removed is returned as it is)."""
-    node_id = await _node_id(db, workspace_id, node_uuid)
+    node_id = await live_node_id(db, workspace_id, node_uuid)
     rule = await _rule(db, node_id, rule_id)
     if rule.removed_at is not None:
         return rule
@@ -301,7 +301,7 @@ async def delete_rule(
 async def get_overrides(
     db: aiosqlite.Connection, workspace_id: int, node_uuid: str
 ) -> AgentOverrides:
-    node_id = await _node_id(db, workspace_id, node_uuid)
+    node_id = await live_node_id(db, workspace_id, node_uuid)
     rows = list(
         await db.execute_fetchall("SELECT overrides FROM agent_state WHERE node_id = ?", (node_id,))
     )
@@ -312,7 +312,7 @@ async def set_overrides(
     db: aiosqlite.Connection, workspace_id: int, node_uuid: str, overrides: AgentOverrides
 ) -> AgentOverrides:
     validate_overrides(overrides)
-    node_id = await _node_id(db, workspace_id, node_uuid)
+    node_id = await live_node_id(db, workspace_id, node_uuid)
     text = msgspec.json.encode(overrides).decode()
     async with transaction(db):
         await db.execute(
@@ -322,4 +322,3 @@ async def set_overrides(
             (node_id, text),
         )
     return overrides
-

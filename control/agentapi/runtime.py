@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiosqlite
 from litestar import Litestar
+from litestar.datastructures import State
 
 from control.agentapi.gauges import NodeGaugeCollector, collector, take_snapshot
 from control.agentapi.incident_reports import IncidentReports
@@ -30,6 +31,12 @@ class AgentApi:
     reports: IncidentReports
     pcaps: PcapStore
     gauges: NodeGaugeCollector
+
+
+def agentapi_of(state: State) -> AgentApi:
+    """The Agent API services the lifespan put on app.state."""
+    api: AgentApi = state.agentapi
+    return api
 
 
 async def _db_file(db: aiosqlite.Connection) -> str:

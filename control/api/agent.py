@@ -21,7 +21,7 @@ from litestar.params import Body, FromPath, JSONBody
 from control.agentapi import node_control
 from control.agentapi.auth import provide_node
 from control.agentapi.metrics_store import Overloaded
-from control.agentapi.runtime import AgentApi
+from control.agentapi.runtime import AgentApi, agentapi_of
 from control.api.deps import Db, NodePolicyDep
 from control.errors import DomainError, InvalidValue
 from control.services import nodes as node_store
@@ -44,11 +44,6 @@ class ServiceBusy(DomainError):
 
 class PayloadTooLarge(DomainError):
     status_code = 413
-
-
-def _agentapi(state: State) -> AgentApi:
-    api: AgentApi = state.agentapi
-    return api
 
 
 def _check_points(points: list[wire.MetricPoint], api: AgentApi) -> None:
@@ -100,7 +95,7 @@ class AgentController(Controller):
     async def metrics(
         self, data: JSONBody[wire.MetricsBatch], node: NodeDep, state: State
     ) -> wire.OkReply:
-        agentapi = _agentapi(state)
+        agentapi = agentapi_of(state)
         _check_points(data.points, agentapi)
         try:
             agentapi.metrics.accept(node.node_id, data.points)
@@ -112,7 +107,7 @@ class AgentController(Controller):
     async def open_incident(
         self, data: JSONBody[wire.IncidentOpen], node: NodeDep, state: State
     ) -> Response[wire.IncidentReply]:
-        incident, created = await _agentapi(state).reports.open(node, data)
+        incident, created = await agentapi_of(state).reports.open(node, data)
         reply = wire.IncidentReply(
             ok=True, uuid=incident.uuid, status=incident.status, created=created
         )
@@ -126,7 +121,7 @@ class AgentController(Controller):
         node: NodeDep,
         state: State,
     ) -> wire.IncidentReply:
-        incident, _ = await _agentapi(state).reports.update(node, incident_uuid, data.figures)
+        incident, _ = await agentapi_of(state).reports.update(node, incident_uuid, data.figures)
         return wire.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
 
     @post(
@@ -141,7 +136,7 @@ class AgentController(Controller):
         node: NodeDep,
         state: State,
     ) -> wire.IncidentReply:
-        reports = _agentapi(state).reports
+        reports = agentapi_of(state).reports
         incident = await reports.resolve(node, incident_uuid, data.ended_at, data.figures)
         return wire.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
 
@@ -158,7 +153,7 @@ class AgentController(Controller):
         node: NodeDep,
         state: State,
     ) -> wire.PcapReply:
-        agentapi = _agentapi(state)
+        agentapi = agentapi_of(state)
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidValue("file", "multipart field `file` with the pcap is required")

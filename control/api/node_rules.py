@@ -15,17 +15,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Router, delete, get, post, put
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import File
 
 from control import clock
 from control.agentapi import node_control
 from control.agentapi.node_control import AgentOverrides, NodeRule
-from control.agentapi.runtime import AgentApi
+from control.agentapi.runtime import agentapi_of
+from control.api.common import RowId
 from control.api.deps import CallerDep, Db
 from control.auth import BEARER
-from control.errors import NotFound
 
 TrafficRange = Literal["1h", "24h", "7d", "30d", "90d"]
 # range -> (seconds covered, seconds per returned point)
@@ -98,7 +97,7 @@ class NodeRulesController(Controller):
 
     @delete("/rules/{rule_id:int}", status_code=200, summary="Unblock (remove an operator rule)")
     async def delete_rule(
-        self, node_uuid: FromPath[str], rule_id: FromPath[int], caller: CallerDep, db: Db
+        self, node_uuid: FromPath[str], rule_id: RowId, caller: CallerDep, db: Db
     ) -> RuleOne:
         rule = await node_control.delete_rule(db, caller.workspace_id, node_uuid, rule_id)
         return RuleOne(ok=True, rule=rule)
@@ -126,16 +125,9 @@ class NodeRulesController(Controller):
         range_: Annotated[TrafficRange, Parameter(query="range")] = "24h",
     ) -> Traffic:
         span, step = _RANGES[range_]
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT id FROM nodes WHERE workspace_id = ? AND uuid = ? AND deleted_at IS NULL",
-                (caller.workspace_id, node_uuid),
-            )
-        )
-        if not rows:
-            raise NotFound("node not found")
+        node_id = await node_control.live_node_id(db, caller.workspace_id, node_uuid)
         since = int(clock.now()) - span
-        params: dict[str, Any] = {"node": rows[0]["id"], "since": since, "step": step}
+        params: dict[str, Any] = {"node": node_id, "since": since, "step": step}
         points = [
             TrafficPoint(
                 t=clock.iso(r["bucket"]) or "",
@@ -176,21 +168,13 @@ class NodeRulesController(Controller):
         )
 
 
-def _provide_agentapi(state: State) -> AgentApi:
-    api: AgentApi = state.agentapi
-    return api
-
-
 @get(
     "/incidents/{incident_uuid:str}/pcap",
     tags=["incidents"],
     summary="Download the incident's pcap",
-    dependencies={"agentapi": Provide(_provide_agentapi, sync_to_thread=False)},
 )
-async def download_pcap(
-    incident_uuid: FromPath[str], caller: CallerDep, agentapi: NamedDependency[AgentApi]
-) -> File:
-    stored = await agentapi.pcaps.find(caller.workspace_id, incident_uuid)
+async def download_pcap(incident_uuid: FromPath[str], caller: CallerDep, state: State) -> File:
+    stored = await agentapi_of(state).pcaps.find(caller.workspace_id, incident_uuid)
     return File(
         path=stored.path,
         filename=f"{incident_uuid}.pcap",
