@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ftagent import logs
 from ftagent.config import Config, ConfigError, load
@@ -42,20 +43,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run(cfg: Config, stop: threading.Event | None = None) -> int:
-    from ftagent.agent import Agent
-    from ftagent.bpf.loader import XdpDatapath
-    from ftagent.http_local import LocalHttp
-    from ftagent.netinfo import control_networks, own_networks
-
+    """Run until `stop` is set (or SIGTERM/SIGINT in the main thread); returns the exit code."""
     stop = stop or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
         stop.set()
 
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        return _run(cfg, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(cfg: Config, stop: threading.Event) -> int:
+    from ftagent.agent import Agent
+    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.http_local import LocalHttp
+    from ftagent.netinfo import control_networks, own_networks
+
     try:
         Path(cfg.agent.state_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
