@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -190,6 +191,16 @@ class MetricsStore:
                             for n, p in newest.items()
                         ],
                     )
+            except sqlite3.IntegrityError:
+                # Points of a node removed from the store for good (its workspace deleted):
+                # no retry can write them, and keeping them would block every later batch.
+                rows = await self.db.execute_fetchall("SELECT id FROM nodes")
+                live = {int(r[0]) for r in rows}
+                kept = [(n, p) for n, p in batch if n in live]
+                log.error("dropped %d metric points of removed nodes", len(batch) - len(kept))
+                if len(kept) < len(batch):
+                    self._buffer[:0] = kept
+                return 0
             except BaseException:
                 # Put the batch back in front: nothing accepted is lost to a failed write.
                 self._buffer[:0] = batch

@@ -11,8 +11,8 @@ import pytest
 from control.agentapi.runtime import AgentApi
 from control.agentapi.settings import AgentApiSettings
 from control.db import transaction
-from tests.api.agent.conftest import Agent, eventually, settings_for
-from tests.api.conftest import Api
+from tests.api.agent.conftest import Agent, deploy, eventually, settings_for
+from tests.api.conftest import Api, Workspace
 
 
 @pytest.fixture
@@ -81,3 +81,30 @@ async def _zero(api: Api) -> bool:
     return (
         await count(api, "node_metrics_raw") == 0 and await count(api, "node_metrics_minute") == 0
     )
+
+
+async def test_points_of_a_node_removed_for_good_do_not_block_the_others(
+    api: Api, ws: Workspace, agent: Agent
+) -> None:
+    other = await deploy(api, ws, name="edge-2", ip="198.51.100.11")
+    store = api.app.state.agentapi.metrics
+    db = api.app.state.db
+    now = int(time.time())
+    async with store._flush_lock:  # hold the background writer while both posts land
+        for a in (agent, other):
+            r = await api.client.post(
+                "/api/v1/agent/metrics",
+                json={"points": [{"ts": now, "pps": 1.0, "bps": 8.0}]},
+                headers=a.headers,
+            )
+            assert r.status_code == 200
+        async with transaction(db):
+            await db.execute("DELETE FROM nodes WHERE uuid = ?", (agent.uuid,))
+
+    async def only_the_live_node_stored() -> bool:
+        rows = await db.execute_fetchall(
+            "SELECT n.uuid FROM node_metrics_raw m JOIN nodes n ON n.id = m.node_id"
+        )
+        return [r[0] for r in rows] == [other.uuid] and store.buffered == 0
+
+    assert await eventually(only_the_live_node_stored)
