@@ -52,7 +52,7 @@ def above_threshold(metrics: dict[str, float], thresholds: dict[str, float]) -> 
     for m, thr in thresholds.items():
         v = metrics.get(m, 0.0)
         if v > thr:
-            out[m] = v / thr if thr > 0 else float("inf")
+            out[m] = v / max(thr, 1.0)  # finite even with a zero floor (JSON evidence)
     return out
 
 
