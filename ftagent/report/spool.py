@@ -5,7 +5,8 @@ a crash or power cut loses nothing that was appended, and order is the AUTOINCRE
 Only the reporter's sender thread touches it.
 
 Bound: droppable entries (metric points) may take at most `max_droppable_bytes` of
-payload. When an append goes over, the oldest droppable entries are deleted first.
+payload. When an append goes over, the oldest droppable entries are deleted first (never
+the ones being appended).
 Incident events are never droppable and never deleted until the control plane has
 accepted them.
 """
@@ -52,8 +53,8 @@ class SpoolEntry:
 
 class Spool:
     def __init__(self, path: str | Path, max_droppable_bytes: int = 50 * 1024 * 1024) -> None:
-        if max_droppable_bytes < 1:
-            raise ValueError("max_droppable_bytes must be at least 1")
+        if max_droppable_bytes < 0:
+            raise ValueError("max_droppable_bytes must not be negative")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.max_droppable_bytes = max_droppable_bytes
@@ -89,6 +90,9 @@ class Spool:
         now = time.time()
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            # What this call appends is never dropped by it (a bound of 0 keeps only the
+            # newest points: nothing of an outage, but a live agent still sends each one).
+            (before,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM spool").fetchone()
             self._db.executemany(
                 "INSERT INTO spool (kind, path, body, droppable, created) VALUES (?, ?, ?, ?, ?)",
                 [(i.kind, i.path, i.body, int(i.droppable), now) for i in items],
@@ -99,7 +103,9 @@ class Spool:
             if excess > 0:
                 last_seq = 0
                 for seq, size in self._db.execute(
-                    "SELECT seq, length(body) FROM spool WHERE droppable = 1 ORDER BY seq"
+                    "SELECT seq, length(body) FROM spool WHERE droppable = 1 AND seq <= ? "
+                    "ORDER BY seq",
+                    (before,),
                 ):
                     if freed >= excess:
                         break

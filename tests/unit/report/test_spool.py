@@ -53,3 +53,11 @@ def test_remove_of_already_removed_entries_is_harmless(tmp_path: Path) -> None:
     assert len(spool) == 0
     assert spool.droppable_bytes == 0
     assert not spool.has_undroppable()
+
+
+def test_a_zero_bound_keeps_only_the_newest_points(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", max_droppable_bytes=0)
+    spool.append([metric(1), metric(2)])
+    spool.append([metric(3)])
+    assert [e.body[:8] for e in spool.peek(10)] == [b'{"ts":3}']
+    assert spool.dropped_total == 2
