@@ -26,7 +26,15 @@ from control.auth import BEARER, DeployTokenMiddleware, provide_caller
 from control.db import open_db
 from control.errors import DomainError
 from control.events import IncidentEvents
+from control.limits import MAX_BODY_BYTES
 from control.notify.service import NotificationService
+from control.openapi_errors import document_errors
+from control.ratelimit import (
+    DEFAULT_MAX_FAILURES,
+    DEFAULT_WINDOW_S,
+    FailureLimiter,
+    auth_failure_limit,
+)
 from control.services.incidents import IncidentService
 from control.services.nodes import NodeStatusPolicy
 
@@ -36,11 +44,16 @@ log = logging.getLogger("ftcontrol")
 # ---- errors: every failure leaves as {"ok": false, "error": ...} ----------------------
 
 
-def _error(status: int, reason: str, field: str | None = None) -> Response[dict[str, Any]]:
+def _error(
+    status: int,
+    reason: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {"ok": False, "error": reason}
     if field:
         body["field"] = field
-    return Response(body, status_code=status)
+    return Response(body, status_code=status, headers=headers)
 
 
 def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
@@ -53,6 +66,9 @@ def _validation_error(
     """Litestar's own input validation (query types, body decoding), naming the field."""
     details = exc.extra if isinstance(exc.extra, list) else []
     for item in details:
+        if isinstance(item, dict) and item.get("key") == "data" and item.get("message") == "'data'":
+            # No body at all: Litestar reports the KeyError of its `data` argument.
+            return _error(400, "body: a request body is required", "body")
         if isinstance(item, dict) and item.get("message"):
             field = _field_of(item)
             message = str(item["message"])
@@ -63,7 +79,8 @@ def _validation_error(
 def _field_of(item: dict[str, Any]) -> str | None:
     key = item.get("key")
     if key and key not in ("body", "data"):
-        return str(key)
+        # `range_` and the like: Python names of parameters whose wire name is a keyword.
+        return str(key).rstrip("_")
     message = str(item.get("message", ""))
     # msgspec: "Object missing required field `name` - at `$.config`",
     # "Expected `str`, got `int` - at `$.config.url`"
@@ -81,7 +98,8 @@ def _quoted_after(message: str, marker: str) -> str | None:
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    return _error(exc.status_code, exc.detail or "error")
+    # Keep the framework's headers: `Allow` on 405 (RFC 9110 requires it).
+    return _error(exc.status_code, exc.detail or "error", headers=dict(exc.headers or {}))
 
 
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -165,20 +183,27 @@ def create_app(
     *,
     offline_after_sec: float = 15.0,
     elevated_factor: float = 1.5,
+    auth_max_failures: int = DEFAULT_MAX_FAILURES,
+    auth_window_s: float = DEFAULT_WINDOW_S,
+    max_body_bytes: int = MAX_BODY_BYTES,
     debug: bool = False,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
         offline_after_sec=offline_after_sec, elevated_factor=elevated_factor
     )
-    return Litestar(
+    limiter = FailureLimiter(auth_max_failures, auth_window_s)
+    app = Litestar(
         route_handlers=_route_handlers(),
         lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan],
         # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
         # wrap everything, auth failures included.
         middleware=[
             PrometheusConfig(app_name="ftcontrol", prefix="ftcontrol", group_path=True).middleware,
+            # Before token checks: an address over its failure limit gets 429, no lookup.
+            auth_failure_limit(limiter),
             DeployTokenMiddleware,
         ],
+        request_max_body_size=max_body_bytes,
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
             "db": _from_state("db"),
@@ -203,3 +228,6 @@ def create_app(
         ),
         debug=debug,
     )
+    app.state.auth_limiter = limiter
+    document_errors(app)
+    return app

@@ -17,7 +17,9 @@ import aiosqlite
 
 from control.db import open_db
 from control.errors import DomainError
+from control.limits import MAX_BODY_BYTES
 from control.plans import DEFAULT_PLAN, PLAN_NODE_LIMITS, SUBSCRIPTION_STATUSES
+from control.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
 from control.services import workspaces
 
 DEFAULT_DB = "./ftcontrol.db"
@@ -27,6 +29,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
@@ -55,6 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.5,
         metavar="X",
         help="a node reporting more than X times its baseline p95 pps is elevated (default 1.5)",
+    )
+    serve.add_argument(
+        "--auth-max-failures",
+        type=_positive_int,
+        default=DEFAULT_MAX_FAILURES,
+        metavar="N",
+        help="failed authentications per client address within the window before 429 "
+        f"(default {DEFAULT_MAX_FAILURES})",
+    )
+    serve.add_argument(
+        "--auth-window",
+        type=_positive,
+        default=DEFAULT_WINDOW_S,
+        metavar="SECONDS",
+        help=f"window of --auth-max-failures (default {DEFAULT_WINDOW_S:g})",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=MAX_BODY_BYTES,
+        metavar="BYTES",
+        help=f"largest JSON request body, else 413 (default {MAX_BODY_BYTES})",
     )
     _db_option(serve)
 
@@ -113,7 +144,12 @@ def _serve(args: argparse.Namespace) -> None:
     from control.app import create_app
 
     app = create_app(
-        args.db, offline_after_sec=args.offline_after, elevated_factor=args.elevated_factor
+        args.db,
+        offline_after_sec=args.offline_after,
+        elevated_factor=args.elevated_factor,
+        auth_max_failures=args.auth_max_failures,
+        auth_window_s=args.auth_window,
+        max_body_bytes=args.max_body_bytes,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 

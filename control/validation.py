@@ -53,9 +53,15 @@ def interface_name(value: str | None) -> str:
     return text
 
 
+# Far past any real list, and well inside SQLite's signed 64-bit integers.
+MAX_OFFSET = 1_000_000_000
+
+
 def page(limit: int, offset: int, *, max_limit: int = 100) -> tuple[int, int]:
     if not 1 <= limit <= max_limit:
         raise InvalidValue("limit", f"must be between 1 and {max_limit}")
     if offset < 0:
         raise InvalidValue("offset", "must not be negative")
+    if offset > MAX_OFFSET:
+        raise InvalidValue("offset", f"at most {MAX_OFFSET}")
     return limit, offset

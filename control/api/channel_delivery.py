@@ -13,9 +13,10 @@ import aiosqlite
 import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from control import clock, validation
+from control.api.common import RowId
 from control.api.deps import CallerDep, Db
 from control.errors import DomainError, NotFound
 from control.notify import store
@@ -91,7 +92,7 @@ class ChannelDeliveryController(Controller):
         summary="Send a test message through a channel now (one attempt, recorded)",
     )
     async def send_test(
-        self, channel_id: FromPath[int], caller: CallerDep, db: Db, state: State
+        self, channel_id: RowId, caller: CallerDep, db: Db, state: State
     ) -> TestResponse:
         channel = await _channel(db, caller, channel_id)
         result = await _service(state).send_test(channel)
@@ -110,7 +111,7 @@ class ChannelDeliveryController(Controller):
     @get("/{channel_id:int}/deliveries", summary="A channel's delivery attempts, newest first")
     async def list_deliveries(
         self,
-        channel_id: FromPath[int],
+        channel_id: RowId,
         caller: CallerDep,
         db: Db,
         limit: FromQuery[int] = 50,

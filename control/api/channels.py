@@ -6,9 +6,9 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
-from control.api.common import Ok
+from control.api.common import Ok, RowId
 from control.api.deps import CallerDep, Db
 from control.schemas import Channel, ChannelType
 from control.services import channels as channel_store
@@ -50,6 +50,6 @@ class ChannelsController(Controller):
         return ChannelOne(ok=True, channel=channel)
 
     @delete("/{channel_id:int}", status_code=200, summary="Delete a notification channel")
-    async def delete_channel(self, channel_id: FromPath[int], caller: CallerDep, db: Db) -> Ok:
+    async def delete_channel(self, channel_id: RowId, caller: CallerDep, db: Db) -> Ok:
         await channel_store.delete_channel(db, caller.workspace_id, channel_id)
         return Ok(ok=True)
