@@ -304,13 +304,11 @@ class Reporter:
         return False
 
     def _next_batch(self) -> list[SpoolEntry]:
-        head = self._spool.peek(self.settings.metrics_batch_max)
-        if not head:
-            return []
-        if head[0].kind != _KIND_METRICS:
-            return head[:1]
+        head = self._spool.peek(1)
+        if not head or head[0].kind != _KIND_METRICS:
+            return head  # an event goes alone
         batch: list[SpoolEntry] = []
-        for e in head:
+        for e in self._spool.peek(self.settings.metrics_batch_max):
             if e.kind != _KIND_METRICS:
                 break
             batch.append(e)
