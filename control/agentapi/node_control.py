@@ -35,6 +35,22 @@ class AgentOverrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, o
     sampling: wire.Sampling = msgspec.field(default_factory=wire.Sampling)
 
 
+class AgentState(msgspec.Struct, kw_only=True):
+    """What the node's agent last said about itself (heartbeat); nulls until it has."""
+
+    version: str | None
+    xdp_mode: str | None
+    interface: str | None
+    baseline_state: str | None
+    attack_state: str | None
+    mitigation_mode: str | None
+    spool_size: int
+    rules_active: int
+    uptime_s: float | None
+    last_heartbeat: str | None
+    config_version: int
+
+
 class NodeRule(msgspec.Struct, kw_only=True):
     id: int
     target: str
@@ -296,6 +312,33 @@ async def delete_rule(
             )
             await _bump(db, node_id)
     return await _rule(db, node_id, rule_id)
+
+
+async def agent_state(db: aiosqlite.Connection, workspace_id: int, node_uuid: str) -> AgentState:
+    node_id = await live_node_id(db, workspace_id, node_uuid)
+    rows = list(
+        await db.execute_fetchall("SELECT * FROM agent_state WHERE node_id = ?", (node_id,))
+    )
+    if not rows:
+        return AgentState(
+            version=None, xdp_mode=None, interface=None, baseline_state=None,
+            attack_state=None, mitigation_mode=None, spool_size=0, rules_active=0,
+            uptime_s=None, last_heartbeat=None, config_version=1,
+        )  # fmt: skip
+    r = rows[0]
+    return AgentState(
+        version=r["version"],
+        xdp_mode=r["xdp_mode"],
+        interface=r["interface"],
+        baseline_state=r["baseline_state"],
+        attack_state=r["attack_state"],
+        mitigation_mode=r["mitigation_mode"],
+        spool_size=r["spool_size"],
+        rules_active=r["rules_active"],
+        uptime_s=r["uptime_s"],
+        last_heartbeat=clock.iso(r["last_heartbeat"]),
+        config_version=r["config_version"],
+    )
 
 
 async def get_overrides(

@@ -3,6 +3,7 @@
 - POST   /api/v1/nodes/{uuid}/rules         block an address or prefix on the node by hand
 - GET    /api/v1/nodes/{uuid}/rules         the node's operator rules and their state
 - DELETE /api/v1/nodes/{uuid}/rules/{id}    unblock it
+- GET    /api/v1/nodes/{uuid}/agent         the agent's last heartbeat (version, spool ...)
 - GET/PUT /api/v1/nodes/{uuid}/agent-config overrides served to the agent (GET config)
 - GET    /api/v1/nodes/{uuid}/traffic       traffic history from the one-minute roll-ups
 - GET    /api/v1/incidents/{uuid}/pcap      download the incident's pcap
@@ -20,7 +21,7 @@ from litestar.response import File
 
 from control import clock
 from control.agentapi import node_control
-from control.agentapi.node_control import AgentOverrides, NodeRule
+from control.agentapi.node_control import AgentOverrides, AgentState, NodeRule
 from control.agentapi.runtime import agentapi_of
 from control.api.common import RowId
 from control.api.deps import CallerDep, Db
@@ -50,6 +51,11 @@ class RuleOne(msgspec.Struct, kw_only=True):
 class RuleList(msgspec.Struct, kw_only=True):
     ok: bool
     rules: list[NodeRule]
+
+
+class AgentStateOne(msgspec.Struct, kw_only=True):
+    ok: bool
+    agent: AgentState
 
 
 class OverridesOne(msgspec.Struct, kw_only=True):
@@ -101,6 +107,11 @@ class NodeRulesController(Controller):
     ) -> RuleOne:
         rule = await node_control.delete_rule(db, caller.workspace_id, node_uuid, rule_id)
         return RuleOne(ok=True, rule=rule)
+
+    @get("/agent", summary="The node's agent as its last heartbeat described it")
+    async def get_agent(self, node_uuid: FromPath[str], caller: CallerDep, db: Db) -> AgentStateOne:
+        state = await node_control.agent_state(db, caller.workspace_id, node_uuid)
+        return AgentStateOne(ok=True, agent=state)
 
     @get("/agent-config", summary="Overrides served to the node's agent")
     async def get_agent_config(

@@ -40,15 +40,19 @@ async def test_heartbeat_brings_a_node_online_and_stores_its_state(
     api: Api, ws: Workspace, agent: Agent
 ) -> None:
     assert (await node(api, ws, agent))["status"] == "offline"  # never seen
+    r = await api.client.get(f"/api/v1/nodes/{agent.uuid}/agent", headers=ws.headers)
+    assert r.json()["agent"]["version"] is None
     reply = await beat(api, agent)
     assert reply == {"ok": True, "status": "online", "config_version": 1, "pending_commands": 0}
     n = await node(api, ws, agent)
     assert n["status"] == "online"
     assert n["last_seen"] is not None
-    rows = await api.app.state.db.execute_fetchall(
-        "SELECT version, xdp_mode, spool_size, baseline_state FROM agent_state"
-    )
-    assert [tuple(r) for r in rows] == [("0.1.0", "generic", 3, "ready")]
+    r = await api.client.get(f"/api/v1/nodes/{agent.uuid}/agent", headers=ws.headers)
+    assert r.status_code == 200, r.text
+    state = r.json()["agent"]
+    assert (state["version"], state["xdp_mode"], state["spool_size"]) == ("0.1.0", "generic", 3)
+    assert (state["baseline_state"], state["attack_state"]) == ("ready", "normal")
+    assert state["last_heartbeat"] is not None
 
 
 async def test_three_missed_heartbeats_make_a_node_offline(
