@@ -92,7 +92,7 @@ def _schemathesis(s: Seeded, tmp: Path, headers: list[str], select: list[str], n
         "--request-timeout", "20",
     ]  # fmt: skip
     done = subprocess.run(
-        s.srv.argv(argv), capture_output=True, text=True, timeout=240, check=False
+        s.srv.argv(argv), capture_output=True, text=True, timeout=240, check=False, cwd=tmp
     )
     statuses: Counter[int] = Counter()
     failures: list[str] = []

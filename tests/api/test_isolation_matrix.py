@@ -1,0 +1,257 @@
+"""Workspace isolation: every id-bearing route, called with the other workspace's ids.
+
+Two workspaces, each with a node (and its key), an incident with a pcap, a channel, an
+operator rule and agent overrides. Workspace B's deploy token and B's node key are then
+used on every route that takes an id, with A's ids: each answer is 404 (or 401 where
+the credentials themselves do not fit), and the whole database (every row of every
+table) and the pcap files are unchanged afterwards. The matrix is checked against the
+app's own route table, so a new id-bearing route without a row here fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import struct
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
+
+from control.app import create_app
+from tests.api.agent.conftest import settings_for
+from tests.api.conftest import Api
+
+
+@dataclass
+class Tenant:
+    token: str
+    node: str
+    key: str
+    incident: str
+    channel: int
+    rule: int
+
+    @property
+    def rest(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def agent(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "X-Node-UUID": self.node}
+
+
+def _pcap(packets: int) -> bytes:
+    head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    frame = b"\xff" * 12 + b"\x08\x00" + b"\x00" * 46
+    rec = struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame
+    return head + rec * packets
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    db_path = tmp_path / "ftcontrol.db"
+    app = create_app(str(db_path))
+    app.state.agentapi_settings = settings_for(tmp_path)
+    async with AsyncTestClient(app) as client:
+        yield Api(app=app, client=client, db_path=db_path)
+
+
+async def _tenant(api: Api, name: str) -> Tenant:
+    ws = await api.workspace(name, "pro")
+    c = api.client
+    node_body = {"name": "edge", "ip": "198.51.100.10"}
+    r = await c.post("/api/deploy", json=node_body, headers=ws.headers)
+    assert r.status_code == 200, r.text
+    node, key = r.json()["node_uuid"], r.json()["api_key"]
+    agent = {"Authorization": f"Bearer {key}", "X-Node-UUID": node}
+    incident = str(uuid.uuid4())
+    figures = {"seq": 1, "family": "udp_flood", "severity": "high", "peak_pps": 1e5}
+    r = await c.post(
+        "/api/v1/agent/incidents",
+        json={"uuid": incident, "started_at": time.time() - 5, "figures": figures},
+        headers=agent,
+    )
+    assert r.status_code == 201, r.text
+    r = await c.post(
+        f"/api/v1/agent/incidents/{incident}/pcap",
+        files={"file": ("c.pcap", _pcap(3), "application/vnd.tcpdump.pcap")},
+        headers=agent,
+    )
+    assert r.status_code == 200, r.text
+    # min_severity above the incident's: no delivery rows appear in the background.
+    config = {"url": "http://127.0.0.1:9/h", "secret": "s" * 32, "min_severity": "critical"}
+    r = await c.post(
+        "/api/v1/channels",
+        json={"name": "hook", "type": "webhook", "config": config},
+        headers=ws.headers,
+    )
+    assert r.status_code == 201, r.text
+    channel = r.json()["channel"]["id"]
+    r = await c.post(
+        f"/api/v1/nodes/{node}/rules", json={"target": "203.0.113.9"}, headers=ws.headers
+    )
+    assert r.status_code == 201, r.text
+    rule = r.json()["rule"]["id"]
+    r = await c.put(
+        f"/api/v1/nodes/{node}/agent-config",
+        json={"mitigation_mode": "dry_run"},
+        headers=ws.headers,
+    )
+    assert r.status_code == 200, r.text
+    return Tenant(ws.token, node, key, incident, channel, rule)
+
+
+def _db_state(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)  # noqa: S608
+            for t in tables
+        }
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _matrix(a: Tenant, b: Tenant) -> list[tuple[str, str, str, dict[str, Any], set[int]]]:
+    """(method, route, url, request kwargs, allowed statuses): B's credentials, A's ids."""
+    rest, agent = b.rest, b.agent
+    fig = {"seq": 99, "family": "syn_flood", "severity": "critical", "peak_pps": 9e9}
+    N, INC, CH = "/api/v1/nodes/{node_uuid}", "/api/v1/incidents/{incident_uuid}", "/api/v1/channels/{channel_id}"  # noqa: E501
+    AI = "/api/v1/agent/incidents/{incident_uuid}"
+    nf = {404}
+    return [
+        ("GET", N, f"/api/v1/nodes/{a.node}", {"headers": rest}, nf),
+        ("PATCH", N, f"/api/v1/nodes/{a.node}", {"headers": rest, "json": {"name": "x"}}, nf),
+        ("DELETE", N, f"/api/v1/nodes/{a.node}", {"headers": rest}, nf),
+        ("GET", N + "/rules", f"/api/v1/nodes/{a.node}/rules", {"headers": rest}, nf),
+        ("POST", N + "/rules", f"/api/v1/nodes/{a.node}/rules",
+         {"headers": rest, "json": {"target": "192.0.2.1"}}, nf),
+        ("DELETE", N + "/rules/{rule_id}", f"/api/v1/nodes/{a.node}/rules/{a.rule}",
+         {"headers": rest}, nf),
+        # B's own node, A's rule id.
+        ("DELETE", N + "/rules/{rule_id}", f"/api/v1/nodes/{b.node}/rules/{a.rule}",
+         {"headers": rest}, nf),
+        ("GET", N + "/agent-config", f"/api/v1/nodes/{a.node}/agent-config", {"headers": rest}, nf),
+        ("PUT", N + "/agent-config", f"/api/v1/nodes/{a.node}/agent-config",
+         {"headers": rest, "json": {"mitigation_mode": "off"}}, nf),
+        ("GET", N + "/traffic", f"/api/v1/nodes/{a.node}/traffic", {"headers": rest}, nf),
+        ("GET", N + "/agent", f"/api/v1/nodes/{a.node}/agent", {"headers": rest}, nf),
+        ("GET", INC, f"/api/v1/incidents/{a.incident}", {"headers": rest}, nf),
+        ("PATCH", INC, f"/api/v1/incidents/{a.incident}",
+         {"headers": rest, "json": {"status": "false_positive"}}, nf),
+        ("GET", INC + "/pcap", f"/api/v1/incidents/{a.incident}/pcap", {"headers": rest}, nf),
+        ("GET", "/api/v1/incidents", f"/api/v1/incidents?node={a.node}", {"headers": rest}, nf),
+        ("DELETE", CH, f"/api/v1/channels/{a.channel}", {"headers": rest}, nf),
+        ("POST", CH + "/test", f"/api/v1/channels/{a.channel}/test", {"headers": rest}, nf),
+        ("GET", CH + "/deliveries", f"/api/v1/channels/{a.channel}/deliveries",
+         {"headers": rest}, nf),
+        # Agent API: B's node key on A's incident.
+        ("POST", "/api/v1/agent/incidents", "/api/v1/agent/incidents",
+         {"headers": agent,
+          "json": {"uuid": a.incident, "started_at": time.time(), "figures": fig}}, nf),
+        ("POST", AI, f"/api/v1/agent/incidents/{a.incident}",
+         {"headers": agent, "json": {"figures": fig}}, nf),
+        ("POST", AI + "/resolve", f"/api/v1/agent/incidents/{a.incident}/resolve",
+         {"headers": agent, "json": {"ended_at": time.time(), "figures": fig}}, nf),
+        ("POST", AI + "/pcap", f"/api/v1/agent/incidents/{a.incident}/pcap",
+         {"headers": agent, "files": {"file": ("x.pcap", _pcap(1), "application/octet-stream")}},
+         nf),
+        # B's key presented with A's node UUID: the pair does not authenticate.
+        ("POST", "/api/v1/agent/heartbeat", "/api/v1/agent/heartbeat",
+         {"headers": {**agent, "X-Node-UUID": a.node},
+          "json": {"version": "x", "xdp_mode": "native"}}, {401}),
+        ("GET", "/api/v1/agent/config", "/api/v1/agent/config",
+         {"headers": {**agent, "X-Node-UUID": a.node}}, {401}),
+        ("POST", AI, f"/api/v1/agent/incidents/{a.incident}",
+         {"headers": {**agent, "X-Node-UUID": a.node}, "json": {"figures": fig}}, {401}),
+    ]  # fmt: skip
+
+
+def _id_routes(api: Api) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for route in api.app.routes:
+        if not isinstance(route, HTTPRoute) or "{" not in route.path_format:
+            continue
+        if route.path_format.startswith("/schema"):
+            continue
+        for method in route.methods:
+            if method not in ("OPTIONS", "HEAD"):
+                found.add((str(method), route.path_format))
+    return found
+
+
+async def test_other_workspace_ids_are_not_found_and_nothing_changes(
+    api: Api, tmp_path: Path
+) -> None:
+    a = await _tenant(api, "alpha")
+    b = await _tenant(api, "beta")
+    matrix = _matrix(a, b)
+    covered = {(m, route) for m, route, *_ in matrix}
+    assert _id_routes(api) <= covered, _id_routes(api) - covered
+
+    await api.app.state.agentapi.metrics.flush()
+    before = _db_state(api.db_path), _files(tmp_path / "data")
+    answers = []
+    for method, _, url, kwargs, allowed in matrix:
+        r = await api.client.request(method, url, **kwargs)
+        answers.append((method, url, r.status_code))
+        assert r.status_code in allowed, (method, url, r.status_code, r.text)
+        assert r.json()["ok"] is False
+    await api.app.state.agentapi.metrics.flush()
+    assert (_db_state(api.db_path), _files(tmp_path / "data")) == before
+
+    # A still sees its own objects exactly as before.
+    for url in (f"/api/v1/nodes/{a.node}", f"/api/v1/incidents/{a.incident}"):
+        assert (await api.client.get(url, headers=a.rest)).status_code == 200
+    r = await api.client.get(f"/api/v1/incidents/{a.incident}", headers=a.rest)
+    assert (r.json()["incident"]["status"], r.json()["incident"]["severity"]) == ("active", "high")
+    r = await api.client.get(f"/api/v1/incidents/{a.incident}/pcap", headers=a.rest)
+    assert r.content == _pcap(3)
+    assert len(answers) == len(matrix)
+
+
+async def test_lists_never_show_the_other_workspace(api: Api) -> None:
+    a = await _tenant(api, "alpha")
+    b = await _tenant(api, "beta")
+    secrets_of_a = {a.node, a.incident, a.token, a.key}
+    for url in (
+        "/api/v1/nodes",
+        "/api/v1/incidents",
+        "/api/v1/channels",
+        "/api/v1/status",
+        "/api/v1/workspace",
+        "/api/v1/analytics/summary",
+        f"/api/v1/nodes/{b.node}/rules",
+        f"/api/v1/channels/{b.channel}/deliveries",
+    ):
+        r = await api.client.get(url, headers=b.rest)
+        assert r.status_code == 200, (url, r.text)
+        for secret in secrets_of_a:
+            assert secret not in r.text, (url, secret)
+    # B's lists hold exactly B's objects.
+    nodes = (await api.client.get("/api/v1/nodes", headers=b.rest)).json()["nodes"]
+    assert [n["uuid"] for n in nodes] == [b.node]
+    incidents = (await api.client.get("/api/v1/incidents", headers=b.rest)).json()["incidents"]
+    assert [i["uuid"] for i in incidents] == [b.incident]
+    channels = (await api.client.get("/api/v1/channels", headers=b.rest)).json()["channels"]
+    assert [c["id"] for c in channels] == [b.channel]
+    rules = (await api.client.get(f"/api/v1/nodes/{b.node}/rules", headers=b.rest)).json()
+    assert [r["id"] for r in rules["rules"]] == [b.rule]
+    # B's agent sees its own overrides and commands only.
+    config = (await api.client.get("/api/v1/agent/config", headers=b.agent)).json()["config"]
+    assert [c["target"] for c in config["commands"]] == ["203.0.113.9"]
+    assert config["commands"][0]["id"] == b.rule
