@@ -24,7 +24,10 @@ from typing import Any
 
 import msgspec
 from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from control.errors import Unauthorized
 
 DEFAULT_MAX_FAILURES = 30
 DEFAULT_WINDOW_S = 60.0
@@ -119,7 +122,12 @@ def auth_failure_limit(limiter: FailureLimiter) -> Callable[[ASGIApp], ASGIApp]:
                     limiter.failed(source)
                 await send(message)
 
-            await app(scope, receive, watch)
+            try:
+                await app(scope, receive, watch)
+            except (Unauthorized, NotAuthorizedException):
+                # Raised by an authentication middleware: the 401 is sent further out.
+                limiter.failed(source)
+                raise
 
         return guarded
 
