@@ -43,6 +43,8 @@ log = logging.getLogger("ftcontrol")
 
 # ---- errors: every failure leaves as {"ok": false, "error": ...} ----------------------
 
+REASON_MAX = 300
+
 
 def _error(
     status: int,
@@ -50,6 +52,8 @@ def _error(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
+    if len(reason) > REASON_MAX:  # reasons may quote the input: never echo a huge one
+        reason = reason[: REASON_MAX - 3] + "..."
     body: dict[str, Any] = {"ok": False, "error": reason}
     if field:
         body["field"] = field

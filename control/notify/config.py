@@ -296,6 +296,27 @@ def _check_struct(type_: str, cfg: ChannelConfig) -> None:
                 raise ChannelConfigError(f"config.labels.{name}", "is not a valid label name")
 
 
+# Bounds on every value of a config: room for any real URL, token, address list or label
+# set, but a config can neither bloat the store nor every message built from it.
+CONFIG_TEXT_MAX = 2048
+CONFIG_ITEMS_MAX = 100
+
+
+def _check_sizes(value: Any, path: str) -> None:
+    if isinstance(value, str) and len(value) > CONFIG_TEXT_MAX:
+        raise ChannelConfigError(path, f"at most {CONFIG_TEXT_MAX} characters")
+    if isinstance(value, dict | list) and len(value) > CONFIG_ITEMS_MAX:
+        raise ChannelConfigError(path, f"at most {CONFIG_ITEMS_MAX} entries")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and len(key) > CONFIG_TEXT_MAX:
+                raise ChannelConfigError(path, f"keys of at most {CONFIG_TEXT_MAX} characters")
+            _check_sizes(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_sizes(item, f"{path}[{i}]")
+
+
 def parse_config(type_: str, config: Any) -> ChannelConfig:
     """Decode and check a channel config into its Struct (raises ChannelConfigError)."""
     struct = CONFIG_STRUCTS.get(type_)
@@ -303,6 +324,7 @@ def parse_config(type_: str, config: Any) -> ChannelConfig:
         raise ChannelConfigError("type", f"must be one of {', '.join(CHANNEL_TYPES)}")
     if not isinstance(config, dict):
         raise ChannelConfigError("config", "must be an object")
+    _check_sizes(config, "config")
     try:
         cfg = msgspec.convert(config, type=struct)
     except msgspec.ValidationError as exc:
