@@ -1,9 +1,11 @@
 """Metric points from agents: buffered, written in batches, rolled up, pruned.
 
-POST metrics only validates and appends to an in-memory buffer (no disk wait on the
-request path, which is what lets one process take thousands of posts a second); a single
-background task writes the buffer every `flush_interval_s` in one transaction, and on
-shutdown. Idempotent: a point is keyed by (node, second), so a replayed batch changes
+POST metrics validates, appends to an in-memory buffer and waits for the transaction that
+writes it (group commit): the single background writer takes everything buffered at once,
+so the posts that arrive while one transaction runs share the next one. The reply is
+therefore sent only once its points are on disk (a crash loses no acknowledged point),
+and one process still takes thousands of posts a second, because each transaction
+carries many posts. Idempotent: a point is keyed by (node, second), so a replayed batch changes
 nothing. The node's live columns (last_pps, last_bps, baseline_*) follow the newest
 point only, so replaying an outage's backlog does not drag them into the past.
 
@@ -16,6 +18,7 @@ Retention: raw points `raw_retention_s` (1 h), roll-ups `rollup_retention_s` (90
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -85,6 +88,21 @@ FROM node_metrics_minute WHERE node_id = ? AND attack_samples = 0 AND minute >= 
 """
 
 
+# Longest a post waits for the write of its points before it is told to retry (503).
+COMMIT_WAIT_S = 10.0
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: Exception | None = None) -> None:
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
+            waiter.exception()  # retrieved: a post that gave up waiting logs no warning
+
+
 class Overloaded(Exception):
     """The write buffer is full; the agent should retry (it keeps the points spooled)."""
 
@@ -133,6 +151,9 @@ class MetricsStore:
         self._buffer: list[tuple[int, MetricPoint]] = []
         self._dirty: set[tuple[int, int]] = set()
         self._flush_lock = asyncio.Lock()
+        # Posts waiting for the transaction that writes their points, and the writer's bell.
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
         self.points_accepted = 0
         self.points_written = 0
 
@@ -144,6 +165,20 @@ class MetricsStore:
         self._buffer.extend((node_id, p) for p in points)
         self.points_accepted += len(points)
 
+    async def commit(self, node_id: int, points: list[MetricPoint]) -> None:
+        """Accept the points and return once a transaction has written them.
+
+        Raises Overloaded when the buffer is full, or when the write failed or took
+        longer than COMMIT_WAIT_S (the points stay buffered; a resend is idempotent)."""
+        self.accept(node_id, points)
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append(done)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), COMMIT_WAIT_S)
+        except TimeoutError:
+            raise Overloaded("metrics write is slow; retry later") from None
+
     @property
     def buffered(self) -> int:
         return len(self._buffer)
@@ -154,7 +189,9 @@ class MetricsStore:
         """Write every buffered point; returns how many."""
         async with self._flush_lock:
             batch, self._buffer = self._buffer, []
+            waiters, self._waiters = self._waiters, []
             if not batch:
+                _settle(waiters)
                 return 0
             newest: dict[int, MetricPoint] = {}
             for node_id, p in batch:
@@ -200,13 +237,22 @@ class MetricsStore:
                 log.error("dropped %d metric points of removed nodes", len(batch) - len(kept))
                 if len(kept) < len(batch):
                     self._buffer[:0] = kept
+                # The posts wait for the next transaction, which writes what is left.
+                self._waiters[:0] = waiters
+                self._wake.set()
                 return 0
-            except BaseException:
+            except Exception as exc:
                 # Put the batch back in front: nothing accepted is lost to a failed write.
                 self._buffer[:0] = batch
+                _settle(waiters, Overloaded(f"metrics write failed ({type(exc).__name__})"))
+                raise
+            except BaseException:  # cancelled at shutdown: close() writes them
+                self._buffer[:0] = batch
+                self._waiters[:0] = waiters
                 raise
             self._dirty.update((n, int(p.ts) // 60 * 60) for n, p in batch)
             self.points_written += len(batch)
+            _settle(waiters)
             return len(batch)
 
     async def rollup(self) -> int:
@@ -253,7 +299,10 @@ class MetricsStore:
         next_rollup = time.monotonic() + s.rollup_interval_s
         next_prune = time.monotonic() + s.prune_interval_s
         while True:
-            await asyncio.sleep(s.flush_interval_s)
+            # Wake for posts at once (group commit), else every flush_interval_s.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), s.flush_interval_s)
+            self._wake.clear()
             try:
                 await self.flush()
                 now = time.monotonic()

@@ -35,7 +35,9 @@ class AgentApiSettings:
     raw_retention_s: float = 3600.0
     rollup_retention_s: float = 90 * 86400.0
     prune_interval_s: float = 60.0
-    # Accepted metric points are written in batches this often (and at shutdown).
+    # Metric points are written as they come, each transaction taking every post that
+    # arrived during the previous one (group commit); with no posts, the writer still
+    # wakes this often (and writes at shutdown).
     flush_interval_s: float = 0.2
     # Dirty one-minute roll-ups are recomputed from the raw points this often.
     rollup_interval_s: float = 5.0

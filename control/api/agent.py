@@ -98,7 +98,8 @@ class AgentController(Controller):
         agentapi = agentapi_of(state)
         _check_points(data.points, agentapi)
         try:
-            agentapi.metrics.accept(node.node_id, data.points)
+            # Answered once the points are written: an acknowledged point is never lost.
+            await agentapi.metrics.commit(node.node_id, data.points)
         except Overloaded as exc:
             raise ServiceBusy(str(exc)) from exc
         return wire.OkReply(ok=True, accepted=len(data.points))
