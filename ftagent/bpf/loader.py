@@ -8,7 +8,12 @@
 - mode: "auto" tries native (driver) XDP and falls back to generic (skb) mode;
   "native" or "generic" force one. `attach_info.mode` says which one is in use.
 - A second attach to an interface that already has an XDP program (ours or anyone's)
-  is refused with `AlreadyAttachedError`.
+  is refused with `AlreadyAttachedError`, with one exception: the program a dead agent
+  left behind (SIGKILL, OOM kill, power cut of the process: no close() ran). While it
+  runs, an agent holds an flock on its pin directory <pin_dir>/<ifname>/, and pins its
+  program there as `prog`; when open() can take that lock and the program on the link is
+  the pinned one, it replaces it atomically in the same XDP mode (never two programs, no
+  moment without one) and reports the old id as attach_info.extra["replaced_prog_id"].
 - The maps are pinned under <pin_dir>/<ifname>/ (bpffs is mounted if needed) so that
   `ftagent rules|block|unblock` can act on the running agent; close() unpins them.
 - close() detaches; it also runs at interpreter exit, and on SIGTERM/SIGINT when
@@ -23,6 +28,7 @@ import contextlib
 import ctypes as ct
 import ctypes.util
 import errno
+import fcntl
 import os
 import shutil
 import signal
@@ -62,9 +68,15 @@ PINNED_MAPS = (
     "rsig",
     "rule_stats",
 )
+PINNED_PROG = "prog"  # the attached program, so a restart can recognise its own
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
+# IFLA_XDP_ATTACHED values
+XDP_ATTACHED_DRV = 1
+XDP_ATTACHED_SKB = 2
+_ATTACHED_NAMES = {"none": 0, "xdp": 1, "xdpdrv": 1, "xdpgeneric": 2, "xdpoffload": 3,
+                   "xdpmulti": 4}
 
 Mode = Literal["auto", "native", "generic"]
 
@@ -89,6 +101,57 @@ def xdp_prog_id(ifindex: int) -> int:
     if xdp is None:
         return 0
     return int(xdp.get_attr("IFLA_XDP_PROG_ID") or 0)
+
+
+def xdp_attached_mode(ifindex: int) -> int:
+    """IFLA_XDP_ATTACHED of `ifindex` (0 none, 1 driver, 2 generic/skb, 3 hw, 4 several)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        links = ipr.get_links(ifindex)
+    xdp = links[0].get_attr("IFLA_XDP") if links else None
+    value = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
+    if isinstance(value, str):  # pyroute2 names the values
+        return _ATTACHED_NAMES.get(value, 0)
+    return int(value or 0)
+
+
+def pinned_prog_id(path: Path) -> int:
+    """Id of the program pinned at `path` (0: none)."""
+    from bcc.libbcc import lib
+
+    if not path.exists():
+        return 0
+    fd = lib.bpf_obj_get(str(path).encode())
+    if fd < 0:
+        return 0
+    try:
+        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key == "prog_id":
+                return int(value)
+        return 0
+    finally:
+        os.close(fd)
+
+
+def _lock_pin_dir(path: Path) -> int:
+    """flock the pin directory for this process's lifetime; AlreadyAttachedError if taken.
+
+    The kernel drops the lock when the holder dies however it dies, so a lock that can be
+    taken means no live agent owns what is pinned here."""
+    ensure_bpffs()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyAttachedError(
+            f"another ftagent is attached to {path.name} (it holds {path})"
+        ) from None
+    return fd
 
 
 def ifindex_of(interface: str) -> int:
@@ -183,6 +246,7 @@ class XdpDatapath:
         self._info = info
         self._flags = flags
         self._pin_path = pin_path
+        self._lock_fd = -1  # flock on the pin directory while attached (see open)
         self._closed = False
         self._link = (0, info.ifindex)
 
@@ -201,60 +265,105 @@ class XdpDatapath:
         header_cache_dir: Path = DEFAULT_CACHE_DIR,
     ) -> XdpDatapath:
         """Compile, load, attach to `interface` and pin the maps (pin_dir=None: no pins)."""
-        from bcc import BPF
-
         if mode not in ("auto", "native", "generic"):
             raise DatapathError(f"mode must be auto, native or generic, got {mode!r}")
         ifindex = ifindex_of(interface)
         with _open_lock:
-            if _link_id(ifindex) in _open or xdp_prog_id(ifindex):
+            if _link_id(ifindex) in _open:
+                raise AlreadyAttachedError(f"{interface} is attached by this process already")
+            lock_fd = _lock_pin_dir(pin_dir / interface) if pin_dir is not None else -1
+            try:
+                return cls._open_locked(
+                    interface, ifindex, mode, top_sources_size, sample_rate,
+                    src_insert_one_in, pin_dir, perf_buffer, handle_signals,
+                    header_cache_dir, lock_fd,
+                )
+            except BaseException:
+                if lock_fd >= 0:
+                    os.close(lock_fd)
+                raise
+
+    @classmethod
+    def _open_locked(
+        cls, interface: str, ifindex: int, mode: Mode, top_sources_size: int,
+        sample_rate: int, src_insert_one_in: int, pin_dir: Path | None,
+        perf_buffer: bool | None, handle_signals: bool, header_cache_dir: Path, lock_fd: int,
+    ) -> XdpDatapath:
+        from bcc import BPF
+
+        old_id = xdp_prog_id(ifindex)
+        stale_mode = 0
+        if old_id:
+            ours = pin_dir is not None and old_id == pinned_prog_id(
+                pin_dir / interface / PINNED_PROG)
+            if not ours:
                 raise AlreadyAttachedError(
                     f"{interface} already has an XDP program attached (prog id "
-                    f"{xdp_prog_id(ifindex)}); refusing a second attach"
+                    f"{old_id}); refusing a second attach"
                 )
-            use_perf = (not ringbuf_supported()) if perf_buffer is None else perf_buffer
-            bpf = compile_xdp(top_sources_size=top_sources_size, perf_buffer=use_perf,
-                              header_cache_dir=header_cache_dir)
+            # Left by an agent that died without detaching (we hold its lock now).
+            stale_mode = xdp_attached_mode(ifindex)
+        use_perf = (not ringbuf_supported()) if perf_buffer is None else perf_buffer
+        bpf = compile_xdp(top_sources_size=top_sources_size, perf_buffer=use_perf,
+                          header_cache_dir=header_cache_dir)
+        try:
+            fn = bpf.load_func(b"xdp_main", BPF.XDP)
+        except Exception as exc:
+            bpf.cleanup()
+            raise DatapathError(f"the kernel rejected the XDP program: {exc}") from exc
+        maps = DatapathMaps(bpf, perf_buffer=use_perf)
+        maps.set_sample_rate(sample_rate)
+        maps.set_source_insert_rate(src_insert_one_in)
+        attempts = {"auto": ("native", "generic"), "native": ("native",),
+                    "generic": ("generic",)}[mode]
+        replace = False
+        if stale_mode in (XDP_ATTACHED_DRV, XDP_ATTACHED_SKB):
+            old_mode = "native" if stale_mode == XDP_ATTACHED_DRV else "generic"
+            if old_mode in attempts:
+                # Same mode, without UPDATE_IF_NOEXIST: the kernel swaps the program
+                # atomically, so traffic never meets no program or two.
+                attempts, replace = (old_mode,), True
+            else:  # another mode was asked for: take the old program off first
+                BPF.remove_xdp(interface.encode(), XDP_FLAGS_DRV_MODE
+                               if old_mode == "native" else XDP_FLAGS_SKB_MODE)
+        elif stale_mode:
+            raise AlreadyAttachedError(
+                f"{interface}: the stale program {old_id} is attached in a mode "
+                f"({stale_mode}) this loader does not replace")
+        errors: list[str] = []
+        used: tuple[str, int] | None = None
+        for attempt in attempts:
+            flags = (0 if replace else XDP_FLAGS_UPDATE_IF_NOEXIST) | (
+                XDP_FLAGS_DRV_MODE if attempt == "native" else XDP_FLAGS_SKB_MODE)
             try:
-                fn = bpf.load_func(b"xdp_main", BPF.XDP)
+                BPF.attach_xdp(interface.encode(), fn, flags)
             except Exception as exc:
-                bpf.cleanup()
-                raise DatapathError(f"the kernel rejected the XDP program: {exc}") from exc
-            maps = DatapathMaps(bpf, perf_buffer=use_perf)
-            maps.set_sample_rate(sample_rate)
-            maps.set_source_insert_rate(src_insert_one_in)
-            attempts = {"auto": ("native", "generic"), "native": ("native",),
-                        "generic": ("generic",)}[mode]
-            errors: list[str] = []
-            used: tuple[str, int] | None = None
-            for attempt in attempts:
-                flags = XDP_FLAGS_UPDATE_IF_NOEXIST | (
-                    XDP_FLAGS_DRV_MODE if attempt == "native" else XDP_FLAGS_SKB_MODE)
-                try:
-                    BPF.attach_xdp(interface.encode(), fn, flags)
-                except Exception as exc:
-                    errors.append(f"{attempt}: {exc}")
-                    continue
-                used = (attempt, flags)
-                break
-            if used is None:
-                bpf.cleanup()
-                raise DatapathError(f"cannot attach XDP to {interface}: " + "; ".join(errors))
-            prog_id = xdp_prog_id(ifindex)
-            extra = {"fallback": errors[0]} if errors else {}
-            extra["samples"] = "perf_buffer" if use_perf else "ring_buffer"
-            info = AttachInfo(interface=interface, ifindex=ifindex,
-                              mode="native" if used[0] == "native" else "generic",
-                              prog_id=prog_id, extra=extra)
-            dp = cls(bpf, maps, info, used[1], None)
-            self_id = _link_id(ifindex)
-            dp._link = self_id
-            _open[self_id] = dp
+                errors.append(f"{attempt}: {exc}")
+                continue
+            used = (attempt, flags)
+            break
+        if used is None:
+            bpf.cleanup()
+            raise DatapathError(f"cannot attach XDP to {interface}: " + "; ".join(errors))
+        prog_id = xdp_prog_id(ifindex)
+        extra = {"fallback": errors[0]} if errors else {}
+        extra["samples"] = "perf_buffer" if use_perf else "ring_buffer"
+        if old_id:
+            extra["replaced_prog_id"] = str(old_id)
+        info = AttachInfo(interface=interface, ifindex=ifindex,
+                          mode="native" if used[0] == "native" else "generic",
+                          prog_id=prog_id, extra=extra)
+        dp = cls(bpf, maps, info, used[1], None)
+        dp._lock_fd = lock_fd
+        self_id = _link_id(ifindex)
+        dp._link = self_id
+        _open[self_id] = dp
         try:
             if pin_dir is not None:
-                dp._pin(pin_dir / interface)
+                dp._pin(pin_dir / interface, fn.fd)
                 info.extra["pin_dir"] = str(pin_dir / interface)
         except Exception:
+            dp._lock_fd = -1  # open() releases the lock it took
             dp.close()
             raise
         _register_atexit()  # detach at interpreter exit in every case
@@ -262,24 +371,26 @@ class XdpDatapath:
             _install_handlers()
         return dp
 
-    def _pin(self, path: Path) -> None:
-        ensure_bpffs()
-        if path.exists():
-            # The interface has no XDP program (checked in open), so these pins are left
-            # over from an agent that died: replace them.
-            shutil.rmtree(path)
+    def _pin(self, path: Path, prog_fd: int) -> None:
+        # We hold the directory's lock (open), so whatever is pinned here is left over from
+        # an agent that died: replace it. The directory itself stays: it carries the lock.
         # Root-only: anyone who can open these pins can add or remove drop rules.
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.mkdir(mode=0o700)
+        path.chmod(0o700)
+        for old in path.iterdir():
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
         self._pin_path = path
         for name in PINNED_MAPS:
             pin_map(self._bpf[name.encode()].get_fd(), path / name)
+        pin_map(prog_fd, path / PINNED_PROG)
 
     def _unpin(self) -> None:
         path = self._pin_path
         if path is None:
             return
-        for name in PINNED_MAPS:
+        for name in (*PINNED_MAPS, PINNED_PROG):
             with contextlib.suppress(FileNotFoundError):
                 (path / name).unlink()
         try:
@@ -350,6 +461,9 @@ class XdpDatapath:
         finally:
             with contextlib.suppress(Exception):
                 self._unpin()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # after the unpin: the next agent finds it clean
+                self._lock_fd = -1
             with _open_lock:
                 if _open.get(self._link) is self:
                     del _open[self._link]

@@ -1,0 +1,196 @@
+"""Fail-open after an agent crash, and a clean restart, in the namespace lab.
+
+A subprocess in the victim namespace does what `ftagent run` does at attack time: it
+attaches the XDP data path (maps and program pinned) and installs drop rules with a
+short TTL. It is then SIGKILLed, so no close(), no atexit, no signal handler runs: the
+program stays attached with its rules. Real UDP traffic from the attacker namespace and
+BPF_PROG_TEST_RUN on the attached program show it still drops while the TTL lasts and
+stops dropping when the TTL passes, with nobody left to remove the rules (the kernel
+compares each rule's expiry itself). A restart then replaces the dead agent's program in
+one step (never two programs on the link) and takes over its pins.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from ftagent.bpf.loader import (
+    DEFAULT_PIN_ROOT,
+    PINNED_PROG,
+    XdpDatapath,
+    ifindex_of,
+    pinned_prog_id,
+    xdp_attached_mode,
+    xdp_prog_id,
+)
+from ftagent.bpf.testrun import XDP_DROP, XDP_PASS, test_run
+from ftagent.lab.netns import Lab
+from tests.capability import require_root
+
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+
+TTL_S = 4.0
+PORT = 40_000
+BURST = 200
+
+CRASHING_AGENT = textwrap.dedent(
+    """
+    import ipaddress, sys, time
+    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.datapath import RuleSpec
+    iface, attacker, ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    dp = XdpDatapath.open(iface, mode="generic", handle_signals=True)
+    dp.add_rule(RuleSpec("src", ipaddress.ip_network(attacker + "/32")), ttl)
+    dp.add_rule(RuleSpec("signature", proto=17, dst_port=PORT), ttl)
+    print(dp.attach_info.prog_id, time.monotonic(), flush=True)
+    time.sleep(600)
+    """.replace("PORT", str(PORT))
+)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    require_root()
+    with Lab.create() as lab:
+        yield lab
+
+
+def _prog_fd(prog_id: int) -> int:
+    from bcc.libbcc import lib
+
+    lib.bpf_prog_get_fd_by_id.restype = ct.c_int
+    lib.bpf_prog_get_fd_by_id.argtypes = [ct.c_uint32]
+    return int(lib.bpf_prog_get_fd_by_id(prog_id))
+
+
+def _verdict(prog_id: int, lab: Lab) -> int:
+    frame = bytes(
+        Ether(src=lab.attacker_mac, dst=lab.victim_mac)
+        / IP(src=lab.attacker_v4, dst=lab.victim_v4)
+        / UDP(sport=12345, dport=PORT)
+        / (b"x" * 32)
+    )
+    fd = _prog_fd(prog_id)
+    assert fd >= 0, "the attached program is gone"
+    try:
+        return test_run(fd, frame).retval
+    finally:
+        os.close(fd)
+
+
+def _received(lab: Lab, count: int) -> int:
+    """Send `count` UDP datagrams attacker -> victim; how many the victim's socket got."""
+    with lab.inside(lab.victim_ns):
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with rx:
+        rx.bind((lab.victim_v4, PORT))
+        rx.settimeout(0.3)
+        with lab.inside(lab.attacker_ns):
+            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with tx:
+            for i in range(count):
+                tx.sendto(b"%d" % i, (lab.victim_v4, PORT))
+                if i % 50 == 0:
+                    time.sleep(0.01)  # bounded and gentle: 200 datagrams
+        got = 0
+        try:
+            while True:
+                rx.recv(64)
+                got += 1
+        except TimeoutError:
+            pass
+        return got
+
+
+def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
+    lab: Lab,
+) -> None:
+    agent = lab.popen(
+        lab.victim_ns,
+        [sys.executable, "-c", CRASHING_AGENT, lab.victim_if, lab.attacker_v4, str(TTL_S)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    try:
+        assert agent.stdout is not None
+        line = agent.stdout.readline()
+        assert line, agent.stderr.read() if agent.stderr else ""
+        prog_id, installed_at = int(line.split()[0]), float(line.split()[1])
+        with lab.inside(lab.victim_ns):
+            ifindex = ifindex_of(lab.victim_if)
+            assert xdp_prog_id(ifindex) == prog_id
+        # The rules are in: every datagram is dropped (ARP is not IP and passes).
+        assert _received(lab, BURST) == 0
+        os.kill(agent.pid, signal.SIGKILL)
+        agent.wait(timeout=10)
+        assert agent.returncode == -signal.SIGKILL
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+
+    # Dead agent: the program is still attached and still drops, while the TTL lasts.
+    with lab.inside(lab.victim_ns):
+        assert xdp_prog_id(ifindex) == prog_id
+    pins = DEFAULT_PIN_ROOT / lab.victim_if
+    assert pinned_prog_id(pins / PINNED_PROG) == prog_id
+    assert time.monotonic() < installed_at + TTL_S - 0.5, "too slow to see the rules live"
+    assert _verdict(prog_id, lab) == XDP_DROP
+    assert _received(lab, BURST) == 0
+
+    # The TTL passes. Nobody removes the rules; the kernel stops applying them.
+    time.sleep(max(0.0, installed_at + TTL_S + 0.3 - time.monotonic()))
+    assert _verdict(prog_id, lab) == XDP_PASS
+    assert _received(lab, BURST) >= BURST * 0.95
+    with lab.inside(lab.victim_ns):
+        assert xdp_prog_id(ifindex) == prog_id  # still attached: fail-open, not detach
+
+    # Restart: one step from the dead agent's program to the new one; pins taken over.
+    with lab.inside(lab.victim_ns):
+        dp = XdpDatapath.open(lab.victim_if, handle_signals=False)
+    try:
+        info = dp.attach_info
+        assert info.extra["replaced_prog_id"] == str(prog_id)
+        assert info.mode == "generic"  # the old one's mode, replaced in place
+        with lab.inside(lab.victim_ns):
+            assert xdp_prog_id(ifindex) == info.prog_id != prog_id
+            assert xdp_attached_mode(ifindex) == 2  # one program (4 would mean several)
+        assert pinned_prog_id(pins / PINNED_PROG) == info.prog_id
+        assert dp.list_rules() == []  # fresh maps: the dead agent's rules are gone
+        # The old program is freed once nothing holds it (RCU: allow a moment).
+        deadline = time.monotonic() + 5
+        while (fd := _prog_fd(prog_id)) >= 0 and time.monotonic() < deadline:
+            os.close(fd)
+            time.sleep(0.05)
+        assert fd < 0, "the dead agent's program is still loaded"
+        # A second live agent on the same interface is refused (it holds the lock).
+        second = lab.run(
+            lab.victim_ns,
+            [sys.executable, "-c", CRASHING_AGENT, lab.victim_if, lab.attacker_v4, "1"],
+            capture_output=True, text=True, timeout=60,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )  # fmt: skip
+        assert second.returncode != 0 and "another ftagent" in second.stderr, second.stderr
+        with lab.inside(lab.victim_ns):
+            assert xdp_prog_id(ifindex) == info.prog_id
+    finally:
+        with lab.inside(lab.victim_ns):
+            dp.close()
+    with lab.inside(lab.victim_ns):
+        assert xdp_prog_id(ifindex) == 0
+    assert not pins.exists()
