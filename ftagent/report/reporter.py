@@ -317,11 +317,13 @@ class Reporter:
     def _send(self, batch: list[SpoolEntry]) -> None:
         """Send one batch; a RejectedError is final (logged, counted, entries dropped)."""
         head = batch[0]
+        if head.kind == _KIND_METRICS:
+            self._send_points(batch)
+            self.stats.sent_entries += len(batch)
+            self.stats.sent_batches += 1
+            return
         try:
-            if head.kind == _KIND_METRICS:
-                body = b'{"points":[' + b",".join(e.body for e in batch) + b"]}"
-                self._client.post_json("metrics", body)
-            elif head.kind == _KIND_PCAP:
+            if head.kind == _KIND_PCAP:
                 ref = msgspec.json.decode(head.body, type=_PcapRef)
                 file = Path(ref.file)
                 if not file.is_file():
@@ -335,3 +337,21 @@ class Reporter:
             log.error("control plane refused %s (%s): dropped from the spool", head.kind, exc)
         self.stats.sent_entries += len(batch)
         self.stats.sent_batches += 1
+
+    def _send_points(self, batch: list[SpoolEntry]) -> None:
+        """Post metric points; when the batch is refused, halve it until only the refused
+        points are left, so one bad point does not take its neighbours with it. A
+        transient failure part-way leaves the whole batch spooled (resending the halves
+        already accepted is idempotent)."""
+        body = b'{"points":[' + b",".join(e.body for e in batch) + b"]}"
+        try:
+            self._client.post_json("metrics", body)
+        except RejectedError as exc:
+            if len(batch) == 1:
+                self.stats.rejected += 1
+                self.stats.last_error = f"metrics: {exc}"
+                log.error("control plane refused a metric point (%s): dropped", exc)
+                return
+            mid = len(batch) // 2
+            self._send_points(batch[:mid])
+            self._send_points(batch[mid:])

@@ -34,6 +34,8 @@ class Behaviour:
     config: dict[str, Any] = field(
         default_factory=lambda: {"config_version": 1, "thresholds": {}, "commands": []}
     )
+    # metrics posts holding a point with one of these timestamps are refused (400)
+    bad_metric_ts: set[float] = field(default_factory=set)
     deploy_reply: dict[str, Any] = field(
         default_factory=lambda: {
             "ok": True,
@@ -118,6 +120,8 @@ class LoopbackControlPlane:
         if path == "config":
             return 200, {"ok": True, "config": b.config}
         if path == "metrics":
+            if any(p["ts"] in b.bad_metric_ts for p in json.loads(rec.body)["points"]):
+                return 400, {"ok": False, "error": "points[?].pps: must be >= 0"}
             return 200, {"ok": True, "accepted": len(json.loads(rec.body)["points"])}
         if path.endswith("/pcap"):
             return 200, {"ok": True, "sha256": "0" * 64, "size": len(rec.body)}

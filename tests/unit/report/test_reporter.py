@@ -226,3 +226,13 @@ def test_reports_queued_at_stop_reach_the_spool(plane, tmp_path) -> None:
     finally:
         again.stop(flush_timeout_s=0.2)
     assert plane.of("incidents")[0].json()["uuid"] == "inc-late"
+
+
+def test_a_refused_point_does_not_take_its_batch_with_it(plane, make_reporter) -> None:
+    plane.behaviour.bad_metric_ts = {1005.0}
+    r = make_reporter(metrics_interval_s=0.5)
+    for i in range(10):
+        r.report_metrics(wire.MetricPoint(ts=1000.0 + i, pps=1.0, bps=1.0))
+    assert plane.wait_for(lambda: r.spool_size == 0 and len(set(points(plane))) == 9)
+    assert sorted(set(points(plane))) == [1000.0 + i for i in range(10) if i != 5]
+    assert r.stats.rejected == 1
