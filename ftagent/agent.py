@@ -78,10 +78,17 @@ class Agent:
         self.settings = Settings(
             d.multiplier, d.burst_factor, d.confirm_windows, d.cooldown_s, d.floors
         )
-        loaded = Baseline.load(self.baseline_path, cfg.baseline)
+        loaded, why_not = Baseline.load_with_reason(self.baseline_path, cfg.baseline)
         self.baseline = loaded or Baseline(cfg.baseline)
         if loaded is not None:
             log.info("baseline restored: %d seconds", loaded.samples)
+        elif self.baseline_path.exists():
+            # Say why: the operator sees the agent learning again after a restart.
+            log.warning(
+                "saved baseline %s not used, learning a fresh one: %s", self.baseline_path, why_not
+            )
+        else:
+            log.info("no saved baseline: learning a fresh one")
         self.detector = Detector(d.confirm_windows, d.burst_factor, d.cooldown_s)
         self.control_networks = list(control_networks or [])
         self.mgmt_networks = parse_networks(

@@ -193,14 +193,48 @@ class Baseline:
     @classmethod
     def load(cls, path: Path, cfg: BaselineConfig, now: float | None = None) -> Baseline | None:
         """The persisted baseline, or None when absent, unreadable or stale."""
+        return cls.load_with_reason(path, cfg, now)[0]
+
+    @classmethod
+    def load_with_reason(
+        cls, path: Path, cfg: BaselineConfig, now: float | None = None
+    ) -> tuple[Baseline | None, str]:
+        """(the persisted baseline, "") or (None, why it cannot be used).
+
+        Never raises on the file's content: a truncated write, a disk error or a hand
+        edit must cost the baseline, not the agent."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-            return None
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, "no saved baseline"
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, f"unreadable ({exc})"
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            return None, f"corrupt: not valid JSON ({exc})"
+        if not isinstance(data, dict):
+            return None, "corrupt: not a JSON object"
+        if data.get("version") != FORMAT_VERSION:
+            version = data.get("version")
+            return None, f"format version {version!r}, this agent reads {FORMAT_VERSION}"
         now = time.time() if now is None else now
-        saved_at = float(data.get("saved_at", 0.0))
-        if now - saved_at > cfg.max_age_s or saved_at > now + 60:
-            return None
-        return cls.from_dict(data, cfg)
+        try:
+            saved_at = float(data.get("saved_at", 0.0))
+            if not math.isfinite(saved_at) or saved_at > now + 60:
+                return None, f"corrupt: saved_at {data.get('saved_at')!r} is not a past time"
+            if now - saved_at > cfg.max_age_s:
+                age = now - saved_at
+                return None, f"stale: saved {age:.0f} s ago (max_age_s {cfg.max_age_s:g})"
+            baseline = cls.from_dict(data, cfg)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            return None, f"corrupt: {type(exc).__name__}: {exc}"
+        if not baseline._finite():
+            return None, "corrupt: NaN or infinite values"
+        return baseline, ""
+
+    def _finite(self) -> bool:
+        values = [v for m in self.metrics for v in self.points[m]]
+        for h in self.hours:
+            values += [*h.mean.values(), *h.p95.values(), *h.p99.values()]
+        return all(math.isfinite(v) for v in values)

@@ -194,3 +194,60 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
     with lab.inside(lab.victim_ns):
         assert xdp_prog_id(ifindex) == 0
     assert not pins.exists()
+
+
+AGENT_CONFIG = """
+[agent]
+interface = "{iface}"
+state_dir = "{state}"
+log_format = "json"
+[baseline]
+window_s = 60
+min_samples = 2
+recompute_interval_s = 1
+[http]
+port = 9477
+"""
+
+
+def test_corrupt_state_file_gives_a_fresh_baseline_and_says_why(lab: Lab, tmp_path: Path) -> None:
+    """`ftagent run` on a state dir whose baseline.json was cut short by a crash."""
+    import json
+
+    from ftagent.baseline import Baseline
+    from ftagent.config import BaselineConfig
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "baseline.json").write_text('{"version": 1, "saved_at": 1795800000.0, "poi')
+    cfg = tmp_path / "ftagent.toml"
+    cfg.write_text(AGENT_CONFIG.format(iface=lab.victim_if, state=state))
+    log_path = tmp_path / "agent.log"
+    with open(log_path, "w") as log_file:
+        proc = lab.popen(
+            lab.victim_ns,
+            [sys.executable, "-m", "ftagent.cli", "run", "--config", str(cfg)],
+            stdout=log_file, stderr=log_file,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while "agent started" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(2.5)  # a couple of one-second samples into the fresh baseline
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]
+    [warning] = [r for r in records if "saved baseline" in json.dumps(r)]
+    text = json.dumps(warning)
+    assert "corrupt: not valid JSON" in text and "learning a fresh one" in text
+    assert warning.get("level", warning.get("levelname", "")).lower().startswith("warn")
+    # The clean stop wrote a good file over the corrupt one.
+    restored, why = Baseline.load_with_reason(state / "baseline.json", BaselineConfig())
+    assert restored is not None and why == "" and restored.samples >= 1
