@@ -275,7 +275,13 @@ def _interrupts_as_keyboard() -> Iterator[None]:
     """Ctrl-C, SIGTERM and SIGHUP all end the demo through the cleanup (SIGINT is set
     explicitly: a shell's background job inherits it ignored)."""
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        # pyroute2 forks helpers for namespace work; a forked child inherits this handler
+        # and must simply die when signalled, never run the demo's cleanup a second time.
+        if os.getpid() != owner:
+            os._exit(128 + signum)
         raise KeyboardInterrupt
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
