@@ -34,6 +34,15 @@ AMP_PORT_NAMES: tuple[str, ...] = (*(str(p) for p in AMP_PORTS), "other")
 # Upper bounds (bytes, inclusive) of the packet-size histogram; the last bucket is "larger".
 SIZE_BOUNDS: tuple[int, ...] = (64, 128, 256, 512, 1024, 1500)
 SIZE_BUCKETS: tuple[str, ...] = (*(f"le_{b}" for b in SIZE_BOUNDS), "gt_1500")
+# What happened to each packet; the kernel counts exactly one verdict per packet.
+# - passed: no active rule matched (or a rate-limit rule's bucket still had a token).
+# - drop_src / drop_prefix / drop_signature: dropped by that kind of rule.
+# - rate_limited: a rate-limit rule matched and its token bucket was empty.
+# - allowlisted: an active rule matched, i.e. would have dropped or rate-limited the
+#   packet, but its source is on the allow-list, so it passed. The allow-list is
+#   consulted only on a rule match: allow-listed traffic no rule matches counts as passed.
+# - malformed: headers cut short or inconsistent, and no rule dropped it (passed on:
+#   fail open).
 VERDICTS: tuple[str, ...] = (
     "passed",
     "drop_src",
@@ -50,6 +59,13 @@ class Counters:
     """Cumulative totals since the program was loaded, summed over CPUs.
 
     Every dict is keyed by the names above and holds every name (zero when unseen).
+
+    The class, byte, TCP-flag, UDP-port and size counters count every packet the program
+    sees BEFORE any rule is applied: a packet a rule drops is still counted in them. The
+    agent's detector depends on this: while mitigation drops an attack, these counters
+    still show it, so the incident stays active until the attack itself stops (if rules
+    applied first, a mitigated attack would look over and be resolved early). What the
+    rules did is counted separately, in `verdicts` / `verdict_bytes` (see VERDICTS).
     """
 
     packets: dict[str, int]  # CLASSES

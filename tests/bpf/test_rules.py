@@ -291,3 +291,29 @@ def test_top_sources_sample_and_hold(prog: Prog) -> None:
     prog.run(v4(src="192.0.2.77"), repeat=100)
     heavy = [s for s in prog.maps.top_sources(1000) if str(s.address) == "192.0.2.77"]
     assert heavy and 92 <= heavy[0].packets <= 100
+
+
+def test_class_counters_count_packets_before_rules(prog: Prog) -> None:
+    """The contract (ftagent/datapath.py Counters): a dropped packet is still counted in
+    its classes, so the agent's detector keeps seeing a mitigated attack."""
+    spec = RuleSpec("signature", proto=17, src_port=11211)
+    prog.maps.add_rule(spec, ttl_s=60)
+    frame = v4(l4=UDP(sport=11211, dport=5))
+    retval, d = prog.run(frame, repeat=5)
+    assert retval == XDP_DROP and d.verdicts == {"drop_signature": 5}
+    assert (d.packets["total"], d.packets["ipv4"], d.packets["udp"]) == (5, 5, 5)
+    assert d.bytes["udp"] == 5 * len(frame)
+    assert d.udp_ports == {"11211": 5}
+    assert sum(d.sizes.values()) == 5
+
+
+def test_allowlisted_counts_only_packets_a_rule_would_have_dropped(prog: Prog) -> None:
+    """`allowlisted` = spared from a matching rule; allow-listed traffic no rule matches
+    is simply `passed` (the allow-list is consulted only on a rule match)."""
+    prog.maps.set_allowlist([net("198.51.100.0/24")])
+    retval, d = prog.run(v4(), repeat=3)
+    assert retval == XDP_PASS and d.verdicts == {"passed": 3}
+    prog.maps.add_rule(RuleSpec("src", net("198.51.100.7/32")), 60)
+    retval, d = prog.run(v4(), repeat=3)
+    assert retval == XDP_PASS and d.verdicts == {"allowlisted": 3}
+    assert d.packets["total"] == 3
