@@ -31,7 +31,7 @@ class AgentOverrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, o
     thresholds: wire.Thresholds = msgspec.field(default_factory=wire.Thresholds)
     mitigation_mode: wire.MitigationMode | None = None
     rule_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_RULE_TTL_S)] | None = None
-    allowlist: list[str] | None = None
+    allowlist: Annotated[list[wire.Address], msgspec.Meta(max_length=10_000)] | None = None
     sampling: wire.Sampling = msgspec.field(default_factory=wire.Sampling)
 
 

@@ -7,7 +7,7 @@ Unix seconds (float, UTC); rates are per second.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -17,11 +17,23 @@ AttackState = Literal["normal", "attack"]
 MitigationMode = Literal["on", "dry_run", "off"]
 CommandAction = Literal["block", "unblock"]
 
+# Size limits, checked when a message is decoded (the control plane decodes every agent
+# message, the agent every reply): each is far above what a real agent sends (top
+# sources <= 1,000 and rules <= 10,000 by its config), and a bad or hostile node cannot
+# grow a row or a message without bound. Over a limit: 400 naming the field.
+Name = Annotated[str, msgspec.Meta(max_length=64)]  # family, version, class names ...
+Text = Annotated[str, msgspec.Meta(max_length=1024)]  # human text (rule match, errors)
+Address = Annotated[str, msgspec.Meta(max_length=64)]  # an address or prefix
+Shares = Annotated[dict[Name, float], msgspec.Meta(max_length=32)]
+Uuid = Annotated[
+    str, msgspec.Meta(pattern="^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+]
+
 
 class Heartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    version: str
+    version: Name
     xdp_mode: XdpMode
-    interface: str = ""
+    interface: Name = ""
     baseline_state: BaselineState = "learning"
     attack_state: AttackState = "normal"
     spool_size: int = 0
@@ -48,7 +60,7 @@ class Thresholds(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_
     burst_factor: float | None = None
     confirm_windows: int | None = None
     cooldown_s: float | None = None
-    floors: dict[str, float] | None = None
+    floors: Shares | None = None
 
 
 class Sampling(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -66,7 +78,7 @@ class RuleCommand(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     id: int
     action: CommandAction
-    target: str
+    target: Address
     ttl_s: float = 3600.0
 
 
@@ -77,7 +89,7 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mitigation_mode: MitigationMode | None = None
     rule_ttl_s: float | None = None
     # None: keep the agent's configured allow-list; a list replaces it.
-    allowlist: list[str] | None = None
+    allowlist: Annotated[list[Address], msgspec.Meta(max_length=10_000)] | None = None
     sampling: Sampling = msgspec.field(default_factory=Sampling)
     commands: list[RuleCommand] = []
 
@@ -90,11 +102,11 @@ class AgentConfigReply(msgspec.Struct, kw_only=True):
 class CommandAck(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id: int
     ok: bool
-    error: str = ""
+    error: Text = ""
 
 
 class CommandAcks(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    acks: list[CommandAck]
+    acks: Annotated[list[CommandAck], msgspec.Meta(max_length=10_000)]
 
 
 class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -106,9 +118,9 @@ class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     dropped_pps: float = 0.0
     dropped_bps: float = 0.0
     # packets per second by class: tcp, udp, icmp, other, fragment
-    protocols: dict[str, float] = {}
+    protocols: Shares = {}
     # packets per second by TCP flag class: syn, synack, ack, rst, fin, other
-    tcp_flags: dict[str, float] = {}
+    tcp_flags: Shares = {}
     # an incident was active during this second (kept out of the baseline's shares)
     attack: bool = False
     baseline_avg_pps: float | None = None
@@ -121,7 +133,7 @@ class MetricsBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class SourceFigure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    ip: str
+    ip: Address
     pps: float = 0.0
     bps: float = 0.0
 
@@ -130,7 +142,7 @@ class RuleFigure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A mitigation rule as the incident shows it."""
 
     kind: Literal["source", "prefix", "signature", "rate_limit"]
-    match: str  # human text, e.g. "udp sport 11211" or "198.51.100.7/32"
+    match: Text  # human text, e.g. "udp sport 11211" or "198.51.100.7/32"
     action: Literal["drop", "rate_limit"] = "drop"
     ttl_sec: int | None = None
     dropped_packets: int = 0
@@ -141,8 +153,8 @@ class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     so a later report supersedes an earlier one and a replay cannot go backwards (`seq`)."""
 
     seq: int
-    family: str
-    subtype: str | None = None
+    family: Name
+    subtype: Name | None = None
     severity: Literal["low", "medium", "high", "critical"] = "low"
     peak_pps: float = 0.0
     peak_bps: float = 0.0
@@ -150,16 +162,16 @@ class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     baseline_p95_pps: float | None = None
     threshold_pps: float | None = None
     # share of the attack's packets by protocol class, percent
-    protocols: dict[str, float] = {}
-    top_sources: list[SourceFigure] = []
-    evidence: dict[str, Any] = {}
-    rules: list[RuleFigure] = []
+    protocols: Shares = {}
+    top_sources: Annotated[list[SourceFigure], msgspec.Meta(max_length=1000)] = []
+    evidence: Annotated[dict[Name, Any], msgspec.Meta(max_length=64)] = {}
+    rules: Annotated[list[RuleFigure], msgspec.Meta(max_length=10_000)] = []
     # first time a rule was in place (Unix s); None while nothing is dropped
     mitigated_at: float | None = None
 
 
 class IncidentOpen(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    uuid: str  # generated by the agent: replays of the same open are one incident
+    uuid: Uuid  # generated by the agent: replays of the same open are one incident
     started_at: float
     figures: IncidentFigures
 

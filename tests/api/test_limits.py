@@ -204,3 +204,45 @@ def test_served_body_limit_is_configurable(served: Served) -> None:
     assert r.status_code == 413 and r.json()["ok"] is False
     nodes = served.request("GET", "/api/v1/nodes", headers=ws.headers).json()
     assert [n["name"] for n in nodes["nodes"]] == ["n"]
+
+
+async def test_agent_api_strings_and_lists_are_bounded(api: Api, ws: Workspace) -> None:
+    agent = await _node(api, ws)
+    long = "x" * 2000
+
+    def incident(**figures: Any) -> dict[str, Any]:
+        return {"uuid": str(uuid.uuid4()), "started_at": time.time(),
+                "figures": {"seq": 1, "family": "udp_flood", **figures}}  # fmt: skip
+
+    for path, body, field in (
+        ("/api/v1/agent/heartbeat", {"version": long, "xdp_mode": "native"}, "version"),
+        ("/api/v1/agent/heartbeat", {"version": "1", "xdp_mode": "native", "interface": long},
+         "interface"),
+        ("/api/v1/agent/incidents", incident(family=long), "figures.family"),
+        ("/api/v1/agent/incidents", incident(subtype=long), "figures.subtype"),
+        ("/api/v1/agent/incidents", incident(rules=[{"kind": "source", "match": long * 2}]),
+         "figures.rules[0].match"),
+        ("/api/v1/agent/incidents", incident(top_sources=[{"ip": long}]),
+         "figures.top_sources[0].ip"),
+        ("/api/v1/agent/incidents", incident(top_sources=[{"ip": "192.0.2.1"}] * 1001),
+         "figures.top_sources"),
+        ("/api/v1/agent/incidents", incident(evidence={f"k{i}": i for i in range(65)}),
+         "figures.evidence"),
+        ("/api/v1/agent/commands/ack", {"acks": [{"id": 1, "ok": False, "error": long}]},
+         "acks[0].error"),
+        ("/api/v1/agent/metrics",
+         {"points": [{"ts": time.time(), "pps": 1, "bps": 1, "protocols": {long: 1.0}}]},
+         "points[0].protocols"),
+    ):  # fmt: skip
+        r = await api.client.post(path, json=body, headers=agent)
+        assert assert_error(r, 400)["field"] == field, (path, r.text)
+    node = agent["X-Node-UUID"]
+    for body, field in (
+        ({"allowlist": ["192.0.2.1"] * 10_001}, "allowlist"),
+        ({"thresholds": {"floors": {long: 1.0}}}, "thresholds.floors"),
+    ):
+        url = f"/api/v1/nodes/{node}/agent-config"
+        r = await api.client.put(url, json=body, headers=ws.headers)
+        assert assert_error(r, 400)["field"] == field
+    incidents = (await api.get("/api/v1/incidents", ws)).json()
+    assert incidents["total"] == 0
