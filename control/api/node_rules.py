@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Router, delete, get, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File
 
 from control import clock
@@ -133,7 +133,7 @@ class NodeRulesController(Controller):
         node_uuid: FromPath[str],
         caller: CallerDep,
         db: Db,
-        range_: Annotated[TrafficRange, Parameter(query="range")] = "24h",
+        range_: Annotated[TrafficRange, QueryParameter(name="range")] = "24h",
     ) -> Traffic:
         span, step = _RANGES[range_]
         node_id = await node_control.live_node_id(db, caller.workspace_id, node_uuid)
