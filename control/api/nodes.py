@@ -44,6 +44,12 @@ class NodeList(msgspec.Struct, kw_only=True):
     offset: int
 
 
+class NodeKey(msgspec.Struct, kw_only=True):
+    ok: bool
+    node_uuid: str
+    api_key: str  # the new key, shown only here; the old one no longer works
+
+
 class NodeOne(msgspec.Struct, kw_only=True):
     ok: bool
     node: NodeDetail
@@ -135,6 +141,15 @@ class NodesController(Controller):
             db, caller.workspace_id, node_uuid, _validated_changes(data), node_policy
         )
         return NodeOne(ok=True, node=node)
+
+    @post(
+        "/{node_uuid:str}/rotate-key",
+        status_code=200,
+        summary="Replace the node's API key (the old one stops working at once)",
+    )
+    async def rotate_key(self, node_uuid: FromPath[str], caller: CallerDep, db: Db) -> NodeKey:
+        api_key = await node_store.rotate_api_key(db, caller.workspace_id, node_uuid)
+        return NodeKey(ok=True, node_uuid=node_uuid, api_key=api_key)
 
     @delete("/{node_uuid:str}", status_code=200, summary="Soft-delete a node")
     async def delete_node(

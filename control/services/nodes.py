@@ -272,6 +272,21 @@ async def delete_node(db: aiosqlite.Connection, workspace_id: int, node_uuid: st
             raise NotFound("node not found")
 
 
+async def rotate_api_key(db: aiosqlite.Connection, workspace_id: int, node_uuid: str) -> str:
+    """A new API key for the node (returned once, stored as SHA-256); the old one stops
+    working with the next request."""
+    api_key = new_secret()
+    async with transaction(db):
+        cur = await db.execute(
+            "UPDATE nodes SET api_key_hash = ? WHERE workspace_id = ? AND uuid = ? "
+            "AND deleted_at IS NULL",
+            (hash_secret(api_key), workspace_id, node_uuid),
+        )
+        if cur.rowcount == 0:
+            raise NotFound("node not found")
+    return api_key
+
+
 async def authenticate_node(db: aiosqlite.Connection, api_key: str, node_uuid: str) -> NodeCaller:
     """The live node whose API key and UUID these are; Unauthorized otherwise."""
     async with db.execute(

@@ -239,3 +239,42 @@ def test_health_and_metrics_do_not_count_or_block(served: Served) -> None:
     assert served.request("GET", "/metrics", headers=bad).status_code == 200
     metrics = served.request("GET", "/metrics").text
     assert 'status_code="429"' in metrics
+
+
+# ---- rotation ---------------------------------------------------------------------------------
+
+
+async def test_rotating_a_node_key_and_a_deploy_token(api: Api) -> None:
+    import hashlib
+
+    from control.services.workspaces import rotate_token
+
+    ws = await api.workspace("acme", "pro")
+    r = await api.client.post("/api/deploy", json={"name": "e", "ip": "192.0.2.7"},
+                              headers=ws.headers)  # fmt: skip
+    node_uuid, old_key = r.json()["node_uuid"], r.json()["api_key"]
+
+    def agent(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}", "X-Node-UUID": node_uuid}
+
+    assert (await api.client.get("/api/v1/agent/config", headers=agent(old_key))).status_code == 200
+    r = await api.client.post(f"/api/v1/nodes/{node_uuid}/rotate-key", headers=ws.headers)
+    assert r.status_code == 200, r.text
+    new_key = r.json()["api_key"]
+    assert len(new_key) == 64 and new_key != old_key and r.json()["node_uuid"] == node_uuid
+    assert_error(await api.client.get("/api/v1/agent/config", headers=agent(old_key)), 401)
+    assert (await api.client.get("/api/v1/agent/config", headers=agent(new_key))).status_code == 200
+    rows = await api.app.state.db.execute_fetchall(
+        "SELECT api_key_hash FROM nodes WHERE uuid = ?", (node_uuid,)
+    )
+    assert rows[0][0] == hashlib.sha256(new_key.encode()).hexdigest()  # only the hash stored
+    # A node key cannot rotate anything (REST is deploy-token only).
+    r = await api.client.post(f"/api/v1/nodes/{node_uuid}/rotate-key", headers=agent(new_key))
+    assert_error(r, 401)
+
+    new_token = await rotate_token(api.app.state.db, "acme")
+    assert_error(await api.client.get("/api/v1/nodes", headers=ws.headers), 401)
+    ok = await api.client.get("/api/v1/nodes", headers={"Authorization": f"Bearer {new_token}"})
+    assert ok.status_code == 200 and ok.json()["total"] == 1
+    # Rotating the deploy token leaves the nodes' own keys alone.
+    assert (await api.client.get("/api/v1/agent/config", headers=agent(new_key))).status_code == 200

@@ -137,6 +137,7 @@ def _matrix(a: Tenant, b: Tenant) -> list[tuple[str, str, str, dict[str, Any], s
         ("GET", N, f"/api/v1/nodes/{a.node}", {"headers": rest}, nf),
         ("PATCH", N, f"/api/v1/nodes/{a.node}", {"headers": rest, "json": {"name": "x"}}, nf),
         ("DELETE", N, f"/api/v1/nodes/{a.node}", {"headers": rest}, nf),
+        ("POST", N + "/rotate-key", f"/api/v1/nodes/{a.node}/rotate-key", {"headers": rest}, nf),
         ("GET", N + "/rules", f"/api/v1/nodes/{a.node}/rules", {"headers": rest}, nf),
         ("POST", N + "/rules", f"/api/v1/nodes/{a.node}/rules",
          {"headers": rest, "json": {"target": "192.0.2.1"}}, nf),
