@@ -79,6 +79,18 @@ class IncidentListItem(msgspec.Struct, kw_only=True):
     peak_pps: float
     peak_bps: float
     duration_sec: int
+    # distinct source addresses the agent saw (a lower bound: it counts sampled packets'
+    # sources, and at least the top sources listed); only rises
+    source_count: int
+
+
+class IncidentPcap(msgspec.Struct, kw_only=True):
+    """The sample capture the agent uploaded for an incident."""
+
+    sha256: str  # hex digest of the file, also sent as X-Content-SHA256 on download
+    size: int  # bytes
+    uploaded_at: str
+    url: str  # the download route, /api/v1/incidents/{uuid}/pcap (workspace token)
 
 
 class Incident(IncidentListItem, kw_only=True):
@@ -88,6 +100,7 @@ class Incident(IncidentListItem, kw_only=True):
     summary: str  # built by rules from the fields above
     mitigation_rules: list[MitigationRule]
     mitigated_at: str | None
+    pcap: IncidentPcap | None  # null until the agent uploads one
 
 
 ChannelType = Literal[

@@ -109,6 +109,7 @@ class IncidentReports:
             protocols=f.protocols,
             top_sources=_sources(f),
             mitigation_rules=_rules(f),
+            source_count=f.source_count,
         )
         try:
             incident = await self.service.open(
@@ -141,6 +142,7 @@ class IncidentReports:
             protocols=f.protocols or None,
             top_sources=_sources(f) if _heavier(f, row["top_sources"]) else None,
             mitigation_rules=_rules(f) if f.rules else None,
+            source_count=f.source_count,
         )
         incident = await self.service.update(node.workspace_id, incident_uuid, change)
         await self._set_seq(incident_id, f.seq)

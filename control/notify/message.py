@@ -74,11 +74,8 @@ class Notice:
     def from_incident(cls, kind: NoticeKind, incident: dict[str, Any]) -> Notice:
         node = incident.get("node")
         node = node if isinstance(node, dict) else {}
+        # The incident service always publishes source_count (distinct sources seen).
         sources = incident.get("source_count")
-        if not isinstance(sources, int):
-            # The API exposes the top sources list; its length is the count we know.
-            top = incident.get("top_sources")
-            sources = len(top) if isinstance(top, list) else 0
         return cls(
             kind=kind,
             incident_uuid=str(incident.get("uuid", "")),
@@ -89,7 +86,7 @@ class Notice:
             status=str(incident.get("status", "active")),
             peak_pps=_num(incident.get("peak_pps")),
             peak_bps=_num(incident.get("peak_bps")),
-            source_count=sources,
+            source_count=sources if isinstance(sources, int) else 0,
             duration_sec=_num(incident.get("duration_sec")),
             started_at=incident.get("started_at"),
             ended_at=incident.get("ended_at"),

@@ -22,6 +22,7 @@ from control.schemas import (
     SEVERITY_RANK,
     Incident,
     IncidentListItem,
+    IncidentPcap,
     IncidentStatus,
     MitigationRule,
     NodeRef,
@@ -47,12 +48,15 @@ class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     protocols: dict[str, float] = {}
     top_sources: list[TopSource] = []
     mitigation_rules: list[MitigationRule] = []
+    # distinct sources seen; stored as at least len(top_sources) (each is a distinct source)
+    source_count: int = 0
 
 
 class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A progress report on an active incident; None leaves a field as it is.
 
-    Peaks only rise (the stored peak is the maximum seen); lists replace the stored ones.
+    Peaks and the source count only rise (the stored value is the maximum seen); lists
+    replace the stored ones.
     """
 
     family: str | None = None
@@ -63,6 +67,7 @@ class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     protocols: dict[str, float] | None = None
     top_sources: list[TopSource] | None = None
     mitigation_rules: list[MitigationRule] | None = None
+    source_count: int | None = None
 
 
 class IncidentFilters(msgspec.Struct, kw_only=True):
@@ -72,12 +77,14 @@ class IncidentFilters(msgspec.Struct, kw_only=True):
 
 
 _SELECT = """
-SELECT i.*, n.uuid AS node_uuid, n.name AS node_name
+SELECT i.*, n.uuid AS node_uuid, n.name AS node_name,
+       p.sha256 AS pcap_sha256, p.size AS pcap_size, p.uploaded_at AS pcap_uploaded_at
 FROM incidents i JOIN nodes n ON n.id = i.node_id
+LEFT JOIN incident_pcaps p ON p.incident_id = i.id
 """
 _LIST_COLUMNS = """
 SELECT i.uuid, i.family, i.subtype, i.severity, i.status, i.started_at, i.ended_at,
-       i.peak_pps, i.peak_bps, n.uuid AS node_uuid, n.name AS node_name
+       i.peak_pps, i.peak_bps, i.source_count, n.uuid AS node_uuid, n.name AS node_name
 FROM incidents i JOIN nodes n ON n.id = i.node_id
 """
 
@@ -100,6 +107,22 @@ def list_item_from_row(row: aiosqlite.Row, now: float) -> IncidentListItem:
         peak_pps=row["peak_pps"],
         peak_bps=row["peak_bps"],
         duration_sec=_duration(row, now),
+        source_count=row["source_count"],
+    )
+
+
+def pcap_url(incident_uuid: str) -> str:
+    return f"/api/v1/incidents/{incident_uuid}/pcap"
+
+
+def _pcap(row: aiosqlite.Row) -> IncidentPcap | None:
+    if row["pcap_sha256"] is None:
+        return None
+    return IncidentPcap(
+        sha256=row["pcap_sha256"],
+        size=row["pcap_size"],
+        uploaded_at=clock.iso(row["pcap_uploaded_at"]) or "",
+        url=pcap_url(row["uuid"]),
     )
 
 
@@ -132,6 +155,7 @@ def incident_from_row(row: aiosqlite.Row, now: float) -> Incident:
         summary=summary,
         mitigation_rules=rules,
         mitigated_at=clock.iso(row["mitigated_at"]),
+        pcap=_pcap(row),
     )
 
 
@@ -217,7 +241,9 @@ class IncidentService:
         incident_uuid: str | None = None,
     ) -> Incident:
         _check_family(report.family)
-        _check_rates(peak_pps=report.peak_pps, peak_bps=report.peak_bps)
+        _check_rates(
+            peak_pps=report.peak_pps, peak_bps=report.peak_bps, source_count=report.source_count
+        )
         now = clock.now()
         started = report.started_at if report.started_at is not None else now
         new_uuid = incident_uuid or str(uuidlib.uuid4())
@@ -234,8 +260,8 @@ class IncidentService:
                 await db.execute(
                     """INSERT INTO incidents (uuid, workspace_id, node_id, family, subtype,
                            severity, status, started_at, mitigated_at, peak_pps, peak_bps,
-                           protocols, top_sources, mitigation_rules, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           source_count, protocols, top_sources, mitigation_rules, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         new_uuid,
                         workspace_id,
@@ -247,6 +273,7 @@ class IncidentService:
                         now if report.mitigation_rules else None,
                         report.peak_pps,
                         report.peak_bps,
+                        max(report.source_count, len(report.top_sources)),
                         _json(report.protocols),
                         sources,
                         _json(report.mitigation_rules),
@@ -262,7 +289,9 @@ class IncidentService:
     ) -> Incident:
         if change.family is not None:
             _check_family(change.family)
-        _check_rates(peak_pps=change.peak_pps, peak_bps=change.peak_bps)
+        _check_rates(
+            peak_pps=change.peak_pps, peak_bps=change.peak_bps, source_count=change.source_count
+        )
         sources = None if change.top_sources is None else _json(with_countries(change.top_sources))
         async with transaction(self.db):
             row = await self._row_for_write(workspace_id, incident_uuid)
@@ -283,6 +312,12 @@ class IncidentService:
                 sets["protocols"] = _json(change.protocols)
             if sources is not None:
                 sets["top_sources"] = sources
+            seen = max(
+                change.source_count or 0,
+                len(change.top_sources) if change.top_sources is not None else 0,
+            )
+            if seen > row["source_count"]:
+                sets["source_count"] = seen
             if change.mitigation_rules is not None:
                 sets["mitigation_rules"] = _json(change.mitigation_rules)
                 if change.mitigation_rules and row["mitigated_at"] is None:

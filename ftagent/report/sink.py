@@ -239,6 +239,7 @@ class ControlSink:
                 )
                 for s in inc.get("top_sources") or []
             ],
+            source_count=int(inc.get("source_count") or 0),
             evidence=dict(inc.get("evidence") or {}),
             rules=self._rule_figures([str(r) for r in inc.get("rules") or []], ttl),
             mitigated_at=mitigated_at,

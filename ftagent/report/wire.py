@@ -164,6 +164,8 @@ class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     # share of the attack's packets by protocol class, percent
     protocols: Shares = {}
     top_sources: Annotated[list[SourceFigure], msgspec.Meta(max_length=1000)] = []
+    # distinct source addresses seen so far (the agent counts its sampled packets' sources)
+    source_count: Annotated[int, msgspec.Meta(ge=0)] = 0
     evidence: Annotated[dict[Name, Any], msgspec.Meta(max_length=64)] = {}
     rules: Annotated[list[RuleFigure], msgspec.Meta(max_length=10_000)] = []
     # first time a rule was in place (Unix s); None while nothing is dropped

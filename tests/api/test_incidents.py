@@ -23,6 +23,7 @@ LIST_FIELDS = {
     "peak_pps",
     "peak_bps",
     "duration_sec",
+    "source_count",
 }
 DETAIL_FIELDS = LIST_FIELDS | {
     "protocols",
@@ -31,6 +32,7 @@ DETAIL_FIELDS = LIST_FIELDS | {
     "summary",
     "mitigation_rules",
     "mitigated_at",
+    "pcap",
 }
 
 
@@ -232,3 +234,33 @@ async def test_workspaces_never_see_each_others_incidents(
     assert (await api.get(f"/api/v1/incidents/{inc.uuid}", ws)).json()["incident"]["status"] == (
         "active"
     )
+
+
+async def test_source_count_is_shown_only_rises_and_reaches_the_events(
+    api: Api, ws: Workspace
+) -> None:
+    from control.notify.message import Notice
+
+    node = await api.node(ws, "edge")
+    three = [TopSource(ip=f"198.51.100.{i}", pps=10) for i in (1, 2, 3)]
+    inc = await api.incident(ws, node["uuid"], source_count=4821, top_sources=three)
+    detail = (await api.get(f"/api/v1/incidents/{inc.uuid}", ws)).json()["incident"]
+    assert detail["source_count"] == 4821 and detail["pcap"] is None
+    listed = (await api.get("/api/v1/incidents", ws)).json()["incidents"]
+    assert [i["source_count"] for i in listed] == [4821]
+    # A lower count (e.g. a report after the attack thinned out) does not lower it.
+    await api.incidents.update(ws.id, inc.uuid, IncidentChange(source_count=100))
+    assert (await api.incidents.get(ws.id, inc.uuid)).source_count == 4821
+    await api.incidents.update(ws.id, inc.uuid, IncidentChange(source_count=5000))
+    assert (await api.incidents.get(ws.id, inc.uuid)).source_count == 5000
+    # Every event carries it; the notification text takes it as is (not len(top_sources)).
+    assert [e.incident["source_count"] for e in api.events] == [4821, 4821, 5000]
+    assert Notice.from_incident("opened", api.events[-1].incident).source_count == 5000
+    # Listed top sources are distinct sources: the count is never below their number.
+    other = await api.incident(ws, node["uuid"], top_sources=three[:2])
+    assert other.source_count == 2
+    await api.incidents.update(ws.id, other.uuid, IncidentChange(top_sources=three))
+    assert (await api.incidents.get(ws.id, other.uuid)).source_count == 3
+    with pytest.raises(InvalidValue) as err:
+        await api.incident(ws, node["uuid"], source_count=-1)
+    assert err.value.field == "source_count"

@@ -225,3 +225,35 @@ async def test_top_sources_are_kept_from_the_heaviest_report(
         path, json={"figures": figures(3, 2e5, top_sources=heavier)}, headers=agent.headers
     )
     assert [s["ip"] for s in (await get(api, ws, inc))["top_sources"]] == ["9.9.9.9"]
+
+
+async def test_source_count_from_the_agent_reaches_the_incident(
+    api: Api, ws: Workspace, agent: Agent
+) -> None:
+    inc = str(uuid.uuid4())
+    r = await api.client.post(
+        "/api/v1/agent/incidents",
+        json={"uuid": inc, "started_at": time.time() - 5,
+              "figures": figures(1, 1e5, source_count=3172)},
+        headers=agent.headers,
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert (await get(api, ws, inc))["source_count"] == 3172
+    path = f"/api/v1/agent/incidents/{inc}"
+    r = await api.client.post(
+        path, json={"figures": figures(2, 1e5, source_count=9001)}, headers=agent.headers
+    )
+    assert r.status_code == 200, r.text
+    assert (await get(api, ws, inc))["source_count"] == 9001
+    assert [e.incident["source_count"] for e in api.events] == [3172, 9001]
+    assert_error(
+        await api.client.post(
+            path, json={"figures": figures(3, 1e5, source_count=-1)}, headers=agent.headers
+        ),
+        400,
+        "source_count",
+    )
+    # An agent that does not send it (older version): the listed sources are the count.
+    old = str(uuid.uuid4())
+    await open_incident(api, agent, old)
+    assert (await get(api, ws, old))["source_count"] == 2

@@ -8,7 +8,9 @@ import stat
 import struct
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -53,13 +55,30 @@ async def upload(api: Api, agent: Agent, inc: str, data: bytes) -> httpx.Respons
     )
 
 
+async def detail_pcap(api: Api, ws: Workspace, inc: str) -> Any:
+    r = await api.client.get(f"/api/v1/incidents/{inc}", headers=ws.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["incident"]["pcap"]
+
+
 async def test_round_trip(api: Api, ws: Workspace, agent: Agent, tmp_path: Path) -> None:
     inc = await incident(api, agent)
+    assert await detail_pcap(api, ws, inc) is None
     data = pcap(20)
+    before = time.time()
     r = await upload(api, agent, inc, data)
     assert r.status_code == 200, r.text
     digest = hashlib.sha256(data).hexdigest()
     assert r.json() == {"ok": True, "sha256": digest, "size": len(data)}
+    shown = await detail_pcap(api, ws, inc)
+    assert shown is not None
+    assert (shown["sha256"], shown["size"], shown["url"]) == (
+        digest, len(data), f"/api/v1/incidents/{inc}/pcap"
+    )  # fmt: skip
+    uploaded = datetime.fromisoformat(shown["uploaded_at"].replace("Z", "+00:00")).timestamp()
+    assert before - 1 <= uploaded <= time.time() + 1
+    r = await api.client.get(shown["url"], headers=ws.headers)
+    assert r.status_code == 200 and r.content == data
     stored = tmp_path / "data" / "pcap" / f"{inc}.pcap"
     assert stored.read_bytes() == data
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
@@ -73,6 +92,8 @@ async def test_round_trip(api: Api, ws: Workspace, agent: Agent, tmp_path: Path)
     assert (await upload(api, agent, inc, bigger)).status_code == 200
     r = await api.client.get(f"/api/v1/incidents/{inc}/pcap", headers=ws.headers)
     assert r.content == bigger
+    shown = await detail_pcap(api, ws, inc)
+    assert (shown["sha256"], shown["size"]) == (hashlib.sha256(bigger).hexdigest(), len(bigger))
 
 
 async def test_limits_and_bad_uploads(api: Api, agent: Agent) -> None:

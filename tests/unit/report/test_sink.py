@@ -77,6 +77,7 @@ INCIDENT = {
     "threshold_pps": 5000.0,
     "evidence": {"udp_share": 0.99},
     "top_sources": [{"address": "8.8.8.8", "pps": 30000.0, "bps": 3e8, "packets": 9, "bytes": 9}],
+    "source_count": 57,
     "protocol_breakdown": {"tcp": 0.01, "udp": 0.99, "icmp": 0.0, "other": 0.0},
     "rules": ["signature proto=17 sport=11211", "src 8.8.8.8/32 rate<=100pps"],
     "mitigation": [
@@ -127,6 +128,7 @@ def test_incident_lifecycle_becomes_open_update_resolve(plane, sink, tmp_path) -
     assert f["family"] == "memcached_amplification"
     assert f["protocols"] == {"tcp": 1.0, "udp": 99.0, "icmp": 0.0, "other": 0.0}
     assert f["top_sources"] == [{"ip": "8.8.8.8", "pps": 30000.0, "bps": 3e8}]
+    assert f["source_count"] == 57  # distinct sources the loop saw, not len(top_sources)
     assert f["rules"] == [
         {"kind": "signature", "match": "signature proto=17 sport=11211", "action": "drop",
          "ttl_sec": 300, "dropped_packets": 0},
