@@ -9,6 +9,8 @@ BEGIN/COMMIT on it would otherwise commit each other's half-done work.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 import sqlite3
 import weakref
@@ -19,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 
 import aiosqlite
+
+log = logging.getLogger("ftcontrol.db")
 
 BUSY_TIMEOUT_MS = 5000
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -87,12 +91,29 @@ def _only_comments(text: str) -> bool:
     return all(not ln.strip() or ln.strip().startswith("--") for ln in text.splitlines())
 
 
+def _owner_only(path: str | Path) -> None:
+    """The store holds channel secrets (SMTP passwords, webhook secrets, bot tokens) in
+    clear, as sending needs them: the file is the owner's alone (0600) whatever the umask.
+    SQLite gives its -wal and -shm files the database file's mode."""
+    if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        mode = os.stat(path).st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("%s was readable by others (mode %o): now 0600", path, mode)
+    except OSError as exc:  # not ours to change (read-only mount ...): SQLite will say
+        log.warning("cannot restrict the mode of %s: %s", path, exc)
+
+
 async def open_db(path: str | Path) -> aiosqlite.Connection:
     """Open (creating if needed) the database at `path`, configured and migrated.
 
     WAL journal, foreign keys on, a busy timeout, rows as sqlite3.Row, autocommit mode
     (isolation_level=None): multi-statement writes go through `transaction(db)`.
     """
+    _owner_only(path)
     db = await aiosqlite.connect(str(path), isolation_level=None)
     try:
         db.row_factory = sqlite3.Row

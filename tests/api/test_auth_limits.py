@@ -278,3 +278,33 @@ async def test_rotating_a_node_key_and_a_deploy_token(api: Api) -> None:
     assert ok.status_code == 200 and ok.json()["total"] == 1
     # Rotating the deploy token leaves the nodes' own keys alone.
     assert (await api.client.get("/api/v1/agent/config", headers=agent(new_key))).status_code == 200
+
+
+# ---- where secrets live: file modes -----------------------------------------------------------
+
+
+async def test_store_file_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from control.db import open_db
+    from control.services.workspaces import create_workspace
+
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.db"
+        db = await open_db(fresh)
+        try:
+            await create_workspace(db, "acme", "pro")  # a write: the -wal file exists
+            for path in (fresh, tmp_path / "fresh.db-wal", tmp_path / "fresh.db-shm"):
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        finally:
+            await db.close()
+        loose = tmp_path / "loose.db"
+        loose.touch(mode=0o644)
+        os.chmod(loose, 0o644)
+        db = await open_db(loose)
+        await db.close()
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
