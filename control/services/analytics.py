@@ -1,7 +1,9 @@
-"""Incident analytics over a time range: totals by family, severity and node, peak, time.
+"""Incident analytics over a time range: totals by family, severity and node, peak, time,
+plus the workspace's traffic over the same range from the agents' one-minute roll-ups.
 
-False positives are counted apart (`false_positives`) and left out of every other figure:
-they were not attacks.
+False positives are counted apart (`false_positives`) and left out of every other incident
+figure: they were not attacks. Traffic roll-ups are kept 90 days (see control.agentapi), so
+a 365d summary's traffic covers at most the last 90 days.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ class NodeIncidents(msgspec.Struct, kw_only=True):
     incidents: int
 
 
+class TrafficFigures(msgspec.Struct, kw_only=True):
+    """The workspace's traffic over the range (every node's one-minute roll-ups).
+
+    Averages and peaks are null when no node reported in the range.
+    """
+
+    avg_pps: float | None  # all nodes together, averaged over the minutes with data
+    peak_pps: float | None  # the highest one-second rate a single node reported
+    avg_bps: float | None
+    peak_bps: float | None
+    attack_minutes: int  # node-minutes with at least one second under attack
+    nodes_reporting: int  # nodes with any roll-up in the range
+
+
 class AnalyticsSummary(msgspec.Struct, kw_only=True):
     range: str
     since: str
@@ -37,6 +53,42 @@ class AnalyticsSummary(msgspec.Struct, kw_only=True):
     peak_pps: float
     total_attack_sec: int  # active incidents count up to now
     mean_time_to_mitigate_sec: float | None  # start -> first mitigation rule; null if none
+    traffic: TrafficFigures
+
+
+async def traffic(db: aiosqlite.Connection, workspace_id: int, since: float) -> TrafficFigures:
+    """Roll-ups of every node of the workspace (deleted ones too: their traffic happened).
+
+    A node-minute missing from the roll-ups counts as no traffic in the averages.
+    """
+    async with db.execute(
+        """SELECT count(DISTINCT m.minute) AS minutes, count(DISTINCT m.node_id) AS nodes,
+                  sum(m.pps_avg) AS pps_sum, sum(m.bps_avg) AS bps_sum,
+                  max(m.pps_max) AS pps_max, max(m.bps_max) AS bps_max,
+                  sum(m.attack_samples > 0) AS attack_minutes
+           FROM nodes n JOIN node_metrics_minute m ON m.node_id = n.id
+           WHERE n.workspace_id = :ws AND m.minute >= :since""",
+        {"ws": workspace_id, "since": int(since)},
+    ) as cur:
+        row = await cur.fetchone()
+    minutes = int(row["minutes"]) if row is not None else 0
+    if row is None or minutes == 0:
+        return TrafficFigures(
+            avg_pps=None,
+            peak_pps=None,
+            avg_bps=None,
+            peak_bps=None,
+            attack_minutes=0,
+            nodes_reporting=0,
+        )
+    return TrafficFigures(
+        avg_pps=round(row["pps_sum"] / minutes, 3),
+        peak_pps=row["pps_max"],
+        avg_bps=round(row["bps_sum"] / minutes, 3),
+        peak_bps=row["bps_max"],
+        attack_minutes=int(row["attack_minutes"]),
+        nodes_reporting=int(row["nodes"]),
+    )
 
 
 async def summary(
@@ -98,4 +150,5 @@ async def summary(
         peak_pps=peak,
         total_attack_sec=max(0, int(attack_sec)),
         mean_time_to_mitigate_sec=round(mitigate_sec / mitigated, 3) if mitigated else None,
+        traffic=await traffic(db, workspace_id, since),
     )

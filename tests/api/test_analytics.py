@@ -99,3 +99,60 @@ async def test_active_incident_counts_up_to_now(api: Api, ws: Workspace) -> None
     await api.incident(ws, node["uuid"], started_at=time.time() - 60)
     body = (await api.get("/api/v1/analytics/summary", ws, range="7d")).json()
     assert 60 <= body["total_attack_sec"] <= 70
+
+
+async def test_traffic_figures_from_the_one_minute_rollups(
+    api: Api, ws: Workspace, other: Workspace
+) -> None:
+    a = await api.node(ws, "a")
+    b = await api.node(ws, "b")
+    theirs = await api.node(other, "x")
+    ids = {
+        uuid: row[0]
+        for uuid in (a["uuid"], b["uuid"], theirs["uuid"])
+        for row in await api.app.state.db.execute_fetchall(
+            "SELECT id FROM nodes WHERE uuid = ?", (uuid,)
+        )
+    }
+    now_min = int(time.time()) // 60 * 60
+
+    async def minute(node: dict[str, Any], ago_s: float, pps: float, peak: float,
+                     attack: int = 0) -> None:  # fmt: skip
+        await api.sql(
+            """INSERT INTO node_metrics_minute (node_id, minute, samples, pps_avg, pps_max,
+                   bps_avg, bps_max, dropped_pps_avg, tcp_pps_avg, udp_pps_avg, icmp_pps_avg,
+                   other_pps_avg, fragment_pps_avg, syn_pps_avg, attack_samples)
+               VALUES (?, ?, 60, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, ?)""",
+            ids[node["uuid"]], now_min - int(ago_s), pps, peak, pps * 800, peak * 800, attack,
+        )
+
+    # Two minutes in which both nodes report, one in which only a does (b: no traffic).
+    await minute(a, 120, 100.0, 150.0)
+    await minute(b, 120, 300.0, 400.0, attack=12)
+    await minute(a, 60, 200.0, 250.0)
+    await minute(b, 60, 100.0, 100.0)
+    await minute(a, 3 * 60, 600.0, 700.0, attack=60)
+    await minute(a, 10 * DAY, 1e6, 5e6, attack=60)  # outside 7d, inside 30d
+    await minute(theirs, 60, 9e9, 9e9, attack=60)  # another workspace
+
+    week = (await api.get("/api/v1/analytics/summary", ws, range="7d")).json()
+    assert week["traffic"] == {
+        "avg_pps": pytest.approx((100 + 300 + 200 + 100 + 600) / 3),
+        "peak_pps": 700.0,
+        "avg_bps": pytest.approx((100 + 300 + 200 + 100 + 600) * 800 / 3),
+        "peak_bps": 700.0 * 800,
+        "attack_minutes": 2,
+        "nodes_reporting": 2,
+    }
+    month = (await api.get("/api/v1/analytics/summary", ws, range="30d")).json()["traffic"]
+    assert (month["peak_pps"], month["attack_minutes"]) == (5e6, 3)
+    assert month["avg_pps"] == pytest.approx((1300 + 1e6) / 4)
+    theirs_week = (await api.get("/api/v1/analytics/summary", other, range="7d")).json()
+    assert (theirs_week["traffic"]["nodes_reporting"], theirs_week["traffic"]["peak_pps"]) == (
+        1, 9e9
+    )  # fmt: skip
+    # No roll-ups: no averages or peaks to show (null, not a made-up zero).
+    await api.sql("DELETE FROM node_metrics_minute")
+    none = (await api.get("/api/v1/analytics/summary", ws, range="7d")).json()["traffic"]
+    assert none == {"avg_pps": None, "peak_pps": None, "avg_bps": None, "peak_bps": None,
+                    "attack_minutes": 0, "nodes_reporting": 0}  # fmt: skip

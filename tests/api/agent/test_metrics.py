@@ -126,6 +126,14 @@ async def test_one_minute_rollups_and_traffic_history(
     assert body["pps_max"] == 300.0
     assert body["attack_minutes"] == 1
     assert body["pps_avg"] == 150.0
+    # The workspace's analytics summary reads the same roll-ups.
+    r = await api.client.get(
+        "/api/v1/analytics/summary", params={"range": "7d"}, headers=ws.headers
+    )
+    assert r.status_code == 200, r.text
+    traffic = r.json()["traffic"]
+    assert (traffic["avg_pps"], traffic["peak_pps"], traffic["attack_minutes"]) == (150.0, 300.0, 1)
+    assert traffic["nodes_reporting"] == 1
     r = await api.client.get(
         f"/api/v1/nodes/{agent.uuid}/traffic", params={"range": "2y"}, headers=ws.headers
     )
