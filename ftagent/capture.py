@@ -58,8 +58,10 @@ class PcapWriter:
         self.path = path
         self.max_packets = max_packets
         self.max_bytes = max_bytes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: BinaryIO | None = open(path, "wb")  # noqa: SIM115 (kept open across windows)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Packet samples can carry payload bytes: owner-only from the first byte.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._f: BinaryIO | None = os.fdopen(fd, "wb")
         self._f.write(GLOBAL_HEADER)
         self.packets = 0
         self.size = len(GLOBAL_HEADER)

@@ -122,3 +122,19 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str, key: str) 
     # Refused before any work: no state directory made, no compile (seconds) started.
     assert not (tmp_path / "state").exists()
     assert time.monotonic() - started < 30
+
+
+def test_incident_pcap_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from ftagent.capture import PcapWriter
+
+    old = os.umask(0o022)
+    try:
+        writer = PcapWriter(tmp_path / "pcap" / "x.pcap", max_packets=10, max_bytes=10_000)
+        writer.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "pcap" / "x.pcap").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "pcap").stat().st_mode) == 0o700
