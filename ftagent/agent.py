@@ -22,7 +22,7 @@ import ftagent
 from ftagent.baseline import Baseline
 from ftagent.capture import PcapWriter, SampleRing, prune, sample_one_in
 from ftagent.classifier import Classification, classify
-from ftagent.config import Config, ConfigError, Floors, parse_networks
+from ftagent.config import CaptureConfig, Config, ConfigError, Floors, parse_networks
 from ftagent.datapath import Counters, Datapath, IPAddress, IPNetwork, Sample
 from ftagent.detector import Detector, Transition, compute_thresholds
 from ftagent.events import EventSink, NullSink, Overrides
@@ -51,6 +51,28 @@ class Settings:
     confirm_windows: int
     cooldown_s: float
     floors: Floors
+
+
+def effective_sampling(capture: CaptureConfig, o: Overrides) -> tuple[int, int]:
+    """(idle, attack) sampled packets per second after the control plane's overrides.
+
+    None keeps the config's value (so clearing an override on the control plane restores
+    it); the result is checked like the config (ConfigError names the key).
+    """
+    idle = capture.idle_samples_per_s if o.idle_samples_per_s is None else o.idle_samples_per_s
+    attack = (
+        capture.attack_samples_per_s if o.attack_samples_per_s is None else o.attack_samples_per_s
+    )
+    if idle < 0:
+        raise ConfigError(f"control.sampling.idle_samples_per_s: must be >= 0 (got {idle})")
+    if attack < 1:
+        raise ConfigError(f"control.sampling.attack_samples_per_s: must be >= 1 (got {attack})")
+    if attack < idle:
+        raise ConfigError(
+            "control.sampling.attack_samples_per_s: must be >= idle_samples_per_s "
+            f"({attack} < {idle})"
+        )
+    return idle, attack
 
 
 class Agent:
@@ -119,6 +141,9 @@ class Agent:
         self.widen_failed: set[str] = set()
         self.pcap: PcapWriter | None = None
         self.sample_one_in = -1
+        # Sampling targets in effect: [capture]'s, or the control plane's overrides.
+        self.idle_samples_per_s = cfg.capture.idle_samples_per_s
+        self.attack_samples_per_s = cfg.capture.attack_samples_per_s
         self.incidents_by_family: Counter[str] = Counter()
         self.started = time.monotonic()
         self.last_persist = time.monotonic()
@@ -145,6 +170,8 @@ class Agent:
         return out
 
     def apply_overrides(self, o: Overrides) -> None:
+        # Checked before anything is applied: bad sampling values change no setting.
+        idle, attack = effective_sampling(self.cfg.capture, o)
         s = self.settings
         if o.multiplier is not None:
             s.multiplier = o.multiplier
@@ -172,6 +199,17 @@ class Agent:
                 with self.lock:
                     self.mitigator.remove_all()
             self.mitigator.mode = mode  # type: ignore[assignment]
+        if (idle, attack) != (self.idle_samples_per_s, self.attack_samples_per_s):
+            log.info(
+                "sampling %d/%d -> %d/%d per s idle/attack (control plane)",
+                self.idle_samples_per_s,
+                self.attack_samples_per_s,
+                idle,
+                attack,
+            )
+            self.idle_samples_per_s, self.attack_samples_per_s = idle, attack
+            w = self._last_window
+            self._set_sampling(self._sampling_target(), w.metrics["pps"] if w else 0.0, force=True)
         if not self.detector.attack:
             self._refresh_thresholds()
         log.info("control-plane overrides applied", extra={"overrides": msgspec.to_builtins(o)})
@@ -186,7 +224,7 @@ class Agent:
     def start(self) -> None:
         with self.lock:
             self.dp.set_allowlist(self.kernel_allowlist())
-            self._set_sampling(self.cfg.capture.idle_samples_per_s, 0.0, force=True)
+            self._set_sampling(self.idle_samples_per_s, 0.0, force=True)
             self.prev = self.dp.read_counters()
         self.sink.start()
         self.sources.start()
@@ -653,12 +691,12 @@ class Agent:
                 self.dp.set_sample_rate(one_in)
             self.sample_one_in = one_in
 
-    def _adjust_sampling(self, w: Window) -> None:
-        cap = self.cfg.capture
+    def _sampling_target(self) -> int:
         hot = self.detector.attack or self.detector.pending
-        self._set_sampling(
-            cap.attack_samples_per_s if hot else cap.idle_samples_per_s, w.metrics["pps"]
-        )
+        return self.attack_samples_per_s if hot else self.idle_samples_per_s
+
+    def _adjust_sampling(self, w: Window) -> None:
+        self._set_sampling(self._sampling_target(), w.metrics["pps"])
 
     # ---- once a second ------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ class Overrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
 
     `floors` keys are the names of `ftagent.config.Floors` (pps, bps, syn_pps, ...).
     `allowlist` replaces the configured allow-list (CIDR strings) when set.
+    `idle_samples_per_s` / `attack_samples_per_s` replace [capture]'s sampling targets
+    (None: the config's value); they are checked like the config (attack >= idle).
     """
 
     mitigation_mode: str | None = None  # on | dry_run | off
@@ -31,6 +33,8 @@ class Overrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     rule_ttl_s: float | None = None
     floors: dict[str, float] | None = None
     allowlist: list[str] | None = None
+    idle_samples_per_s: int | None = None
+    attack_samples_per_s: int | None = None
 
 
 class EventSink(Protocol):

@@ -160,6 +160,8 @@ class ControlSink:
             rule_ttl_s=cfg.rule_ttl_s,
             floors=cfg.thresholds.floors,
             allowlist=cfg.allowlist,
+            idle_samples_per_s=cfg.sampling.idle_samples_per_s,
+            attack_samples_per_s=cfg.sampling.attack_samples_per_s,
         )
         if overrides == self._last_overrides:
             return None

@@ -187,6 +187,55 @@ def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) 
         running.wait_for(lambda: agent.mitigator.mode == "on", 5, "mode back to on")
 
 
+def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
+    running: RunningAgent,
+) -> None:
+    """idle_samples_per_s = 0 from the control plane turns the kernel's sampling off (no
+    sample of benign traffic reaches the agent); a refused override (attack < idle) changes
+    nothing; clearing the overrides restores [capture]'s targets and samples flow again."""
+    from ftagent.events import Overrides
+    from ftagent.lab.trafgen import run_flood
+
+    running.wait_for(running.quiet, 15, "quiet before the sampling override")
+    assert running.agent is not None
+    agent = running.agent
+    cfg_idle, cfg_attack = agent.idle_samples_per_s, agent.attack_samples_per_s
+    newest: list[int] = [0]
+
+    def newest_sample(w: Any, a: Any) -> None:
+        if a.recent:
+            newest[0] = max(newest[0], a.recent[-1][0])
+
+    def applied(before: int) -> None:
+        running.wait_for(lambda: running.sink.pending_overrides is None, 5, "the override read")
+        running.wait_for(lambda: len(running.windows) > before + 2, 5, "windows after it")
+
+    running.after_window = newest_sample
+    try:
+        running.sink.push_overrides(Overrides(idle_samples_per_s=0, attack_samples_per_s=500))
+        running.wait_for(lambda: agent.sample_one_in == 0, 5, "sampling off in the kernel")
+        assert (agent.idle_samples_per_s, agent.attack_samples_per_s) == (0, 500)
+        t0 = time.monotonic_ns()
+        assert run_flood(running.lab, "benign", packets=600, pps=300, timeout_s=10).sent > 500
+        time.sleep(0.5)
+        assert newest[0] < t0, "a packet was sampled with sampling turned off"
+
+        before = len(running.windows)
+        running.sink.push_overrides(Overrides(idle_samples_per_s=100, attack_samples_per_s=10))
+        applied(before)
+        assert (agent.idle_samples_per_s, agent.attack_samples_per_s) == (0, 500)
+
+        running.sink.push_overrides(Overrides())
+        running.wait_for(lambda: agent.idle_samples_per_s == cfg_idle, 5, "config restored")
+        assert agent.attack_samples_per_s == cfg_attack and agent.sample_one_in > 0
+        t1 = time.monotonic_ns()
+        run_flood(running.lab, "benign", packets=600, pps=300, timeout_s=10)
+        running.wait_for(lambda: newest[0] > t1, 5, "samples flowing again")
+    finally:
+        running.after_window = None
+        running.sink.push_overrides(Overrides())
+
+
 def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningAgent) -> None:
     from ftagent.lab.trafgen import start_flood, stop_flood
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftagent.config import decode
+from ftagent.config import Config, decode
 from ftagent.events import Overrides
 from ftagent.report.sink import ControlSink
 from tests.unit.report.loopback import LoopbackControlPlane
@@ -17,9 +17,8 @@ NODE = "0b7c6a52-3d1e-4f7e-9a61-2c3d4e5f6a7b"
 INC = "5f0c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
 
 
-@pytest.fixture
-def sink(plane: LoopbackControlPlane, tmp_path: Path) -> Iterator[ControlSink]:
-    cfg = decode(
+def config(plane: LoopbackControlPlane, tmp_path: Path) -> Config:
+    return decode(
         f"""
 [agent]
 interface = "veth-t"
@@ -36,7 +35,11 @@ rule_ttl_s = 300
 management_prefixes = ["192.0.2.0/24"]
 """
     )
-    s = ControlSink(cfg, datapath=None)
+
+
+@pytest.fixture
+def sink(plane: LoopbackControlPlane, tmp_path: Path) -> Iterator[ControlSink]:
+    s = ControlSink(config(plane, tmp_path), datapath=None)
     s.start()
     yield s
     s.close()
@@ -152,6 +155,7 @@ def test_overrides_and_commands_without_a_datapath(plane, sink) -> None:
         "thresholds": {"multiplier": 5.0, "floors": {"pps": 1.0}},
         "mitigation_mode": "dry_run",
         "allowlist": ["198.51.100.0/24"],
+        "sampling": {"idle_samples_per_s": 10, "attack_samples_per_s": 900},
         "commands": [{"id": 9, "action": "block", "target": "203.0.113.9"}],
     }
     got: list[Overrides] = []
@@ -167,8 +171,10 @@ def test_overrides_and_commands_without_a_datapath(plane, sink) -> None:
     assert (o.multiplier, o.floors, o.mitigation_mode, o.allowlist) == (
         5.0, {"pps": 1.0}, "dry_run", ["198.51.100.0/24"],
     )  # fmt: skip
+    assert (o.idle_samples_per_s, o.attack_samples_per_s) == (10, 900)
     assert plane.wait_for(lambda: bool(plane.of("commands/ack")))
     assert plane.of("commands/ack")[0].json() == {
         "acks": [{"id": 9, "ok": False, "error": "agent runs without a datapath"}]
     }
     assert sink.poll_overrides() is None  # nothing new
+
