@@ -19,7 +19,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody
 
 from control.agentapi import node_control
-from control.agentapi.auth import provide_node
+from control.agentapi.auth import node_guard, provide_node
 from control.agentapi.metrics_store import Overloaded
 from control.agentapi.runtime import AgentApi, agentapi_of
 from control.api.deps import Db, NodePolicyDep
@@ -67,6 +67,8 @@ class AgentController(Controller):
     # One dependency only: with two, Litestar resolves them in an anyio task group,
     # which costs more than the whole metrics handler.
     dependencies = {"node": Provide(provide_node)}
+    # Credentials are checked before the body is read (see control.agentapi.auth).
+    guards = [node_guard]
 
     @post("/heartbeat", status_code=200, summary="Agent heartbeat (liveness and state)")
     async def heartbeat(

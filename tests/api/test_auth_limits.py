@@ -308,3 +308,21 @@ async def test_store_file_is_owner_only_whatever_the_umask(tmp_path: Path) -> No
         assert stat.S_IMODE(loose.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+async def test_agent_credentials_are_checked_before_the_body_is_read(api: Api) -> None:
+    """An unauthenticated client gets its 401 before the server parses what it sent."""
+    bad = {"Authorization": f"Bearer {WRONG}", "X-Node-UUID": str(uuid.uuid4())}
+    inc = str(uuid.uuid4())
+    r = await api.client.post(
+        f"/api/v1/agent/incidents/{inc}/pcap",
+        content=b"--x\r\nnot a multipart body at all" * 1000,
+        headers={**bad, "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert_error(r, 401)
+    r = await api.client.post(
+        "/api/v1/agent/heartbeat",
+        content=b"{not json" * 1000,
+        headers={**bad, "Content-Type": "application/json"},
+    )
+    assert_error(r, 401)
