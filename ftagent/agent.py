@@ -86,13 +86,16 @@ class Agent:
         control_networks: list[IPNetwork] | None = None,
         on_window: Callable[[Window, Agent], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        lock: threading.RLock | None = None,
     ) -> None:
         self.cfg = cfg
         self.dp = datapath
         self.sink: EventSink = sink or NullSink()
         self.on_window = on_window
         self.wall = wall_clock
-        self.lock = threading.RLock()  # datapath access and the health snapshot
+        # Datapath access and the health snapshot; pass the sink's lock so that operator
+        # commands it applies share it (ftagent.report.sink.ControlSink).
+        self.lock = lock if lock is not None else threading.RLock()
         self.state_dir = Path(cfg.agent.state_dir)
         self.baseline_path = self.state_dir / "baseline.json"
         self.pcap_dir = self.state_dir / "pcap"

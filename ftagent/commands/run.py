@@ -23,13 +23,15 @@ from ftagent.events import EventSink, NullSink
 log = logging.getLogger("ftagent.run")
 
 
-def make_sink(cfg: Config, datapath: Datapath) -> EventSink:
+def make_sink(cfg: Config, datapath: Datapath, lock: threading.RLock) -> EventSink:
+    """The control-plane sink, or NullSink without [control]; `lock` is the agent's
+    datapath lock (the sink applies operator rules under it)."""
     if cfg.control is None:
         log.info("no [control] section: running stand-alone (detection and mitigation only)")
         return NullSink()
     from ftagent.report.sink import ControlSink
 
-    return ControlSink(cfg, datapath)
+    return ControlSink(cfg, datapath, lock=lock)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -81,8 +83,9 @@ def _run(cfg: Config, stop: threading.Event) -> int:
     try:
         try:
             control = control_networks(cfg.control.server) if cfg.control else []
-            agent = Agent(cfg, dp, make_sink(cfg, dp), own_networks=own_networks(),
-                          control_networks=control)
+            lock = threading.RLock()
+            agent = Agent(cfg, dp, make_sink(cfg, dp, lock), own_networks=own_networks(),
+                          control_networks=control, lock=lock)
         except Exception as exc:
             log.exception("cannot start the agent: %s", exc)
             return 1

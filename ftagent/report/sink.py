@@ -3,13 +3,16 @@
 It translates the loop's plain dicts into Agent API messages and hands them to the
 reporter's queue. Operator commands (block/unblock from the REST API) are applied here,
 in `poll_overrides`, i.e. on the loop's own thread: a rule is one map update, so the loop
-does not wait, and the datapath is never touched from two threads at once.
+does not wait. Every datapath call here holds `lock`, which must be the agent's datapath
+lock (`Agent(..., lock=...)`): the agent's HTTP scrapes read the same maps from another
+thread.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -93,9 +96,12 @@ class ControlSink:
         cfg: Config,
         datapath: Datapath | None = None,
         settings: ReporterSettings | None = None,
+        *,
+        lock: threading.RLock | None = None,
     ) -> None:
         self._cfg = cfg
         self._datapath = datapath
+        self._lock = lock if lock is not None else threading.RLock()
         self._reporter = Reporter(settings or settings_from_config(cfg), self._status)
         self._seq: dict[str, int] = {}
         self._last_point: dict[str, Any] = {}
@@ -148,7 +154,9 @@ class ControlSink:
         if cfg is None:
             return None
         if cfg.commands:
-            self._reporter.ack_commands([self._apply(c) for c in cfg.commands])
+            with self._lock:
+                acks = [self._apply(c) for c in cfg.commands]
+            self._reporter.ack_commands(acks)
         if cfg.mitigation_mode is not None:
             self._mitigation_mode = cfg.mitigation_mode
         overrides = Overrides(
@@ -255,9 +263,9 @@ class ControlSink:
         dropped: dict[str, int] = {}
         if self._datapath is not None:
             try:
-                dropped = {
-                    r.spec.describe(): r.dropped_packets for r in self._datapath.list_rules()
-                }
+                with self._lock:
+                    rules = self._datapath.list_rules()
+                dropped = {r.spec.describe(): r.dropped_packets for r in rules}
             except Exception as exc:  # a map read failing must not stop the report
                 log.debug("rule counters unavailable: %s", exc)
         return [

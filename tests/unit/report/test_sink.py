@@ -3,6 +3,7 @@ control-plane settings come back as Overrides, commands are acked."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -178,3 +179,59 @@ def test_overrides_and_commands_without_a_datapath(plane, sink) -> None:
     }
     assert sink.poll_overrides() is None  # nothing new
 
+
+def test_operator_commands_are_applied_under_the_agents_datapath_lock(
+    plane: LoopbackControlPlane, tmp_path: Path
+) -> None:
+    """While another thread (the agent's /metrics scrape, say) holds the datapath lock, a
+    command is not applied; it is once the lock is free, on the polling thread."""
+    lock = threading.RLock()
+    s = ControlSink(config(plane, tmp_path), datapath=None, lock=lock)
+    plane.behaviour.config = {
+        "config_version": 2,
+        "thresholds": {},
+        "commands": [{"id": 5, "action": "unblock", "target": "203.0.113.9"}],
+    }
+    got: list[Overrides] = []
+    stop = threading.Event()
+
+    def poll() -> None:  # the agent loop's once-a-second call
+        while not stop.is_set() and not got:
+            o = s.poll_overrides()
+            if o is not None:
+                got.append(o)
+            stop.wait(0.02)
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def scrape() -> None:
+        with lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=scrape)
+    poller = threading.Thread(target=poll)
+    holder.start()
+    assert held.wait(5)
+    s.start()
+    try:
+        poller.start()
+        assert plane.wait_for(lambda: bool(plane.of("config")))
+        # The poller has the config but waits for the lock: nothing applied, nothing acked.
+        assert not plane.wait_for(lambda: bool(plane.of("commands/ack")), timeout=1.0)
+        assert got == []
+        release.set()
+        poller.join(10)
+        assert len(got) == 1
+        assert plane.wait_for(lambda: bool(plane.of("commands/ack")))
+        assert plane.of("commands/ack")[0].json() == {
+            "acks": [{"id": 5, "ok": False, "error": "agent runs without a datapath"}]
+        }
+    finally:
+        release.set()
+        stop.set()
+        holder.join(10)
+        if poller.is_alive():
+            poller.join(10)
+        s.close()
