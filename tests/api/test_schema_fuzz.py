@@ -58,8 +58,10 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     with served_control(tmp, isolated=True, extra_args=["--auth-max-failures", "1000000"]) as srv:
         alpha, beta = srv.workspace("alpha"), srv.workspace("beta")
         srv.start()
-        node = srv.node(alpha, "edge-1")
-        srv.node(beta, "edge-b")
+        # alpha's objects are the REST fuzz's to change (it may rotate keys, delete nodes);
+        # the Agent API fuzz uses beta's node, which alpha's token cannot touch.
+        srv.incident(srv.node(alpha, "edge-1"))
+        node = srv.node(beta, "edge-b")
         srv.incident(node)
         r = srv.request(
             "POST",
@@ -167,6 +169,9 @@ def test_fuzz_finds_no_server_error_or_schema_break(
     assert result.returncode == 0, result.output[-6000:]
     new_log = seeded.srv.log.read_text(errors="replace")[len(log_before) :]
     assert "Traceback" not in new_log, new_log[-4000:]
+    if what in ("deploy token", "node key"):
+        # The credentials worked: the fuzz reached the handlers, not only the auth.
+        assert len(result.successes) > 20, result.statuses
     if what in ("wrong credentials", "no credentials"):
         # Nothing got past authentication: 2xx only for health and CORS-less OPTIONS.
         passed = {(m, p) for m, p in result.successes if m != "OPTIONS" and p != "/api/health"}
