@@ -79,6 +79,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def curl(*args: str) -> tuple[int, Any]:
