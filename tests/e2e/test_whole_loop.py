@@ -108,6 +108,16 @@ def test_flood_becomes_an_incident_with_its_pcap_then_resolves(stack: Any) -> No
     )
     assert pcap.content[:4] in PCAP_MAGICS
     assert len(pcap.content) > 24
+    # The detail names the pcap and how many distinct sources the agent saw (spoofed
+    # reflectors: many more than the few top sources listed).
+    shown = stack.get(f"/api/v1/incidents/{uuid}")["incident"]
+    assert shown["pcap"] == {
+        "sha256": pcap.headers["x-content-sha256"],
+        "size": len(pcap.content),
+        "uploaded_at": shown["pcap"]["uploaded_at"],
+        "url": f"/api/v1/incidents/{uuid}/pcap",
+    }
+    assert shown["source_count"] > 10, shown
     stack.wait_until(
         lambda: stack.get("/api/v1/status")["overall"] == "operational", 20.0, "operational"
     )
