@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -73,6 +73,13 @@ def effective_sampling(capture: CaptureConfig, o: Overrides) -> tuple[int, int]:
             f"({attack} < {idle})"
         )
     return idle, attack
+
+
+_T = TypeVar("_T")
+
+
+def _pick(override: _T | None, local: _T) -> _T:
+    return local if override is None else override
 
 
 class Agent:
@@ -175,28 +182,27 @@ class Agent:
     def apply_overrides(self, o: Overrides) -> None:
         # Checked before anything is applied: bad sampling values change no setting.
         idle, attack = effective_sampling(self.cfg.capture, o)
+        # Each call carries the control plane's whole set: a key it leaves out (None) goes
+        # back to this node's own config, so clearing an override really clears it.
+        d, m = self.cfg.detection, self.cfg.mitigation
         s = self.settings
-        if o.multiplier is not None:
-            s.multiplier = o.multiplier
-        if o.burst_factor is not None:
-            s.burst_factor = self.detector.burst_factor = o.burst_factor
-        if o.confirm_windows is not None:
-            s.confirm_windows = self.detector.confirm_windows = o.confirm_windows
-        if o.cooldown_s is not None:
-            s.cooldown_s = self.detector.cooldown_s = o.cooldown_s
-        if o.floors:
-            s.floors = msgspec.structs.replace(
-                s.floors, **{k: float(v) for k, v in o.floors.items() if hasattr(s.floors, k)}
-            )
-        if o.rule_ttl_s is not None:
-            self.mitigator.ttl_s = o.rule_ttl_s
-        if o.allowlist is not None:
-            self.allowlist = parse_networks(o.allowlist, "control.allowlist")
+        s.multiplier = _pick(o.multiplier, d.multiplier)
+        s.burst_factor = self.detector.burst_factor = _pick(o.burst_factor, d.burst_factor)
+        s.confirm_windows = self.detector.confirm_windows = _pick(
+            o.confirm_windows, d.confirm_windows
+        )
+        s.cooldown_s = self.detector.cooldown_s = _pick(o.cooldown_s, d.cooldown_s)
+        floors = {k: float(v) for k, v in (o.floors or {}).items() if hasattr(d.floors, k)}
+        s.floors = msgspec.structs.replace(d.floors, **floors)
+        self.mitigator.ttl_s = _pick(o.rule_ttl_s, m.rule_ttl_s)
+        allowlist = parse_networks(_pick(o.allowlist, m.allowlist), "control.allowlist")
+        if allowlist != self.allowlist:
+            self.allowlist = allowlist
             self._build_protected()
             with self.lock:
                 self.dp.set_allowlist(self.kernel_allowlist())
-        mode = o.mitigation_mode
-        if mode is not None and mode != self.mitigator.mode and mode in ("on", "dry_run", "off"):
+        mode = _pick(o.mitigation_mode, m.mode)
+        if mode != self.mitigator.mode and mode in ("on", "dry_run", "off"):
             log.info("mitigation mode %s -> %s (control plane)", self.mitigator.mode, mode)
             if mode != "on":
                 with self.lock:

@@ -292,3 +292,31 @@ def test_leaking_mitigation_is_widened(running: RunningAgent) -> None:
     assert widened[0]["kind"] == "signature" and widened[0]["spec"]["proto"] == 17
     resolved = running.sink.of("resolved", t0)[0].data
     assert "widened" in [m["action"] for m in resolved["mitigation"]]
+
+
+def test_cleared_overrides_return_to_the_nodes_own_config(running: RunningAgent) -> None:
+    """Each override set from the control plane is complete: a key it no longer carries
+    goes back to the local config, so an operator who clears an override really clears it."""
+    from ftagent.events import Overrides
+
+    assert running.agent is not None
+    agent = running.agent
+    d = agent.cfg.detection
+    local = (d.multiplier, d.burst_factor, d.cooldown_s, agent.mitigator.ttl_s, d.floors.pps)
+    try:
+        running.sink.push_overrides(
+            Overrides(multiplier=9.0, burst_factor=20.0, cooldown_s=42.0, rule_ttl_s=77.0,
+                      floors={"pps": 123456.0}, allowlist=["198.51.100.0/24"])
+        )  # fmt: skip
+        running.wait_for(lambda: agent.settings.multiplier == 9.0, 5, "overrides applied")
+        assert agent.detector.burst_factor == 20.0 and agent.detector.cooldown_s == 42.0
+        assert agent.mitigator.ttl_s == 77.0 and agent.settings.floors.pps == 123456.0
+        assert [str(n) for n in agent.allowlist] == ["198.51.100.0/24"]
+    finally:
+        running.sink.push_overrides(Overrides())
+    running.wait_for(lambda: agent.settings.multiplier == local[0], 5, "config restored")
+    s = agent.settings
+    now = (s.multiplier, s.burst_factor, s.cooldown_s, agent.mitigator.ttl_s, s.floors.pps)
+    assert now == local
+    assert agent.detector.burst_factor == local[1] and agent.detector.cooldown_s == local[2]
+    assert [str(n) for n in agent.allowlist] == list(agent.cfg.mitigation.allowlist)
