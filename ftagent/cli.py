@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dep = sub.add_parser("deploy", help="register with the control plane and write the config")
     dep.add_argument("--server", required=True)
-    dep.add_argument("--token", required=True)
+    dep.add_argument(
+        "--token", help="workspace deploy token (default: $FTAGENT_DEPLOY_TOKEN, kept out of ps)"
+    )
     dep.add_argument("--name", required=True)
     dep.add_argument("--ip", required=True)
     dep.add_argument("--interface", default="eth0")

@@ -87,3 +87,21 @@ def test_unreachable_server_is_a_runtime_failure(plane, tmp_path, capsys) -> Non
     assert run_deploy(plane, path) == 1
     assert "cannot reach" in capsys.readouterr().err
     assert not path.exists()
+
+
+def test_token_from_the_environment_keeps_it_off_the_command_line(
+    plane, tmp_path, monkeypatch, capsys
+) -> None:
+    path = tmp_path / "ftagent.toml"
+    argv = ["deploy", "--server", plane.url, "--name", "edge-1", "--ip", "192.0.2.10",
+            "--config", str(path)]  # fmt: skip
+    monkeypatch.delenv("FTAGENT_DEPLOY_TOKEN", raising=False)
+    assert main(argv) == 2
+    assert "FTAGENT_DEPLOY_TOKEN" in capsys.readouterr().err
+    assert not plane.requests and not path.exists()
+
+    monkeypatch.setenv("FTAGENT_DEPLOY_TOKEN", "deploy-token-env")
+    assert main(argv) == 0
+    (req,) = plane.requests
+    assert req.headers["Authorization"] == "Bearer deploy-token-env"
+    assert path.exists()
