@@ -11,25 +11,15 @@ point it anywhere. Two optional keys are common to every type and act as filters
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
 
-CHANNEL_TYPES: tuple[str, ...] = (
-    "discord",
-    "slack",
-    "email",
-    "sms",
-    "pagerduty",
-    "opsgenie",
-    "webhook",
-    "teams",
-    "telegram",
-    "grafana",
-    "datadog",
-    "prometheus",
-)
+from control.schemas import ChannelType
+
+# One list of types: the API schema's literal (control.schemas.ChannelType).
+CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
 
 # Ordered lowest to highest; index comparison implements min_severity.
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")

@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from control.services.summary import format_duration, format_rate
+
 NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
 NOTICE_KINDS: tuple[NoticeKind, ...] = ("opened", "escalated", "resolved", "false_positive", "test")
 
@@ -30,23 +32,6 @@ _HEADLINES: dict[str, str] = {
     "false_positive": "Incident marked false positive",
     "test": "Test notification",
 }
-
-
-def format_rate(value: float, unit: str) -> str:
-    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if value >= factor:
-            return f"{value / factor:.2f} {prefix}{unit}"
-    return f"{value:.0f} {unit}"
-
-
-def format_duration(seconds: float) -> str:
-    minutes, secs = divmod(max(int(seconds), 0), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m {secs}s"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
 
 
 def _num(value: Any) -> float:

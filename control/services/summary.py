@@ -5,15 +5,15 @@ from __future__ import annotations
 from control.schemas import GeoShare, MitigationRule, TopSource
 
 
-def _rate(value: float, unit: str) -> str:
+def format_rate(value: float, unit: str) -> str:
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= factor:
             return f"{value / factor:.2f} {prefix}{unit}"
     return f"{value:.0f} {unit}"
 
 
-def _duration(seconds: int) -> str:
-    minutes, secs = divmod(max(seconds, 0), 60)
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(max(int(seconds), 0), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
         return f"{hours} h {minutes} min"
@@ -40,7 +40,7 @@ def build_summary(
     kind = family.replace("_", " ") + (f" ({subtype.replace('_', ' ')})" if subtype else "")
     parts = [
         f"{severity.capitalize()} {kind} against {node_name}, "
-        f"peak {_rate(peak_pps, 'pps')} / {_rate(peak_bps, 'bps')}."
+        f"peak {format_rate(peak_pps, 'pps')} / {format_rate(peak_bps, 'bps')}."
     ]
     if protocols:
         proto, share = max(protocols.items(), key=lambda kv: kv[1])
@@ -61,5 +61,5 @@ def build_summary(
         "resolved": "lasted",
         "false_positive": "marked false positive after",
     }[status]
-    parts.append(f"Attack {state} {_duration(duration_sec)}.")
+    parts.append(f"Attack {state} {format_duration(duration_sec)}.")
     return " ".join(parts)

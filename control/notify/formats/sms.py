@@ -9,7 +9,8 @@ from urllib.parse import quote, urlencode
 
 from control.notify.config import SmsConfig
 from control.notify.formats.request import OutboundRequest, join_url, truncate
-from control.notify.message import Notice, format_duration, format_rate
+from control.notify.message import Notice
+from control.services.summary import format_duration, format_rate
 
 BODY_LIMIT = 1600  # Twilio's maximum Body length
 

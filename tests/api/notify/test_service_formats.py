@@ -40,7 +40,7 @@ def assert_carries_incident(text: str, incident: Incident, node_name: str) -> No
     assert "2.45 Mpps" in text or "2450000" in text
     assert "1.20 Gbps" in text or "1200000000" in text
     assert re.search(r"(?is)(sources?(_count)?\W.{0,18}?\b3\b|\b3 sources)", text), text
-    assert re.search(r"(?is)(duration(_sec)?\W.{0,18}?\d|\d+m \d+s)", text), text
+    assert re.search(r"(?is)(duration(_sec)?\W.{0,18}?\d|\d+ min \d+ s)", text), text
     assert incident.uuid in text
     # The summary (JSON-escaped in JSON bodies, HTML-escaped for Telegram).
     assert incident.summary.split(",")[0] in text
