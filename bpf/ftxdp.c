@@ -463,6 +463,8 @@ done:
      * drop path stays short, and a blocked source needs no LRU slot. ---- */
     if (pp->verdict == FT_V_DROP_SRC || pp->verdict == FT_V_DROP_PREFIX)
         goto sampled;
+    /* The v4 and v6 branches are the same code on two maps: bcc rewrites map methods only
+     * where they are written out, not inside a macro or through a map pointer. */
     if (pp->family == 4 && l3_read) {
         struct ft_src_stat *s = top_v4.lookup(&pp->saddr4);
         if (s) {
