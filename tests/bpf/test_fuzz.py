@@ -12,10 +12,10 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
-from ftagent.bpf.testrun import XDP_DROP, XDP_PASS, test_run
 from ftagent.datapath import RuleSpec
 
 from .conftest import Prog
+from .fuzzing import run_counted_once
 
 pytestmark = pytest.mark.kernel
 
@@ -59,31 +59,7 @@ def test_fuzz_every_frame_counted_once(prog: Prog) -> None:
     prog.maps.set_sample_rate(1000)
     prog.maps.set_source_insert_rate(16)
     rng = random.Random(20261127)
-    before = prog.maps.read_counters()
-    sent_bytes = 0
-    actions = {XDP_PASS: 0, XDP_DROP: 0}
-    for data in frames(rng, FRAMES):
-        res = test_run(prog.fd, data)
-        actions[res.retval] += 1  # KeyError: an action we never return
-        sent_bytes += len(data)
-    after = prog.maps.read_counters()
-
-    def delta(field: str) -> dict[str, int]:
-        a, b = getattr(after, field), getattr(before, field)
-        return {k: a[k] - b[k] for k in a}
-
-    assert delta("packets")["total"] == FRAMES
-    assert delta("bytes")["total"] == sent_bytes
-    assert sum(delta("sizes").values()) == FRAMES
-    verdicts = delta("verdicts")
-    assert sum(verdicts.values()) == FRAMES
-    assert sum(delta("verdict_bytes").values()) == sent_bytes
-    p = delta("packets")
-    assert p["ipv4"] + p["ipv6"] + p["other_l3"] == FRAMES
-    assert p["tcp"] + p["udp"] + p["icmp"] + p["other_l4"] <= p["ipv4"] + p["ipv6"]
-    dropped = sum(verdicts[v] for v in ("drop_src", "drop_prefix", "drop_signature",
-                                        "rate_limited"))
-    assert actions[XDP_DROP] == dropped
+    verdicts = run_counted_once(prog, frames(rng, FRAMES), FRAMES)
     # The mix exercised every verdict path but exact-source rules (none installed).
     assert verdicts["malformed"] > 0 and verdicts["drop_prefix"] > 0
     assert verdicts["allowlisted"] > 0 and verdicts["passed"] > 0
