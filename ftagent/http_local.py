@@ -36,6 +36,14 @@ class AgentView(Protocol):
     def gauges(self) -> dict[str, Any]: ...
 
 
+def _labelled(name: str, text: str, label: str, values: dict[str, int]) -> Metric:
+    """One counter family with a sample per key of `values`."""
+    family = CounterMetricFamily(name, text, labels=[label])
+    for key, value in values.items():
+        family.add_metric([key], value)
+    return family
+
+
 class AgentCollector(Collector):
     def __init__(self, view: AgentView) -> None:
         self.view = view
@@ -43,30 +51,16 @@ class AgentCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         c = self.view.scrape_counters()
         g = self.view.gauges()
-        pk = CounterMetricFamily("ftagent_packets", "Packets received, by class", labels=["proto"])
-        by = CounterMetricFamily("ftagent_bytes", "Bytes received, by class", labels=["proto"])
-        for name, v in c.packets.items():
-            pk.add_metric([name], v)
-        for name, v in c.bytes.items():
-            by.add_metric([name], v)
-        yield pk
-        yield by
-        fl = CounterMetricFamily(
-            "ftagent_tcp_flags_packets", "TCP packets by flags", labels=["flags"]
+        yield _labelled("ftagent_packets", "Packets received, by class", "proto", c.packets)
+        yield _labelled("ftagent_bytes", "Bytes received, by class", "proto", c.bytes)
+        yield _labelled("ftagent_tcp_flags_packets", "TCP packets by flags", "flags", c.tcp_flags)
+        yield _labelled(
+            "ftagent_udp_source_port_packets",
+            "UDP packets by source port",
+            "port",
+            c.udp_src_port_packets,
         )
-        for name, v in c.tcp_flags.items():
-            fl.add_metric([name], v)
-        yield fl
-        up = CounterMetricFamily(
-            "ftagent_udp_source_port_packets", "UDP packets by source port", labels=["port"]
-        )
-        for name, v in c.udp_src_port_packets.items():
-            up.add_metric([name], v)
-        yield up
-        sz = CounterMetricFamily("ftagent_packet_size_packets", "Packets by size", labels=["size"])
-        for name, v in c.sizes.items():
-            sz.add_metric([name], v)
-        yield sz
+        yield _labelled("ftagent_packet_size_packets", "Packets by size", "size", c.sizes)
         dp = CounterMetricFamily(
             "ftagent_dropped_packets", "Packets dropped in XDP, by reason", labels=["reason"]
         )
@@ -78,12 +72,7 @@ class AgentCollector(Collector):
             db.add_metric([reason], c.verdict_bytes.get(reason, 0))
         yield dp
         yield db
-        vd = CounterMetricFamily(
-            "ftagent_verdict_packets", "Packets by verdict", labels=["verdict"]
-        )
-        for name, v in c.verdicts.items():
-            vd.add_metric([name], v)
-        yield vd
+        yield _labelled("ftagent_verdict_packets", "Packets by verdict", "verdict", c.verdicts)
         for metric in ("pps", "bps"):
             bl = GaugeMetricFamily(
                 f"ftagent_baseline_{metric}", f"Learned baseline of {metric}", labels=["quantile"]
@@ -107,10 +96,7 @@ class AgentCollector(Collector):
             gm = GaugeMetricFamily(name, text)
             gm.add_metric([], float(value))
             yield gm
-        inc = CounterMetricFamily("ftagent_incidents", "Incidents opened", labels=["family"])
-        for fam, n in g["incidents"].items():
-            inc.add_metric([fam], n)
-        yield inc
+        yield _labelled("ftagent_incidents", "Incidents opened", "family", g["incidents"])
 
 
 def _handler(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) -> type:
