@@ -42,22 +42,24 @@ _RETRY_PAUSE_S = 0.1
 
 @dataclass(frozen=True, slots=True)
 class ReporterSettings:
+    # Fed from [control] (ftagent.config.ControlConfig holds their defaults, once).
     server: str
     api_key: str
     node_uuid: str
     spool_path: Path
-    heartbeat_interval_s: float = 5.0
-    metrics_interval_s: float = 1.0
-    config_interval_s: float = 60.0
-    config_interval_attack_s: float = 5.0
-    timeout_s: float = 5.0
+    heartbeat_interval_s: float
+    metrics_interval_s: float
+    config_interval_s: float
+    config_interval_attack_s: float
+    timeout_s: float
+    spool_max_bytes: int
+    verify_tls: bool
+    # The reporter's own tunables.
     connect_timeout_s: float = 2.0
-    spool_max_bytes: int = 50 * 1024 * 1024
     metrics_batch_max: int = 600
     breaker_failures: int = 3
     breaker_reset_s: float = 1.0
     breaker_max_reset_s: float = 15.0
-    verify_tls: bool = True
 
 
 class _PcapRef(msgspec.Struct):

@@ -27,6 +27,8 @@ def settings(plane: LoopbackControlPlane, tmp_path: Path, **kw: object) -> Repor
         "config_interval_s": 0.5,
         "config_interval_attack_s": 0.2,
         "timeout_s": 1.0,
+        "spool_max_bytes": 50 * 1024 * 1024,
+        "verify_tls": True,
         "connect_timeout_s": 0.5,
         "breaker_failures": 2,
         "breaker_reset_s": 0.2,
