@@ -15,12 +15,12 @@ in [severity]. Severity only goes up during an incident (escalation), never down
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from ftagent.config import SeverityConfig
 
 Severity = Literal["low", "medium", "high", "critical"]
-ORDER: tuple[Severity, ...] = ("low", "medium", "high", "critical")
+ORDER: tuple[Severity, ...] = get_args(Severity)  # lowest to highest
 
 
 def rank(sev: str) -> int:

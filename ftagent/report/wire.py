@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ftagent.severity import Severity
+
 XdpMode = Literal["native", "generic", "none"]
 BaselineState = Literal["learning", "ready"]
 AttackState = Literal["normal", "attack"]
@@ -155,7 +157,7 @@ class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     seq: int
     family: Name
     subtype: Name | None = None
-    severity: Literal["low", "medium", "high", "critical"] = "low"
+    severity: Severity = "low"
     peak_pps: float = 0.0
     peak_bps: float = 0.0
     current_pps: float = 0.0
