@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import msgspec
 
@@ -22,7 +22,14 @@ import ftagent
 from ftagent.baseline import Baseline
 from ftagent.capture import PcapWriter, SampleRing, prune, sample_one_in
 from ftagent.classifier import Classification, classify
-from ftagent.config import CaptureConfig, Config, ConfigError, Floors, parse_networks
+from ftagent.config import (
+    CaptureConfig,
+    Config,
+    ConfigError,
+    Floors,
+    MitigationMode,
+    parse_networks,
+)
 from ftagent.datapath import Counters, Datapath, IPAddress, IPNetwork, Sample
 from ftagent.detector import Detector, Transition, compute_thresholds
 from ftagent.events import EventSink, NullSink, Overrides
@@ -202,7 +209,7 @@ class Agent:
             with self.lock:
                 self.dp.set_allowlist(self.kernel_allowlist())
         mode = _pick(o.mitigation_mode, m.mode)
-        if mode != self.mitigator.mode and mode in ("on", "dry_run", "off"):
+        if mode != self.mitigator.mode and mode in get_args(MitigationMode):
             log.info("mitigation mode %s -> %s (control plane)", self.mitigator.mode, mode)
             if mode != "on":
                 with self.lock:

@@ -17,6 +17,8 @@ import msgspec
 
 from ftagent.datapath import IPNetwork
 
+MitigationMode = Literal["on", "dry_run", "off"]
+
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -113,7 +115,7 @@ class SeverityConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    mode: Literal["on", "dry_run", "off"] = "on"
+    mode: MitigationMode = "on"
     rule_ttl_s: Positive = 300.0
     # Rules stay this long after the incident resolved, then are removed.
     holddown_s: NonNegative = 60.0

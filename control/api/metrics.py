@@ -6,6 +6,8 @@ they are never stale and cost nothing between scrapes.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from litestar import Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
@@ -13,7 +15,7 @@ from control.api.deps import Db, NodePolicyDep
 from control.schemas import NodeStatus
 from control.services.nodes import NodeStatusPolicy, status_counts
 
-NODE_STATUSES: tuple[NodeStatus, ...] = ("online", "offline", "attack", "elevated")
+NODE_STATUSES: tuple[NodeStatus, ...] = get_args(NodeStatus)
 
 NODES = Gauge("ftcontrol_nodes", "Live nodes by status", ["workspace", "status"])
 ACTIVE_INCIDENTS = Gauge("ftcontrol_incidents_active", "Active incidents", ["workspace"])

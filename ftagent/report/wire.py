@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from ftagent.config import MitigationMode as MitigationMode  # re-exported: wire type
 from ftagent.severity import Severity
 
 XdpMode = Literal["native", "generic", "none"]
 BaselineState = Literal["learning", "ready"]
 AttackState = Literal["normal", "attack"]
-MitigationMode = Literal["on", "dry_run", "off"]
 CommandAction = Literal["block", "unblock"]
 
 # Size limits, checked when a message is decoded (the control plane decodes every agent
