@@ -46,7 +46,7 @@ bench: setup
 	$(PY) -m bench
 
 demo: setup
-	$(PY) -m ftagent.lab.demo
+	$(PY) -m lab.demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

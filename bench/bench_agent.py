@@ -49,8 +49,8 @@ def resolved_since(ra: RunningAgent, t0: int) -> Callable[[], bool]:
 
 
 def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
-    from ftagent.lab.netns import Lab
-    from ftagent.lab.trafgen import run_flood
+    from lab.netns import Lab
+    from lab.trafgen import run_flood
     from tests.e2e.agent_harness import RunningAgent, lab_config
 
     rows: list[dict[str, float | str]] = []
@@ -102,8 +102,8 @@ def _rss_mb(pid: int) -> float:
 
 
 def resource_run(tmp: Path) -> dict[str, float]:
-    from ftagent.lab.netns import Lab
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.netns import Lab
+    from lab.trafgen import start_flood, stop_flood
 
     with Lab.create() as lab:
         cfg = tmp / "res.toml"

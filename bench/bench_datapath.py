@@ -153,8 +153,8 @@ def _action(retval: int) -> str:
 def _lab_flood() -> list[tuple[str, str, str, str, str]]:
     from ftagent.bpf.loader import XdpDatapath
     from ftagent.datapath import RuleSpec
-    from ftagent.lab.netns import Lab
-    from ftagent.lab.trafgen import run_flood
+    from lab.netns import Lab
+    from lab.trafgen import run_flood
 
     rows = []
     with Lab.create() as lab:

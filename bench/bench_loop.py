@@ -1,7 +1,7 @@
 """Whole-loop benchmark (agent -> control plane). Prints a table; asserts nothing.
 
 1. Flood start -> incident visible through GET /api/v1/incidents, 10 runs: the real
-   `ftcontrol serve` and `ftagent run` in the namespace lab (ftagent.lab.demo.Stack), a
+   `ftcontrol serve` and `ftagent run` in the namespace lab (lab.demo.Stack), a
    bounded memcached-style flood launched from the attacker namespace, the API polled
    every 10 ms from inside the victim namespace. The clock starts when trafgen is
    launched, so trafgen's own start-up is included. Goal: p95 under 500 ms.
@@ -46,8 +46,8 @@ MEASURE_S = 10.0
 
 
 def detection_latencies() -> list[float]:
-    from ftagent.lab.demo import Stack
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.demo import Stack
+    from lab.trafgen import start_flood, stop_flood
 
     workdir = Path(tempfile.mkdtemp(prefix="ft-bench-loop-"))
     latencies: list[float] = []

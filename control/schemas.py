@@ -10,11 +10,11 @@ from typing import Literal
 
 import msgspec
 
+from ftcontract.vocabulary import Severity
+
 NodeStatus = Literal["online", "offline", "attack", "elevated"]
 NodePriority = Literal["production", "staging", "development", "normal", "high"]
 IncidentStatus = Literal["active", "resolved", "false_positive"]
-Severity = Literal["low", "medium", "high", "critical"]
-SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 class Baseline(msgspec.Struct, kw_only=True):

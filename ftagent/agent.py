@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -27,7 +27,6 @@ from ftagent.config import (
     Config,
     ConfigError,
     Floors,
-    MitigationMode,
     parse_networks,
 )
 from ftagent.datapath import Counters, Datapath, IPAddress, IPNetwork, Sample
@@ -37,8 +36,9 @@ from ftagent.incident import Incident
 from ftagent.mitigator import Mitigator, Protected, plan_rules, plan_widening, vector_metric
 from ftagent.rates import METRICS, Window, average_windows, compute_window, merge_windows
 from ftagent.samples import PacketInfo, parse, summarize
-from ftagent.severity import rank, severity
+from ftagent.severity import severity
 from ftagent.sources import SourceWatcher
+from ftcontract.vocabulary import MITIGATION_MODES, Severity, severity_rank
 
 log = logging.getLogger("ftagent.agent")
 
@@ -209,12 +209,12 @@ class Agent:
             with self.lock:
                 self.dp.set_allowlist(self.kernel_allowlist())
         mode = _pick(o.mitigation_mode, m.mode)
-        if mode != self.mitigator.mode and mode in get_args(MitigationMode):
+        if mode != self.mitigator.mode and mode in MITIGATION_MODES:
             log.info("mitigation mode %s -> %s (control plane)", self.mitigator.mode, mode)
             if mode != "on":
                 with self.lock:
                     self.mitigator.remove_all()
-            self.mitigator.mode = mode  # type: ignore[assignment]
+            self.mitigator.mode = mode
         if (idle, attack) != (self.idle_samples_per_s, self.attack_samples_per_s):
             log.info(
                 "sampling %d/%d -> %d/%d per s idle/attack (control plane)",
@@ -361,7 +361,7 @@ class Agent:
         p99 = self.baseline.effective_p99(metric, self.wall())
         return max(self.cfg.mitigation.rate_limit_min_pps, int(self.settings.multiplier * p99))
 
-    def _severity(self, inc: Incident) -> str:
+    def _severity(self, inc: Incident) -> Severity:
         ref_pps = max(self.baseline.effective_p99("pps", self.wall()), self.settings.floors.pps)
         ref_bps = max(self.baseline.effective_p99("bps", self.wall()), self.settings.floors.bps)
         return severity(
@@ -511,7 +511,7 @@ class Agent:
                 inc, Classification(family, "", tuple(new_vectors), {}), packets, "new vector"
             )
         sev = self._severity(inc)
-        if rank(sev) > rank(inc.severity):
+        if severity_rank(sev) > severity_rank(inc.severity):
             log.warning(
                 "incident %s escalated: %s -> %s (peak %.0f pps)",
                 inc.uuid,

@@ -30,23 +30,6 @@ from typing import Any
 from ftagent.rates import Window, amp_metric
 from ftagent.samples import SampleSummary
 
-FAMILIES: tuple[str, ...] = (
-    "udp_flood",
-    "syn_flood",
-    "ack_flood",
-    "rst_flood",
-    "tcp_flood",
-    "icmp_flood",
-    "fragment_flood",
-    "dns_amplification",
-    "ntp_amplification",
-    "memcached_amplification",
-    "ssdp_amplification",
-    "cldap_amplification",
-    "chargen_amplification",
-    "multi_vector",
-    "unknown",
-)
 AMP_FAMILY: dict[int, str] = {
     53: "dns_amplification",
     123: "ntp_amplification",

@@ -16,11 +16,17 @@ from typing import Annotated, Literal
 import msgspec
 
 from ftagent.datapath import IPNetwork
-
-MitigationMode = Literal["on", "dry_run", "off"]
-
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+from ftcontract.bounds import (
+    AttackSamples,
+    BurstFactor,
+    ConfirmWindows,
+    IdleSamples,
+    Multiplier,
+    NonNegative,
+    Positive,
+    RuleTtl,
+)
+from ftcontract.vocabulary import MitigationMode
 
 
 class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -90,11 +96,11 @@ class Floors(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class DetectionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # threshold = max(floor, multiplier x effective p99)
-    multiplier: Annotated[float, msgspec.Meta(ge=1)] = 3.0
+    multiplier: Multiplier = 3.0
     # Consecutive windows above threshold that confirm an attack.
-    confirm_windows: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    confirm_windows: ConfirmWindows = 3
     # One window above burst_factor x threshold confirms at once.
-    burst_factor: Annotated[float, msgspec.Meta(ge=1)] = 5.0
+    burst_factor: BurstFactor = 5.0
     # Seconds continuously below threshold before an incident resolves.
     cooldown_s: Positive = 10.0
     floors: Floors = msgspec.field(default_factory=Floors)
@@ -116,7 +122,7 @@ class SeverityConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mode: MitigationMode = "on"
-    rule_ttl_s: Positive = 300.0
+    rule_ttl_s: RuleTtl = 300.0
     # Rules stay this long after the incident resolved, then are removed.
     holddown_s: NonNegative = 60.0
     # Never blocked, never dropped (kernel allow-list). CIDR or single address.
@@ -140,8 +146,8 @@ class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 class CaptureConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     # Sampled packets per second aimed for: the kernel's 1-in-N follows the traffic rate.
-    idle_samples_per_s: Annotated[int, msgspec.Meta(ge=0)] = 50
-    attack_samples_per_s: Annotated[int, msgspec.Meta(ge=1)] = 2000
+    idle_samples_per_s: IdleSamples = 50
+    attack_samples_per_s: AttackSamples = 2000
     # Seconds of samples kept before an attack and written at the head of its pcap.
     pre_attack_s: NonNegative = 5.0
     max_packets: Annotated[int, msgspec.Meta(ge=1)] = 20000

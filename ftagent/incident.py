@@ -10,6 +10,7 @@ from typing import Any
 
 from ftagent.classifier import Classification
 from ftagent.rates import Window
+from ftcontract.vocabulary import Severity
 
 
 def iso(ts: float) -> str:
@@ -19,7 +20,7 @@ def iso(ts: float) -> str:
 @dataclass(slots=True)
 class Incident:
     classification: Classification
-    severity: str
+    severity: Severity
     started_mono: float
     started_at: float  # unix
     interface: str

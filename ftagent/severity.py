@@ -15,16 +15,8 @@ in [severity]. Severity only goes up during an incident (escalation), never down
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from ftagent.config import SeverityConfig
-
-Severity = Literal["low", "medium", "high", "critical"]
-ORDER: tuple[Severity, ...] = get_args(Severity)  # lowest to highest
-
-
-def rank(sev: str) -> int:
-    return ORDER.index(sev)  # type: ignore[arg-type,unused-ignore]
+from ftcontract.vocabulary import SEVERITIES, Severity
 
 
 def severity(
@@ -51,4 +43,4 @@ def severity(
             break
     if multi_vector:
         level = min(level + 1, 3)
-    return ORDER[level]
+    return SEVERITIES[level]

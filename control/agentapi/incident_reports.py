@@ -19,14 +19,14 @@ from control.errors import Conflict, InvalidValue, NotFound
 from control.schemas import Incident, MitigationRule, TopSource
 from control.services.incidents import IncidentChange, IncidentReport, IncidentService
 from control.services.nodes import NodeCaller
-from ftagent.report import wire
+from ftcontract import agent_api
 
 
-def _sources(f: wire.IncidentFigures) -> list[TopSource]:
+def _sources(f: agent_api.IncidentFigures) -> list[TopSource]:
     return [TopSource(ip=s.ip, pps=s.pps, bps=s.bps) for s in f.top_sources]
 
 
-def _rules(f: wire.IncidentFigures) -> list[MitigationRule]:
+def _rules(f: agent_api.IncidentFigures) -> list[MitigationRule]:
     return [
         MitigationRule(
             kind=r.kind,
@@ -39,7 +39,7 @@ def _rules(f: wire.IncidentFigures) -> list[MitigationRule]:
     ]
 
 
-def _heavier(f: wire.IncidentFigures, stored_json: str) -> bool:
+def _heavier(f: agent_api.IncidentFigures, stored_json: str) -> bool:
     """Keep the top sources seen at the attack's heaviest: a later report replaces them
     only if its sources carry at least as much traffic (at resolve time the kernel's
     source map holds what is left, not who attacked)."""
@@ -89,7 +89,7 @@ class IncidentReports:
                 (incident_id, seq),
             )
 
-    async def open(self, node: NodeCaller, body: wire.IncidentOpen) -> tuple[Incident, bool]:
+    async def open(self, node: NodeCaller, body: agent_api.IncidentOpen) -> tuple[Incident, bool]:
         incident_uuid = _check_uuid(body.uuid)
         try:
             await self.owned(node, incident_uuid)
@@ -125,7 +125,7 @@ class IncidentReports:
         return incident, True
 
     async def update(
-        self, node: NodeCaller, incident_uuid: str, f: wire.IncidentFigures
+        self, node: NodeCaller, incident_uuid: str, f: agent_api.IncidentFigures
     ) -> tuple[Incident, bool]:
         """Apply newer figures to an active incident; (incident, whether anything changed)."""
         row = await self._owned_row(node, incident_uuid)
@@ -149,7 +149,7 @@ class IncidentReports:
         return incident, True
 
     async def resolve(
-        self, node: NodeCaller, incident_uuid: str, ended_at: float, f: wire.IncidentFigures
+        self, node: NodeCaller, incident_uuid: str, ended_at: float, f: agent_api.IncidentFigures
     ) -> Incident:
         await self.update(node, incident_uuid, f)
         return await self.service.resolve(node.workspace_id, incident_uuid, ended_at=ended_at)

@@ -29,7 +29,7 @@ import aiosqlite
 
 from control.agentapi.settings import AgentApiSettings
 from control.db import transaction
-from ftagent.report.wire import MetricPoint
+from ftcontract.agent_api import MetricPoint
 
 log = logging.getLogger("ftcontrol.agentapi")
 

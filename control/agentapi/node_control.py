@@ -10,7 +10,7 @@ gets every un-acked command in GET config, in id order, applies them and acks ea
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Literal
+from typing import Literal
 
 import aiosqlite
 import msgspec
@@ -19,20 +19,10 @@ from control import clock
 from control.db import transaction
 from control.errors import InvalidValue, NotFound
 from control.services.nodes import NodeCaller
-from ftagent.report import wire
+from ftcontract import agent_api
+from ftcontract.bounds import MAX_RULE_TTL_S
 
 RuleState = Literal["pending", "active", "failed", "expired", "removing", "removed"]
-MAX_RULE_TTL_S = 7 * 86400.0
-
-
-class AgentOverrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    """Settings served to the node's agent in GET config; absent/null = the agent's own."""
-
-    thresholds: wire.Thresholds = msgspec.field(default_factory=wire.Thresholds)
-    mitigation_mode: wire.MitigationMode | None = None
-    rule_ttl_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_RULE_TTL_S)] | None = None
-    allowlist: Annotated[list[wire.Address], msgspec.Meta(max_length=10_000)] | None = None
-    sampling: wire.Sampling = msgspec.field(default_factory=wire.Sampling)
 
 
 class AgentState(msgspec.Struct, kw_only=True):
@@ -73,26 +63,13 @@ def canonical_target(target: str) -> str:
     return str(net.network_address) if net.num_addresses == 1 else str(net)
 
 
-def validate_overrides(o: AgentOverrides) -> AgentOverrides:
+def validate_overrides(o: agent_api.Overrides) -> agent_api.Overrides:
+    """What decoding cannot check (ranges are checked by the contract's bounds on decode)."""
     for i, text in enumerate(o.allowlist or []):
         try:
             ipaddress.ip_network(text, strict=False)
         except ValueError as exc:
             raise InvalidValue(f"allowlist[{i}]", f"{text!r} is not an address or prefix") from exc
-    t = o.thresholds
-    for name in ("multiplier", "burst_factor", "cooldown_s"):
-        value = getattr(t, name)
-        if value is not None and value <= 0:
-            raise InvalidValue(f"thresholds.{name}", "must be positive")
-    if t.confirm_windows is not None and not 1 <= t.confirm_windows <= 100:
-        raise InvalidValue("thresholds.confirm_windows", "must be 1-100")
-    for key, value in (t.floors or {}).items():
-        if value < 0:
-            raise InvalidValue(f"thresholds.floors.{key}", "must not be negative")
-    for name in ("idle_samples_per_s", "attack_samples_per_s"):
-        value = getattr(o.sampling, name)
-        if value is not None and value < 0:
-            raise InvalidValue(f"sampling.{name}", "must not be negative")
     return o
 
 
@@ -120,7 +97,7 @@ async def live_node_id(db: aiosqlite.Connection, workspace_id: int, node_uuid: s
 
 
 async def record_heartbeat(
-    db: aiosqlite.Connection, node: NodeCaller, beat: wire.Heartbeat
+    db: aiosqlite.Connection, node: NodeCaller, beat: agent_api.Heartbeat
 ) -> tuple[int, int]:
     """Store the heartbeat; returns (config_version, pending command count)."""
     now = clock.now()
@@ -164,7 +141,7 @@ async def record_heartbeat(
     return int(rows[0]["config_version"]), int(rows[0]["pending"])
 
 
-async def agent_config(db: aiosqlite.Connection, node: NodeCaller) -> wire.AgentConfig:
+async def agent_config(db: aiosqlite.Connection, node: NodeCaller) -> agent_api.AgentConfig:
     rows = list(
         await db.execute_fetchall(
             "SELECT config_version, overrides FROM agent_state WHERE node_id = ?",
@@ -172,9 +149,11 @@ async def agent_config(db: aiosqlite.Connection, node: NodeCaller) -> wire.Agent
         )
     )
     version = int(rows[0]["config_version"]) if rows else 1
-    overrides = msgspec.json.decode(rows[0]["overrides"] if rows else "{}", type=AgentOverrides)
+    overrides = msgspec.json.decode(
+        rows[0]["overrides"] if rows else "{}", type=agent_api.Overrides
+    )
     commands = [
-        wire.RuleCommand(id=r["id"], action=r["action"], target=r["target"], ttl_s=r["ttl_s"])
+        agent_api.RuleCommand(id=r["id"], action=r["action"], target=r["target"], ttl_s=r["ttl_s"])
         for r in await db.execute_fetchall(
             """SELECT c.id, c.action, r.target, r.ttl_s FROM rule_commands c
                JOIN node_rules r ON r.id = c.rule_id
@@ -182,19 +161,13 @@ async def agent_config(db: aiosqlite.Connection, node: NodeCaller) -> wire.Agent
             (node.node_id,),
         )
     ]
-    return wire.AgentConfig(
-        config_version=version,
-        thresholds=overrides.thresholds,
-        mitigation_mode=overrides.mitigation_mode,
-        rule_ttl_s=overrides.rule_ttl_s,
-        allowlist=overrides.allowlist,
-        sampling=overrides.sampling,
-        commands=commands,
+    return agent_api.AgentConfig(
+        **msgspec.structs.asdict(overrides), config_version=version, commands=commands
     )
 
 
 async def record_acks(
-    db: aiosqlite.Connection, node: NodeCaller, acks: list[wire.CommandAck]
+    db: aiosqlite.Connection, node: NodeCaller, acks: list[agent_api.CommandAck]
 ) -> int:
     """Mark this node's commands done; unknown, foreign or already acked ids are ignored."""
     now = clock.now()
@@ -343,17 +316,17 @@ async def agent_state(db: aiosqlite.Connection, workspace_id: int, node_uuid: st
 
 async def get_overrides(
     db: aiosqlite.Connection, workspace_id: int, node_uuid: str
-) -> AgentOverrides:
+) -> agent_api.Overrides:
     node_id = await live_node_id(db, workspace_id, node_uuid)
     rows = list(
         await db.execute_fetchall("SELECT overrides FROM agent_state WHERE node_id = ?", (node_id,))
     )
-    return msgspec.json.decode(rows[0]["overrides"] if rows else "{}", type=AgentOverrides)
+    return msgspec.json.decode(rows[0]["overrides"] if rows else "{}", type=agent_api.Overrides)
 
 
 async def set_overrides(
-    db: aiosqlite.Connection, workspace_id: int, node_uuid: str, overrides: AgentOverrides
-) -> AgentOverrides:
+    db: aiosqlite.Connection, workspace_id: int, node_uuid: str, overrides: agent_api.Overrides
+) -> agent_api.Overrides:
     validate_overrides(overrides)
     node_id = await live_node_id(db, workspace_id, node_uuid)
     text = msgspec.json.encode(overrides).decode()

@@ -1,7 +1,7 @@
 """Agent API: /api/v1/agent/* for the ftagent on each node (node API key + X-Node-UUID).
 
 Not for people: `ftagent` speaks it (ftagent.report). Message shapes are defined once in
-ftagent.report.wire. Every write is idempotent so the agent can resend after any failure:
+ftcontract.agent_api. Every write is idempotent so the agent can resend after any failure:
 metric points are keyed by (node, second), incidents by the agent's uuid and `seq`,
 acks by command id, pcaps by incident.
 """
@@ -16,6 +16,7 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, JSONBody
 
 from control.agentapi import node_control
@@ -26,7 +27,7 @@ from control.api.deps import Db, NodePolicyDep
 from control.errors import DomainError, InvalidValue
 from control.services import nodes as node_store
 from control.services.nodes import NodeCaller
-from ftagent.report import wire
+from ftcontract import agent_api
 
 # Hard cap on a pcap upload's request body; the stored file's limit is the (smaller,
 # configurable) AgentApiSettings.pcap_max_bytes, answered with 413 as well.
@@ -46,7 +47,7 @@ class PayloadTooLarge(DomainError):
     status_code = 413
 
 
-def _check_points(points: list[wire.MetricPoint], api: AgentApi) -> None:
+def _check_points(points: list[agent_api.MetricPoint], api: AgentApi) -> None:
     if len(points) > api.settings.max_points_per_post:
         raise PayloadTooLarge(
             f"points: at most {api.settings.max_points_per_post} per post; send several"
@@ -73,30 +74,32 @@ class AgentController(Controller):
     @post("/heartbeat", status_code=200, summary="Agent heartbeat (liveness and state)")
     async def heartbeat(
         self,
-        data: JSONBody[wire.Heartbeat],
+        data: JSONBody[agent_api.Heartbeat],
         node: NodeDep,
         db: Db,
         node_policy: NodePolicyDep,
-    ) -> wire.HeartbeatReply:
+    ) -> agent_api.HeartbeatReply:
         version, pending = await node_control.record_heartbeat(db, node, data)
         detail = await node_store.get_node(db, node.workspace_id, node.node_uuid, node_policy)
-        return wire.HeartbeatReply(
+        return agent_api.HeartbeatReply(
             ok=True, status=detail.status, config_version=version, pending_commands=pending
         )
 
     @get("/config", summary="Overrides and pending operator commands for this node")
-    async def config(self, node: NodeDep, db: Db) -> wire.AgentConfigReply:
-        return wire.AgentConfigReply(ok=True, config=await node_control.agent_config(db, node))
+    async def config(self, node: NodeDep, db: Db) -> agent_api.AgentConfigReply:
+        return agent_api.AgentConfigReply(ok=True, config=await node_control.agent_config(db, node))
 
     @post("/commands/ack", status_code=200, summary="Results of applied commands")
-    async def ack(self, data: JSONBody[wire.CommandAcks], node: NodeDep, db: Db) -> wire.OkReply:
+    async def ack(
+        self, data: JSONBody[agent_api.CommandAcks], node: NodeDep, db: Db
+    ) -> agent_api.OkReply:
         done = await node_control.record_acks(db, node, data.acks)
-        return wire.OkReply(ok=True, accepted=done)
+        return agent_api.OkReply(ok=True, accepted=done)
 
     @post("/metrics", status_code=200, summary="A batch of one-second metric points")
     async def metrics(
-        self, data: JSONBody[wire.MetricsBatch], node: NodeDep, state: State
-    ) -> wire.OkReply:
+        self, data: JSONBody[agent_api.MetricsBatch], node: NodeDep, state: State
+    ) -> agent_api.OkReply:
         agentapi = agentapi_of(state)
         _check_points(data.points, agentapi)
         try:
@@ -104,14 +107,25 @@ class AgentController(Controller):
             await agentapi.metrics.commit(node.node_id, data.points)
         except Overloaded as exc:
             raise ServiceBusy(str(exc)) from exc
-        return wire.OkReply(ok=True, accepted=len(data.points))
+        return agent_api.OkReply(ok=True, accepted=len(data.points))
 
-    @post("/incidents", summary="Open an incident (idempotent on the agent's uuid)")
+    @post(
+        "/incidents",
+        summary="Open an incident (idempotent on the agent's uuid)",
+        # 201 when the incident is new; a resend of the same open answers 200, created false
+        responses={
+            200: ResponseSpec(
+                data_container=agent_api.IncidentReply,
+                description="The incident was already open (a resend): nothing created",
+                generate_examples=False,
+            )
+        },
+    )
     async def open_incident(
-        self, data: JSONBody[wire.IncidentOpen], node: NodeDep, state: State
-    ) -> Response[wire.IncidentReply]:
+        self, data: JSONBody[agent_api.IncidentOpen], node: NodeDep, state: State
+    ) -> Response[agent_api.IncidentReply]:
         incident, created = await agentapi_of(state).reports.open(node, data)
-        reply = wire.IncidentReply(
+        reply = agent_api.IncidentReply(
             ok=True, uuid=incident.uuid, status=incident.status, created=created
         )
         return Response(reply, status_code=201 if created else 200)
@@ -120,12 +134,12 @@ class AgentController(Controller):
     async def update_incident(
         self,
         incident_uuid: FromPath[str],
-        data: JSONBody[wire.IncidentUpdate],
+        data: JSONBody[agent_api.IncidentUpdate],
         node: NodeDep,
         state: State,
-    ) -> wire.IncidentReply:
+    ) -> agent_api.IncidentReply:
         incident, _ = await agentapi_of(state).reports.update(node, incident_uuid, data.figures)
-        return wire.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
+        return agent_api.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
 
     @post(
         "/incidents/{incident_uuid:str}/resolve",
@@ -135,13 +149,13 @@ class AgentController(Controller):
     async def resolve_incident(
         self,
         incident_uuid: FromPath[str],
-        data: JSONBody[wire.IncidentResolve],
+        data: JSONBody[agent_api.IncidentResolve],
         node: NodeDep,
         state: State,
-    ) -> wire.IncidentReply:
+    ) -> agent_api.IncidentReply:
         reports = agentapi_of(state).reports
         incident = await reports.resolve(node, incident_uuid, data.ended_at, data.figures)
-        return wire.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
+        return agent_api.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
 
     @post(
         "/incidents/{incident_uuid:str}/pcap",
@@ -155,7 +169,7 @@ class AgentController(Controller):
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
         node: NodeDep,
         state: State,
-    ) -> wire.PcapReply:
+    ) -> agent_api.PcapReply:
         agentapi = agentapi_of(state)
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
@@ -167,7 +181,7 @@ class AgentController(Controller):
                 f"file: larger than the {agentapi.settings.pcap_max_bytes} byte limit"
             )
         stored = await agentapi.pcaps.store(incident_id, incident_uuid, content)
-        return wire.PcapReply(ok=True, sha256=stored.sha256, size=stored.size)
+        return agent_api.PcapReply(ok=True, sha256=stored.sha256, size=stored.size)
 
 
 def agent_route_handlers() -> list[Any]:

@@ -10,8 +10,9 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from control import validation
 from control.api.deps import CallerDep, IncidentsDep
-from control.schemas import Incident, IncidentListItem, IncidentStatus, Severity
+from control.schemas import Incident, IncidentListItem, IncidentStatus
 from control.services.incidents import IncidentFilters
+from ftcontract.vocabulary import Severity
 
 
 class IncidentList(msgspec.Struct, kw_only=True):

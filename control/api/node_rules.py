@@ -21,11 +21,12 @@ from litestar.response import File
 
 from control import clock
 from control.agentapi import node_control
-from control.agentapi.node_control import AgentOverrides, AgentState, NodeRule
+from control.agentapi.node_control import AgentState, NodeRule
 from control.agentapi.runtime import agentapi_of
 from control.api.common import RowId
 from control.api.deps import CallerDep, Db
 from control.auth import BEARER
+from ftcontract import agent_api
 
 TrafficRange = Literal["1h", "24h", "7d", "30d", "90d"]
 # range -> (seconds covered, seconds per returned point)
@@ -60,7 +61,7 @@ class AgentStateOne(msgspec.Struct, kw_only=True):
 
 class OverridesOne(msgspec.Struct, kw_only=True):
     ok: bool
-    config: AgentOverrides
+    config: agent_api.Overrides
 
 
 class TrafficPoint(msgspec.Struct, kw_only=True):
@@ -122,7 +123,11 @@ class NodeRulesController(Controller):
 
     @put("/agent-config", summary="Replace the overrides served to the node's agent")
     async def put_agent_config(
-        self, node_uuid: FromPath[str], data: JSONBody[AgentOverrides], caller: CallerDep, db: Db
+        self,
+        node_uuid: FromPath[str],
+        data: JSONBody[agent_api.Overrides],
+        caller: CallerDep,
+        db: Db,
     ) -> OverridesOne:
         config = await node_control.set_overrides(db, caller.workspace_id, node_uuid, data)
         return OverridesOne(ok=True, config=config)

@@ -16,13 +16,13 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from control.schemas import ChannelType, Severity
+from control.schemas import ChannelType
+from ftcontract.vocabulary import Severity
 
 # One list of types: the API schema's literal (control.schemas.ChannelType).
 CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
 
 # Ordered lowest to highest (the literal's order); index comparison implements min_severity.
-SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 class ChannelConfigError(ValueError):

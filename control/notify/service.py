@@ -27,7 +27,6 @@ import msgspec
 from control.events import IncidentEvent, IncidentEvents
 from control.notify import store
 from control.notify.config import (
-    SEVERITIES,
     ChannelConfig,
     ChannelConfigError,
     EmailConfig,
@@ -40,6 +39,7 @@ from control.notify.message import Notice, build_test_notice, notice_kind
 from control.notify.outcome import Outcome
 from control.notify.retry import RetryPolicy
 from control.notify.smtp_sender import send_email
+from ftcontract.vocabulary import SEVERITIES, severity_rank
 
 log = logging.getLogger("control.notify")
 
@@ -76,7 +76,7 @@ def channel_wants(cfg: ChannelConfig, incident: dict[str, Any]) -> bool:
     """The channel's filters: minimum severity and, when listed, the nodes it covers."""
     severity = incident.get("severity")
     rank = SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES) - 1
-    if rank < SEVERITIES.index(cfg.min_severity):
+    if rank < severity_rank(cfg.min_severity):
         return False
     if cfg.nodes:
         node = incident.get("node")

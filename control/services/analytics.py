@@ -9,17 +9,16 @@ a 365d summary's traffic covers at most the last 90 days.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal, get_args
+from typing import Literal
 
 import aiosqlite
 import msgspec
 
 from control import clock
-from control.schemas import Severity
+from ftcontract.vocabulary import SEVERITIES
 
 AnalyticsRange = Literal["7d", "30d", "90d", "365d"]
 RANGE_DAYS: dict[str, int] = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
-SEVERITIES: tuple[str, ...] = get_args(Severity)
 
 
 class NodeIncidents(msgspec.Struct, kw_only=True):

@@ -19,21 +19,19 @@ from control.db import transaction
 from control.errors import Conflict, InvalidValue, NotFound
 from control.events import IncidentEvent, IncidentEventKind, IncidentEvents
 from control.schemas import (
-    SEVERITY_RANK,
     Incident,
     IncidentListItem,
     IncidentPcap,
     IncidentStatus,
     MitigationRule,
     NodeRef,
-    Severity,
     TopSource,
 )
 from control.services.geo import geo_origin, with_countries
 from control.services.summary import build_summary
 
 # The families the agent's classifier names are the only ones an incident may carry.
-from ftagent.classifier import FAMILIES
+from ftcontract.vocabulary import FAMILIES, Severity, severity_rank
 
 
 class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -323,9 +321,8 @@ class IncidentService:
                 if change.mitigation_rules and row["mitigated_at"] is None:
                     sets["mitigated_at"] = sets["updated_at"]
             await self._set(row["id"], sets)
-        escalated = (
-            change.severity is not None
-            and SEVERITY_RANK[change.severity] > SEVERITY_RANK[row["severity"]]
+        escalated = change.severity is not None and severity_rank(change.severity) > severity_rank(
+            row["severity"]
         )
         return await self._publish(
             "escalated" if escalated else "updated", workspace_id, incident_uuid

@@ -19,14 +19,9 @@ import httpx
 import msgspec
 
 from ftagent import config as agent_config
+from ftcontract.deploy_api import DeployReply, DeployRequest
 
 DEPLOY_TIMEOUT_S = 15.0
-
-
-class DeployReply(msgspec.Struct, kw_only=True):
-    ok: bool
-    node_uuid: str
-    api_key: str
 
 
 class DeployError(Exception):
@@ -78,8 +73,8 @@ def register(server: str, token: str, name: str, ip: str, interface: str) -> Dep
     try:
         resp = httpx.post(
             url,
-            json={"name": name, "ip": ip, "interface": interface},
-            headers={"Authorization": f"Bearer {token}"},
+            content=msgspec.json.encode(DeployRequest(name=name, ip=ip, interface=interface)),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             timeout=DEPLOY_TIMEOUT_S,
         )
     except httpx.HTTPError as exc:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from ftagent.report import wire
+from ftcontract import agent_api
 
 AGENT_PREFIX = "/api/v1/agent/"
 T = TypeVar("T")
@@ -73,24 +73,24 @@ class AgentClient:
             "POST", path, content=body, headers={"Content-Type": "application/json"}
         )
 
-    def heartbeat(self, beat: wire.Heartbeat) -> wire.HeartbeatReply:
+    def heartbeat(self, beat: agent_api.Heartbeat) -> agent_api.HeartbeatReply:
         resp = self.post_json("heartbeat", msgspec.json.encode(beat))
-        return self._decode(resp, wire.HeartbeatReply)
+        return self._decode(resp, agent_api.HeartbeatReply)
 
-    def fetch_config(self) -> wire.AgentConfig:
-        return self._decode(self._request("GET", "config"), wire.AgentConfigReply).config
+    def fetch_config(self) -> agent_api.AgentConfig:
+        return self._decode(self._request("GET", "config"), agent_api.AgentConfigReply).config
 
-    def ack_commands(self, acks: list[wire.CommandAck]) -> None:
-        self.post_json("commands/ack", msgspec.json.encode(wire.CommandAcks(acks=acks)))
+    def ack_commands(self, acks: list[agent_api.CommandAck]) -> None:
+        self.post_json("commands/ack", msgspec.json.encode(agent_api.CommandAcks(acks=acks)))
 
-    def upload_pcap(self, incident_uuid: str, file: Path) -> wire.PcapReply:
+    def upload_pcap(self, incident_uuid: str, file: Path) -> agent_api.PcapReply:
         with file.open("rb") as fh:
             resp = self._request(
                 "POST",
                 f"incidents/{incident_uuid}/pcap",
                 files={"file": (file.name, fh, "application/vnd.tcpdump.pcap")},
             )
-        return self._decode(resp, wire.PcapReply)
+        return self._decode(resp, agent_api.PcapReply)
 
 
 def _reason(resp: httpx.Response) -> str:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import msgspec
 
-from ftagent.report import wire
 from ftagent.report.breaker import CircuitBreaker
 from ftagent.report.client import AgentClient, RejectedError, TransientError
 from ftagent.report.spool import Pending, Spool, SpoolEntry
+from ftcontract import agent_api
 
 log = logging.getLogger("ftagent.report")
 
@@ -77,7 +77,7 @@ class ReporterStats:
     last_error: str = ""
 
 
-StatusFn = Callable[[], wire.Heartbeat]
+StatusFn = Callable[[], agent_api.Heartbeat]
 
 
 class Reporter:
@@ -101,7 +101,7 @@ class Reporter:
             verify_tls=settings.verify_tls,
         )
         self._control_lock = threading.Lock()
-        self._control: wire.AgentConfig | None = None
+        self._control: agent_api.AgentConfig | None = None
         self._delivered_commands: set[int] = set()
         self._config_version = -1
         self._attack = False
@@ -110,37 +110,41 @@ class Reporter:
 
     # ---- called from the agent loop: never blocks --------------------------------------
 
-    def report_metrics(self, point: wire.MetricPoint) -> None:
+    def report_metrics(self, point: agent_api.MetricPoint) -> None:
         self._put(Pending(_KIND_METRICS, "metrics", msgspec.json.encode(point), droppable=True))
 
-    def report_incident_opened(self, uuid: str, started_at: float, f: wire.IncidentFigures) -> None:
+    def report_incident_opened(
+        self, uuid: str, started_at: float, f: agent_api.IncidentFigures
+    ) -> None:
         self._attack = True
-        body = wire.IncidentOpen(uuid=uuid, started_at=started_at, figures=f)
+        body = agent_api.IncidentOpen(uuid=uuid, started_at=started_at, figures=f)
         self._put(Pending("incident_open", "incidents", msgspec.json.encode(body), False), True)
 
-    def report_incident_updated(self, uuid: str, f: wire.IncidentFigures) -> None:
-        body = msgspec.json.encode(wire.IncidentUpdate(figures=f))
+    def report_incident_updated(self, uuid: str, f: agent_api.IncidentFigures) -> None:
+        body = msgspec.json.encode(agent_api.IncidentUpdate(figures=f))
         self._put(Pending("incident_update", f"incidents/{uuid}", body, False), wake=True)
 
-    def report_incident_resolved(self, uuid: str, ended_at: float, f: wire.IncidentFigures) -> None:
+    def report_incident_resolved(
+        self, uuid: str, ended_at: float, f: agent_api.IncidentFigures
+    ) -> None:
         self._attack = False
-        body = msgspec.json.encode(wire.IncidentResolve(ended_at=ended_at, figures=f))
+        body = msgspec.json.encode(agent_api.IncidentResolve(ended_at=ended_at, figures=f))
         self._put(Pending("incident_resolve", f"incidents/{uuid}/resolve", body, False), True)
 
     def report_pcap(self, uuid: str, file: Path) -> None:
         body = msgspec.json.encode(_PcapRef(file=str(file)))
         self._put(Pending(_KIND_PCAP, f"incidents/{uuid}/pcap", body, False), wake=True)
 
-    def take_control(self) -> wire.AgentConfig | None:
+    def take_control(self) -> agent_api.AgentConfig | None:
         """The newest config from the control plane not yet taken, with only the commands
         the loop has not been given before; None when nothing new arrived."""
         with self._control_lock:
             cfg, self._control = self._control, None
         return cfg
 
-    def ack_commands(self, acks: list[wire.CommandAck]) -> None:
+    def ack_commands(self, acks: list[agent_api.CommandAck]) -> None:
         if acks:
-            body = msgspec.json.encode(wire.CommandAcks(acks=acks))
+            body = msgspec.json.encode(agent_api.CommandAcks(acks=acks))
             self._put(Pending("ack", "commands/ack", body, False), wake=True)
 
     def set_attack(self, active: bool) -> None:

@@ -25,8 +25,8 @@ from ftagent import __version__
 from ftagent.config import Config
 from ftagent.datapath import Datapath, IPNetwork, RuleSpec
 from ftagent.events import Overrides
-from ftagent.report import wire
 from ftagent.report.reporter import Reporter, ReporterSettings
+from ftcontract import agent_api
 
 log = logging.getLogger("ftagent.report")
 
@@ -75,14 +75,14 @@ def _unix(value: Any) -> float | None:
     return None
 
 
-def _rule_figure(described: str, ttl_s: float | None) -> wire.RuleFigure:
+def _rule_figure(described: str, ttl_s: float | None) -> agent_api.RuleFigure:
     kind: Any = "signature"
     if described.startswith("src "):
         kind = "source"
     elif described.startswith("prefix "):
         kind = "prefix"
     rate_limited = "rate<=" in described
-    return wire.RuleFigure(
+    return agent_api.RuleFigure(
         kind="rate_limit" if rate_limited else kind,
         match=described,
         action="rate_limit" if rate_limited else "drop",
@@ -178,10 +178,10 @@ class ControlSink:
 
     # ---- translation -------------------------------------------------------------------
 
-    def _status(self) -> wire.Heartbeat:
+    def _status(self) -> agent_api.Heartbeat:
         p = self._last_point
         info = self._datapath.attach_info if self._datapath is not None else None
-        return wire.Heartbeat(
+        return agent_api.Heartbeat(
             version=__version__,
             xdp_mode=info.mode if info is not None else "none",
             interface=info.interface if info is not None else self._cfg.agent.interface,
@@ -194,7 +194,7 @@ class ControlSink:
         )
 
     @staticmethod
-    def _metric_point(p: dict[str, Any]) -> wire.MetricPoint:
+    def _metric_point(p: dict[str, Any]) -> agent_api.MetricPoint:
         pps = float(p.get("pps", 0.0))
         protocols = {
             name: float(p.get(f"{name}_pps", 0.0)) for name in ("tcp", "udp", "icmp", "fragment")
@@ -205,7 +205,7 @@ class ControlSink:
         base = p.get("baseline") or {}
         base_pps = base.get("pps") if isinstance(base, dict) else None
         ready = bool(p.get("baseline_ready")) and isinstance(base_pps, dict)
-        return wire.MetricPoint(
+        return agent_api.MetricPoint(
             ts=float(p["ts"]),
             pps=pps,
             bps=float(p.get("bps", 0.0)),
@@ -219,7 +219,7 @@ class ControlSink:
             baseline_p99_pps=float(base_pps["p99"]) if ready and base_pps else None,
         )
 
-    def _figures(self, inc: dict[str, Any]) -> wire.IncidentFigures:
+    def _figures(self, inc: dict[str, Any]) -> agent_api.IncidentFigures:
         uuid = str(inc["uuid"])
         seq = self._seq.get(uuid, 0) + 1
         self._seq[uuid] = seq
@@ -232,19 +232,19 @@ class ControlSink:
             None,
         )
         ttl = self._cfg.mitigation.rule_ttl_s
-        return wire.IncidentFigures(
+        return agent_api.IncidentFigures(
             seq=seq,
-            family=str(inc.get("family", "unknown")),
+            family=inc.get("family", "unknown"),
             subtype=inc.get("subtype"),
             severity=inc.get("severity") or "low",
             peak_pps=float(inc.get("peak_pps", 0.0)),
             peak_bps=float(inc.get("peak_bps", 0.0)),
             current_pps=float(inc.get("current_pps", inc.get("mean_pps", 0.0))),
-            baseline_p95_pps=inc.get("baseline_pps"),
+            baseline_p99_pps=inc.get("baseline_pps"),
             threshold_pps=inc.get("threshold_pps"),
             protocols=_percent_shares(inc.get("protocol_breakdown") or {}),
             top_sources=[
-                wire.SourceFigure(
+                agent_api.SourceFigure(
                     ip=str(s["address"]), pps=float(s.get("pps", 0.0)), bps=float(s.get("bps", 0.0))
                 )
                 for s in inc.get("top_sources") or []
@@ -255,7 +255,7 @@ class ControlSink:
             mitigated_at=mitigated_at,
         )
 
-    def _rule_figures(self, described: list[str], ttl_s: float) -> list[wire.RuleFigure]:
+    def _rule_figures(self, described: list[str], ttl_s: float) -> list[agent_api.RuleFigure]:
         if not described:
             return []
         # Per-rule drop counts live in the kernel's rule maps (read only at incident
@@ -289,13 +289,13 @@ class ControlSink:
             pass  # a DNS name: resolved addresses are not known here
         return out
 
-    def _apply(self, cmd: wire.RuleCommand) -> wire.CommandAck:
+    def _apply(self, cmd: agent_api.RuleCommand) -> agent_api.CommandAck:
         if self._datapath is None:
-            return wire.CommandAck(id=cmd.id, ok=False, error="agent runs without a datapath")
+            return agent_api.CommandAck(id=cmd.id, ok=False, error="agent runs without a datapath")
         try:
             net = ipaddress.ip_network(cmd.target, strict=False)
         except ValueError:
-            return wire.CommandAck(id=cmd.id, ok=False, error=f"not an address: {cmd.target}")
+            return agent_api.CommandAck(id=cmd.id, ok=False, error=f"not an address: {cmd.target}")
         spec = RuleSpec(kind="src" if net.num_addresses == 1 else "prefix", network=net)
         try:
             if cmd.action == "block":
@@ -304,14 +304,16 @@ class ControlSink:
                     None,
                 )
                 if hit is not None:
-                    return wire.CommandAck(
+                    return agent_api.CommandAck(
                         id=cmd.id, ok=False, error=f"{net} covers protected network {hit}"
                     )
                 self._datapath.add_rule(spec, cmd.ttl_s)
                 log.info("operator rule %s: block %s for %.0f s", cmd.id, net, cmd.ttl_s)
-                return wire.CommandAck(id=cmd.id, ok=True)
+                return agent_api.CommandAck(id=cmd.id, ok=True)
             removed = self._datapath.remove_rule(spec)
             log.info("operator rule %s: unblock %s", cmd.id, net)
-            return wire.CommandAck(id=cmd.id, ok=True, error="" if removed else "was not blocked")
+            return agent_api.CommandAck(
+                id=cmd.id, ok=True, error="" if removed else "was not blocked"
+            )
         except Exception as exc:  # a full rule map or a kernel error: tell the operator
-            return wire.CommandAck(id=cmd.id, ok=False, error=f"{type(exc).__name__}: {exc}")
+            return agent_api.CommandAck(id=cmd.id, ok=False, error=f"{type(exc).__name__}: {exc}")

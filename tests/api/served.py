@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from ftagent.lab.netns import Lab, enter_netns, nsenter_argv
+from lab.netns import Lab, enter_netns, nsenter_argv
 
 SERVE_PORT = 18080
 

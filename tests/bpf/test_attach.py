@@ -16,8 +16,8 @@ import pytest
 
 from ftagent.bpf.loader import AlreadyAttachedError, XdpDatapath, xdp_prog_id
 from ftagent.datapath import RuleSpec
-from ftagent.lab.netns import Lab
-from ftagent.lab.trafgen import run_flood
+from lab.netns import Lab
+from lab.trafgen import run_flood
 from tests.capability import require, require_root
 
 pytestmark = [pytest.mark.kernel, pytest.mark.lab]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftagent.lab.netns import NETNS_DIR, Lab, remove_stale
+from lab.netns import NETNS_DIR, Lab, remove_stale
 from tests.capability import require_root
 
 pytestmark = pytest.mark.lab

@@ -18,8 +18,8 @@ from typing import Any
 from ftagent.agent import Agent
 from ftagent.config import Config, decode
 from ftagent.events import Overrides
-from ftagent.lab.netns import Lab
 from ftagent.rates import Window
+from lab.netns import Lab
 
 
 @dataclass

@@ -26,7 +26,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     require_root()
     require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
     require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
-    from ftagent.lab.netns import Lab
+    from lab.netns import Lab
 
     state = tmp_path_factory.mktemp("agent-state")
     with Lab.create() as lab:
@@ -41,7 +41,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
 
 def flood_and_check(ra: RunningAgent, profile: str, *, pps: int, packets: int):
     """Run one bounded flood; return (opened incident, resolved incident, rule events)."""
-    from ftagent.lab.trafgen import run_flood
+    from lab.trafgen import run_flood
 
     ra.wait_for(ra.quiet, 15, "no incident and no rules before the flood")
     t0 = time.monotonic_ns()
@@ -148,7 +148,7 @@ def test_ipv6_udp_flood(running: RunningAgent) -> None:
 
 
 def test_benign_traffic_opens_nothing(running: RunningAgent) -> None:
-    from ftagent.lab.trafgen import run_flood
+    from lab.trafgen import run_flood
 
     running.wait_for(running.quiet, 15, "quiet before the benign run")
     t0 = time.monotonic_ns()
@@ -164,7 +164,7 @@ def test_benign_traffic_opens_nothing(running: RunningAgent) -> None:
 
 def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) -> None:
     from ftagent.events import Overrides
-    from ftagent.lab.trafgen import run_flood
+    from lab.trafgen import run_flood
 
     running.wait_for(running.quiet, 15, "quiet before the dry run")
     running.sink.push_overrides(Overrides(mitigation_mode="dry_run"))
@@ -194,7 +194,7 @@ def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
     sample of benign traffic reaches the agent); a refused override (attack < idle) changes
     nothing; clearing the overrides restores [capture]'s targets and samples flow again."""
     from ftagent.events import Overrides
-    from ftagent.lab.trafgen import run_flood
+    from lab.trafgen import run_flood
 
     running.wait_for(running.quiet, 15, "quiet before the sampling override")
     assert running.agent is not None
@@ -237,7 +237,7 @@ def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
 
 
 def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningAgent) -> None:
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.trafgen import start_flood, stop_flood
 
     running.wait_for(running.quiet, 15, "quiet before the multi-vector flood")
     t0 = time.monotonic_ns()
@@ -266,7 +266,7 @@ def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningA
 def test_leaking_mitigation_is_widened(running: RunningAgent) -> None:
     """One source floods (-> an exact source rule), then a spoofed flood joins: the source
     rule leaks, so the mitigator widens to the UDP signature and records it."""
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.trafgen import start_flood, stop_flood
 
     running.wait_for(running.quiet, 15, "quiet before the widening test")
     t0 = time.monotonic_ns()

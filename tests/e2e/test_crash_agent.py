@@ -37,7 +37,7 @@ from ftagent.bpf.loader import (
     xdp_prog_id,
 )
 from ftagent.bpf.testrun import XDP_DROP, XDP_PASS, test_run
-from ftagent.lab.netns import Lab
+from lab.netns import Lab
 from tests.capability import require_root
 
 pytestmark = [pytest.mark.kernel, pytest.mark.lab]

@@ -36,8 +36,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     require_root()
     require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
     require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
-    from ftagent.lab.demo import Stack
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.demo import Stack
+    from lab.trafgen import start_flood, stop_flood
 
     s = Stack(tmp_path_factory.mktemp("whole-loop"), node_name="edge-e2e")
     try:
@@ -70,7 +70,7 @@ def test_deploy_writes_a_private_config_and_the_baseline_arrives(stack: Any) -> 
 
 
 def test_flood_becomes_an_incident_with_its_pcap_then_resolves(stack: Any) -> None:
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.trafgen import start_flood, stop_flood
 
     flood = start_flood(stack._lab(), "memcached_amplification", packets=FLOOD_PPS * 5,
                         pps=FLOOD_PPS)  # fmt: skip
@@ -152,7 +152,7 @@ def test_operator_block_reaches_the_kernel_and_unblock_removes_it(stack: Any) ->
 def test_control_plane_outage_during_an_attack_loses_and_duplicates_nothing(
     stack: Any,
 ) -> None:
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.trafgen import start_flood, stop_flood
 
     before = {i["uuid"] for i in stack.incidents()}
     stack.stop_control()

@@ -11,7 +11,7 @@ import pytest
 from control.agentapi.runtime import AgentApi
 from control.agentapi.settings import AgentApiSettings
 from control.db import transaction
-from ftagent.report.wire import MetricPoint
+from ftcontract.agent_api import MetricPoint
 from tests.api.agent.conftest import Agent, deploy, eventually, settings_for
 from tests.api.conftest import Api, Workspace
 

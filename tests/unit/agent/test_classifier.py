@@ -1,7 +1,8 @@
 import pytest
 
-from ftagent.classifier import FAMILIES, classify
+from ftagent.classifier import classify
 from ftagent.samples import summarize
+from ftcontract.vocabulary import FAMILIES
 
 from .packets import icmp, icmp6, syn, udp
 from .synth import window

@@ -1,7 +1,8 @@
 import pytest
 
 from ftagent.config import SeverityConfig
-from ftagent.severity import rank, severity
+from ftagent.severity import severity
+from ftcontract.vocabulary import severity_rank as rank
 
 CFG = SeverityConfig()
 REF_PPS, REF_BPS = 10_000.0, 100e6

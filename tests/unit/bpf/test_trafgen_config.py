@@ -14,7 +14,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from ftagent.lab.trafgen import PROFILES, Endpoints, TrafgenError, config_text, trafgen_argv
+from lab.trafgen import PROFILES, Endpoints, TrafgenError, config_text, trafgen_argv
 from tests.capability import require
 
 EP = Endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", "10.77.0.1", "10.77.0.2",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ftagent.report import wire
 from ftagent.report.reporter import Reporter, ReporterSettings
+from ftcontract import agent_api
 from tests.unit.report.loopback import LoopbackControlPlane
 
 NODE = "0b7c6a52-3d1e-4f7e-9a61-2c3d4e5f6a7b"
@@ -38,12 +38,12 @@ def settings(plane: LoopbackControlPlane, tmp_path: Path, **kw: object) -> Repor
     return ReporterSettings(**base)  # type: ignore[arg-type]
 
 
-def status() -> wire.Heartbeat:
-    return wire.Heartbeat(version="t", xdp_mode="generic", interface="veth0")
+def status() -> agent_api.Heartbeat:
+    return agent_api.Heartbeat(version="t", xdp_mode="generic", interface="veth0")
 
 
-def figures(seq: int, peak: float) -> wire.IncidentFigures:
-    return wire.IncidentFigures(seq=seq, family="udp_flood", severity="high", peak_pps=peak)
+def figures(seq: int, peak: float) -> agent_api.IncidentFigures:
+    return agent_api.IncidentFigures(seq=seq, family="udp_flood", severity="high", peak_pps=peak)
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_heartbeat_carries_auth_and_status(plane, make_reporter) -> None:
 def test_metrics_are_batched_in_order(plane, make_reporter) -> None:
     r = make_reporter(metrics_interval_s=0.5)
     for i in range(20):
-        r.report_metrics(wire.MetricPoint(ts=1000.0 + i, pps=10.0 * i, bps=1.0))
+        r.report_metrics(agent_api.MetricPoint(ts=1000.0 + i, pps=10.0 * i, bps=1.0))
     assert plane.wait_for(lambda: len(points(plane)) == 20)
     assert points(plane) == [1000.0 + i for i in range(20)]
     # 20 points in at most a few posts, not one post each
@@ -105,10 +105,10 @@ def test_outage_spools_then_replays_everything_once_in_order(plane, make_reporte
     r = make_reporter()
     assert plane.wait_for(lambda: len(plane.of("heartbeat")) >= 1)
     plane.stop()  # connections refused from now on
-    r.report_metrics(wire.MetricPoint(ts=1.0, pps=1.0, bps=1.0))
+    r.report_metrics(agent_api.MetricPoint(ts=1.0, pps=1.0, bps=1.0))
     r.report_incident_opened("inc-9", 2.0, figures(1, 100.0))
     for i in range(2, 12):
-        r.report_metrics(wire.MetricPoint(ts=float(i + 1), pps=1.0, bps=1.0))
+        r.report_metrics(agent_api.MetricPoint(ts=float(i + 1), pps=1.0, bps=1.0))
         r.report_incident_updated("inc-9", figures(i, 100.0 * i))
     r.report_incident_resolved("inc-9", 20.0, figures(12, 1100.0))
     assert plane.wait_for(lambda: r.spool_size == 23 and r.breaker_state != "closed")
@@ -151,7 +151,7 @@ def test_spool_survives_a_restart_of_the_agent(plane, tmp_path, make_reporter) -
     first = Reporter(settings(plane, tmp_path), status)
     first.start()
     first.report_incident_opened("inc-r", 1.0, figures(1, 1.0))
-    first.report_metrics(wire.MetricPoint(ts=5.0, pps=1.0, bps=1.0))
+    first.report_metrics(agent_api.MetricPoint(ts=5.0, pps=1.0, bps=1.0))
     assert plane.wait_for(lambda: first.spool_size == 2)
     first.stop(flush_timeout_s=0.2)
     plane.start()
@@ -160,8 +160,8 @@ def test_spool_survives_a_restart_of_the_agent(plane, tmp_path, make_reporter) -
     assert plane.of("incidents")[0].json()["uuid"] == "inc-r"
 
 
-def wait_control(plane: LoopbackControlPlane, r: Reporter) -> wire.AgentConfig:
-    got: list[wire.AgentConfig] = []
+def wait_control(plane: LoopbackControlPlane, r: Reporter) -> agent_api.AgentConfig:
+    got: list[agent_api.AgentConfig] = []
 
     def arrived() -> bool:
         cfg = r.take_control()
@@ -192,7 +192,7 @@ def test_config_and_commands_are_handed_over_once_and_acked(plane, make_reporter
     fetched = len(plane.of("config"))
     assert plane.wait_for(lambda: len(plane.of("config")) >= fetched + 2)
     assert r.take_control() is None
-    r.ack_commands([wire.CommandAck(id=3, ok=True)])
+    r.ack_commands([agent_api.CommandAck(id=3, ok=True)])
     assert plane.wait_for(lambda: len(plane.of("commands/ack")) == 1)
     assert plane.of("commands/ack")[0].json() == {"acks": [{"id": 3, "ok": True, "error": ""}]}
     # A new version is handed over again (with no commands left to run).
@@ -234,7 +234,7 @@ def test_a_refused_point_does_not_take_its_batch_with_it(plane, make_reporter) -
     plane.behaviour.bad_metric_ts = {1005.0}
     r = make_reporter(metrics_interval_s=0.5)
     for i in range(10):
-        r.report_metrics(wire.MetricPoint(ts=1000.0 + i, pps=1.0, bps=1.0))
+        r.report_metrics(agent_api.MetricPoint(ts=1000.0 + i, pps=1.0, bps=1.0))
     assert plane.wait_for(lambda: r.spool_size == 0 and len(set(points(plane))) == 9)
     assert sorted(set(points(plane))) == [1000.0 + i for i in range(10) if i != 5]
     assert r.stats.rejected == 1

@@ -1,6 +1,6 @@
 """`make demo`: the whole loop on one machine, then everything it made is removed.
 
-    python -m ftagent.lab.demo [--flood-packets N] [--flood-pps P] [--keep-logs DIR]
+    python -m lab.demo [--flood-packets N] [--flood-pps P] [--keep-logs DIR]
 
 Builds the namespace lab (attacker <-veth-> victim, no default route), starts a real
 `ftcontrol serve` and a real `ftagent run` inside the victim namespace (the API over the
@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from ftagent.lab.netns import Lab
+from lab.netns import Lab
 
 T = TypeVar("T")
 CONTROL_PORT = 8080  # on the victim namespace's own loopback: always free there
@@ -297,7 +297,7 @@ def _say(text: str) -> None:
 
 
 def run_demo(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]:
-    from ftagent.lab.trafgen import start_flood, stop_flood
+    from lab.trafgen import start_flood, stop_flood
 
     stack.start(_say)
     _say("waiting for the baseline (light benign traffic)")
@@ -353,7 +353,7 @@ def run_demo(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m ftagent.lab.demo", description=__doc__.split("\n\n")[0]
+        prog="python -m lab.demo", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--flood-packets", type=int, default=200_000)
     p.add_argument("--flood-pps", type=int, default=25_000)

@@ -1,6 +1,6 @@
 """The namespace lab: `attacker` and `victim` network namespaces joined by a veth pair.
 
-    from ftagent.lab.netns import Lab
+    from lab.netns import Lab
     with Lab() as lab:                       # or Lab.create() ... lab.destroy()
         lab.victim_if                        # the interface the agent watches
         lab.run(lab.victim_ns, ["ftagent", "run", "--config", cfg])

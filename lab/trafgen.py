@@ -1,6 +1,6 @@
 """Bounded floods with netsniff-ng's trafgen, from the lab's attacker namespace.
 
-    from ftagent.lab.trafgen import run_flood, PROFILES
+    from lab.trafgen import run_flood, PROFILES
     result = run_flood(lab, "syn_flood", packets=50_000, pps=20_000, timeout_s=10)
     result.sent        # packets trafgen reports as sent
 
@@ -29,10 +29,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ftagent.lab.netns import nsenter_argv
+from lab.netns import nsenter_argv
 
 if TYPE_CHECKING:
-    from ftagent.lab.netns import Lab
+    from lab.netns import Lab
 
 TRAFGEN = "trafgen"
 

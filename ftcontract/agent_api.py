@@ -1,0 +1,267 @@
+"""The Agent API's messages (`/api/v1/agent/...`).
+
+The agent encodes these; the control plane decodes them with forbid_unknown_fields and
+the limits of `ftcontract.bounds`, so a typo in a field name or an oversized value is a
+400 naming the field, never silently lost data. The agent decodes the replies. Times are
+Unix seconds (float, UTC); rates are per second.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from ftcontract.bounds import (
+    MAX_ALLOWLIST,
+    MAX_EVIDENCE_KEYS,
+    MAX_RULES,
+    MAX_TOP_SOURCES,
+    Address,
+    AttackSamples,
+    BurstFactor,
+    ConfirmWindows,
+    Count,
+    Id,
+    IdleSamples,
+    Multiplier,
+    Name,
+    NonNegative,
+    Port,
+    Positive,
+    Rate,
+    RuleTtl,
+    Shares,
+    Text,
+    UnixTime,
+    Uuid,
+)
+from ftcontract.vocabulary import (
+    AttackState,
+    BaselineState,
+    CommandAction,
+    Family,
+    MitigationMode,
+    ResolveReason,
+    RuleAction,
+    RuleKind,
+    Severity,
+    XdpMode,
+)
+
+# ---- heartbeat ----------------------------------------------------------------------------
+
+
+class Heartbeat(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    version: Name
+    xdp_mode: XdpMode
+    interface: Name = ""
+    baseline_state: BaselineState = "learning"
+    attack_state: AttackState = "normal"
+    spool_size: Count = 0
+    uptime_s: NonNegative = 0.0
+    pps: Rate = 0.0
+    rules_active: Count = 0
+    # the mode in force on the node (its config's, or the control plane's override)
+    mitigation_mode: MitigationMode = "on"
+
+
+class HeartbeatReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    status: str
+    config_version: int
+    pending_commands: int
+
+
+# ---- configuration pushed to the agent ------------------------------------------------------
+
+
+class Thresholds(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Detection settings; None = the agent's own. `floors` keys are the agent's
+    [detection.floors] names (pps, bps, syn_pps, ...)."""
+
+    multiplier: Multiplier | None = None
+    burst_factor: BurstFactor | None = None
+    confirm_windows: ConfirmWindows | None = None
+    cooldown_s: Positive | None = None
+    floors: Annotated[dict[Name, NonNegative], msgspec.Meta(max_length=32)] | None = None
+
+
+class Sampling(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Packet sampling for classification and pcap; None = the agent's own."""
+
+    idle_samples_per_s: IdleSamples | None = None
+    attack_samples_per_s: AttackSamples | None = None
+
+
+class Overrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """What an operator may override on one node; absent or null = the node's own config.
+
+    Each push carries the whole set: a key left out goes back to the node's config.
+    """
+
+    thresholds: Thresholds = msgspec.field(default_factory=Thresholds)
+    mitigation_mode: MitigationMode | None = None
+    rule_ttl_s: RuleTtl | None = None
+    # None: keep the agent's configured allow-list; a list replaces it.
+    allowlist: Annotated[list[Address], msgspec.Meta(max_length=MAX_ALLOWLIST)] | None = None
+    sampling: Sampling = msgspec.field(default_factory=Sampling)
+
+
+class RuleCommand(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An operator's block/unblock, handed out until the agent acks it.
+
+    `target` is an address or prefix ("198.51.100.7", "203.0.113.0/24", "2001:db8::/48").
+    """
+
+    id: Id
+    action: CommandAction
+    target: Address
+    ttl_s: RuleTtl = 3600.0
+
+
+class AgentConfig(Overrides, kw_only=True, omit_defaults=False):
+    """GET config: the overrides in force, with a version and the pending commands."""
+
+    # Bumped by the control plane on every change; the agent re-fetches when it moves.
+    config_version: int
+    commands: list[RuleCommand] = []
+
+
+class AgentConfigReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    config: AgentConfig
+
+
+class CommandAck(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    id: Id
+    ok: bool
+    error: Text = ""
+
+
+class CommandAcks(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    acks: Annotated[list[CommandAck], msgspec.Meta(max_length=MAX_RULES)]
+
+
+# ---- metrics ------------------------------------------------------------------------------
+
+
+class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """One second of traffic as the agent measured it (before XDP drops: 'in')."""
+
+    ts: UnixTime
+    pps: Rate
+    bps: Rate
+    dropped_pps: Rate = 0.0
+    dropped_bps: Rate = 0.0
+    # packets per second by class: tcp, udp, icmp, other, fragment
+    protocols: Shares = {}
+    # packets per second by TCP flag class: syn, synack, ack, rst, fin, other
+    tcp_flags: Shares = {}
+    # an incident was active during this second (kept out of the baseline's shares)
+    attack: bool = False
+    baseline_avg_pps: Rate | None = None
+    baseline_p95_pps: Rate | None = None
+    baseline_p99_pps: Rate | None = None
+
+
+class MetricsBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    points: list[MetricPoint]
+
+
+# ---- incidents ----------------------------------------------------------------------------
+
+
+class SourceFigure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    ip: Address
+    pps: Rate = 0.0
+    bps: Rate = 0.0
+
+
+class RuleFigure(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """A mitigation rule as the incident shows it: its kind, a human `match` text for
+    people, and the same match as fields for programs (never parse `match`)."""
+
+    kind: RuleKind
+    match: Text  # e.g. "signature proto=17 sport=11211" or "src 198.51.100.7/32"
+    action: RuleAction = "drop"
+    ttl_sec: Count | None = None
+    dropped_packets: Count = 0
+    # packets that matched but were let through because a socket of the node wanted them
+    spared_packets: Count = 0
+    # the match, field by field (None: not part of the match)
+    network: Address | None = None  # source address or prefix (source / prefix rules)
+    proto: Annotated[int, msgspec.Meta(ge=0, le=255)] | None = (
+        None  # IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6)
+    )
+    src_port: Port | None = None
+    dst_port: Port | None = None
+    tcp_flags: Annotated[int, msgspec.Meta(ge=0, le=255)] | None = (
+        None  # match when flags & tcp_flags_mask == tcp_flags
+    )
+    tcp_flags_mask: Annotated[int, msgspec.Meta(ge=0, le=255)] | None = None
+    dst: Address | None = None  # destination address
+    rate_pps: Count | None = None  # token bucket: packets per second let through
+
+
+class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """What the agent knows about an incident at one moment; every report carries all of it,
+    so a later report supersedes an earlier one and a replay cannot go backwards (`seq`)."""
+
+    seq: Count
+    family: Family
+    subtype: Name | None = None
+    severity: Severity = "low"
+    # the highest one-second rate (what operators and every peer call the peak)
+    peak_pps: Rate = 0.0
+    peak_bps: Rate = 0.0
+    # the highest rate over one detection window (100 ms by default): bursts show here
+    peak_burst_pps: Rate = 0.0
+    peak_burst_bps: Rate = 0.0
+    current_pps: Rate = 0.0
+    # the baseline p99 and the pps threshold in force when the attack was confirmed
+    baseline_p99_pps: Rate | None = None
+    threshold_pps: Rate | None = None
+    # share of the attack's packets by protocol class, percent
+    protocols: Shares = {}
+    top_sources: Annotated[list[SourceFigure], msgspec.Meta(max_length=MAX_TOP_SOURCES)] = []
+    # distinct source addresses seen so far (the agent counts its sampled packets' sources)
+    source_count: Count = 0
+    evidence: Annotated[dict[Name, Any], msgspec.Meta(max_length=MAX_EVIDENCE_KEYS)] = {}
+    rules: Annotated[list[RuleFigure], msgspec.Meta(max_length=MAX_RULES)] = []
+    # first time a rule was in place (Unix s); None while nothing is dropped
+    mitigated_at: UnixTime | None = None
+
+
+class IncidentOpen(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    uuid: Uuid  # generated by the agent: replays of the same open are one incident
+    started_at: UnixTime
+    figures: IncidentFigures
+
+
+class IncidentUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    figures: IncidentFigures
+
+
+class IncidentResolve(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    ended_at: UnixTime
+    reason: ResolveReason = "cooled_down"
+    figures: IncidentFigures
+
+
+class IncidentReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    uuid: str
+    status: str
+    created: bool = False
+
+
+class PcapReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    sha256: str
+    size: int
+
+
+class OkReply(msgspec.Struct, kw_only=True):
+    ok: bool
+    accepted: int = 0
