@@ -137,8 +137,12 @@ class Lab:
     def __enter__(self) -> Lab:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.destroy()
 
     # ---------- running things inside ----------
