@@ -2,10 +2,12 @@
 read every 100 ms from inside its namespace.
 
 Each window's rate is its packet delta over its own measured length, so a late sample
-(a loaded machine) makes a longer window, not a wrong rate. The mean leaves out the
-first and last windows that saw packets (partly filled: the flood started or stopped
-inside them). Everything arriving at the interface counts, so other traffic sent at the
-same time (benign background, a second flood) is included.
+(a loaded machine) makes a longer window, not a wrong rate. The flood's span runs from
+the first to the last window carrying at least a tenth of the busiest one (light
+background traffic before and after is not the flood); the mean leaves out that span's
+first and last windows (partly filled: the flood started or stopped inside them).
+Everything arriving at the interface counts, so other traffic sent at the same time
+(benign background, a second flood) is included.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from dataclasses import dataclass
 from lab.netns import LabError, enter_netns
 
 WINDOW_S = 0.1
+SPAN_SHARE = 0.1  # windows under this share of the busiest one are background, not flood
 
 
 @dataclass(frozen=True, slots=True)
 class AchievedRate:
-    packets: int  # arrived at the victim's interface while measured
+    packets: int  # arrived at the victim's interface during the flood's span
     mean_pps: float  # over the full windows (see module doc)
     max_window_pps: float  # the busiest 100 ms window
-    windows_pps: tuple[float, ...]  # every window that saw packets, in order
+    windows_pps: tuple[float, ...]  # every window of the flood's span, in order
 
     @property
     def burstiness(self) -> float:
@@ -43,9 +46,11 @@ class AchievedRate:
 def achieved_rate(samples: Sequence[tuple[float, int]]) -> AchievedRate:
     """Summarise (monotonic time, rx_packets) samples taken about every 100 ms."""
     windows = [(t1 - t0, n1 - n0) for (t0, n0), (t1, n1) in itertools.pairwise(samples) if t1 > t0]
-    busy = [i for i, (_, n) in enumerate(windows) if n > 0]
-    if not busy:
+    rates_all = [n / dt for dt, n in windows]
+    if not rates_all or max(rates_all) <= 0:
         return AchievedRate(0, 0.0, 0.0, ())
+    floor = max(rates_all) * SPAN_SHARE
+    busy = [i for i, r in enumerate(rates_all) if r > 0 and r >= floor]
     active = windows[busy[0] : busy[-1] + 1]
     rates = tuple(n / dt for dt, n in active)
     packets = sum(n for _, n in active)

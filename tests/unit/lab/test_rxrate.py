@@ -46,3 +46,11 @@ def test_no_packets_is_an_empty_rate() -> None:
     rate = achieved_rate(samples([0, 0, 0]))
     assert (rate.packets, rate.mean_pps, rate.max_window_pps, rate.burstiness) == (0, 0, 0, 0)
     assert achieved_rate([]).windows_pps == ()
+
+
+def test_light_background_before_and_after_is_not_the_flood() -> None:
+    # 200 pps of benign traffic all along (20 per window), a 20,000 pps flood in between
+    rate = achieved_rate(samples([20] * 5 + [700] + [2000] * 6 + [300] + [20] * 10))
+    assert rate.mean_pps == pytest.approx(20_000)
+    assert len(rate.windows_pps) == 8
+    assert rate.packets == 700 + 6 * 2000 + 300
