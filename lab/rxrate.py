@@ -26,7 +26,7 @@ SPAN_SHARE = 0.1  # windows under this share of the busiest one are background, 
 
 @dataclass(frozen=True, slots=True)
 class AchievedRate:
-    packets: int  # arrived at the victim's interface during the flood's span
+    packets: int  # arrived at the victim's interface during the flood's span (+1 window)
     mean_pps: float  # over the full windows (see module doc)
     max_window_pps: float  # the busiest 100 ms window
     windows_pps: tuple[float, ...]  # every window of the flood's span, in order
@@ -53,7 +53,9 @@ def achieved_rate(samples: Sequence[tuple[float, int]]) -> AchievedRate:
     busy = [i for i, r in enumerate(rates_all) if r > 0 and r >= floor]
     active = windows[busy[0] : busy[-1] + 1]
     rates = tuple(n / dt for dt, n in active)
-    packets = sum(n for _, n in active)
+    # the windows just before and after the span may hold the flood's first or last few
+    # packets (under a tenth of the busiest): they count, though not towards the mean
+    packets = sum(n for _, n in windows[max(0, busy[0] - 1) : busy[-1] + 2])
     full = active[1:-1] if len(active) >= 3 else active
     mean = sum(n for _, n in full) / sum(dt for dt, _ in full)
     return AchievedRate(packets, mean, max(rates), rates)

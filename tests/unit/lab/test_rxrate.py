@@ -53,4 +53,9 @@ def test_light_background_before_and_after_is_not_the_flood() -> None:
     rate = achieved_rate(samples([20] * 5 + [700] + [2000] * 6 + [300] + [20] * 10))
     assert rate.mean_pps == pytest.approx(20_000)
     assert len(rate.windows_pps) == 8
-    assert rate.packets == 700 + 6 * 2000 + 300
+    assert rate.packets == 20 + 700 + 6 * 2000 + 300 + 20  # with one window either side
+
+
+def test_a_flood_ending_just_after_a_window_keeps_its_last_packets() -> None:
+    rate = achieved_rate(samples([0, 1000, 1000, 1000, 15, 0]))
+    assert rate.packets == 3015 and rate.mean_pps == pytest.approx(10_000)
