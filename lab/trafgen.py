@@ -34,14 +34,38 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lab.netns import nsenter_argv
 from lab.pacing import PacedLink, tbf_params
 from lab.rxrate import AchievedRate, RxRateMeter
 
-if TYPE_CHECKING:
-    from lab.netns import Lab
+
+class FloodLab(Protocol):
+    """What a flood needs of a lab: lab.netns.Lab and lab.collateral.CollateralLab both
+    have it (the attacker sends out of attacker_if, the victim receives on victim_if)."""
+
+    @property
+    def attacker_ns(self) -> str: ...
+    @property
+    def attacker_if(self) -> str: ...
+    @property
+    def attacker_mac(self) -> str: ...
+    @property
+    def attacker_v4(self) -> str: ...
+    @property
+    def attacker_v6(self) -> str: ...
+    @property
+    def victim_ns(self) -> str: ...
+    @property
+    def victim_if(self) -> str: ...
+    @property
+    def victim_mac(self) -> str: ...
+    @property
+    def victim_v4(self) -> str: ...
+    @property
+    def victim_v6(self) -> str: ...
+
 
 TRAFGEN = "trafgen"
 
@@ -157,7 +181,7 @@ def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> st
     return "".join(f"{{ {e4}, {b} }}\n" for b in body)
 
 
-def lab_endpoints(lab: Lab) -> Endpoints:
+def lab_endpoints(lab: FloodLab) -> Endpoints:
     return Endpoints(
         lab.attacker_mac,
         lab.victim_mac,
@@ -220,7 +244,7 @@ def trafgen_argv(
     return argv
 
 
-def _pacer(lab: Lab, profile: str, pps: int | None) -> PacedLink | None:
+def _pacer(lab: FloodLab, profile: str, pps: int | None) -> PacedLink | None:
     if pps is None or not paced_by_qdisc(profile, pps):
         return None
     params = tbf_params(pps, PROFILES[profile].frame_bytes)
@@ -236,7 +260,7 @@ class Flood(subprocess.Popen[str]):
 
 
 def run_flood(
-    lab: Lab,
+    lab: FloodLab,
     profile: str,
     *,
     packets: int,
@@ -269,7 +293,7 @@ def run_flood(
 
 
 def start_flood(
-    lab: Lab,
+    lab: FloodLab,
     profile: str,
     *,
     packets: int,
