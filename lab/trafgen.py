@@ -5,11 +5,14 @@
     result.sent        # packets trafgen reports as sent
 
 Profiles (see PROFILES): udp_flood, memcached_amplification (UDP sport 11211, 1400-byte
-frames), dns_amplification (sport 53), ntp_amplification (sport 123), syn_flood and
-ack_flood (random source addresses), icmp_flood, udp6_flood (IPv6), fragment_flood
-(non-first IPv4 UDP fragments), benign (steady moderate mixed traffic from the
-attacker's own address). `spoof=None` uses each profile's default; `spoof=True` gives
-random IPv4 sources (IPv6: random low 32 bits in 2001:db8::/96).
+frames), dns_amplification (sport 53), ntp_amplification (sport 123),
+ssdp_amplification (sport 1900), cldap_amplification (sport 389),
+chargen_amplification (sport 19), syn_flood (to :80), ack_flood and rst_flood (to :443),
+udp_service_flood (to the collateral lab's UDP service port), all from random source
+addresses; icmp_flood, udp6_flood (IPv6), fragment_flood (non-first IPv4 UDP
+fragments), benign (steady moderate mixed traffic from the attacker's own address).
+`spoof=None` uses each profile's default; `spoof=True` gives random IPv4 sources (IPv6:
+random low 32 bits in 2001:db8::/96).
 
 Every flood is bounded by a packet count (trafgen -n) and a timeout (the process group is
 killed). `pps=None` sends as fast as trafgen's TX_RING goes. A rate is held steadily by a
@@ -39,6 +42,7 @@ from typing import Protocol
 from lab.netns import nsenter_argv
 from lab.pacing import PacedLink, tbf_params
 from lab.rxrate import AchievedRate, RxRateMeter
+from lab.services import UDP_SERVICE_PORT
 
 
 class FloodLab(Protocol):
@@ -95,13 +99,27 @@ PROFILES: dict[str, Profile] = {
         Profile("memcached_amplification", True, 1400, "UDP from port 11211, ~1400 bytes"),
         Profile("dns_amplification", True, 1000, "UDP from port 53, ~1000 bytes"),
         Profile("ntp_amplification", True, 482, "UDP from port 123, 482 bytes"),
+        Profile("ssdp_amplification", True, 320, "UDP from port 1900, 320 bytes"),
+        Profile("cldap_amplification", True, 1400, "UDP from port 389, 1400 bytes"),
+        Profile("chargen_amplification", True, 512, "UDP from port 19, 512 bytes"),
         Profile("syn_flood", True, 60, "TCP SYN to port 80, random sources and ports"),
         Profile("ack_flood", True, 60, "TCP ACK to port 443, random sources and ports"),
+        Profile("rst_flood", True, 60, "TCP RST to port 443, random sources and ports"),
+        Profile("udp_service_flood", True, 128, f"UDP to port {UDP_SERVICE_PORT}, random sources"),
         Profile("icmp_flood", True, 98, "ICMP echo requests"),
         Profile("udp6_flood", True, 128, "IPv6 UDP, random ports"),
         Profile("fragment_flood", True, 600, "non-first IPv4 UDP fragments"),
         Profile("benign", False, 200, "steady mixed DNS/HTTPS-like traffic, own address"),
     )
+}
+
+AMPLIFICATION_SPORTS = {  # the reflector's service port, the source of its answers
+    "memcached_amplification": 11211,
+    "dns_amplification": 53,
+    "ntp_amplification": 123,
+    "ssdp_amplification": 1900,
+    "cldap_amplification": 389,
+    "chargen_amplification": 19,
 }
 
 _ETH_V4 = "0x0800"
@@ -135,12 +153,13 @@ def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> st
     hdr_udp4 = 14 + 20 + 8
     if profile == "udp_flood":
         body = [f"{_ip4(ep, spoof)}, udp(sp=drnd(), dp=drnd()), {_pad(prof.frame_bytes, hdr_udp4)}"]
-    elif profile in ("memcached_amplification", "dns_amplification", "ntp_amplification"):
-        sport = {
-            "memcached_amplification": 11211,
-            "dns_amplification": 53,
-            "ntp_amplification": 123,
-        }[profile]
+    elif profile == "udp_service_flood":
+        body = [
+            f"{_ip4(ep, spoof)}, udp(sp=drnd(), dp={UDP_SERVICE_PORT}), "
+            f"{_pad(prof.frame_bytes, hdr_udp4)}"
+        ]
+    elif profile in AMPLIFICATION_SPORTS:
+        sport = AMPLIFICATION_SPORTS[profile]
         body = [
             f"{_ip4(ep, spoof)}, udp(sp={sport}, dp=drnd(1024, 65535)), "
             f"{_pad(prof.frame_bytes, hdr_udp4)}"
@@ -154,6 +173,8 @@ def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> st
             f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=443, seq=drnd(), aseq=drnd(), ack, "
             "win=501), fill(0x00, 6)"
         ]
+    elif profile == "rst_flood":
+        body = [f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=443, seq=drnd(), rst, win=0), fill(0x00, 6)"]
     elif profile == "icmp_flood":
         body = [
             f"{_ip4(ep, spoof)}, icmp4(echorequest, id=drnd(), seq=drnd()), "

@@ -14,6 +14,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
+from lab.services import UDP_SERVICE_PORT
 from lab.trafgen import (
     PROFILES,
     Endpoints,
@@ -60,6 +61,9 @@ def test_amplification_source_ports_and_sizes(tmp_path: Path) -> None:
         ("memcached_amplification", 11211),
         ("dns_amplification", 53),
         ("ntp_amplification", 123),
+        ("ssdp_amplification", 1900),
+        ("cldap_amplification", 389),
+        ("chargen_amplification", 19),
     ):
         pkts = render(tmp_path, profile)
         assert {p[UDP].sport for p in pkts} == {port}
@@ -118,3 +122,12 @@ def test_unpaced_floods_use_the_tx_ring() -> None:
 def test_rates_must_be_positive() -> None:
     with pytest.raises(TrafgenError, match="pps must be positive"):
         trafgen_argv("x.cfg", "veth0", packets=10, pps=0, profile="udp_flood")
+
+
+def test_rst_and_udp_service_floods(tmp_path: Path) -> None:
+    rst = render(tmp_path, "rst_flood", n=50)
+    assert all(p[TCP].flags == "R" and p[TCP].dport == 443 for p in rst)
+    assert len({p[IP].src for p in rst}) > 40
+    svc = render(tmp_path, "udp_service_flood", n=50)
+    assert {p[UDP].dport for p in svc} == {UDP_SERVICE_PORT}
+    assert len({p[IP].src for p in svc}) > 40
