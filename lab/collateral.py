@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import subprocess
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
-from lab.netns import IFA_F_NODAD, NETNS_DIR, _next_id, enter_netns, nsenter_argv
+from lab.netns import IFA_F_NODAD, NETNS_DIR, InNamespaces, next_run_id
 
 V4_PREFIX, V6_PREFIX = 24, 64
 ROLES = ("attacker", "victim", "client")
@@ -59,7 +56,7 @@ class Host:
 
 
 @dataclass(eq=False)
-class CollateralLab:
+class CollateralLab(InNamespaces):
     run_id: str
     bridge_ns: str
     hosts: dict[str, Host] = field(default_factory=dict)
@@ -68,7 +65,7 @@ class CollateralLab:
     def create(cls) -> CollateralLab:
         """Build the four namespaces, the bridge and the three links; on any failure
         remove what was made."""
-        run_id = _next_id()
+        run_id = next_run_id()
         lab = cls(run_id=run_id, bridge_ns=f"bridge-{run_id}")
         short = run_id.replace("-", "x")
         for role in ROLES:
@@ -197,28 +194,6 @@ class CollateralLab:
     @property
     def client_ns(self) -> str:
         return self.client.ns
-
-    # ---------- running things inside ----------------------------------------------------
-
-    def run(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """subprocess.run inside namespace `ns` (check=False unless given)."""
-        return subprocess.run(nsenter_argv(ns, argv), check=kwargs.pop("check", False), **kwargs)
-
-    def popen(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """subprocess.Popen inside namespace `ns`."""
-        return subprocess.Popen(nsenter_argv(ns, argv), **kwargs)
-
-    @contextlib.contextmanager
-    def inside(self, ns: str) -> Iterator[None]:
-        """Move the calling thread into namespace `ns` for the block, then back."""
-        with enter_netns(ns):
-            yield
-
-    def ipr(self, ns: str) -> Any:
-        """A pyroute2 NetNS handle for `ns` (close it, or use it as a context manager)."""
-        from pyroute2 import NetNS
-
-        return NetNS(ns)
 
 
 @atexit.register

@@ -15,9 +15,12 @@ the macvlan leaves with `close()`, or with the namespace.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from dataclasses import dataclass
+
+from lab.netns import NETNS_DIR
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
@@ -77,7 +80,7 @@ class PacedLink:
         from pyroute2 import NetNS
 
         link = cls(ns, lower, pace_ifname(), params)
-        with NetNS(ns) as nsr:
+        with NetNS(ns, flags=0) as nsr:  # the lab's namespace: never create one
             found = nsr.link_lookup(ifname=lower)
             if not found:
                 raise PacingError(f"no interface {lower!r} in namespace {ns!r}")
@@ -93,29 +96,14 @@ class PacedLink:
                 raise
         return link
 
-    def qdisc_drops(self) -> int:
-        """Packets the tbf qdisc dropped (0 when the sender was held by its buffer)."""
-        from pyroute2 import NetNS
-
-        with NetNS(self.ns) as nsr:
-            found = nsr.link_lookup(ifname=self.ifname)
-            if not found:
-                return 0
-            for q in nsr.get_qdiscs(index=found[0]):
-                if q.get_attr("TCA_KIND") == "tbf":
-                    stats = q.get_attr("TCA_STATS2")
-                    queue = stats.get_attr("TCA_STATS_QUEUE") if stats else None
-                    return int(queue["drops"]) if queue else 0
-        return 0
-
     def close(self) -> None:
         """Remove the macvlan (and its qdisc). Idempotent; a vanished namespace is fine."""
         from pyroute2 import NetNS
 
-        try:
-            with NetNS(self.ns) as nsr:
-                found = nsr.link_lookup(ifname=self.ifname)
-                if found:
-                    nsr.link("del", index=found[0])
-        except (OSError, FileNotFoundError):
-            pass  # the lab (and the macvlan with it) is gone already
+        if not (NETNS_DIR / self.ns).exists():
+            return  # the lab (and the macvlan with it) is gone already
+        # flags=0: never (re)create the namespace, as pyroute2's default O_CREAT would
+        with contextlib.suppress(Exception), NetNS(self.ns, flags=0) as nsr:
+            found = nsr.link_lookup(ifname=self.ifname)
+            if found:
+                nsr.link("del", index=found[0])

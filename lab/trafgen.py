@@ -326,6 +326,7 @@ def start_flood(
     ends it with stop_flood, which also returns the rate the victim saw."""
     text = config_text(profile, lab_endpoints(lab), spoof=spoof)
     pacer = _pacer(lab, profile, pps)
+    meter: RxRateMeter | None = None
     try:
         # The configuration goes through stdin (-i -): no file to clean up, no start-up race.
         argv = trafgen_argv("-", pacer.ifname if pacer else lab.attacker_if, packets=packets,
@@ -335,6 +336,8 @@ def start_flood(
                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                      start_new_session=True)  # fmt: skip
     except BaseException:
+        if meter is not None:
+            meter.stop()
         if pacer is not None:
             pacer.close()
         raise

@@ -147,3 +147,16 @@ def test_stopping_a_paced_flood_early_removes_its_pacer() -> None:
         rate = stop_flood(flood)
         assert flood.returncode is not None and rate is not None
         assert _links(lab, lab.attacker_ns) == {"lo", lab.attacker_if}
+
+
+def test_stopping_a_flood_after_its_lab_is_gone_creates_nothing() -> None:
+    # pyroute2 creates a namespace it is asked to open unless told otherwise: removing the
+    # pacer of a flood whose lab is already destroyed must not bring the namespace back.
+    require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
+    lab = Lab.create()
+    flood = start_flood(lab, "udp_flood", packets=1_000_000, pps=1_000)
+    lab.destroy()
+    stop_flood(flood)
+    assert flood.returncode is not None
+    assert not (NETNS_DIR / lab.attacker_ns).exists()
+    assert not (NETNS_DIR / lab.victim_ns).exists()
