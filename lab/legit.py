@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from lab import minidns
 from lab.netns import enter_netns
@@ -49,6 +49,7 @@ DNS_LOOKUP_PER_S = 10
 PING_PER_S = 10
 TCP_PORT, DOWNLOAD_PORT = HTTP_PORTS  # 80: new connections; 443: the long download
 LOOKUP_NAME = "www.example.test"
+T = TypeVar("T")
 
 
 class LegitLab(Protocol):
@@ -168,11 +169,13 @@ class LegitTraffic:
             asyncio.set_event_loop(self.loop)
             self.loop.run_forever()
 
-    def _call(self, make: Callable[[], Awaitable[object]], timeout_s: float = 60.0) -> object:
-        async def wrapped() -> object:
+    def _call(self, make: Callable[[], Awaitable[T]], timeout_s: float = 60.0) -> T:
+        """Run make() on the generator's loop (in the client namespace) and wait for it."""
+
+        async def wrapped() -> T:
             return await make()
 
-        fut: Future[object] = asyncio.run_coroutine_threadsafe(wrapped(), self.loop)
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(wrapped(), self.loop)
         return fut.result(timeout_s)
 
     # ---------- set-up and tear-down ---------------------------------------------------
@@ -239,9 +242,7 @@ class LegitTraffic:
         """Run every class for `duration_s`; returns once every attempt has ended."""
         if duration_s <= 0:
             raise ValueError(f"duration_s must be positive, got {duration_s}")
-        result = self._call(lambda: self._measure(duration_s), duration_s + 30.0)
-        assert isinstance(result, LegitResult)
-        return result
+        return self._call(lambda: self._measure(duration_s), duration_s + 30.0)
 
     async def _measure(self, duration_s: float) -> LegitResult:
         t0 = time.monotonic()

@@ -234,14 +234,19 @@ def paced_by_qdisc(profile: str, pps: int | None) -> bool:
     return pps is not None and profile != "benign"
 
 
-def trafgen_argv(
-    cfg_path: str, dev: str, *, packets: int, pps: int | None, profile: str, cpus: int = 1
-) -> list[str]:
-    """trafgen's argv. For a qdisc-paced flood `dev` is the flood's pacing macvlan."""
+def check_bounds(packets: int, pps: int | None) -> None:
+    """Refuse an unbounded flood or a rate that is not positive (before anything is made)."""
     if packets <= 0:
         raise TrafgenError("a flood needs a positive packet count (unbounded floods are refused)")
     if pps is not None and pps <= 0:
         raise TrafgenError(f"pps must be positive, got {pps}")
+
+
+def trafgen_argv(
+    cfg_path: str, dev: str, *, packets: int, pps: int | None, profile: str, cpus: int = 1
+) -> list[str]:
+    """trafgen's argv. For a qdisc-paced flood `dev` is the flood's pacing macvlan."""
+    check_bounds(packets, pps)
     # --no-sock-mem: leave the socket-memory sysctls alone (0.6.8 rejects its short -A).
     argv = [
         TRAFGEN,
@@ -292,6 +297,7 @@ def run_flood(
 ) -> FloodResult:
     """Run one bounded flood from the attacker namespace out of the attacker veth; the
     result states what trafgen sent and the rate the victim's interface saw."""
+    check_bounds(packets, pps)
     text = config_text(profile, lab_endpoints(lab), spoof=spoof)
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", prefix=f"ft-{profile}-") as cfg:
         cfg.write(text)
@@ -321,9 +327,10 @@ def start_flood(
     pps: int | None = None,
     spoof: bool | None = None,
     cpus: int = 1,
-) -> subprocess.Popen[str]:
+) -> Flood:
     """Start a bounded flood in the background; the caller waits for it (or not) and
     ends it with stop_flood, which also returns the rate the victim saw."""
+    check_bounds(packets, pps)
     text = config_text(profile, lab_endpoints(lab), spoof=spoof)
     pacer = _pacer(lab, profile, pps)
     meter: RxRateMeter | None = None

@@ -21,6 +21,8 @@ from lab.trafgen import (
     TrafgenError,
     config_text,
     paced_by_qdisc,
+    run_flood,
+    start_flood,
     trafgen_argv,
 )
 from tests.capability import require
@@ -131,3 +133,13 @@ def test_rst_and_udp_service_floods(tmp_path: Path) -> None:
     svc = render(tmp_path, "udp_service_flood", n=50)
     assert {p[UDP].dport for p in svc} == {UDP_SERVICE_PORT}
     assert len({p[IP].src for p in svc}) > 40
+
+
+def test_bad_bounds_are_refused_before_anything_is_made() -> None:
+    # run_flood/start_flood check before they make a pacing link or start trafgen: an
+    # object without a single lab attribute is never touched.
+    for packets, pps, match in ((0, 100, "positive packet count"), (10, 0, "pps must be")):
+        with pytest.raises(TrafgenError, match=match):
+            run_flood(object(), "udp_flood", packets=packets, pps=pps)  # type: ignore[arg-type]
+        with pytest.raises(TrafgenError, match=match):
+            start_flood(object(), "udp_flood", packets=packets, pps=pps)  # type: ignore[arg-type]
