@@ -1,1 +1,12 @@
-"""The network-namespace lab (netns.py) and the trafgen flood runner (trafgen.py)."""
+"""Test and demo equipment (not installed on edge nodes).
+
+netns.py      the two-namespace lab (attacker <-veth-> victim)
+collateral.py the collateral lab (attacker, client, victim joined by a bridge namespace)
+services.py   real services for it (HTTP, UDP request/response, a DNS resolver)
+legit.py      legitimate traffic from the client and its success per class
+trafgen.py    bounded trafgen floods from the attacker namespace
+pacing.py     steady pacing for them (a tbf qdisc on a per-flood macvlan)
+rxrate.py     the rate a flood reached the victim at (rx counters per 100 ms)
+minidns.py    the few DNS wire-format pieces the resolver and the lookups need
+demo.py       `make demo`, and the Stack the e2e tests and benchmarks share
+"""

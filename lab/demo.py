@@ -5,7 +5,8 @@
 Builds the namespace lab (attacker <-veth-> victim, no default route), starts a real
 `ftcontrol serve` and a real `ftagent run` inside the victim namespace (the API over the
 victim's loopback), registers the node with `ftagent deploy`, waits for the baseline,
-runs a bounded memcached-style flood from the attacker namespace, prints one line a
+runs a bounded memcached-style flood from the attacker namespace (paced evenly, and
+the rate the victim's interface saw stated afterwards), prints one line a
 second (pps in, pps dropped, node status, as the control plane reports them), then the
 incident as GET /api/v1/incidents/{uuid} returns it, and removes the processes, the XDP
 program and the namespaces, also on Ctrl-C.
@@ -308,7 +309,7 @@ def run_demo(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]
         seconds = flood_packets / flood_pps
         _say(
             f"memcached-style flood: {flood_packets} packets at {flood_pps} pps "
-            f"(~{seconds:.0f} s, UDP from port 11211, spoofed sources)"
+            f"(~{seconds:.0f} s, UDP from port 11211, spoofed sources, paced by a tbf qdisc)"
         )
         flood = start_flood(stack._lab(), "memcached_amplification", packets=flood_packets,
                             pps=flood_pps)  # fmt: skip
@@ -335,7 +336,12 @@ def run_demo(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]
                     raise TimeoutError("the incident did not resolve within a minute of the flood")
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - started - t)))
         finally:
-            stop_flood(flood)
+            achieved = stop_flood(flood)
+        if achieved is not None:
+            _say(
+                f"the flood as the victim's interface saw it: {achieved.describe()}; "
+                f"requested {flood_pps:,} pps (benign background included)"
+            )
     finally:
         stop_flood(benign)
     incident: dict[str, Any] = stack.wait_until(
@@ -352,9 +358,7 @@ def run_demo(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m lab.demo", description=__doc__.split("\n\n")[0]
-    )
+    p = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--flood-packets", type=int, default=200_000)
     p.add_argument("--flood-pps", type=int, default=25_000)
     p.add_argument("--keep-logs", metavar="DIR", help="copy the processes' logs here at the end")

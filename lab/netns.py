@@ -46,7 +46,7 @@ class LabError(RuntimeError):
     pass
 
 
-def _next_id() -> str:
+def next_run_id() -> str:
     with _counter_lock:
         return f"{os.getpid()}-{next(_counter)}"
 
@@ -56,8 +56,32 @@ def nsenter_argv(ns: str, argv: Sequence[str]) -> list[str]:
     return ["nsenter", f"--net={NETNS_DIR / ns}", "--", *argv]
 
 
+class InNamespaces:
+    """Running things inside a lab's namespaces (shared by Lab and CollateralLab)."""
+
+    def run(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """subprocess.run inside namespace `ns` (check=False unless given)."""
+        return subprocess.run(nsenter_argv(ns, argv), check=kwargs.pop("check", False), **kwargs)
+
+    def popen(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """subprocess.Popen inside namespace `ns`."""
+        return subprocess.Popen(nsenter_argv(ns, argv), **kwargs)
+
+    @contextlib.contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Move the calling thread into namespace `ns` for the block, then back."""
+        with enter_netns(ns):
+            yield
+
+    def ipr(self, ns: str) -> Any:
+        """A pyroute2 NetNS handle for `ns` (close it, or use it as a context manager)."""
+        from pyroute2 import NetNS
+
+        return NetNS(ns, flags=0)  # never create a namespace by asking for a handle
+
+
 @dataclass(eq=False)
-class Lab:
+class Lab(InNamespaces):
     attacker_ns: str
     victim_ns: str
     attacker_if: str
@@ -72,7 +96,7 @@ class Lab:
     @classmethod
     def create(cls) -> Lab:
         """Build both namespaces and the veth pair; on any failure remove what was made."""
-        run_id = _next_id()
+        run_id = next_run_id()
         short = run_id.replace("-", "x")
         lab = cls(
             attacker_ns=f"attacker-{run_id}",
@@ -137,31 +161,13 @@ class Lab:
     def __enter__(self) -> Lab:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.destroy()
-
-    # ---------- running things inside ----------
-
-    def run(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """subprocess.run inside namespace `ns` (check=False unless given)."""
-        return subprocess.run(nsenter_argv(ns, argv), check=kwargs.pop("check", False), **kwargs)
-
-    def popen(self, ns: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        """subprocess.Popen inside namespace `ns`."""
-        return subprocess.Popen(nsenter_argv(ns, argv), **kwargs)
-
-    @contextlib.contextmanager
-    def inside(self, ns: str) -> Iterator[None]:
-        """Move the calling thread into namespace `ns` for the block, then back."""
-        with enter_netns(ns):
-            yield
-
-    def ipr(self, ns: str) -> Any:
-        """A pyroute2 NetNS handle for `ns` (close it, or use it as a context manager)."""
-        from pyroute2 import NetNS
-
-        return NetNS(ns)
 
 
 def _setns(fd: int) -> None:
@@ -189,13 +195,14 @@ def enter_netns(ns: str) -> Iterator[None]:
 
 
 def remove_stale() -> list[str]:
-    """Remove lab namespaces left by processes that no longer exist; returns their names."""
+    """Remove lab namespaces (Lab and CollateralLab) left by processes that no longer exist;
+    returns their names."""
     from pyroute2 import netns
 
     removed = []
     for name in netns.listnetns():
         role, _, rest = name.partition("-")
-        if role not in ("attacker", "victim"):
+        if role not in ("attacker", "victim", "client", "bridge"):
             continue
         pid = rest.split("-")[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():

@@ -5,17 +5,27 @@
     result.sent        # packets trafgen reports as sent
 
 Profiles (see PROFILES): udp_flood, memcached_amplification (UDP sport 11211, 1400-byte
-frames), dns_amplification (sport 53), ntp_amplification (sport 123), syn_flood and
-ack_flood (random source addresses), icmp_flood, udp6_flood (IPv6), fragment_flood
-(non-first IPv4 UDP fragments), benign (steady moderate mixed traffic from the
-attacker's own address). `spoof=None` uses each profile's default; `spoof=True` gives
-random IPv4 sources (IPv6: random low 32 bits in 2001:db8::/96).
+frames), dns_amplification (sport 53), ntp_amplification (sport 123),
+ssdp_amplification (sport 1900), cldap_amplification (sport 389),
+chargen_amplification (sport 19), syn_flood (to :80), ack_flood and rst_flood (to :443),
+udp_service_flood (to the collateral lab's UDP service port), all from random source
+addresses; icmp_flood, udp6_flood (IPv6), fragment_flood (non-first IPv4 UDP
+fragments), benign (steady moderate mixed traffic from the attacker's own address).
+`spoof=None` uses each profile's default; `spoof=True` gives random IPv4 sources (IPv6:
+random low 32 bits in 2001:db8::/96).
 
 Every flood is bounded by a packet count (trafgen -n) and a timeout (the process group is
-killed). `pps=None` sends as fast as trafgen's TX_RING goes; a rate uses trafgen's
-slow mode (-b <pps>pps; benign uses -t <gap>). Frames go to the victim veth's MAC, so the
-victim interface accepts them. `config_text()` renders the trafgen configuration alone
-(write it to a .pcap with `trafgen -o file.pcap` to inspect it).
+killed). `pps=None` sends as fast as trafgen's TX_RING goes. A rate is held steadily by a
+tbf qdisc on a macvlan of the attacker veth made for this flood (lab.pacing; trafgen
+sends through the qdisc path, `-q -t 0`): not trafgen's `-b`, which sends each second's
+packets in a 0.2 s burst. benign keeps trafgen's own gap (`-t <1/pps>`), steady at its
+low rates. Frames go to the victim veth's MAC, so the victim interface accepts them.
+`config_text()` renders the trafgen configuration alone (write it to a .pcap with
+`trafgen -o file.pcap` to inspect it).
+
+The rate the victim actually saw is measured at the victim veth's rx counters every
+100 ms (lab.rxrate): `run_flood(...).achieved` and `stop_flood(proc)` return it (mean,
+and the busiest 100 ms window).
 """
 
 from __future__ import annotations
@@ -26,13 +36,40 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from lab.netns import nsenter_argv
+from lab.pacing import PacedLink, tbf_params
+from lab.rxrate import AchievedRate, RxRateMeter
+from lab.services import UDP_SERVICE_PORT
 
-if TYPE_CHECKING:
-    from lab.netns import Lab
+
+class FloodLab(Protocol):
+    """What a flood needs of a lab: lab.netns.Lab and lab.collateral.CollateralLab both
+    have it (the attacker sends out of attacker_if, the victim receives on victim_if)."""
+
+    @property
+    def attacker_ns(self) -> str: ...
+    @property
+    def attacker_if(self) -> str: ...
+    @property
+    def attacker_mac(self) -> str: ...
+    @property
+    def attacker_v4(self) -> str: ...
+    @property
+    def attacker_v6(self) -> str: ...
+    @property
+    def victim_ns(self) -> str: ...
+    @property
+    def victim_if(self) -> str: ...
+    @property
+    def victim_mac(self) -> str: ...
+    @property
+    def victim_v4(self) -> str: ...
+    @property
+    def victim_v6(self) -> str: ...
+
 
 TRAFGEN = "trafgen"
 
@@ -62,13 +99,27 @@ PROFILES: dict[str, Profile] = {
         Profile("memcached_amplification", True, 1400, "UDP from port 11211, ~1400 bytes"),
         Profile("dns_amplification", True, 1000, "UDP from port 53, ~1000 bytes"),
         Profile("ntp_amplification", True, 482, "UDP from port 123, 482 bytes"),
+        Profile("ssdp_amplification", True, 320, "UDP from port 1900, 320 bytes"),
+        Profile("cldap_amplification", True, 1400, "UDP from port 389, 1400 bytes"),
+        Profile("chargen_amplification", True, 512, "UDP from port 19, 512 bytes"),
         Profile("syn_flood", True, 60, "TCP SYN to port 80, random sources and ports"),
         Profile("ack_flood", True, 60, "TCP ACK to port 443, random sources and ports"),
+        Profile("rst_flood", True, 60, "TCP RST to port 443, random sources and ports"),
+        Profile("udp_service_flood", True, 128, f"UDP to port {UDP_SERVICE_PORT}, random sources"),
         Profile("icmp_flood", True, 98, "ICMP echo requests"),
         Profile("udp6_flood", True, 128, "IPv6 UDP, random ports"),
         Profile("fragment_flood", True, 600, "non-first IPv4 UDP fragments"),
         Profile("benign", False, 200, "steady mixed DNS/HTTPS-like traffic, own address"),
     )
+}
+
+AMPLIFICATION_SPORTS = {  # the reflector's service port, the source of its answers
+    "memcached_amplification": 11211,
+    "dns_amplification": 53,
+    "ntp_amplification": 123,
+    "ssdp_amplification": 1900,
+    "cldap_amplification": 389,
+    "chargen_amplification": 19,
 }
 
 _ETH_V4 = "0x0800"
@@ -102,28 +153,45 @@ def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> st
     hdr_udp4 = 14 + 20 + 8
     if profile == "udp_flood":
         body = [f"{_ip4(ep, spoof)}, udp(sp=drnd(), dp=drnd()), {_pad(prof.frame_bytes, hdr_udp4)}"]
-    elif profile in ("memcached_amplification", "dns_amplification", "ntp_amplification"):
-        sport = {"memcached_amplification": 11211, "dns_amplification": 53,
-                 "ntp_amplification": 123}[profile]
-        body = [f"{_ip4(ep, spoof)}, udp(sp={sport}, dp=drnd(1024, 65535)), "
-                f"{_pad(prof.frame_bytes, hdr_udp4)}"]
+    elif profile == "udp_service_flood":
+        body = [
+            f"{_ip4(ep, spoof)}, udp(sp=drnd(), dp={UDP_SERVICE_PORT}), "
+            f"{_pad(prof.frame_bytes, hdr_udp4)}"
+        ]
+    elif profile in AMPLIFICATION_SPORTS:
+        sport = AMPLIFICATION_SPORTS[profile]
+        body = [
+            f"{_ip4(ep, spoof)}, udp(sp={sport}, dp=drnd(1024, 65535)), "
+            f"{_pad(prof.frame_bytes, hdr_udp4)}"
+        ]
     elif profile == "syn_flood":
-        body = [f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=80, seq=drnd(), syn, win=64240), "
-                "fill(0x00, 6)"]
+        body = [
+            f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=80, seq=drnd(), syn, win=64240), fill(0x00, 6)"
+        ]
     elif profile == "ack_flood":
-        body = [f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=443, seq=drnd(), aseq=drnd(), ack, "
-                "win=501), fill(0x00, 6)"]
+        body = [
+            f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=443, seq=drnd(), aseq=drnd(), ack, "
+            "win=501), fill(0x00, 6)"
+        ]
+    elif profile == "rst_flood":
+        body = [f"{_ip4(ep, spoof)}, tcp(sp=drnd(), dp=443, seq=drnd(), rst, win=0), fill(0x00, 6)"]
     elif profile == "icmp_flood":
-        body = [f"{_ip4(ep, spoof)}, icmp4(echorequest, id=drnd(), seq=drnd()), "
-                f"{_pad(prof.frame_bytes, 14 + 20 + 8)}"]
+        body = [
+            f"{_ip4(ep, spoof)}, icmp4(echorequest, id=drnd(), seq=drnd()), "
+            f"{_pad(prof.frame_bytes, 14 + 20 + 8)}"
+        ]
     elif profile == "udp6_flood":
         sa = "2001:db8::, sa[12:4]=drnd()" if spoof else ep.src_v6
-        return (f"{{ {_eth(ep, _ETH_V6)}, ipv6(sa={sa}, da={ep.dst_v6}, hl=64), "
-                f"udp(sp=drnd(), dp=drnd()), {_pad(prof.frame_bytes, 14 + 40 + 8)} }}\n")
+        return (
+            f"{{ {_eth(ep, _ETH_V6)}, ipv6(sa={sa}, da={ep.dst_v6}, hl=64), "
+            f"udp(sp=drnd(), dp=drnd()), {_pad(prof.frame_bytes, 14 + 40 + 8)} }}\n"
+        )
     elif profile == "fragment_flood":
         # Offsets > 0 with MF set: fragments without an L4 header, never reassembled.
-        body = [f"{_ip4(ep, spoof, ', mf, frag=drnd(1, 8000), id=drnd(), proto=17')}, "
-                f"{_pad(prof.frame_bytes, 14 + 20)}"]
+        body = [
+            f"{_ip4(ep, spoof, ', mf, frag=drnd(1, 8000), id=drnd(), proto=17')}, "
+            f"{_pad(prof.frame_bytes, 14 + 20)}"
+        ]
     else:  # benign: a DNS-like query, an HTTPS-like ACK, a small UDP reply
         body = [
             f"{_ip4(ep, spoof)}, udp(sp=drnd(20000, 60000), dp=53), {_pad(80, hdr_udp4)}",
@@ -134,9 +202,15 @@ def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> st
     return "".join(f"{{ {e4}, {b} }}\n" for b in body)
 
 
-def lab_endpoints(lab: Lab) -> Endpoints:
-    return Endpoints(lab.attacker_mac, lab.victim_mac, lab.attacker_v4, lab.victim_v4,
-                     lab.attacker_v6, lab.victim_v6)
+def lab_endpoints(lab: FloodLab) -> Endpoints:
+    return Endpoints(
+        lab.attacker_mac,
+        lab.victim_mac,
+        lab.attacker_v4,
+        lab.victim_v4,
+        lab.attacker_v6,
+        lab.victim_v6,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,30 +221,72 @@ class FloodResult:
     elapsed_s: float
     timed_out: bool
     returncode: int
+    requested_pps: int | None = None  # None: as fast as trafgen goes
+    achieved: AchievedRate | None = None  # as the victim's interface saw it
 
 
 _SENT = re.compile(r"(\d+)\s+packets outgoing")
+DRAIN_S = 0.25  # after trafgen ends: the last window's packets reach the victim's counters
 
 
-def trafgen_argv(cfg_path: str, dev: str, *, packets: int, pps: int | None, profile: str,
-                 cpus: int = 1) -> list[str]:
+def paced_by_qdisc(profile: str, pps: int | None) -> bool:
+    """Whether this flood is held to its rate by a tbf qdisc (lab.pacing)."""
+    return pps is not None and profile != "benign"
+
+
+def check_bounds(packets: int, pps: int | None) -> None:
+    """Refuse an unbounded flood or a rate that is not positive (before anything is made)."""
     if packets <= 0:
         raise TrafgenError("a flood needs a positive packet count (unbounded floods are refused)")
+    if pps is not None and pps <= 0:
+        raise TrafgenError(f"pps must be positive, got {pps}")
+
+
+def trafgen_argv(
+    cfg_path: str, dev: str, *, packets: int, pps: int | None, profile: str, cpus: int = 1
+) -> list[str]:
+    """trafgen's argv. For a qdisc-paced flood `dev` is the flood's pacing macvlan."""
+    check_bounds(packets, pps)
     # --no-sock-mem: leave the socket-memory sysctls alone (0.6.8 rejects its short -A).
-    argv = [TRAFGEN, "-i", cfg_path, "-o", dev, "-n", str(packets), "-P", str(cpus),
-            "--no-sock-mem"]
+    argv = [
+        TRAFGEN,
+        "-i",
+        cfg_path,
+        "-o",
+        dev,
+        "-n",
+        str(packets),
+        "-P",
+        str(cpus),
+        "--no-sock-mem",
+    ]
     if profile == "benign":
         gap_us = max(1, int(1_000_000 / (pps or 200)))
         argv += ["-t", f"{gap_us}us"]
-    elif pps is not None:
-        if pps <= 0:
-            raise TrafgenError(f"pps must be positive, got {pps}")
-        argv += ["-b", f"{pps}pps"]
+    elif paced_by_qdisc(profile, pps):
+        # sendto() without gaps (-t 0) through the qdisc path (-q): the tbf sets the pace
+        # and the socket's send buffer holds trafgen back.
+        argv += ["-q", "-t", "0"]
     return argv
 
 
+def _pacer(lab: FloodLab, profile: str, pps: int | None) -> PacedLink | None:
+    if pps is None or not paced_by_qdisc(profile, pps):
+        return None
+    params = tbf_params(pps, PROFILES[profile].frame_bytes)
+    return PacedLink.create(lab.attacker_ns, lab.attacker_if, params)
+
+
+class Flood(subprocess.Popen[str]):
+    """A flood started by start_flood: trafgen's process, plus its pacing link and the
+    meter of the victim's rx rate, both ended by stop_flood."""
+
+    pacer: PacedLink | None = None
+    meter: RxRateMeter | None = None
+
+
 def run_flood(
-    lab: Lab,
+    lab: FloodLab,
     profile: str,
     *,
     packets: int,
@@ -179,33 +295,60 @@ def run_flood(
     spoof: bool | None = None,
     cpus: int = 1,
 ) -> FloodResult:
-    """Run one bounded flood from the attacker namespace out of the attacker veth."""
+    """Run one bounded flood from the attacker namespace out of the attacker veth; the
+    result states what trafgen sent and the rate the victim's interface saw."""
+    check_bounds(packets, pps)
     text = config_text(profile, lab_endpoints(lab), spoof=spoof)
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", prefix=f"ft-{profile}-") as cfg:
         cfg.write(text)
         cfg.flush()
-        argv = trafgen_argv(cfg.name, lab.attacker_if, packets=packets, pps=pps,
-                            profile=profile, cpus=cpus)
-        return _run(nsenter_argv(lab.attacker_ns, argv), profile, packets, timeout_s)
+        pacer = _pacer(lab, profile, pps)
+        try:
+            dev = pacer.ifname if pacer else lab.attacker_if
+            argv = trafgen_argv(cfg.name, dev, packets=packets, pps=pps, profile=profile,
+                                cpus=cpus)  # fmt: skip
+            meter = RxRateMeter(lab.victim_ns, lab.victim_if).start()
+            try:
+                result = _run(nsenter_argv(lab.attacker_ns, argv), profile, packets, timeout_s)
+                time.sleep(DRAIN_S)
+            finally:
+                achieved = meter.stop()
+        finally:
+            if pacer is not None:
+                pacer.close()
+    return replace(result, requested_pps=pps, achieved=achieved)
 
 
 def start_flood(
-    lab: Lab,
+    lab: FloodLab,
     profile: str,
     *,
     packets: int,
     pps: int | None = None,
     spoof: bool | None = None,
     cpus: int = 1,
-) -> subprocess.Popen[str]:
-    """Start a bounded flood in the background; the caller waits (or kills its group)."""
+) -> Flood:
+    """Start a bounded flood in the background; the caller waits for it (or not) and
+    ends it with stop_flood, which also returns the rate the victim saw."""
+    check_bounds(packets, pps)
     text = config_text(profile, lab_endpoints(lab), spoof=spoof)
-    # The configuration goes through stdin (-i -): no file to clean up, no start-up race.
-    argv = trafgen_argv("-", lab.attacker_if, packets=packets, pps=pps, profile=profile,
-                        cpus=cpus)
-    proc = subprocess.Popen(nsenter_argv(lab.attacker_ns, argv), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    pacer = _pacer(lab, profile, pps)
+    meter: RxRateMeter | None = None
+    try:
+        # The configuration goes through stdin (-i -): no file to clean up, no start-up race.
+        argv = trafgen_argv("-", pacer.ifname if pacer else lab.attacker_if, packets=packets,
+                            pps=pps, profile=profile, cpus=cpus)  # fmt: skip
+        meter = RxRateMeter(lab.victim_ns, lab.victim_if).start()
+        proc = Flood(nsenter_argv(lab.attacker_ns, argv), stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                     start_new_session=True)  # fmt: skip
+    except BaseException:
+        if meter is not None:
+            meter.stop()
+        if pacer is not None:
+            pacer.close()
+        raise
+    proc.pacer, proc.meter = pacer, meter
     if proc.stdin is None:  # cannot happen with stdin=PIPE; keeps the type checker honest
         raise TrafgenError("no stdin pipe to trafgen")
     proc.stdin.write(text)
@@ -213,17 +356,30 @@ def start_flood(
     return proc
 
 
-def stop_flood(proc: subprocess.Popen[str]) -> None:
-    """Kill a flood started with start_flood (its own process group) and reap it."""
+def stop_flood(proc: subprocess.Popen[str]) -> AchievedRate | None:
+    """Kill a flood started with start_flood (its own process group), reap it, remove its
+    pacing link; returns the rate the victim's interface saw (None for a plain Popen)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    if not isinstance(proc, Flood):
+        return None
+    achieved = None
+    if proc.meter is not None:
+        time.sleep(DRAIN_S)
+        achieved = proc.meter.stop()
+        proc.meter = None
+    if proc.pacer is not None:
+        proc.pacer.close()
+        proc.pacer = None
+    return achieved
 
 
 def _run(argv: list[str], profile: str, packets: int, timeout_s: float) -> FloodResult:
     start = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     timed_out = False
     try:
         out, _ = proc.communicate(timeout=timeout_s)

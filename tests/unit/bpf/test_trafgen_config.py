@@ -14,11 +14,22 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from lab.trafgen import PROFILES, Endpoints, TrafgenError, config_text, trafgen_argv
+from lab.services import UDP_SERVICE_PORT
+from lab.trafgen import (
+    PROFILES,
+    Endpoints,
+    TrafgenError,
+    config_text,
+    paced_by_qdisc,
+    run_flood,
+    start_flood,
+    trafgen_argv,
+)
 from tests.capability import require
 
-EP = Endpoints("02:00:00:00:00:01", "02:00:00:00:00:02", "10.77.0.1", "10.77.0.2",
-               "fd77::1", "fd77::2")
+EP = Endpoints(
+    "02:00:00:00:00:01", "02:00:00:00:00:02", "10.77.0.1", "10.77.0.2", "fd77::1", "fd77::2"
+)
 
 
 def render(tmp_path: Path, profile: str, n: int = 24, spoof: bool | None = None) -> list[Any]:
@@ -26,8 +37,12 @@ def render(tmp_path: Path, profile: str, n: int = 24, spoof: bool | None = None)
     cfg = tmp_path / f"{profile}.cfg"
     cfg.write_text(config_text(profile, EP, spoof=spoof))
     out = tmp_path / f"{profile}.pcap"
-    subprocess.run(["trafgen", "-i", str(cfg), "-o", str(out), "-n", str(n), "-P", "1"],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["trafgen", "-i", str(cfg), "-o", str(out), "-n", str(n), "-P", "1"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     pkts = rdpcap(str(out))
     assert len(pkts) == n
     for p in pkts:
@@ -44,8 +59,14 @@ def test_every_profile_renders_frames_for_the_victim(tmp_path: Path, profile: st
 
 
 def test_amplification_source_ports_and_sizes(tmp_path: Path) -> None:
-    for profile, port in (("memcached_amplification", 11211), ("dns_amplification", 53),
-                          ("ntp_amplification", 123)):
+    for profile, port in (
+        ("memcached_amplification", 11211),
+        ("dns_amplification", 53),
+        ("ntp_amplification", 123),
+        ("ssdp_amplification", 1900),
+        ("cldap_amplification", 389),
+        ("chargen_amplification", 19),
+    ):
         pkts = render(tmp_path, profile)
         assert {p[UDP].sport for p in pkts} == {port}
         assert all(p[IP].dst == EP.dst_v4 for p in pkts)
@@ -77,8 +98,48 @@ def test_floods_must_be_bounded() -> None:
     with pytest.raises(TrafgenError, match="positive packet count"):
         trafgen_argv("x.cfg", "veth0", packets=0, pps=None, profile="udp_flood")
     argv = trafgen_argv("x.cfg", "veth0", packets=10, pps=5000, profile="udp_flood")
-    assert argv[argv.index("-n") + 1] == "10" and "5000pps" in argv
+    assert argv[argv.index("-n") + 1] == "10"
     gap = trafgen_argv("x.cfg", "veth0", packets=10, pps=100, profile="benign")
     assert gap[gap.index("-t") + 1] == "10000us"
     with pytest.raises(TrafgenError, match="unknown profile"):
         config_text("nope", EP)
+
+
+def test_paced_floods_go_through_the_qdisc_without_trafgen_pacing() -> None:
+    # The tbf on the flood's macvlan sets the pace: trafgen sends without gaps (-t 0)
+    # through the qdisc path (-q), never with its bursty -b.
+    argv = trafgen_argv("x.cfg", "ftpace1", packets=10, pps=5000, profile="syn_flood")
+    assert argv[argv.index("-o") + 1] == "ftpace1"
+    assert "-q" in argv and argv[argv.index("-t") + 1] == "0"
+    assert "-b" not in argv and not any(a.endswith("pps") for a in argv)
+    assert paced_by_qdisc("syn_flood", 5000) and not paced_by_qdisc("benign", 200)
+    assert not paced_by_qdisc("udp_flood", None)
+
+
+def test_unpaced_floods_use_the_tx_ring() -> None:
+    argv = trafgen_argv("x.cfg", "veth0", packets=10, pps=None, profile="udp_flood")
+    assert not {"-q", "-t", "-b"} & set(argv)
+
+
+def test_rates_must_be_positive() -> None:
+    with pytest.raises(TrafgenError, match="pps must be positive"):
+        trafgen_argv("x.cfg", "veth0", packets=10, pps=0, profile="udp_flood")
+
+
+def test_rst_and_udp_service_floods(tmp_path: Path) -> None:
+    rst = render(tmp_path, "rst_flood", n=50)
+    assert all(p[TCP].flags == "R" and p[TCP].dport == 443 for p in rst)
+    assert len({p[IP].src for p in rst}) > 40
+    svc = render(tmp_path, "udp_service_flood", n=50)
+    assert {p[UDP].dport for p in svc} == {UDP_SERVICE_PORT}
+    assert len({p[IP].src for p in svc}) > 40
+
+
+def test_bad_bounds_are_refused_before_anything_is_made() -> None:
+    # run_flood/start_flood check before they make a pacing link or start trafgen: an
+    # object without a single lab attribute is never touched.
+    for packets, pps, match in ((0, 100, "positive packet count"), (10, 0, "pps must be")):
+        with pytest.raises(TrafgenError, match=match):
+            run_flood(object(), "udp_flood", packets=packets, pps=pps)  # type: ignore[arg-type]
+        with pytest.raises(TrafgenError, match=match):
+            start_flood(object(), "udp_flood", packets=packets, pps=pps)  # type: ignore[arg-type]

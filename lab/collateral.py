@@ -1,0 +1,202 @@
+"""The collateral lab: attacker, client and victim namespaces joined by a bridge in a
+fourth namespace, for measuring what real users lose while a flood is mitigated.
+
+    from lab.collateral import CollateralLab
+    with CollateralLab.create() as lab:
+        lab.victim_if                 # the victim's ONE interface (XDP goes here)
+        run_flood(lab, "udp_flood", packets=..., pps=...)   # from the attacker
+        with lab.inside(lab.client_ns): ...
+
+    attacker-<id> --veth--+
+    client-<id>   --veth--+-- bridge-<id> (Linux bridge, STP off)
+    victim-<id>   --veth--+
+
+Names are unique per run (`<role>-<pid>-<n>`, interfaces `fc<role><pid>x<n>` in the
+role namespaces and `fb<role><pid>x<n>` as bridge ports). Addresses 10.78.0.0/24 and
+fd78::/64: attacker .1 / ::1, victim .2 / ::2, client .3 / ::3; loopback up; no default
+route anywhere, so spoofed floods reach nothing but the bridge's hosts. Every host's MAC
+is a static entry on its bridge port: frames for the victim never flood to the client's
+port (not even before the bridge has learned). Removed by destroy()/__exit__ (also after
+an exception) and at interpreter exit; the attributes the flood runner needs (attacker_*
+and victim_*) match lab.netns.Lab, so run_flood/start_flood take either.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from lab.netns import IFA_F_NODAD, NETNS_DIR, InNamespaces, next_run_id
+
+V4_PREFIX, V6_PREFIX = 24, 64
+ROLES = ("attacker", "victim", "client")
+ADDRESSES = {  # role -> (IPv4, IPv6)
+    "attacker": ("10.78.0.1", "fd78::1"),
+    "victim": ("10.78.0.2", "fd78::2"),
+    "client": ("10.78.0.3", "fd78::3"),
+}
+BRIDGE = "br0"  # inside the bridge namespace: no clash with anything
+NUD_NOARP = 0x40  # a static forwarding entry (`bridge fdb add ... static`)
+NTF_MASTER = 0x04
+
+_live: set[CollateralLab] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    role: str
+    ns: str
+    ifname: str  # its one interface, in its namespace
+    port: str  # the peer end, a port of the bridge
+    v4: str
+    v6: str
+    mac: str = ""
+
+
+@dataclass(eq=False)
+class CollateralLab(InNamespaces):
+    run_id: str
+    bridge_ns: str
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls) -> CollateralLab:
+        """Build the four namespaces, the bridge and the three links; on any failure
+        remove what was made."""
+        run_id = next_run_id()
+        lab = cls(run_id=run_id, bridge_ns=f"bridge-{run_id}")
+        short = run_id.replace("-", "x")
+        for role in ROLES:
+            v4, v6 = ADDRESSES[role]
+            lab.hosts[role] = Host(role, f"{role}-{run_id}", f"fc{role[0]}{short}"[:15],
+                                   f"fb{role[0]}{short}"[:15], v4, v6)  # fmt: skip
+        _live.add(lab)
+        try:
+            lab._build()
+        except BaseException:
+            lab.destroy()
+            raise
+        return lab
+
+    def _build(self) -> None:
+        from pyroute2 import IPRoute, NetNS, netns
+
+        netns.create(self.bridge_ns)
+        for host in self.hosts.values():
+            netns.create(host.ns)
+        with IPRoute() as ipr:
+            for host in self.hosts.values():
+                ipr.link("add", ifname=host.ifname, kind="veth", peer=host.port)
+                ipr.link("set", index=ipr.link_lookup(ifname=host.ifname)[0], net_ns_fd=host.ns)
+                ipr.link("set", index=ipr.link_lookup(ifname=host.port)[0],
+                         net_ns_fd=self.bridge_ns)  # fmt: skip
+        for role, host in list(self.hosts.items()):
+            with NetNS(host.ns) as nsr:
+                nsr.link("set", index=nsr.link_lookup(ifname="lo")[0], state="up")
+                idx = nsr.link_lookup(ifname=host.ifname)[0]
+                nsr.addr("add", index=idx, address=host.v4, prefixlen=V4_PREFIX)
+                nsr.addr("add", index=idx, address=host.v6, prefixlen=V6_PREFIX,
+                         flags=IFA_F_NODAD)  # fmt: skip
+                nsr.link("set", index=idx, state="up")
+                mac = str(nsr.get_links(idx)[0].get_attr("IFLA_ADDRESS"))
+            self.hosts[role] = Host(host.role, host.ns, host.ifname, host.port, host.v4,
+                                    host.v6, mac)  # fmt: skip
+        with NetNS(self.bridge_ns) as nsr:
+            nsr.link("set", index=nsr.link_lookup(ifname="lo")[0], state="up")
+            nsr.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0)
+            br = nsr.link_lookup(ifname=BRIDGE)[0]
+            for host in self.hosts.values():
+                port = nsr.link_lookup(ifname=host.port)[0]
+                nsr.link("set", index=port, master=br, state="up")
+                nsr.fdb("add", ifindex=port, lladdr=host.mac, master=br, state=NUD_NOARP,
+                        flags=NTF_MASTER)  # fmt: skip
+            nsr.link("set", index=br, state="up")
+
+    def destroy(self) -> None:
+        """Remove the four namespaces (which removes every link). Idempotent."""
+        from pyroute2 import IPRoute, netns
+
+        for ns in (self.bridge_ns, *(h.ns for h in self.hosts.values())):
+            if (NETNS_DIR / ns).exists():
+                with contextlib.suppress(Exception):
+                    netns.remove(ns)
+        with contextlib.suppress(Exception), IPRoute() as ipr:
+            # a half-built link may still sit in this namespace
+            for host in self.hosts.values():
+                found = ipr.link_lookup(ifname=host.ifname) or ipr.link_lookup(ifname=host.port)
+                if found:
+                    ipr.link("del", index=found[0])
+        _live.discard(self)
+
+    def __enter__(self) -> CollateralLab:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.destroy()
+
+    # ---------- the hosts, under the names the flood runner knows -----------------------
+
+    @property
+    def attacker(self) -> Host:
+        return self.hosts["attacker"]
+
+    @property
+    def victim(self) -> Host:
+        return self.hosts["victim"]
+
+    @property
+    def client(self) -> Host:
+        return self.hosts["client"]
+
+    @property
+    def attacker_ns(self) -> str:
+        return self.attacker.ns
+
+    @property
+    def attacker_if(self) -> str:
+        return self.attacker.ifname
+
+    @property
+    def attacker_mac(self) -> str:
+        return self.attacker.mac
+
+    @property
+    def attacker_v4(self) -> str:
+        return self.attacker.v4
+
+    @property
+    def attacker_v6(self) -> str:
+        return self.attacker.v6
+
+    @property
+    def victim_ns(self) -> str:
+        return self.victim.ns
+
+    @property
+    def victim_if(self) -> str:
+        return self.victim.ifname
+
+    @property
+    def victim_mac(self) -> str:
+        return self.victim.mac
+
+    @property
+    def victim_v4(self) -> str:
+        return self.victim.v4
+
+    @property
+    def victim_v6(self) -> str:
+        return self.victim.v6
+
+    @property
+    def client_ns(self) -> str:
+        return self.client.ns
+
+
+@atexit.register
+def _cleanup_at_exit() -> None:
+    for lab in list(_live):
+        lab.destroy()

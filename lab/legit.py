@@ -1,0 +1,357 @@
+"""Legitimate traffic in the collateral lab, and how much of it succeeds.
+
+    with LabServices.start(lab), LegitTraffic.start(lab, ip_version=4) as legit:
+        quiet = legit.measure(5.0)          # LegitResult: success per class
+        ... start a flood ...
+        during = legit.measure(5.0)
+
+Per class, over the interval (each attempt has ATTEMPT_TIMEOUT_S to succeed; measure()
+returns once the last attempt has succeeded or timed out):
+- tcp_connect: new TCP connections from the client to the victim's HTTP server
+  (port 80), 20/s: connect, GET /, a 200 answer, all within 1 s;
+- udp_request: the client's requests to the victim's UDP service, 50/s, from one socket
+  that lives as long as the generator (a client that talked to the victim before);
+- dns_lookup: the victim's own lookups, 10/s, each from a fresh connected UDP socket
+  made in the victim namespace (as a stub resolver does), to the resolver in the client
+  namespace; success is a matching answer within 1 s;
+- ping: ICMP echo from the client to the victim, 10/s, answered within 1 s;
+- download: one HTTP download (port 443) started with the generator and read for its
+  whole life: bytes/s over the interval and the longest stall without data.
+
+Everything runs on one asyncio loop in a thread that lives in the client namespace; the
+victim's DNS sockets are made inside the victim namespace and then used from that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol, TypeVar
+
+from lab import minidns
+from lab.netns import enter_netns
+from lab.services import DNS_PORT, HTTP_PORTS, UDP_SERVICE_PORT
+
+ATTEMPT_TIMEOUT_S = 1.0
+TCP_CONNECT_PER_S = 20
+UDP_REQUEST_PER_S = 50
+DNS_LOOKUP_PER_S = 10
+PING_PER_S = 10
+TCP_PORT, DOWNLOAD_PORT = HTTP_PORTS  # 80: new connections; 443: the long download
+LOOKUP_NAME = "www.example.test"
+T = TypeVar("T")
+
+
+class LegitLab(Protocol):
+    @property
+    def victim_ns(self) -> str: ...
+    @property
+    def client_ns(self) -> str: ...
+    @property
+    def victim_v4(self) -> str: ...
+    @property
+    def victim_v6(self) -> str: ...
+    @property
+    def client(self) -> _Addressed: ...
+
+
+class _Addressed(Protocol):
+    @property
+    def v4(self) -> str: ...
+    @property
+    def v6(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClassResult:
+    attempts: int
+    succeeded: int
+
+    @property
+    def success_rate(self) -> float:
+        """Succeeded over attempted, 0.0..1.0 (0.0 when nothing was attempted)."""
+        return self.succeeded / self.attempts if self.attempts else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LegitResult:
+    ip_version: int
+    interval_s: float
+    tcp_connect: ClassResult
+    udp_request: ClassResult
+    dns_lookup: ClassResult
+    ping: ClassResult
+    download_bytes_s: float  # over the interval
+    download_longest_stall_s: float  # longest time in the interval without a byte
+
+    def classes(self) -> dict[str, ClassResult]:
+        return {"tcp_connect": self.tcp_connect, "udp_request": self.udp_request,
+                "dns_lookup": self.dns_lookup, "ping": self.ping}  # fmt: skip
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+@dataclass
+class _Download:
+    """The long download: (monotonic time, bytes) for every read."""
+
+    reads: list[tuple[float, int]] = field(default_factory=list)
+    started_at: float = 0.0
+
+    def over(self, t0: float, t1: float) -> tuple[float, float]:
+        """(bytes/s, longest stall in s) between t0 and t1."""
+        inside = [(t, n) for t, n in self.reads if t0 <= t < t1]
+        got = sum(n for _, n in inside)
+        marks = [t0, *(t for t, _ in inside), t1]
+        stall = max(b - a for a, b in itertools.pairwise(marks))
+        return got / (t1 - t0), stall
+
+
+class LegitTraffic:
+    """The generator: start() (connects the download), measure() any number of times,
+    close()."""
+
+    def __init__(self, lab: LegitLab, ip_version: int = 4) -> None:
+        if ip_version not in (4, 6):
+            raise ValueError(f"ip_version: 4 or 6, got {ip_version!r}")
+        self.lab, self.ip_version = lab, ip_version
+        self.family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
+        self.victim = lab.victim_v4 if ip_version == 4 else lab.victim_v6
+        self.resolver = lab.client.v4 if ip_version == 4 else lab.client.v6
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, daemon=True, name="legit")
+        self._download = _Download()
+        self._download_task: asyncio.Task[None] | None = None
+        self._udp: socket.socket | None = None
+        self._udp_waiting: dict[int, asyncio.Future[bool]] = {}
+        self._icmp: socket.socket | None = None
+        self._icmp_waiting: dict[int, asyncio.Future[bool]] = {}
+        self._icmp_id = random.getrandbits(16)  # tells our echo replies from others'
+        self._seq = 0
+
+    @classmethod
+    def start(cls, lab: LegitLab, ip_version: int = 4) -> LegitTraffic:
+        legit = cls(lab, ip_version)
+        legit._thread.start()
+        try:
+            legit._call(legit._open)
+        except BaseException:
+            legit.close()
+            raise
+        return legit
+
+    def __enter__(self) -> LegitTraffic:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+    def _run_loop(self) -> None:
+        with enter_netns(self.lab.client_ns):  # every socket the loop makes is the client's
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_forever()
+
+    def _call(self, make: Callable[[], Awaitable[T]], timeout_s: float = 60.0) -> T:
+        """Run make() on the generator's loop (in the client namespace) and wait for it."""
+
+        async def wrapped() -> T:
+            return await make()
+
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(wrapped(), self.loop)
+        return fut.result(timeout_s)
+
+    # ---------- set-up and tear-down ---------------------------------------------------
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        udp = socket.socket(self.family, socket.SOCK_DGRAM)
+        udp.setblocking(False)
+        udp.connect((self.victim, UDP_SERVICE_PORT))
+        loop.add_reader(udp.fileno(), self._udp_readable)
+        self._udp = udp
+        if self.ip_version == 4:
+            icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            icmp = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        icmp.setblocking(False)
+        loop.add_reader(icmp.fileno(), self._icmp_readable)
+        self._icmp = icmp
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.victim, DOWNLOAD_PORT), 5.0
+        )
+        writer.write(b"GET /download HTTP/1.0\r\nHost: victim\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"download: unexpected answer {head[:80]!r}")
+        self._download.started_at = time.monotonic()
+        self._download_task = asyncio.ensure_future(self._read_download(reader, writer))
+
+    async def _read_download(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:  # fmt: skip
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                self._download.reads.append((time.monotonic(), len(data)))
+        except OSError:
+            return  # a reset download is a stalled one: the stall shows it
+        finally:
+            writer.close()
+
+    async def _close(self) -> None:
+        if self._download_task is not None:
+            self._download_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._download_task
+        for sock in (self._udp, self._icmp):
+            if sock is not None:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._call(self._close, 10.0)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5.0)
+        if not self.loop.is_running():
+            self.loop.close()
+
+    # ---------- measuring ----------------------------------------------------------------
+
+    def measure(self, duration_s: float) -> LegitResult:
+        """Run every class for `duration_s`; returns once every attempt has ended."""
+        if duration_s <= 0:
+            raise ValueError(f"duration_s must be positive, got {duration_s}")
+        return self._call(lambda: self._measure(duration_s), duration_s + 30.0)
+
+    async def _measure(self, duration_s: float) -> LegitResult:
+        t0 = time.monotonic()
+        tcp, udp, dns, ping = await asyncio.gather(
+            self._repeat(TCP_CONNECT_PER_S, duration_s, self._tcp_connect),
+            self._repeat(UDP_REQUEST_PER_S, duration_s, self._udp_request),
+            self._repeat(DNS_LOOKUP_PER_S, duration_s, self._dns_lookup),
+            self._repeat(PING_PER_S, duration_s, self._ping),
+        )
+        bytes_s, stall = self._download.over(t0, t0 + duration_s)
+        return LegitResult(self.ip_version, duration_s, tcp, udp, dns, ping, bytes_s, stall)
+
+    async def _repeat(self, per_s: int, duration_s: float,
+                      attempt: Callable[[], Awaitable[bool]]) -> ClassResult:  # fmt: skip
+        start, tasks = time.monotonic(), []
+        for i in range(int(per_s * duration_s)):
+            delay = start + i / per_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(self._bounded(attempt)))
+        done = await asyncio.gather(*tasks)
+        return ClassResult(len(done), sum(done))
+
+    @staticmethod
+    async def _bounded(attempt: Callable[[], Awaitable[bool]]) -> bool:
+        try:
+            return await asyncio.wait_for(attempt(), ATTEMPT_TIMEOUT_S)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            return False
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    async def _tcp_connect(self) -> bool:
+        reader, writer = await asyncio.open_connection(self.victim, TCP_PORT)
+        try:
+            writer.write(b"GET / HTTP/1.0\r\nHost: victim\r\n\r\n")
+            answer = await reader.read()
+        finally:
+            writer.close()
+        return answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"ok\n")
+
+    async def _udp_request(self) -> bool:
+        assert self._udp is not None
+        seq = self._next_seq()
+        waiter = self.loop.create_future()
+        self._udp_waiting[seq] = waiter
+        try:
+            self._udp.send(struct.pack("!H", seq) + b"legit request")
+            return bool(await waiter)
+        finally:
+            self._udp_waiting.pop(seq, None)
+
+    def _udp_readable(self) -> None:
+        assert self._udp is not None
+        with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+            while True:
+                data = self._udp.recv(2048)
+                if data.startswith(b"ok:") and len(data) >= 5:
+                    (seq,) = struct.unpack_from("!H", data, 3)
+                    waiter = self._udp_waiting.get(seq)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(data[5:] == b"legit request")
+
+    async def _dns_lookup(self) -> bool:
+        with enter_netns(self.lab.victim_ns):  # the victim's own socket, as its resolver
+            sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        with sock:
+            sock.setblocking(False)
+            sock.connect((self.resolver, DNS_PORT))
+            qid = self._next_seq()
+            qtype = minidns.TYPE_A if self.ip_version == 4 else minidns.TYPE_AAAA
+            await self.loop.sock_sendall(sock, minidns.encode_query(qid, LOOKUP_NAME, qtype))
+            while True:
+                answer = await self.loop.sock_recv(sock, 2048)
+                if minidns.answers(answer, qid, LOOKUP_NAME, qtype):
+                    return True
+
+    async def _ping(self) -> bool:
+        assert self._icmp is not None
+        seq = self._next_seq()
+        payload = b"legit ping " + struct.pack("!d", time.time())
+        if self.ip_version == 4:
+            head = struct.pack("!BBHHH", 8, 0, 0, self._icmp_id, seq)
+            packet = struct.pack("!BBHHH", 8, 0, _checksum(head + payload), self._icmp_id,
+                                 seq) + payload  # fmt: skip
+        else:  # the kernel fills in the ICMPv6 checksum
+            packet = struct.pack("!BBHHH", 128, 0, 0, self._icmp_id, seq) + payload
+        waiter = self.loop.create_future()
+        self._icmp_waiting[seq] = waiter
+        try:
+            await self.loop.sock_sendto(self._icmp, packet, (self.victim, 0))
+            return bool(await waiter)
+        finally:
+            self._icmp_waiting.pop(seq, None)
+
+    def _icmp_readable(self) -> None:
+        assert self._icmp is not None
+        reply_type = 0 if self.ip_version == 4 else 129
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                data, peer = self._icmp.recvfrom(2048)
+                if self.ip_version == 4:  # a raw IPv4 socket hands over the IP header too
+                    data = data[(data[0] & 0x0F) * 4 :]
+                if len(data) < 8 or peer[0] != self.victim:
+                    continue
+                kind, _code, _sum, ident, seq = struct.unpack_from("!BBHHH", data)
+                waiter = self._icmp_waiting.get(seq)
+                if (kind == reply_type and ident == self._icmp_id and waiter is not None
+                        and not waiter.done()):  # fmt: skip
+                    waiter.set_result(True)

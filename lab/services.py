@@ -1,0 +1,193 @@
+"""Real services for the collateral lab, each a socket made inside its namespace and
+served by a thread of this process (a socket keeps its namespace whatever thread uses it).
+
+On the victim: an HTTP server (GET / answers at once; GET /download streams at
+DOWNLOAD_BYTES_S until the client goes away) on ports 80 and 443, and a UDP
+request/response service (each datagram answered with b"ok:" + the datagram). In the
+client namespace: a DNS resolver on port 53 that the victim queries (its answers come
+from UDP port 53 to the victim). All listen on both IPv4 and IPv6 (`::`, dual stack).
+ICMP echo needs nothing: the victim's kernel answers.
+
+    with LabServices.start(lab) as services: ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Protocol
+
+from lab import minidns
+from lab.netns import enter_netns
+
+HTTP_PORTS = (80, 443)
+UDP_SERVICE_PORT = 9000
+DNS_PORT = 53
+DOWNLOAD_BYTES_S = 2 * 1024 * 1024  # a steady stream, cheap enough for a 2-core machine
+DOWNLOAD_CHUNK = 32 * 1024
+DOWNLOAD_MAX_S = 600.0  # bounded even if a client never goes away
+ANSWER_V4, ANSWER_V6 = "192.0.2.80", "2001:db8::80"  # what the resolver answers
+
+
+class ServiceLab(Protocol):
+    @property
+    def victim_ns(self) -> str: ...
+    @property
+    def client_ns(self) -> str: ...
+
+
+class _DualStackHTTPServer(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    timeout = 10  # a handler thread never waits for ever on a silent client
+
+    def do_GET(self) -> None:
+        if self.path == "/download":
+            self._download()
+            return
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _download(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        chunk = b"\x5a" * DOWNLOAD_CHUNK
+        start = time.monotonic()
+        sent = 0
+        with contextlib.suppress(OSError):
+            while time.monotonic() - start < DOWNLOAD_MAX_S:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                ahead = sent / DOWNLOAD_BYTES_S - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the lab's output is its results, not an access log
+
+
+def _dual_stack_udp(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", port))
+    sock.settimeout(0.2)  # so the serving thread notices close()
+    return sock
+
+
+@dataclass
+class UdpResponder:
+    """Answers each datagram on `sock` with answer(datagram) (None: no answer)."""
+
+    sock: socket.socket
+    answer: Callable[[bytes], bytes | None]
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> UdpResponder:
+        self._thread = threading.Thread(target=self._serve, daemon=True,
+                                        name=f"udp-{self.sock.getsockname()[1]}")  # fmt: skip
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                reply = self.answer(data)
+            except ValueError:
+                continue  # malformed request: no answer, like a real server
+            if reply is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.sendto(reply, peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.sock.close()
+
+
+def udp_service_answer(data: bytes) -> bytes:
+    return b"ok:" + data
+
+
+def dns_answer(data: bytes) -> bytes:
+    return minidns.encode_answer(data, ANSWER_V4, ANSWER_V6)
+
+
+@dataclass
+class LabServices:
+    http: list[ThreadingHTTPServer]
+    udp_service: UdpResponder
+    resolver: UdpResponder
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, lab: ServiceLab) -> LabServices:
+        """Bind everything inside its namespace, then serve it from threads."""
+        http: list[ThreadingHTTPServer] = []
+        made: list[Any] = []
+        try:
+            with enter_netns(lab.victim_ns):
+                for port in HTTP_PORTS:
+                    listener = _DualStackHTTPServer(("::", port), _Handler)
+                    http.append(listener)
+                    made.append(listener)
+                udp_sock = _dual_stack_udp(UDP_SERVICE_PORT)
+                made.append(udp_sock)
+            with enter_netns(lab.client_ns):
+                dns_sock = _dual_stack_udp(DNS_PORT)
+        except BaseException:
+            for thing in made:
+                (thing.server_close if isinstance(thing, socketserver.BaseServer)
+                 else thing.close)()  # fmt: skip
+            raise
+        services = cls(http, UdpResponder(udp_sock, udp_service_answer).start(),
+                       UdpResponder(dns_sock, dns_answer).start())  # fmt: skip
+        for server in http:
+            t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                                 daemon=True, name="http")  # fmt: skip
+            t.start()
+            services._threads.append(t)
+        return services
+
+    def close(self) -> None:
+        for server in self.http:
+            server.shutdown()
+            server.server_close()
+        for t in self._threads:
+            t.join(2.0)
+        self.udp_service.close()
+        self.resolver.close()
+
+    def __enter__(self) -> LabServices:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()
