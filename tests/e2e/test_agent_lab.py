@@ -192,8 +192,14 @@ def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) 
         flood = [w for w in running.windows if w.end_ns > t0 and w.pps > 1000]
         assert flood and sum(w.dropped_pps for w in flood) == 0
     finally:
-        running.sink.push_overrides(Overrides(mitigation_mode="on"))
+        running.sink.push_overrides(Overrides())  # cleared: back to the config's mode
         running.wait_for(lambda: agent.mitigator.mode == "on", 5, "mode back to on")
+    # the heartbeat's status follows the mode in force once the override is cleared
+    running.wait_for(
+        lambda: running.sink.status is not None and running.sink.status.mitigation_mode == "on",
+        5,
+        "the status to report mode on",
+    )
 
 
 def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
