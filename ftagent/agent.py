@@ -238,7 +238,8 @@ class Agent:
             else:
                 self.response.window(w, list(self.windows), self.sampler.recent_packets())
         with self.lock:
-            self.sink.rules_changed(self.mitigator.tick())
+            changes = self.mitigator.tick()
+        self.sink.rules_changed(changes)
         hot = self.detector.attack or self.detector.pending
         self.sampler.adjust(hot, w.metrics["pps"])
         self._end_of_second(w, hot or tr is not None)
