@@ -68,7 +68,7 @@ def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
                 run_flood(lab, profile, packets=150_000, pps=None, timeout_s=10)
                 ra.wait_for(resolved_since(ra, t0), 20, "resolution")
                 opened = ra.sink.of("opened", t0)
-                rules = [e for e in ra.sink.of("rule", t0) if e.data["action"] == "added"]
+                rules = [e for e in ra.sink.of("rule", t0) if e.data.action == "added"]
                 ws = [w for w in ra.windows if w.end_ns > t0]
                 flood = [w for w in ws if w.pps > 5000]
                 if not opened or not flood:
@@ -82,7 +82,7 @@ def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
                         "confirm_ms": (opened[0].at_ns - start) / 1e6,
                         "rule_ms": (rules[0].at_ns - start) / 1e6 if rules else float("nan"),
                         "drop99_ms": (dropped[0].end_ns - start) / 1e6 if dropped else float("nan"),
-                        "family": str(opened[0].data["family"]),
+                        "family": str(opened[0].data.figures.family),
                     }
                 )
         finally:

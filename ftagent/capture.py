@@ -9,6 +9,7 @@ attack did. Kernel timestamps (CLOCK_MONOTONIC) are turned into wall-clock time.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import time
@@ -17,7 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from ftagent.config import CaptureConfig
 from ftagent.datapath import Sample
+
+log = logging.getLogger("ftagent.agent")
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 LINKTYPE_ETHERNET = 1
@@ -46,9 +50,6 @@ class SampleRing:
         cutoff = now_ns - int(self.seconds * 1e9)
         while self.items and self.items[0].timestamp_ns < cutoff:
             self.items.popleft()
-
-    def since(self, ts_ns: int) -> list[Sample]:
-        return [s for s in self.items if s.timestamp_ns >= ts_ns]
 
 
 class PcapWriter:
@@ -96,9 +97,50 @@ class PcapWriter:
             self._f.close()
             self._f = None
 
+
+class IncidentPcap:
+    """One incident's pcap: starts with the ring's samples, closed when the incident ends;
+    at most `keep_files` incident files stay in its directory."""
+
+    def __init__(self, writer: PcapWriter, keep_files: int) -> None:
+        self.writer = writer
+        self.keep_files = keep_files
+
     @property
-    def closed(self) -> bool:
-        return self._f is None
+    def path(self) -> Path:
+        return self.writer.path
+
+    @classmethod
+    def open(cls, path: Path, cfg: CaptureConfig, ring: Iterable[Sample]) -> IncidentPcap | None:
+        try:
+            writer = PcapWriter(path, cfg.max_packets, cfg.max_bytes)
+            writer.write(ring)
+        except OSError as exc:
+            log.error("cannot write pcap: %s", exc)
+            return None
+        return cls(writer, cfg.keep_files)
+
+    def write(self, samples: Iterable[Sample]) -> None:
+        if not self.writer.full:
+            self.writer.write(samples)
+
+    def close(self, incident_uuid: str) -> bool:
+        """Finish the file; True when it is complete (then older files are pruned)."""
+        w = self.writer
+        try:
+            w.close()
+        except OSError as exc:
+            log.error("cannot finish pcap %s: %s", w.path, exc)
+            return False
+        log.info(
+            "pcap written: %s (%d packets)",
+            w.path,
+            w.packets,
+            extra={"event": "pcap_ready", "incident_uuid": incident_uuid,
+                   "path": str(w.path), "packets": w.packets},
+        )  # fmt: skip
+        prune(w.path.parent, self.keep_files)
+        return True
 
 
 def prune(directory: Path, keep: int) -> list[Path]:

@@ -29,7 +29,7 @@ from ftcontract.bounds import (
 from ftcontract.vocabulary import MitigationMode
 
 
-class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class AgentSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     interface: str = "eth0"
     state_dir: str = "/var/lib/ftagent"
     # One detection window: counters are read this often (10 Hz by default).
@@ -163,7 +163,7 @@ class HttpConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    agent: AgentConfig = msgspec.field(default_factory=AgentConfig)
+    agent: AgentSection = msgspec.field(default_factory=AgentSection)
     control: ControlConfig | None = None
     baseline: BaselineConfig = msgspec.field(default_factory=BaselineConfig)
     detection: DetectionConfig = msgspec.field(default_factory=DetectionConfig)

@@ -12,7 +12,7 @@ really stops.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from ftagent.baseline import Baseline
@@ -71,8 +71,6 @@ class Detector:
     state: Literal["quiet", "attack"] = "quiet"
     hot_windows: int = 0  # consecutive windows above threshold while quiet
     last_above_s: float = 0.0
-    windows_in_attack: int = 0
-    last_over: dict[str, float] = field(default_factory=dict)
 
     @property
     def attack(self) -> bool:
@@ -88,7 +86,6 @@ class Detector:
     ) -> Transition | None:
         """Feed one window (monotonic seconds at its end); returns a state change or None."""
         over = above_threshold(metrics, thresholds)
-        self.last_over = over
         if self.state == "quiet":
             if not over:
                 self.hot_windows = 0
@@ -98,11 +95,9 @@ class Detector:
             if burst or self.hot_windows >= self.confirm_windows:
                 self.state = "attack"
                 self.last_above_s = now_s
-                self.windows_in_attack = 1
                 self.hot_windows = 0
                 return Transition("confirmed", "burst" if burst else "consecutive", over)
             return None
-        self.windows_in_attack += 1
         if over:
             self.last_above_s = now_s
             return None

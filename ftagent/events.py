@@ -5,85 +5,128 @@ an implementation queues the event (and spools it) and does its network I/O else
 `ftagent.report` provides the control-plane sink; `NullSink` is used when the config has
 no [control] section, so the agent detects and mitigates with no control plane at all.
 
-Payloads are plain JSON-ready dicts (str/int/float/bool/None/list/dict) so that a sink can
-spool them to disk as they are. Their shapes are documented on each method.
+Everything crossing this seam is a typed Struct: the contract's own messages
+(`ftcontract.agent_api`) where the control plane will see the same thing, and the small
+agent-side Structs below where the loop knows more than the wire carries. A sink maps
+them field by field; it never parses text or guesses units.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
+from ftcontract import agent_api
+from ftcontract.vocabulary import BaselineState, MitigationMode, ResolveReason, XdpMode
 
-class Overrides(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    """Settings the control plane may push; None keeps the local config value.
 
-    `floors` keys are the names of `ftagent.config.Floors` (pps, bps, syn_pps, ...).
-    `allowlist` replaces the configured allow-list (CIDR strings) when set.
-    `idle_samples_per_s` / `attack_samples_per_s` replace [capture]'s sampling targets
-    (None: the config's value); they are checked like the config (attack >= idle).
+class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """What the heartbeat says about the node, as the loop saw it at its last second."""
+
+    interface: str
+    xdp_mode: XdpMode
+    baseline_state: BaselineState
+    attack: bool
+    pps: float
+    rules_active: int
+    # the mode in force on the agent: its config's or the control plane's override
+    mitigation_mode: MitigationMode
+
+
+class MitigationStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an incident's mitigation history (logs, tests, `mitigated_at`)."""
+
+    at: float  # Unix seconds
+    action: str  # rules_added | dry_run | none | widened | widen_failed | refused | released
+    reason: str
+    rules: tuple[str, ...] = ()
+
+
+class IncidentReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One report of an incident: the contract's figures plus what only the agent keeps.
+
+    `figures.seq` grows with every report the incident makes, so a replay cannot go
+    backwards on the control plane.
     """
 
-    mitigation_mode: str | None = None  # on | dry_run | off
-    multiplier: float | None = None
-    burst_factor: float | None = None
-    confirm_windows: int | None = None
-    cooldown_s: float | None = None
-    rule_ttl_s: float | None = None
-    floors: dict[str, float] | None = None
-    allowlist: list[str] | None = None
-    idle_samples_per_s: int | None = None
-    attack_samples_per_s: int | None = None
+    uuid: str
+    started_at: float  # Unix seconds
+    figures: agent_api.IncidentFigures
+    mitigation_mode: MitigationMode
+    history: tuple[MitigationStep, ...] = ()
+    # set on the last report only
+    ended_at: float | None = None
+    reason: ResolveReason | None = None
+
+
+class RuleMatch(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A RuleSpec's match, field by field (the same fields as `agent_api.RuleFigure`)."""
+
+    network: str | None = None
+    proto: int | None = None
+    src_port: int | None = None
+    dst_port: int | None = None
+    tcp_flags: int | None = None
+    tcp_flags_mask: int | None = None
+    dst: str | None = None
+    rate_pps: int | None = None
+
+
+class RuleChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule the mitigator added, renewed, widened, would add (dry_run) or removed."""
+
+    action: str  # added | renewed | widened | would_add | removed
+    rule: str  # RuleSpec.describe(): for people and logs
+    kind: str  # src | prefix | signature
+    spec: RuleMatch
+    ttl_s: float
+    incident_uuid: str | None
+    reason: str
+    mode: MitigationMode
+    at: float  # Unix seconds
 
 
 class EventSink(Protocol):
     """What the loop reports. All calls are non-blocking; none may raise for network reasons."""
 
-    def start(self) -> None:
-        """Called once before the first window (a sink may start its own thread here)."""
+    def start(self, status: AgentStatus) -> None:
+        """Called once before the first window with the node's status (a sink may start
+        its own thread here)."""
         ...
 
-    def incident_opened(self, incident: dict[str, Any]) -> None:
-        """A confirmed attack. `incident` (see ftagent.incident.Incident.to_dict):
-        uuid (uuid4, made here), status "active", family, subtype, severity,
-        started_at (ISO-8601 UTC), started_at_unix, peak_pps, peak_bps, mean_pps,
-        mean_bps, baseline_pps (p99 when confirmed), threshold_pps, evidence (dict),
-        top_sources [{address, pps, bps, packets, bytes}], top_dst_ports
-        [{port, share}], source_count, protocol_breakdown {tcp, udp, icmp, other: share},
-        rules [RuleSpec.describe()], mitigation [{at, action, rules, reason}],
-        mitigation_mode, interface.
-        """
+    def incident_opened(self, report: IncidentReport) -> None:
+        """A confirmed attack (the incident's first report)."""
         ...
 
-    def incident_updated(self, incident: dict[str, Any], escalated: bool) -> None:
-        """The same dict, newer numbers; `escalated` when the severity went up
-        (or the family changed to multi_vector). Sent at most once a second."""
+    def incident_updated(self, report: IncidentReport, escalated: bool) -> None:
+        """Newer figures; `escalated` when the severity went up or a vector was added.
+        Sent at most once a second."""
         ...
 
-    def incident_resolved(self, incident: dict[str, Any]) -> None:
-        """Final numbers; adds ended_at, ended_at_unix, duration_s, status "resolved"."""
+    def incident_resolved(self, report: IncidentReport) -> None:
+        """Final figures, with `ended_at` and `reason` set."""
         ...
 
-    def metrics_second(self, point: dict[str, Any]) -> None:
-        """One-second aggregate: ts (unix float), pps, bps, tcp_pps, udp_pps, icmp_pps,
-        fragment_pps, syn_pps, ack_pps, rst_pps, amp_pps, dropped_pps, dropped_bps,
-        baseline_ready, attack_active, rules_active, baseline {metric: {avg, p95, p99}}
-        (pps and bps only)."""
+    def metrics_second(self, point: agent_api.MetricPoint, status: AgentStatus) -> None:
+        """One second of traffic, and the node's status at that second (for the heartbeat)."""
         ...
 
-    def rule_changed(self, change: dict[str, Any]) -> None:
-        """action: added | renewed | removed | widened | would_add (dry_run);
-        rule (describe()), kind, spec (dict), ttl_s, incident_uuid (or None), reason, at."""
-        ...
+    def rule_changed(self, change: RuleChange) -> None: ...
 
-    def pcap_ready(self, incident_uuid: str, path: str) -> None:
+    def pcap_ready(self, incident_uuid: str, path: Path) -> None:
         """The incident's pcap file is complete (closed) at `path`."""
         ...
 
-    def poll_overrides(self) -> Overrides | None:
-        """The latest settings from the control plane if they changed since the last call,
-        else None. Must return immediately (serve what a background fetch cached)."""
+    def poll_control(self) -> agent_api.AgentConfig | None:
+        """The control plane's newest settings and operator commands, if anything changed
+        since the last call, else None. Must return immediately (serve what a background
+        fetch cached). The loop applies them and answers with `commands_done`."""
+        ...
+
+    def commands_done(self, acks: list[agent_api.CommandAck]) -> None:
+        """The loop's answers to the operator commands `poll_control` handed it."""
         ...
 
     def close(self) -> None:
@@ -94,28 +137,31 @@ class EventSink(Protocol):
 class NullSink:
     """No control plane: events are only logged by the loop itself."""
 
-    def start(self) -> None:
+    def start(self, status: AgentStatus) -> None:
         return None
 
-    def incident_opened(self, incident: dict[str, Any]) -> None:
+    def incident_opened(self, report: IncidentReport) -> None:
         return None
 
-    def incident_updated(self, incident: dict[str, Any], escalated: bool) -> None:
+    def incident_updated(self, report: IncidentReport, escalated: bool) -> None:
         return None
 
-    def incident_resolved(self, incident: dict[str, Any]) -> None:
+    def incident_resolved(self, report: IncidentReport) -> None:
         return None
 
-    def metrics_second(self, point: dict[str, Any]) -> None:
+    def metrics_second(self, point: agent_api.MetricPoint, status: AgentStatus) -> None:
         return None
 
-    def rule_changed(self, change: dict[str, Any]) -> None:
+    def rule_changed(self, change: RuleChange) -> None:
         return None
 
-    def pcap_ready(self, incident_uuid: str, path: str) -> None:
+    def pcap_ready(self, incident_uuid: str, path: Path) -> None:
         return None
 
-    def poll_overrides(self) -> Overrides | None:
+    def poll_control(self) -> agent_api.AgentConfig | None:
+        return None
+
+    def commands_done(self, acks: list[agent_api.CommandAck]) -> None:
         return None
 
     def close(self) -> None:

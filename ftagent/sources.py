@@ -12,11 +12,59 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections import Counter
+from dataclasses import dataclass
 
 from ftagent.datapath import Datapath, IPAddress
+from ftcontract import agent_api
 
 log = logging.getLogger("ftagent.sources")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRate:
+    """One busy source from the kernel map: cumulative counts, and rates once read twice."""
+
+    address: str
+    packets: int
+    bytes: int
+    pps: float | None = None
+    bps: float | None = None
+
+
+def top_source_figures(
+    kernel: list[SourceRate],
+    sampled: Counter[IPAddress],
+    pps: float,
+    bps: float,
+    limit: int,
+) -> list[agent_api.SourceFigure]:
+    """The incident's busiest sources with their rates.
+
+    The kernel map's rates when it has been read twice; at its first read, each source's
+    share of the read's packets and bytes times the current rate; with no kernel map, the
+    sampled packets' shares times the current rate (bits from the same share).
+    """
+    if kernel:
+        packets = sum(s.packets for s in kernel) or 1
+        octets = sum(s.bytes for s in kernel) or 1
+        return [
+            agent_api.SourceFigure(
+                ip=s.address,
+                pps=s.pps if s.pps is not None else round(pps * s.packets / packets, 1),
+                bps=s.bps if s.bps is not None else round(bps * s.bytes / octets, 1),
+            )
+            for s in kernel
+        ]
+    total = sum(sampled.values())
+    if not total:
+        return []
+    return [
+        agent_api.SourceFigure(
+            ip=str(a), pps=round(pps * c / total, 1), bps=round(bps * c / total, 1)
+        )
+        for a, c in sampled.most_common(limit)
+    ]
 
 
 class SourceWatcher:
@@ -36,7 +84,7 @@ class SourceWatcher:
         self._active = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._latest: list[dict[str, Any]] = []
+        self._latest: list[SourceRate] = []
         self._prev: dict[IPAddress, tuple[int, int]] = {}
         self._prev_at = 0.0
         self._thread = threading.Thread(target=self._run, name="ftagent-sources", daemon=True)
@@ -58,27 +106,28 @@ class SourceWatcher:
         else:
             self._active.clear()
 
-    def latest(self) -> list[dict[str, Any]]:
+    def latest(self) -> list[SourceRate]:
         with self._lock:
             return list(self._latest)
 
-    def read_once(self) -> list[dict[str, Any]]:
+    def read_once(self) -> list[SourceRate]:
         """One read of the busiest sources, with rates against the previous read."""
         now = time.monotonic()
         stats = self.dp.top_sources(self.limit)
-        out = []
+        out: list[SourceRate] = []
         span = now - self._prev_at if self._prev_at else 0.0
         for s in stats:
-            entry: dict[str, Any] = {
-                "address": str(s.address),
-                "packets": s.packets,
-                "bytes": s.bytes,
-            }
             prev = self._prev.get(s.address)
-            if span > 0 and prev is not None:
-                entry["pps"] = round(max(0, s.packets - prev[0]) / span, 1)
-                entry["bps"] = round(max(0, s.bytes - prev[1]) * 8 / span, 1)
-            out.append(entry)
+            rated = span > 0 and prev is not None
+            out.append(
+                SourceRate(
+                    address=str(s.address),
+                    packets=s.packets,
+                    bytes=s.bytes,
+                    pps=round(max(0, s.packets - prev[0]) / span, 1) if rated and prev else None,
+                    bps=round(max(0, s.bytes - prev[1]) * 8 / span, 1) if rated and prev else None,
+                )
+            )
         self._prev = {s.address: (s.packets, s.bytes) for s in stats}
         self._prev_at = now
         with self._lock:

@@ -17,21 +17,19 @@ from typing import Any
 
 from ftagent import logs
 from ftagent.config import Config, ConfigError, load
-from ftagent.datapath import Datapath
 from ftagent.events import EventSink, NullSink
 
 log = logging.getLogger("ftagent.run")
 
 
-def make_sink(cfg: Config, datapath: Datapath, lock: threading.RLock) -> EventSink:
-    """The control-plane sink, or NullSink without [control]; `lock` is the agent's
-    datapath lock (the sink applies operator rules under it)."""
+def make_sink(cfg: Config) -> EventSink:
+    """The control-plane sink, or NullSink without [control]."""
     if cfg.control is None:
         log.info("no [control] section: running stand-alone (detection and mitigation only)")
         return NullSink()
     from ftagent.report.sink import ControlSink
 
-    return ControlSink(cfg, datapath, lock=lock)
+    return ControlSink(cfg)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -83,9 +81,9 @@ def _run(cfg: Config, stop: threading.Event) -> int:
     try:
         try:
             control = control_networks(cfg.control.server) if cfg.control else []
-            lock = threading.RLock()
-            agent = Agent(cfg, dp, make_sink(cfg, dp, lock), own_networks=own_networks(),
-                          control_networks=control, lock=lock)
+            agent = Agent(
+                cfg, dp, make_sink(cfg), own_networks=own_networks(), control_networks=control
+            )
         except Exception as exc:
             log.exception("cannot start the agent: %s", exc)
             return 1

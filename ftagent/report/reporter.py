@@ -32,6 +32,7 @@ from ftagent.report.breaker import CircuitBreaker
 from ftagent.report.client import AgentClient, RejectedError, TransientError
 from ftagent.report.spool import Pending, Spool, SpoolEntry
 from ftcontract import agent_api
+from ftcontract.vocabulary import ResolveReason
 
 log = logging.getLogger("ftagent.report")
 
@@ -125,10 +126,15 @@ class Reporter:
         self._put(Pending("incident_update", f"incidents/{uuid}", body, False), wake=True)
 
     def report_incident_resolved(
-        self, uuid: str, ended_at: float, f: agent_api.IncidentFigures
+        self,
+        uuid: str,
+        ended_at: float,
+        f: agent_api.IncidentFigures,
+        reason: ResolveReason = "cooled_down",
     ) -> None:
         self._attack = False
-        body = msgspec.json.encode(agent_api.IncidentResolve(ended_at=ended_at, figures=f))
+        resolve = agent_api.IncidentResolve(ended_at=ended_at, reason=reason, figures=f)
+        body = msgspec.json.encode(resolve)
         self._put(Pending("incident_resolve", f"incidents/{uuid}/resolve", body, False), True)
 
     def report_pcap(self, uuid: str, file: Path) -> None:

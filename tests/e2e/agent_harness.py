@@ -17,8 +17,9 @@ from typing import Any
 
 from ftagent.agent import Agent
 from ftagent.config import Config, decode
-from ftagent.events import Overrides
+from ftagent.events import AgentStatus, IncidentReport, RuleChange
 from ftagent.rates import Window
+from ftcontract import agent_api
 from lab.netns import Lab
 
 
@@ -26,7 +27,19 @@ from lab.netns import Lab
 class Event:
     kind: str
     at_ns: int  # time.monotonic_ns() when the loop reported it
-    data: dict[str, Any]
+    data: Any  # what the loop handed over (IncidentReport, RuleChange, MetricPoint ...)
+
+
+@dataclass(frozen=True)
+class PcapReady:
+    uuid: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Updated:
+    report: IncidentReport
+    escalated: bool
 
 
 @dataclass
@@ -34,41 +47,57 @@ class RecordingSink:
     events: list[Event] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Set by a test: handed to the loop once, as the control plane's reporter would.
-    pending_overrides: Overrides | None = None
+    pending_overrides: agent_api.Overrides | None = None
+    acks: list[agent_api.CommandAck] = field(default_factory=list)
+    status: AgentStatus | None = None
 
-    def _add(self, kind: str, data: dict[str, Any]) -> None:
+    def _add(self, kind: str, data: Any) -> None:
         with self.lock:
             self.events.append(Event(kind, time.monotonic_ns(), data))
 
-    def start(self) -> None:
-        return None
+    def start(self, status: AgentStatus) -> None:
+        self.status = status
 
-    def incident_opened(self, incident: dict[str, Any]) -> None:
-        self._add("opened", incident)
+    def incident_opened(self, report: IncidentReport) -> None:
+        self._add("opened", report)
 
-    def incident_updated(self, incident: dict[str, Any], escalated: bool) -> None:
-        self._add("updated", {**incident, "escalated": escalated})
+    def incident_updated(self, report: IncidentReport, escalated: bool) -> None:
+        self._add("updated", Updated(report, escalated))
 
-    def incident_resolved(self, incident: dict[str, Any]) -> None:
-        self._add("resolved", incident)
+    def incident_resolved(self, report: IncidentReport) -> None:
+        self._add("resolved", report)
 
-    def metrics_second(self, point: dict[str, Any]) -> None:
+    def metrics_second(self, point: agent_api.MetricPoint, status: AgentStatus) -> None:
+        self.status = status
         self._add("metrics", point)
 
-    def rule_changed(self, change: dict[str, Any]) -> None:
+    def rule_changed(self, change: RuleChange) -> None:
         self._add("rule", change)
 
-    def pcap_ready(self, incident_uuid: str, path: str) -> None:
-        self._add("pcap", {"uuid": incident_uuid, "path": path})
+    def pcap_ready(self, incident_uuid: str, path: Path) -> None:
+        self._add("pcap", PcapReady(incident_uuid, path))
 
-    def poll_overrides(self) -> Overrides | None:
+    def poll_control(self) -> agent_api.AgentConfig | None:
         with self.lock:
             o, self.pending_overrides = self.pending_overrides, None
-        return o
+        if o is None:
+            return None
+        return agent_api.AgentConfig(
+            config_version=1,
+            thresholds=o.thresholds,
+            mitigation_mode=o.mitigation_mode,
+            rule_ttl_s=o.rule_ttl_s,
+            allowlist=o.allowlist,
+            sampling=o.sampling,
+        )
 
-    def push_overrides(self, o: Overrides) -> None:
+    def push_overrides(self, o: agent_api.Overrides) -> None:
         with self.lock:
             self.pending_overrides = o
+
+    def commands_done(self, acks: list[agent_api.CommandAck]) -> None:
+        with self.lock:
+            self.acks.extend(acks)
 
     def close(self) -> None:
         return None
@@ -133,7 +162,7 @@ class RunningAgent:
     def _on_window(self, w: Window, agent: Agent) -> None:
         self.windows.append(
             WindowRecord(
-                w.end_ns, w.duration_s, w.metrics["pps"], w.dropped_pps, agent.incident is not None
+                w.end_ns, w.duration_s, w.metrics["pps"], w.dropped_pps, agent.response is not None
             )
         )
         if self.after_window is not None:
@@ -189,7 +218,7 @@ class RunningAgent:
 
     def quiet(self) -> bool:
         a = self.agent
-        return a is not None and a.incident is None and not a.mitigator.rules
+        return a is not None and a.response is None and not a.mitigator.rules
 
     def wait_baseline(self, timeout_s: float = 30.0) -> None:
         self.wait_for(

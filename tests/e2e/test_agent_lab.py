@@ -15,6 +15,8 @@ from typing import Any
 import dpkt
 import pytest
 
+from ftagent.events import IncidentReport, RuleChange
+from ftcontract.agent_api import Overrides, Sampling, Thresholds
 from tests.capability import require, require_root
 from tests.e2e.agent_harness import RunningAgent, lab_config
 
@@ -39,7 +41,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     assert ra.error is None, f"agent loop failed: {ra.error!r}"
 
 
-def flood_and_check(ra: RunningAgent, profile: str, *, pps: int, packets: int):
+def flood_and_check(
+    ra: RunningAgent, profile: str, *, pps: int, packets: int
+) -> tuple[IncidentReport, IncidentReport, list[RuleChange]]:
     """Run one bounded flood; return (opened incident, resolved incident, rule events)."""
     from lab.trafgen import run_flood
 
@@ -52,12 +56,12 @@ def flood_and_check(ra: RunningAgent, profile: str, *, pps: int, packets: int):
     opened = ra.sink.of("opened", t0)
     resolved = ra.sink.of("resolved", t0)
     rules = ra.sink.of("rule", t0)
-    assert len(opened) == 1, [e.data["family"] for e in opened]
+    assert len(opened) == 1, [e.data.figures.family for e in opened]
     return opened[0].data, resolved[0].data, [e.data for e in rules]
 
 
 def dropped_share_after_rules(ra: RunningAgent, since_ns: int) -> float:
-    added = [e.at_ns for e in ra.sink.of("rule", since_ns) if e.data["action"] == "added"]
+    added = [e.at_ns for e in ra.sink.of("rule", since_ns) if e.data.action == "added"]
     assert added, "no rule was installed"
     # Windows that began after the rules went in and still saw flood traffic.
     ws = [w for w in ra.windows if w.end_ns - w.duration_s * 1e9 > added[0] and w.pps > 1000]
@@ -65,8 +69,8 @@ def dropped_share_after_rules(ra: RunningAgent, since_ns: int) -> float:
     return sum(w.dropped_pps * w.duration_s for w in ws) / sum(w.pps * w.duration_s for w in ws)
 
 
-def assert_rules_gone(ra: RunningAgent, rules: list[dict[str, Any]]) -> None:
-    actions = [r["action"] for r in rules]
+def assert_rules_gone(ra: RunningAgent, rules: list[RuleChange]) -> None:
+    actions = [r.action for r in rules]
     assert "added" in actions and "removed" in actions, actions
     now = time.monotonic_ns()
     live = [r for r in ra.dp.list_rules() if r.expires_ns > now]
@@ -76,11 +80,14 @@ def assert_rules_gone(ra: RunningAgent, rules: list[dict[str, Any]]) -> None:
 def test_udp_flood(running: RunningAgent) -> None:
     t0 = time.monotonic_ns()
     opened, resolved, rules = flood_and_check(running, "udp_flood", pps=40_000, packets=80_000)
-    assert opened["family"] == "udp_flood"
-    assert opened["subtype"].startswith("ipv4")
-    assert any(r["kind"] == "signature" and r["spec"]["proto"] == 17 for r in rules)
+    assert opened.figures.family == "udp_flood"
+    assert (opened.figures.subtype or "").startswith("ipv4")
+    assert any(r.kind == "signature" and r.spec.proto == 17 for r in rules)
     assert dropped_share_after_rules(running, t0) > 0.9
-    assert resolved["status"] == "resolved" and resolved["peak_pps"] > 5000
+    assert resolved.reason == "cooled_down" and resolved.figures.peak_pps > 5000
+    # every source the kernel counted carries its bits, not only its packets
+    top = resolved.figures.top_sources
+    assert top and all(s.bps > 0 for s in top if s.pps > 0), top
     assert_rules_gone(running, rules)
     # The attack's seconds were kept out of the baseline.
     assert running.agent is not None
@@ -92,20 +99,21 @@ def test_memcached_amplification_and_its_pcap(running: RunningAgent) -> None:
     opened, _, rules = flood_and_check(
         running, "memcached_amplification", pps=30_000, packets=60_000
     )
-    assert opened["family"] == "memcached_amplification"
-    assert opened["evidence"]["amp_port"] == 11211
-    assert opened["source_count"] > 10  # spoofed reflectors, as sampled
-    assert opened["top_sources"] and "address" in opened["top_sources"][0]
-    assert opened["evidence"]["mean_packet_size"] > 1300
-    sig = [r for r in rules if r["action"] == "added"]
-    assert [r["rule"] for r in sig] == ["signature proto=17 sport=11211"]
+    f = opened.figures
+    assert f.family == "memcached_amplification"
+    assert f.evidence["amp_port"] == 11211
+    assert f.source_count > 10  # spoofed reflectors, as sampled
+    assert f.top_sources and f.top_sources[0].ip
+    assert f.evidence["mean_packet_size"] > 1300
+    sig = [r for r in rules if r.action == "added"]
+    assert [r.rule for r in sig] == ["signature proto=17 sport=11211"]
     assert dropped_share_after_rules(running, t0) > 0.95
     assert_rules_gone(running, rules)
     # The pcap: a standard file a pcap library reads, holding the attack's packets.
     pcaps = running.sink.of("pcap", t0)
-    assert [p.data["uuid"] for p in pcaps] == [opened["uuid"]]
-    with open(pcaps[0].data["path"], "rb") as f:
-        records = list(dpkt.pcap.Reader(f))
+    assert [p.data.uuid for p in pcaps] == [opened.uuid]
+    with open(pcaps[0].data.path, "rb") as file:
+        records = list(dpkt.pcap.Reader(file))
     assert len(records) > 50
     sports = []
     for _, raw in records:
@@ -118,11 +126,11 @@ def test_memcached_amplification_and_its_pcap(running: RunningAgent) -> None:
 def test_syn_flood_from_random_sources(running: RunningAgent) -> None:
     t0 = time.monotonic_ns()
     opened, _, rules = flood_and_check(running, "syn_flood", pps=40_000, packets=80_000)
-    assert opened["family"] == "syn_flood"
-    assert "many_sources" in opened["subtype"]
-    added = [r for r in rules if r["action"] == "added"]
-    assert added and all(r["kind"] == "signature" for r in added), added
-    assert added[0]["spec"]["tcp_flags"] == 0x02 and added[0]["spec"]["rate_pps"] is not None
+    assert opened.figures.family == "syn_flood"
+    assert "many_sources" in (opened.figures.subtype or "")
+    added = [r for r in rules if r.action == "added"]
+    assert added and all(r.kind == "signature" for r in added), added
+    assert added[0].spec.tcp_flags == 0x02 and added[0].spec.rate_pps is not None
     assert dropped_share_after_rules(running, t0) > 0.9
     assert_rules_gone(running, rules)
 
@@ -130,8 +138,8 @@ def test_syn_flood_from_random_sources(running: RunningAgent) -> None:
 def test_icmp_flood(running: RunningAgent) -> None:
     t0 = time.monotonic_ns()
     opened, _, rules = flood_and_check(running, "icmp_flood", pps=30_000, packets=60_000)
-    assert opened["family"] == "icmp_flood"
-    assert any(r["spec"]["proto"] == 1 for r in rules if r["action"] == "added")
+    assert opened.figures.family == "icmp_flood"
+    assert any(r.spec.proto == 1 for r in rules if r.action == "added")
     assert dropped_share_after_rules(running, t0) > 0.9
     assert_rules_gone(running, rules)
 
@@ -139,10 +147,10 @@ def test_icmp_flood(running: RunningAgent) -> None:
 def test_ipv6_udp_flood(running: RunningAgent) -> None:
     t0 = time.monotonic_ns()
     opened, _, rules = flood_and_check(running, "udp6_flood", pps=40_000, packets=80_000)
-    assert opened["family"] == "udp_flood"
-    assert opened["subtype"].startswith("ipv6")
-    assert opened["evidence"]["ipv6_share"] > 0.9
-    assert any(r["spec"]["proto"] == 17 for r in rules if r["action"] == "added")
+    assert opened.figures.family == "udp_flood"
+    assert (opened.figures.subtype or "").startswith("ipv6")
+    assert opened.figures.evidence["ipv6_share"] > 0.9
+    assert any(r.spec.proto == 17 for r in rules if r.action == "added")
     assert dropped_share_after_rules(running, t0) > 0.9
     assert_rules_gone(running, rules)
 
@@ -163,7 +171,6 @@ def test_benign_traffic_opens_nothing(running: RunningAgent) -> None:
 
 
 def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) -> None:
-    from ftagent.events import Overrides
     from lab.trafgen import run_flood
 
     running.wait_for(running.quiet, 15, "quiet before the dry run")
@@ -176,15 +183,23 @@ def test_dry_run_from_the_control_plane_installs_nothing(running: RunningAgent) 
         run_flood(running.lab, "udp_flood", packets=40_000, pps=40_000, timeout_s=10)
         running.wait_for(lambda: bool(running.sink.of("resolved", t0)), 15, "resolution")
         opened = running.sink.of("opened", t0)
-        assert [e.data["mitigation_mode"] for e in opened] == ["dry_run"]
-        actions = {e.data["action"] for e in running.sink.of("rule", t0)}
+        assert [e.data.mitigation_mode for e in opened] == ["dry_run"]
+        assert running.sink.status is not None
+        assert running.sink.status.mitigation_mode == "dry_run"
+        actions = {e.data.action for e in running.sink.of("rule", t0)}
         assert actions == {"would_add", "removed"} or actions == {"would_add"}, actions
         assert running.dp.list_rules() == []
         flood = [w for w in running.windows if w.end_ns > t0 and w.pps > 1000]
         assert flood and sum(w.dropped_pps for w in flood) == 0
     finally:
-        running.sink.push_overrides(Overrides(mitigation_mode="on"))
+        running.sink.push_overrides(Overrides())  # cleared: back to the config's mode
         running.wait_for(lambda: agent.mitigator.mode == "on", 5, "mode back to on")
+    # the heartbeat's status follows the mode in force once the override is cleared
+    running.wait_for(
+        lambda: running.sink.status is not None and running.sink.status.mitigation_mode == "on",
+        5,
+        "the status to report mode on",
+    )
 
 
 def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
@@ -193,18 +208,17 @@ def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
     """idle_samples_per_s = 0 from the control plane turns the kernel's sampling off (no
     sample of benign traffic reaches the agent); a refused override (attack < idle) changes
     nothing; clearing the overrides restores [capture]'s targets and samples flow again."""
-    from ftagent.events import Overrides
     from lab.trafgen import run_flood
 
     running.wait_for(running.quiet, 15, "quiet before the sampling override")
     assert running.agent is not None
-    agent = running.agent
+    agent = running.agent.sampler
     cfg_idle, cfg_attack = agent.idle_samples_per_s, agent.attack_samples_per_s
     newest: list[int] = [0]
 
     def newest_sample(w: Any, a: Any) -> None:
-        if a.recent:
-            newest[0] = max(newest[0], a.recent[-1][0])
+        if a.sampler.recent:
+            newest[0] = max(newest[0], a.sampler.recent[-1][0])
 
     def applied(before: int) -> None:
         running.wait_for(lambda: running.sink.pending_overrides is None, 5, "the override read")
@@ -212,7 +226,9 @@ def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
 
     running.after_window = newest_sample
     try:
-        running.sink.push_overrides(Overrides(idle_samples_per_s=0, attack_samples_per_s=500))
+        running.sink.push_overrides(
+            Overrides(sampling=Sampling(idle_samples_per_s=0, attack_samples_per_s=500))
+        )
         running.wait_for(lambda: agent.sample_one_in == 0, 5, "sampling off in the kernel")
         assert (agent.idle_samples_per_s, agent.attack_samples_per_s) == (0, 500)
         t0 = time.monotonic_ns()
@@ -221,7 +237,9 @@ def test_sampling_overrides_from_the_control_plane_reach_the_kernel(
         assert newest[0] < t0, "a packet was sampled with sampling turned off"
 
         before = len(running.windows)
-        running.sink.push_overrides(Overrides(idle_samples_per_s=100, attack_samples_per_s=10))
+        running.sink.push_overrides(
+            Overrides(sampling=Sampling(idle_samples_per_s=100, attack_samples_per_s=10))
+        )
         applied(before)
         assert (agent.idle_samples_per_s, agent.attack_samples_per_s) == (0, 500)
 
@@ -254,10 +272,10 @@ def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningA
             stop_flood(f)
     running.wait_for(lambda: bool(running.sink.of("resolved", t0)), 15, "resolution")
     running.wait_for(running.quiet, 10, "rules removed")
-    resolved = running.sink.of("resolved", t0)[0].data
-    assert resolved["family"] == "multi_vector", resolved["family"]
-    assert set(resolved["subtype"].split("+")) == {"memcached_amplification", "syn_flood"}
-    added = {e.data["rule"] for e in running.sink.of("rule", t0) if e.data["action"] == "added"}
+    resolved = running.sink.of("resolved", t0)[0].data.figures
+    assert resolved.family == "multi_vector", resolved.family
+    assert set(resolved.subtype.split("+")) == {"memcached_amplification", "syn_flood"}
+    added = {e.data.rule for e in running.sink.of("rule", t0) if e.data.action == "added"}
     assert "signature proto=17 sport=11211" in added
     assert any(r.startswith("signature proto=6") and "flags=0x02/0x12" in r for r in added), added
     assert len(running.sink.of("opened", t0)) == 1
@@ -275,10 +293,10 @@ def test_leaking_mitigation_is_widened(running: RunningAgent) -> None:
     try:
         running.wait_for(lambda: bool(running.sink.of("rule", t0)), 10, "the first rule")
         first = running.sink.of("rule", t0)[0].data
-        assert first["kind"] == "src" and first["spec"]["network"] == "10.77.0.1/32", first
+        assert first.kind == "src" and first.spec.network == "10.77.0.1/32", first
         spoofed = start_flood(running.lab, "udp_flood", packets=90_000, pps=30_000)
         running.wait_for(
-            lambda: any(e.data["action"] == "widened" for e in running.sink.of("rule", t0)),
+            lambda: any(e.data.action == "widened" for e in running.sink.of("rule", t0)),
             10,
             "the mitigation to widen",
         )
@@ -288,35 +306,35 @@ def test_leaking_mitigation_is_widened(running: RunningAgent) -> None:
             stop_flood(spoofed)
     running.wait_for(lambda: bool(running.sink.of("resolved", t0)), 15, "resolution")
     running.wait_for(running.quiet, 10, "rules removed")
-    widened = [e.data for e in running.sink.of("rule", t0) if e.data["action"] == "widened"]
-    assert widened[0]["kind"] == "signature" and widened[0]["spec"]["proto"] == 17
+    widened = [e.data for e in running.sink.of("rule", t0) if e.data.action == "widened"]
+    assert widened[0].kind == "signature" and widened[0].spec.proto == 17
     resolved = running.sink.of("resolved", t0)[0].data
-    assert "widened" in [m["action"] for m in resolved["mitigation"]]
+    assert "widened" in [m.action for m in resolved.history]
 
 
 def test_cleared_overrides_return_to_the_nodes_own_config(running: RunningAgent) -> None:
     """Each override set from the control plane is complete: a key it no longer carries
     goes back to the local config, so an operator who clears an override really clears it."""
-    from ftagent.events import Overrides
-
     assert running.agent is not None
     agent = running.agent
+    settings = agent.reference.settings
     d = agent.cfg.detection
     local = (d.multiplier, d.burst_factor, d.cooldown_s, agent.mitigator.ttl_s, d.floors.pps)
     try:
         running.sink.push_overrides(
-            Overrides(multiplier=9.0, burst_factor=20.0, cooldown_s=42.0, rule_ttl_s=77.0,
-                      floors={"pps": 123456.0}, allowlist=["198.51.100.0/24"])
+            Overrides(thresholds=Thresholds(multiplier=9.0, burst_factor=20.0, cooldown_s=42.0,
+                                            floors={"pps": 123456.0}),
+                      rule_ttl_s=77.0, allowlist=["198.51.100.0/24"])
         )  # fmt: skip
-        running.wait_for(lambda: agent.settings.multiplier == 9.0, 5, "overrides applied")
+        running.wait_for(lambda: settings.multiplier == 9.0, 5, "overrides applied")
         assert agent.detector.burst_factor == 20.0 and agent.detector.cooldown_s == 42.0
-        assert agent.mitigator.ttl_s == 77.0 and agent.settings.floors.pps == 123456.0
-        assert [str(n) for n in agent.allowlist] == ["198.51.100.0/24"]
+        assert agent.mitigator.ttl_s == 77.0 and settings.floors.pps == 123456.0
+        assert [str(n) for n in agent.protection.allowlist] == ["198.51.100.0/24"]
     finally:
         running.sink.push_overrides(Overrides())
-    running.wait_for(lambda: agent.settings.multiplier == local[0], 5, "config restored")
-    s = agent.settings
+    running.wait_for(lambda: settings.multiplier == local[0], 5, "config restored")
+    s = settings
     now = (s.multiplier, s.burst_factor, s.cooldown_s, agent.mitigator.ttl_s, s.floors.pps)
     assert now == local
     assert agent.detector.burst_factor == local[1] and agent.detector.cooldown_s == local[2]
-    assert [str(n) for n in agent.allowlist] == list(agent.cfg.mitigation.allowlist)
+    assert [str(n) for n in agent.protection.allowlist] == list(agent.cfg.mitigation.allowlist)

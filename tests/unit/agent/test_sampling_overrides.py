@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ftagent.agent import effective_sampling
 from ftagent.config import ConfigError, decode
-from ftagent.events import Overrides
+from ftagent.overrides import effective_sampling
+from ftcontract.agent_api import Sampling
 
 CAPTURE = decode(
     """
@@ -19,15 +19,13 @@ attack_samples_per_s = 1500
 
 
 def test_none_keeps_the_configs_values() -> None:
-    assert effective_sampling(CAPTURE, Overrides()) == (40, 1500)
-    # Overrides of other settings leave sampling alone.
-    assert effective_sampling(CAPTURE, Overrides(multiplier=5.0)) == (40, 1500)
+    assert effective_sampling(CAPTURE, Sampling()) == (40, 1500)
 
 
 def test_each_value_overrides_its_own_target() -> None:
-    assert effective_sampling(CAPTURE, Overrides(idle_samples_per_s=0)) == (0, 1500)
-    assert effective_sampling(CAPTURE, Overrides(attack_samples_per_s=4000)) == (40, 4000)
-    both = Overrides(idle_samples_per_s=200, attack_samples_per_s=200)
+    assert effective_sampling(CAPTURE, Sampling(idle_samples_per_s=0)) == (0, 1500)
+    assert effective_sampling(CAPTURE, Sampling(attack_samples_per_s=4000)) == (40, 4000)
+    both = Sampling(idle_samples_per_s=200, attack_samples_per_s=200)
     assert effective_sampling(CAPTURE, both) == (200, 200)
 
 
@@ -35,17 +33,17 @@ def test_each_value_overrides_its_own_target() -> None:
     ("overrides", "key"),
     [
         # attack below the config's idle rate
-        (Overrides(attack_samples_per_s=10), "control.sampling.attack_samples_per_s"),
+        (Sampling(attack_samples_per_s=10), "control.sampling.attack_samples_per_s"),
         # idle above the config's attack rate
-        (Overrides(idle_samples_per_s=2000), "control.sampling.attack_samples_per_s"),
-        (Overrides(idle_samples_per_s=500, attack_samples_per_s=100),
+        (Sampling(idle_samples_per_s=2000), "control.sampling.attack_samples_per_s"),
+        (Sampling(idle_samples_per_s=500, attack_samples_per_s=100),
          "control.sampling.attack_samples_per_s"),
-        (Overrides(idle_samples_per_s=-1), "control.sampling.idle_samples_per_s"),
-        (Overrides(idle_samples_per_s=0, attack_samples_per_s=0),
+        (Sampling(idle_samples_per_s=-1), "control.sampling.idle_samples_per_s"),
+        (Sampling(idle_samples_per_s=0, attack_samples_per_s=0),
          "control.sampling.attack_samples_per_s"),
     ],
 )  # fmt: skip
-def test_bad_overrides_are_refused_naming_the_key(overrides: Overrides, key: str) -> None:
+def test_bad_overrides_are_refused_naming_the_key(overrides: Sampling, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         effective_sampling(CAPTURE, overrides)
     assert str(err.value).startswith(f"{key}: ")

@@ -3,13 +3,13 @@ import ipaddress
 from ftagent.classifier import Classification, Vector
 from ftagent.config import MitigationConfig
 from ftagent.datapath import RuleSpec
-from ftagent.mitigator import (
-    Protected,
+from ftagent.planning import (
     plan_rules,
     plan_vector,
     plan_widening,
     vector_metric,
 )
+from ftagent.protection import Protected
 
 from .packets import icmp, icmp6, syn, udp
 
@@ -95,7 +95,7 @@ def test_protected_sources_are_refused_with_the_reason():
         + [udp("192.0.2.20", 1, 2)] * 20
     )
     plan = plan_vector(v, pkts, CFG, p, limit)
-    reasons = {r["target"]: r["reason"] for r in plan.refused}
+    reasons = {r.target: r.reason for r in plan.refused}
     assert reasons == {
         "198.51.100.1/32": "allow-list",
         "10.1.2.3/32": "management prefix",

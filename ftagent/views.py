@@ -1,0 +1,79 @@
+"""What the agent shows locally: the /health snapshot (also `ftagent status`) and the
+gauges of /metrics. JSON views for people and Prometheus, built from the loop's objects;
+the loop takes a snapshot after each change so the HTTP thread never reads live state."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import ftagent
+
+if TYPE_CHECKING:
+    from ftagent.agent import Agent
+
+HEALTH_THRESHOLDS = ("pps", "bps", "udp_pps", "syn_pps", "icmp_pps")
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def health(agent: Agent) -> dict[str, Any]:
+    w = agent.last_window
+    response = agent.response
+    info = agent.dp.attach_info
+    mitigator = agent.mitigator
+    incident: dict[str, Any] | None = None
+    if response is not None:
+        inc = response.incident
+        incident = {
+            "uuid": inc.uuid,
+            "family": inc.family,
+            "subtype": inc.classification.subtype,
+            "severity": inc.severity,
+            "started_at": iso(inc.started_at),
+            "peak_pps": round(inc.peak_pps),
+            "rules": [s.describe() for s in inc.rules],
+        }
+    return {
+        "status": "attack" if response is not None else "ok",
+        "version": ftagent.__version__,
+        "uptime_s": round(time.monotonic() - agent.started, 1),
+        "interface": info.interface,
+        "xdp_mode": info.mode,
+        "prog_id": info.prog_id,
+        "pps": round(w.metrics["pps"], 1) if w else 0.0,
+        "bps": round(w.metrics["bps"], 1) if w else 0.0,
+        "dropped_pps": round(w.dropped_pps, 1) if w else 0.0,
+        "baseline_ready": agent.baseline.ready,
+        "baseline_samples": agent.baseline.samples,
+        "attack_active": response is not None,
+        "mitigation_mode": mitigator.mode,
+        "rules_active": mitigator.active_count(),
+        "rules": [s.describe() for s in mitigator.rules],
+        "thresholds": {
+            k: round(v, 1) for k, v in agent.reference.thresholds.items() if k in HEALTH_THRESHOLDS
+        },
+        "incident": incident,
+        "incidents_total": sum(agent.incidents_by_family.values()),
+    }
+
+
+def gauges(agent: Agent) -> dict[str, Any]:
+    w = agent.last_window
+    b = agent.baseline
+    return {
+        "baseline": {
+            m: {"avg": b.stat(m).avg, "0.95": b.stat(m).p95, "0.99": b.stat(m).p99}
+            for m in ("pps", "bps")
+        },
+        "thresholds": dict(agent.reference.thresholds),
+        "current": {"pps": w.metrics["pps"], "bps": w.metrics["bps"]} if w else {},
+        "baseline_ready": int(b.ready),
+        "attack_active": int(agent.response is not None),
+        "sample_one_in": agent.sampler.sample_one_in,
+        "uptime_s": time.monotonic() - agent.started,
+        "incidents": dict(agent.incidents_by_family),
+    }
