@@ -9,11 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from control.db import open_db
-from control.events import IncidentEvent, IncidentEvents
+from control.channels import service as channel_store
+from control.core.db import open_db
+from control.incidents.event_bus import IncidentEvent, IncidentEvents
 from control.notify.service import NotificationService, NotifySettings
-from control.services import channels as channel_store
-from control.services.workspaces import create_workspace
+from control.workspace.service import create_workspace
 from tests.api.notify import receivers as rx
 from tests.api.notify.conftest import RECEIVERS, channel_config
 

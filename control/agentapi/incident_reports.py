@@ -14,11 +14,11 @@ import uuid as uuidlib
 import aiosqlite
 import msgspec
 
-from control.db import transaction
-from control.errors import Conflict, InvalidValue, NotFound
-from control.schemas import Incident, MitigationRule, TopSource
-from control.services.incidents import IncidentChange, IncidentReport, IncidentService
-from control.services.nodes import NodeCaller
+from control.core.db import transaction
+from control.core.errors import Conflict, InvalidValue, NotFound
+from control.incidents.schemas import Incident, MitigationRule, TopSource
+from control.incidents.service import IncidentChange, IncidentReport, IncidentService
+from control.nodes.service import NodeCaller
 from ftcontract import agent_api
 
 

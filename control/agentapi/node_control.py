@@ -15,10 +15,10 @@ from typing import Literal
 import aiosqlite
 import msgspec
 
-from control import clock
-from control.db import transaction
-from control.errors import InvalidValue, NotFound
-from control.services.nodes import NodeCaller
+from control.core import clock
+from control.core.db import transaction
+from control.core.errors import InvalidValue, NotFound
+from control.nodes.service import NodeCaller
 from ftcontract import agent_api
 from ftcontract.bounds import MAX_RULE_TTL_S
 

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from control.services.summary import format_duration, format_rate
+from control.incidents.summary import format_duration, format_rate
 
 NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
 NOTICE_KINDS: tuple[NoticeKind, ...] = ("opened", "escalated", "resolved", "false_positive", "test")

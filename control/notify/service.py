@@ -24,7 +24,7 @@ import aiosqlite
 import httpx
 import msgspec
 
-from control.events import IncidentEvent, IncidentEvents
+from control.incidents.event_bus import IncidentEvent, IncidentEvents
 from control.notify import store
 from control.notify.config import (
     ChannelConfig,

@@ -1,7 +1,7 @@
 """SQL for notification deliveries and attempts (tables from 0002_notifications.sql).
 
 Every query that takes a channel also takes the workspace, so the API cannot reach
-another workspace's rows. Multi-statement writes go through `control.db.transaction`.
+another workspace's rows. Multi-statement writes go through `control.core.db.transaction`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from control.db import transaction
+from control.core.db import transaction
 from control.notify.outcome import Outcome
 
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import msgspec
 
-from control.db import open_db
-from control.events import IncidentEvent, IncidentEvents
+from control.channels import service as channel_store
+from control.core.db import open_db
+from control.incidents.event_bus import IncidentEvent, IncidentEvents
+from control.incidents.service import IncidentChange
+from control.nodes.service import NodeFields, NodeStatusPolicy, create_node
 from control.notify.retry import RetryPolicy
 from control.notify.service import NotificationService, NotifySettings
-from control.services import channels as channel_store
-from control.services.incidents import IncidentChange
-from control.services.nodes import NodeFields, NodeStatusPolicy, create_node
 from tests.api.notify import receivers as rx
 from tests.api.notify.conftest import FAST, Store, channel_config
 
