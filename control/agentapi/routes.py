@@ -146,7 +146,7 @@ class AgentController(Controller):
         state: State,
     ) -> agent_api.IncidentReply:
         reports = agentapi_of(state).reports
-        incident = await reports.resolve(node, incident_uuid, data.ended_at, data.figures)
+        incident = await reports.resolve(node, incident_uuid, data)
         return agent_api.IncidentReply(ok=True, uuid=incident.uuid, status=incident.status)
 
     @post(

@@ -45,12 +45,12 @@ class DeliveryAttempt(msgspec.Struct, kw_only=True):
     incident_uuid: str | None
     attempt: int  # 1 for a delivery's first try
     attempted_at: str
-    outcome: Literal["delivered", "retry", "failed"]
+    outcome: store.AttemptOutcome
     http_status: int | None  # null for email and for network errors
     error: str | None
     duration_ms: float
     retry_in_sec: float | None  # wait chosen before the next try (outcome = retry)
-    delivery_status: Literal["pending", "delivered", "failed"]
+    delivery_status: store.DeliveryStatus
 
 
 class DeliveryList(msgspec.Struct, kw_only=True):
@@ -116,18 +116,18 @@ class ChannelDeliveryController(Controller):
         rows, total = await store.list_attempts(db, channel.id, limit=limit, offset=offset)
         attempts = [
             DeliveryAttempt(
-                id=row["id"],
-                delivery_id=row["delivery_id"],
-                event=row["event_kind"],
-                incident_uuid=row["incident_uuid"],
-                attempt=row["attempt"],
-                attempted_at=clock.iso(row["attempted_at"]) or "",
-                outcome=row["outcome"],
-                http_status=row["http_status"],
-                error=row["error"],
-                duration_ms=round(row["duration_ms"], 1),
-                retry_in_sec=row["retry_in_sec"],
-                delivery_status=row["status"],
+                id=row.id,
+                delivery_id=row.delivery_id,
+                event=row.event_kind,
+                incident_uuid=row.incident_uuid,
+                attempt=row.attempt,
+                attempted_at=clock.iso(row.attempted_at) or "",
+                outcome=row.outcome,
+                http_status=row.http_status,
+                error=row.error,
+                duration_ms=round(row.duration_ms, 1),
+                retry_in_sec=row.retry_in_sec,
+                delivery_status=row.status,
             )
             for row in rows
         ]

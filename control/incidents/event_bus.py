@@ -1,4 +1,5 @@
-"""In-process incident events: the store's incident changes -> subscribers (notifications).
+"""The incident change bus (in process): each committed incident change -> subscribers
+(the notification dispatcher).
 
 The incident service publishes after its write commits; subscribers (the notification
 dispatcher) must not block: they persist what they need and return.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from control.incidents.schemas import Incident
 
 IncidentEventKind = Literal["opened", "escalated", "updated", "resolved", "false_positive"]
 
@@ -19,7 +22,7 @@ class IncidentEvent:
     workspace_id: int
     incident_uuid: str
     # The incident as the REST API shows it (GET /api/v1/incidents/{uuid} "incident" object).
-    incident: dict[str, Any]
+    incident: Incident
 
 
 Subscriber = Callable[[IncidentEvent], Awaitable[None]]

@@ -31,7 +31,7 @@ from control.incidents.schemas import (
 from control.incidents.summary import build_summary
 
 # The families the agent's classifier names are the only ones an incident may carry.
-from ftcontract.vocabulary import FAMILIES, Severity, severity_rank
+from ftcontract.vocabulary import FAMILIES, ResolveReason, Severity, severity_rank
 
 
 class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -43,6 +43,8 @@ class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     started_at: float | None = None  # epoch seconds; default: now
     peak_pps: float = 0
     peak_bps: float = 0
+    peak_burst_pps: float = 0
+    peak_burst_bps: float = 0
     protocols: dict[str, float] = {}
     top_sources: list[TopSource] = []
     mitigation_rules: list[MitigationRule] = []
@@ -62,6 +64,8 @@ class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     severity: Severity | None = None
     peak_pps: float | None = None
     peak_bps: float | None = None
+    peak_burst_pps: float | None = None
+    peak_burst_bps: float | None = None
     protocols: dict[str, float] | None = None
     top_sources: list[TopSource] | None = None
     mitigation_rules: list[MitigationRule] | None = None
@@ -154,6 +158,9 @@ def incident_from_row(row: aiosqlite.Row, now: float) -> Incident:
         mitigation_rules=rules,
         mitigated_at=clock.iso(row["mitigated_at"]),
         pcap=_pcap(row),
+        peak_burst_pps=row["peak_burst_pps"],
+        peak_burst_bps=row["peak_burst_bps"],
+        end_reason=row["end_reason"],
     )
 
 
@@ -240,7 +247,11 @@ class IncidentService:
     ) -> Incident:
         _check_family(report.family)
         _check_rates(
-            peak_pps=report.peak_pps, peak_bps=report.peak_bps, source_count=report.source_count
+            peak_pps=report.peak_pps,
+            peak_bps=report.peak_bps,
+            peak_burst_pps=report.peak_burst_pps,
+            peak_burst_bps=report.peak_burst_bps,
+            source_count=report.source_count,
         )
         now = clock.now()
         started = report.started_at if report.started_at is not None else now
@@ -258,8 +269,9 @@ class IncidentService:
                 await db.execute(
                     """INSERT INTO incidents (uuid, workspace_id, node_id, family, subtype,
                            severity, status, started_at, mitigated_at, peak_pps, peak_bps,
-                           source_count, protocols, top_sources, mitigation_rules, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           peak_burst_pps, peak_burst_bps, source_count, protocols,
+                           top_sources, mitigation_rules, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         new_uuid,
                         workspace_id,
@@ -271,6 +283,8 @@ class IncidentService:
                         now if report.mitigation_rules else None,
                         report.peak_pps,
                         report.peak_bps,
+                        report.peak_burst_pps,
+                        report.peak_burst_bps,
                         max(report.source_count, len(report.top_sources)),
                         _json(report.protocols),
                         sources,
@@ -288,7 +302,11 @@ class IncidentService:
         if change.family is not None:
             _check_family(change.family)
         _check_rates(
-            peak_pps=change.peak_pps, peak_bps=change.peak_bps, source_count=change.source_count
+            peak_pps=change.peak_pps,
+            peak_bps=change.peak_bps,
+            peak_burst_pps=change.peak_burst_pps,
+            peak_burst_bps=change.peak_burst_bps,
+            source_count=change.source_count,
         )
         sources = None if change.top_sources is None else _json(with_countries(change.top_sources))
         async with transaction(self.db):
@@ -302,10 +320,10 @@ class IncidentService:
                 sets["subtype"] = change.subtype
             if change.severity is not None:
                 sets["severity"] = change.severity
-            if change.peak_pps is not None:
-                sets["peak_pps"] = max(row["peak_pps"], change.peak_pps)
-            if change.peak_bps is not None:
-                sets["peak_bps"] = max(row["peak_bps"], change.peak_bps)
+            for peak in ("peak_pps", "peak_bps", "peak_burst_pps", "peak_burst_bps"):
+                value = getattr(change, peak)
+                if value is not None:
+                    sets[peak] = max(row[peak], value)
             if change.protocols is not None:
                 sets["protocols"] = _json(change.protocols)
             if sources is not None:
@@ -329,9 +347,15 @@ class IncidentService:
         )
 
     async def resolve(
-        self, workspace_id: int, incident_uuid: str, *, ended_at: float | None = None
+        self,
+        workspace_id: int,
+        incident_uuid: str,
+        *,
+        ended_at: float | None = None,
+        reason: ResolveReason | None = None,
     ) -> Incident:
-        """The attack ended (agent cool-down). Idempotent: a closed incident is returned as is."""
+        """The attack ended: the agent says why (`reason`); None when no agent did (the node
+        was deleted). Idempotent: a closed incident is returned as is."""
         async with transaction(self.db):
             row = await self._row_for_write(workspace_id, incident_uuid)
             closed = row["status"] != "active"
@@ -339,7 +363,13 @@ class IncidentService:
                 now = clock.now()
                 end = max(ended_at if ended_at is not None else now, row["started_at"])
                 await self._set(
-                    row["id"], {"status": "resolved", "ended_at": end, "updated_at": now}
+                    row["id"],
+                    {
+                        "status": "resolved",
+                        "ended_at": end,
+                        "end_reason": reason,
+                        "updated_at": now,
+                    },
                 )
         if closed:
             return await self.get(workspace_id, incident_uuid)
@@ -411,7 +441,7 @@ class IncidentService:
                 kind=kind,
                 workspace_id=workspace_id,
                 incident_uuid=incident_uuid,
-                incident=msgspec.to_builtins(incident),
+                incident=incident,
             )
         )
         return incident

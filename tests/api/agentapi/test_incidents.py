@@ -245,7 +245,7 @@ async def test_source_count_from_the_agent_reaches_the_incident(
     )
     assert r.status_code == 200, r.text
     assert (await get(api, ws, inc))["source_count"] == 9001
-    assert [e.incident["source_count"] for e in api.events] == [3172, 9001]
+    assert [e.incident.source_count for e in api.events] == [3172, 9001]
     assert_error(
         await api.client.post(
             path, json={"figures": figures(3, 1e5, source_count=-1)}, headers=agent.headers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from control.core.errors import Conflict, InvalidValue, NotFound
@@ -33,6 +34,9 @@ DETAIL_FIELDS = LIST_FIELDS | {
     "mitigation_rules",
     "mitigated_at",
     "pcap",
+    "peak_burst_pps",
+    "peak_burst_bps",
+    "end_reason",
 }
 
 
@@ -193,9 +197,10 @@ async def test_events_follow_the_write_path(api: Api, ws: Workspace) -> None:
     assert kinds == ["opened", "updated", "escalated", "updated", "resolved"]
     last = api.events[-1]
     assert last.workspace_id == ws.id and last.incident_uuid == inc.uuid
-    assert last.incident["status"] == "resolved" and last.incident["peak_pps"] == 9000
-    assert last.incident["severity"] == "high" and last.incident["mitigated_at"] is not None
-    assert last.incident == (await api.get(f"/api/v1/incidents/{inc.uuid}", ws)).json()["incident"]
+    assert last.incident.status == "resolved" and last.incident.peak_pps == 9000
+    assert last.incident.severity == "high" and last.incident.mitigated_at is not None
+    shown = (await api.get(f"/api/v1/incidents/{inc.uuid}", ws)).json()["incident"]
+    assert msgspec.to_builtins(last.incident) == shown
     with pytest.raises(Conflict):
         await api.incidents.update(ws.id, inc.uuid, IncidentChange(peak_pps=1))
 
@@ -254,7 +259,7 @@ async def test_source_count_is_shown_only_rises_and_reaches_the_events(
     await api.incidents.update(ws.id, inc.uuid, IncidentChange(source_count=5000))
     assert (await api.incidents.get(ws.id, inc.uuid)).source_count == 5000
     # Every event carries it; the notification text takes it as is (not len(top_sources)).
-    assert [e.incident["source_count"] for e in api.events] == [4821, 4821, 5000]
+    assert [e.incident.source_count for e in api.events] == [4821, 4821, 5000]
     assert Notice.from_incident("opened", api.events[-1].incident).source_count == 5000
     # Listed top sources are distinct sources: the count is never below their number.
     other = await api.incident(ws, node["uuid"], top_sources=three[:2])

@@ -205,7 +205,7 @@ async def test_one_event_is_never_delivered_twice_to_one_channel(
         kind="opened",
         workspace_id=store.workspace_id,
         incident_uuid=incident.uuid,
-        incident=msgspec.to_builtins(incident),
+        incident=incident,
     )
     await store.events.publish(event)
     await store.events.publish(event)
