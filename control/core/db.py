@@ -25,6 +25,10 @@ import aiosqlite
 log = logging.getLogger("ftcontrol.db")
 
 BUSY_TIMEOUT_MS = 5000
+# A value bound to a statement parameter (what sqlite3 adapts without converters).
+SqlValue = str | int | float | bytes | None
+# Named parameters, or column -> new value of an UPDATE built from fixed column names.
+SqlParams = dict[str, SqlValue]
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _write_locks: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = (
     weakref.WeakKeyDictionary()

@@ -7,7 +7,6 @@ Callers (the REST API, the Agent API, tests) all go through `IncidentService`.
 
 from __future__ import annotations
 
-import json
 import uuid as uuidlib
 from typing import Any, Literal
 
@@ -15,20 +14,23 @@ import aiosqlite
 import msgspec
 
 from control.core import clock
-from control.core.db import transaction
+from control.core.db import SqlParams, transaction
 from control.core.errors import Conflict, InvalidValue, NotFound
 from control.incidents.event_bus import IncidentEvent, IncidentEventKind, IncidentEvents
-from control.incidents.geo import geo_origin, with_countries
+from control.incidents.geo import with_countries
+from control.incidents.representation import (
+    SELECT_DETAIL,
+    SELECT_LIST_ITEM,
+    incident_from_row,
+    list_item_from_row,
+)
 from control.incidents.schemas import (
     Incident,
     IncidentListItem,
-    IncidentPcap,
     IncidentStatus,
     MitigationRule,
-    NodeRef,
     TopSource,
 )
-from control.incidents.summary import build_summary
 
 # The families the agent's classifier names are the only ones an incident may carry.
 from ftcontract.vocabulary import FAMILIES, ResolveReason, Severity, severity_rank
@@ -78,92 +80,6 @@ class IncidentFilters(msgspec.Struct, kw_only=True):
     node_uuid: str | None = None
 
 
-_SELECT = """
-SELECT i.*, n.uuid AS node_uuid, n.name AS node_name,
-       p.sha256 AS pcap_sha256, p.size AS pcap_size, p.uploaded_at AS pcap_uploaded_at
-FROM incidents i JOIN nodes n ON n.id = i.node_id
-LEFT JOIN incident_pcaps p ON p.incident_id = i.id
-"""
-_LIST_COLUMNS = """
-SELECT i.uuid, i.family, i.subtype, i.severity, i.status, i.started_at, i.ended_at,
-       i.peak_pps, i.peak_bps, i.source_count, n.uuid AS node_uuid, n.name AS node_name
-FROM incidents i JOIN nodes n ON n.id = i.node_id
-"""
-
-
-def _duration(row: aiosqlite.Row, now: float) -> int:
-    end = row["ended_at"] if row["ended_at"] is not None else now
-    return max(0, int(end - row["started_at"]))
-
-
-def list_item_from_row(row: aiosqlite.Row, now: float) -> IncidentListItem:
-    return IncidentListItem(
-        uuid=row["uuid"],
-        node=NodeRef(uuid=row["node_uuid"], name=row["node_name"]),
-        family=row["family"],
-        subtype=row["subtype"],
-        severity=row["severity"],
-        status=row["status"],
-        started_at=clock.iso(row["started_at"]) or "",
-        ended_at=clock.iso(row["ended_at"]),
-        peak_pps=row["peak_pps"],
-        peak_bps=row["peak_bps"],
-        duration_sec=_duration(row, now),
-        source_count=row["source_count"],
-    )
-
-
-def pcap_url(incident_uuid: str) -> str:
-    return f"/api/v1/incidents/{incident_uuid}/pcap"
-
-
-def _pcap(row: aiosqlite.Row) -> IncidentPcap | None:
-    if row["pcap_sha256"] is None:
-        return None
-    return IncidentPcap(
-        sha256=row["pcap_sha256"],
-        size=row["pcap_size"],
-        uploaded_at=clock.iso(row["pcap_uploaded_at"]) or "",
-        url=pcap_url(row["uuid"]),
-    )
-
-
-def incident_from_row(row: aiosqlite.Row, now: float) -> Incident:
-    protocols = json.loads(row["protocols"])
-    sources = msgspec.json.decode(row["top_sources"], type=list[TopSource])
-    rules = msgspec.json.decode(row["mitigation_rules"], type=list[MitigationRule])
-    origin = geo_origin(sources)
-    duration = _duration(row, now)
-    summary = build_summary(
-        node_name=row["node_name"],
-        family=row["family"],
-        subtype=row["subtype"],
-        severity=row["severity"],
-        status=row["status"],
-        peak_pps=row["peak_pps"],
-        peak_bps=row["peak_bps"],
-        duration_sec=duration,
-        protocols=protocols,
-        top_sources=sources,
-        geo_origin=origin,
-        mitigation_rules=rules,
-    )
-    item = list_item_from_row(row, now)
-    return Incident(
-        **{f: getattr(item, f) for f in item.__struct_fields__},
-        protocols=protocols,
-        top_sources=sources,
-        geo_origin=origin,
-        summary=summary,
-        mitigation_rules=rules,
-        mitigated_at=clock.iso(row["mitigated_at"]),
-        pcap=_pcap(row),
-        peak_burst_pps=row["peak_burst_pps"],
-        peak_burst_bps=row["peak_burst_bps"],
-        end_reason=row["end_reason"],
-    )
-
-
 def _check_family(family: str) -> None:
     if family not in FAMILIES:
         raise InvalidValue("family", f"unknown family {family!r}")
@@ -188,7 +104,8 @@ class IncidentService:
 
     async def get(self, workspace_id: int, incident_uuid: str) -> Incident:
         async with self.db.execute(
-            _SELECT + " WHERE i.workspace_id = ? AND i.uuid = ?", (workspace_id, incident_uuid)
+            SELECT_DETAIL + " WHERE i.workspace_id = ? AND i.uuid = ?",
+            (workspace_id, incident_uuid),
         ) as cur:
             row = await cur.fetchone()
         if row is None:
@@ -229,7 +146,7 @@ class IncidentService:
         order = " ORDER BY i.started_at DESC, i.id DESC"
         page = f"SELECT i.id FROM incidents i{clause}{order} LIMIT ? OFFSET ?"  # noqa: S608
         async with self.db.execute(
-            f"{_LIST_COLUMNS} WHERE i.id IN ({page}){order}", [*args, limit, offset]
+            f"{SELECT_LIST_ITEM} WHERE i.id IN ({page}){order}", [*args, limit, offset]
         ) as cur:
             rows = await cur.fetchall()
         now = clock.now()
@@ -313,7 +230,7 @@ class IncidentService:
             row = await self._row_for_write(workspace_id, incident_uuid)
             if row["status"] != "active":
                 raise Conflict(f"incident is {row['status']}, not active")
-            sets: dict[str, Any] = {"updated_at": clock.now()}
+            sets: SqlParams = {"updated_at": clock.now()}
             if change.family is not None:
                 sets["family"] = change.family
             if change.subtype is not None:
@@ -424,7 +341,7 @@ class IncidentService:
             raise NotFound("incident not found")
         return row
 
-    async def _set(self, incident_id: int, sets: dict[str, Any]) -> None:
+    async def _set(self, incident_id: int, sets: SqlParams) -> None:
         # Column names come from this module only, never from input.
         assignments = ", ".join(f"{column} = ?" for column in sets)
         await self.db.execute(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from control.core import validation
 from control.core.api_types import Ok
+from control.core.db import SqlParams
 from control.core.deps import CallerDep, Db, IncidentsDep, NodePolicyDep
 from control.nodes import service as node_store
 from control.nodes.schemas import Node, NodeDetail, NodePriority, NodeStatus
@@ -61,8 +60,8 @@ class NodeCreated(msgspec.Struct, kw_only=True):
     api_key: str  # 64 hex characters, shown only here; the store keeps its SHA-256
 
 
-def _validated_changes(data: NodeUpdate) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
+def _validated_changes(data: NodeUpdate) -> SqlParams:
+    changes: SqlParams = {}
     if not isinstance(data.name, msgspec.UnsetType):
         changes["name"] = validation.node_name(data.name)
     if not isinstance(data.ip, msgspec.UnsetType):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import uuid as uuidlib
 from dataclasses import dataclass
-from typing import Any
 
 import aiosqlite
 
 from control.core import clock, validation
-from control.core.db import transaction
+from control.core.db import SqlParams, transaction
 from control.core.errors import Conflict, InvalidValue, NotFound, PaymentRequired, Unauthorized
 from control.core.security import hash_secret, new_secret, secret_matches
 from control.nodes.schemas import Baseline, Node, NodeDetail, NodePriority, NodeStatus
@@ -91,7 +90,7 @@ def _live_nodes(where: str = "") -> str:
 _LIVE_NODES = _live_nodes()
 
 
-def _status_params(policy: NodeStatusPolicy, workspace_id: int) -> dict[str, Any]:
+def _status_params(policy: NodeStatusPolicy, workspace_id: int) -> SqlParams:
     return {
         "workspace_id": workspace_id,
         "offline_before": clock.now() - policy.offline_after_sec,
@@ -233,7 +232,7 @@ async def update_node(
     db: aiosqlite.Connection,
     workspace_id: int,
     node_uuid: str,
-    changes: dict[str, Any],
+    changes: SqlParams,
     policy: NodeStatusPolicy,
 ) -> NodeDetail:
     """Apply already-validated changes (keys from UPDATABLE) to a live node."""

@@ -3,7 +3,7 @@ the Agent API's metrics store keeps (control.agentapi.metrics_store)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import get
@@ -11,6 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from control.agentapi import node_control
 from control.core import clock
+from control.core.db import SqlParams
 from control.core.deps import CallerDep, Db
 
 TrafficRange = Literal["1h", "24h", "7d", "30d", "90d"]
@@ -58,7 +59,7 @@ async def node_traffic(
     span, step = _RANGES[range_]
     node_id = await node_control.live_node_id(db, caller.workspace_id, node_uuid)
     since = int(clock.now()) - span
-    params: dict[str, Any] = {"node": node_id, "since": since, "step": step}
+    params: SqlParams = {"node": node_id, "since": since, "step": step}
     points = [
         TrafficPoint(
             t=clock.iso(r["bucket"]) or "",
