@@ -11,8 +11,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from control.incidents.schemas import Incident
+from control.incidents.schemas import Incident, IncidentStatus
 from control.incidents.summary import format_duration, format_rate
+from ftcontract.vocabulary import Family, Severity
 
 NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
 NOTICE_KINDS: tuple[NoticeKind, ...] = ("opened", "escalated", "resolved", "false_positive", "test")
@@ -41,9 +42,9 @@ class Notice:
     incident_uuid: str
     node_uuid: str
     node_name: str
-    family: str
-    severity: str
-    status: str
+    family: Family
+    severity: Severity
+    status: IncidentStatus
     peak_pps: float
     peak_bps: float
     source_count: int
