@@ -49,7 +49,7 @@ from control.nodes.operator_rules import NodeOperatorRulesController
 from control.nodes.routes import NodesController
 from control.nodes.service import NodeStatusPolicy
 from control.nodes.status import status_overview
-from control.nodes.traffic import node_traffic
+from control.nodes.traffic import traffic
 from control.notify.service import NotificationService
 from control.ops.health import health
 from control.ops.metrics import metrics
@@ -62,7 +62,7 @@ V1_HANDLERS: list[ControllerRouterHandler] = [
     NodesController,
     NodeOperatorRulesController,
     NodeAgentController,
-    node_traffic,
+    traffic,
     status_overview,
     IncidentsController,
     ChannelsController,

@@ -50,7 +50,7 @@ class Traffic(msgspec.Struct, kw_only=True):
     tags=["nodes"],
     summary="Traffic history from one-minute roll-ups",
 )
-async def node_traffic(
+async def traffic(
     node_uuid: FromPath[str],
     caller: CallerDep,
     db: Db,
