@@ -24,9 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from control.db import open_db
-from control.security import hash_secret
-from control.services.workspaces import create_workspace
+from control.core.db import open_db
+from control.core.security import hash_secret
+from control.workspace.service import create_workspace
 
 NODES = 10_000
 INCIDENTS = 100_000

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from control.security import hash_secret, new_secret
+from control.core.security import hash_secret, new_secret
 
 RUNS = 10
 FLOOD_PPS = 20_000

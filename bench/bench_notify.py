@@ -9,28 +9,38 @@ import tempfile
 import time
 from pathlib import Path
 
-from control.db import open_db
-from control.events import IncidentEvent, IncidentEvents
+from control.channels import service as channel_store
+from control.core.db import open_db
+from control.incidents.event_bus import IncidentEvent, IncidentEvents
+from control.incidents.schemas import Incident, NodeRef
 from control.notify.service import NotificationService, NotifySettings
-from control.services import channels as channel_store
-from control.services.workspaces import create_workspace
+from control.workspace.service import create_workspace
 from tests.api.notify import receivers as rx
 from tests.api.notify.conftest import RECEIVERS, channel_config
 
 
-def _incident(n: int) -> dict[str, object]:
-    return {
-        "uuid": f"00000000-0000-4000-8000-{n:012d}",
-        "node": {"uuid": "n-1", "name": "edge-fra-1"},
-        "family": "udp_flood",
-        "severity": "critical",
-        "status": "active",
-        "peak_pps": 2.45e6,
-        "peak_bps": 1.2e9,
-        "duration_sec": 12,
-        "top_sources": [],
-        "summary": "Critical udp flood against edge-fra-1.",
-    }
+def _incident(n: int) -> Incident:
+    return Incident(
+        uuid=f"00000000-0000-4000-8000-{n:012d}",
+        node=NodeRef(uuid="n-1", name="edge-fra-1"),
+        family="udp_flood",
+        subtype=None,
+        severity="critical",
+        status="active",
+        started_at="2026-01-01T00:00:00Z",
+        ended_at=None,
+        peak_pps=2.45e6,
+        peak_bps=1.2e9,
+        duration_sec=12,
+        source_count=0,
+        protocols={},
+        top_sources=[],
+        geo_origin=[],
+        summary="Critical udp flood against edge-fra-1.",
+        mitigation_rules=[],
+        mitigated_at=None,
+        pcap=None,
+    )
 
 
 def _pct(values: list[float], q: float) -> float:

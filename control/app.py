@@ -1,4 +1,8 @@
-"""The control plane's Litestar application: routes, auth, store lifespan, error mapping.
+"""The control plane's Litestar application, assembled from its areas.
+
+Each area (nodes, incidents, channels, workspace, analytics, agentapi, notify, ops) keeps
+its routes, schemas and services together; `control.core` holds what they share (store,
+auth, errors -> status mapping, limits). This module only wires them up.
 
 `create_app(db_path)` builds it; `ftcontrol serve` runs it under uvicorn. The store, the
 incident event bus and the incident service live on `app.state` (`db`, `events`,
@@ -8,147 +12,69 @@ those names.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response, Router
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.types import ControllerRouterHandler
 
+from control.agentapi.routes import AgentController
 from control.agentapi.runtime import agentapi_lifespan
-from control.auth import BEARER, DeployTokenMiddleware, provide_caller
-from control.db import open_db
-from control.errors import DomainError
-from control.events import IncidentEvents
-from control.limits import MAX_BODY_BYTES
-from control.notify.service import NotificationService
-from control.openapi_errors import document_errors
-from control.ratelimit import (
+from control.analytics.routes import analytics_summary
+from control.channels.delivery_routes import ChannelDeliveryController
+from control.channels.routes import ChannelsController
+from control.core.auth import BEARER, DeployTokenMiddleware, provide_caller
+from control.core.db import open_db
+from control.core.errors import EXCEPTION_HANDLERS
+from control.core.limits import MAX_BODY_BYTES
+from control.core.openapi_errors import document_errors
+from control.core.ratelimit import (
     DEFAULT_MAX_FAILURES,
     DEFAULT_WINDOW_S,
     FailureLimiter,
     auth_failure_limit,
 )
-from control.services.incidents import IncidentService
-from control.services.nodes import NodeStatusPolicy
+from control.incidents.event_bus import IncidentEvents
+from control.incidents.routes import IncidentsController
+from control.incidents.service import IncidentService
+from control.nodes.agent_routes import NodeAgentController
+from control.nodes.deploy import deploy
+from control.nodes.operator_rules import NodeOperatorRulesController
+from control.nodes.routes import NodesController
+from control.nodes.service import NodeStatusPolicy
+from control.nodes.status import status_overview
+from control.nodes.traffic import traffic
+from control.notify.service import NotificationService
+from control.ops.health import health
+from control.ops.metrics import metrics
+from control.workspace.routes import get_workspace
 
-log = logging.getLogger("ftcontrol")
+# ---- routes: each area's handlers ------------------------------------------------------
 
-
-# ---- errors: every failure leaves as {"ok": false, "error": ...} ----------------------
-
-REASON_MAX = 300
-
-
-def _error(
-    status: int,
-    reason: str,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[dict[str, Any]]:
-    if len(reason) > REASON_MAX:  # reasons may quote the input: never echo a huge one
-        reason = reason[: REASON_MAX - 3] + "..."
-    body: dict[str, Any] = {"ok": False, "error": reason}
-    if field:
-        body["field"] = field
-    return Response(body, status_code=status, headers=headers)
-
-
-def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return _error(exc.status_code, exc.reason, exc.field)
-
-
-def _validation_error(
-    _: Request[Any, Any, Any], exc: ValidationException
-) -> Response[dict[str, Any]]:
-    """Litestar's own input validation (query types, body decoding), naming the field."""
-    details = exc.extra if isinstance(exc.extra, list) else []
-    for item in details:
-        if isinstance(item, dict) and item.get("key") == "data" and item.get("message") == "'data'":
-            # No body at all: Litestar reports the KeyError of its `data` argument.
-            return _error(400, "body: a request body is required", "body")
-        if isinstance(item, dict) and item.get("message"):
-            field = _field_of(item)
-            message = str(item["message"])
-            return _error(400, f"{field}: {message}" if field else message, field)
-    return _error(400, exc.detail or "invalid request")
+# REST API v1: deploy-token auth, scoped to the caller's workspace.
+V1_HANDLERS: list[ControllerRouterHandler] = [
+    NodesController,
+    NodeOperatorRulesController,
+    NodeAgentController,
+    traffic,
+    status_overview,
+    IncidentsController,
+    ChannelsController,
+    ChannelDeliveryController,
+    get_workspace,
+    analytics_summary,
+]
 
 
-def _field_of(item: dict[str, Any]) -> str | None:
-    key = item.get("key")
-    if key and key not in ("body", "data"):
-        # `range_` and the like: Python names of parameters whose wire name is a keyword.
-        return str(key).rstrip("_")
-    message = str(item.get("message", ""))
-    # msgspec: "Object missing required field `name` - at `$.config`",
-    # "Expected `str`, got `int` - at `$.config.url`"
-    field = _quoted_after(message, "field `")
-    path = _quoted_after(message, "at `$.")
-    if field and path:
-        return f"{path}.{field}"
-    return field or path
-
-
-def _quoted_after(message: str, marker: str) -> str | None:
-    if marker not in message:
-        return None
-    return message.split(marker, 1)[1].split("`", 1)[0]
-
-
-def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    # Keep the framework's headers: `Allow` on 405 (RFC 9110 requires it).
-    return _error(exc.status_code, exc.detail or "error", headers=dict(exc.headers or {}))
-
-
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(500, "internal server error")
-
-
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    DomainError: _domain_error,
-    ValidationException: _validation_error,
-    HTTPException: _http_error,
-    Exception: _internal_error,
-}
-
-
-# ---- routes ---------------------------------------------------------------------------
-
-
-def _route_handlers() -> list[Any]:
-    from control.api.agent import agent_route_handlers
-    from control.api.analytics import analytics_summary
-    from control.api.channel_delivery import ChannelDeliveryController
-    from control.api.channels import ChannelsController
-    from control.api.deploy import deploy
-    from control.api.health import health
-    from control.api.incidents import IncidentsController
-    from control.api.metrics import metrics
-    from control.api.nodes import NodesController
-    from control.api.status import status_overview
-    from control.api.workspace import get_workspace
-
-    v1 = Router(
-        path="/api/v1",
-        route_handlers=[
-            NodesController,
-            IncidentsController,
-            ChannelsController,
-            ChannelDeliveryController,
-            get_workspace,
-            analytics_summary,
-            status_overview,
-        ],
-        security=[{BEARER: []}],
-    )
-    return [health, metrics, deploy, v1, *agent_route_handlers()]
+def _route_handlers() -> list[ControllerRouterHandler]:
+    v1 = Router(path="/api/v1", route_handlers=V1_HANDLERS, security=[{BEARER: []}])
+    return [health, metrics, deploy, v1, AgentController]
 
 
 # ---- lifespan: the store and its services ----------------------------------------------

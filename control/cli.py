@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiosqlite
 
-from control.db import open_db
-from control.errors import DomainError
-from control.limits import MAX_BODY_BYTES
-from control.plans import DEFAULT_PLAN, PLAN_NODE_LIMITS, SUBSCRIPTION_STATUSES
-from control.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
-from control.services import workspaces
+from control.core.db import open_db
+from control.core.errors import DomainError
+from control.core.limits import MAX_BODY_BYTES
+from control.core.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
+from control.workspace import service as workspaces
+from control.workspace.plans import DEFAULT_PLAN, PLAN_NODE_LIMITS, SUBSCRIPTION_STATUSES
 
 DEFAULT_DB = "./ftcontrol.db"
 

@@ -14,29 +14,20 @@ import uuid as uuidlib
 import aiosqlite
 import msgspec
 
-from control.db import transaction
-from control.errors import Conflict, InvalidValue, NotFound
-from control.schemas import Incident, MitigationRule, TopSource
-from control.services.incidents import IncidentChange, IncidentReport, IncidentService
-from control.services.nodes import NodeCaller
+from control.core.db import transaction
+from control.core.errors import Conflict, InvalidValue, NotFound
+from control.incidents.schemas import Incident, MitigationRule, TopSource
+from control.incidents.service import IncidentChange, IncidentReport, IncidentService
+from control.nodes.service import NodeCaller
 from ftcontract import agent_api
 
 
 def _sources(f: agent_api.IncidentFigures) -> list[TopSource]:
-    return [TopSource(ip=s.ip, pps=s.pps, bps=s.bps) for s in f.top_sources]
+    return [TopSource.from_figure(s) for s in f.top_sources]
 
 
 def _rules(f: agent_api.IncidentFigures) -> list[MitigationRule]:
-    return [
-        MitigationRule(
-            kind=r.kind,
-            match=r.match,
-            action=r.action,
-            ttl_sec=r.ttl_sec,
-            dropped_packets=r.dropped_packets,
-        )
-        for r in f.rules
-    ]
+    return [MitigationRule.from_figure(r) for r in f.rules]
 
 
 def _heavier(f: agent_api.IncidentFigures, stored_json: str) -> bool:
@@ -106,6 +97,8 @@ class IncidentReports:
             started_at=body.started_at,
             peak_pps=f.peak_pps,
             peak_bps=f.peak_bps,
+            peak_burst_pps=f.peak_burst_pps,
+            peak_burst_bps=f.peak_burst_bps,
             protocols=f.protocols,
             top_sources=_sources(f),
             mitigation_rules=_rules(f),
@@ -139,6 +132,8 @@ class IncidentReports:
             severity=f.severity,
             peak_pps=f.peak_pps,
             peak_bps=f.peak_bps,
+            peak_burst_pps=f.peak_burst_pps,
+            peak_burst_bps=f.peak_burst_bps,
             protocols=f.protocols or None,
             top_sources=_sources(f) if _heavier(f, row["top_sources"]) else None,
             mitigation_rules=_rules(f) if f.rules else None,
@@ -149,7 +144,9 @@ class IncidentReports:
         return incident, True
 
     async def resolve(
-        self, node: NodeCaller, incident_uuid: str, ended_at: float, f: agent_api.IncidentFigures
+        self, node: NodeCaller, incident_uuid: str, body: agent_api.IncidentResolve
     ) -> Incident:
-        await self.update(node, incident_uuid, f)
-        return await self.service.resolve(node.workspace_id, incident_uuid, ended_at=ended_at)
+        await self.update(node, incident_uuid, body.figures)
+        return await self.service.resolve(
+            node.workspace_id, incident_uuid, ended_at=body.ended_at, reason=body.reason
+        )

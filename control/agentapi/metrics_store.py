@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from control.agentapi.settings import AgentApiSettings
-from control.db import transaction
+from control.core.db import transaction
 from ftcontract.agent_api import MetricPoint
 
 log = logging.getLogger("ftcontrol.agentapi")

@@ -15,12 +15,13 @@ from typing import Literal
 import aiosqlite
 import msgspec
 
-from control import clock
-from control.db import transaction
-from control.errors import InvalidValue, NotFound
-from control.services.nodes import NodeCaller
+from control.core import clock
+from control.core.db import transaction
+from control.core.errors import InvalidValue, NotFound
+from control.nodes.service import NodeCaller
 from ftcontract import agent_api
 from ftcontract.bounds import MAX_RULE_TTL_S
+from ftcontract.vocabulary import AttackState, BaselineState, MitigationMode, XdpMode
 
 RuleState = Literal["pending", "active", "failed", "expired", "removing", "removed"]
 
@@ -29,11 +30,11 @@ class AgentState(msgspec.Struct, kw_only=True):
     """What the node's agent last said about itself (heartbeat); nulls until it has."""
 
     version: str | None
-    xdp_mode: str | None
+    xdp_mode: XdpMode | None
     interface: str | None
-    baseline_state: str | None
-    attack_state: str | None
-    mitigation_mode: str | None
+    baseline_state: BaselineState | None
+    attack_state: AttackState | None
+    mitigation_mode: MitigationMode | None
     spool_size: int
     rules_active: int
     uptime_s: float | None

@@ -16,9 +16,9 @@ from pathlib import Path
 import aiosqlite
 import anyio
 
-from control import clock
-from control.db import transaction
-from control.errors import InvalidValue, NotFound
+from control.core import clock
+from control.core.db import transaction
+from control.core.errors import InvalidValue, NotFound
 
 # Classic pcap (both byte orders, micro- and nanosecond) and pcapng section header.
 PCAP_MAGICS = (

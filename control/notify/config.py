@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from control.schemas import ChannelType
+from control.channels.schemas import ChannelType
 from ftcontract.vocabulary import Severity
 
-# One list of types: the API schema's literal (control.schemas.ChannelType).
+# One list of types: the API schema's literal (control.channels.schemas.ChannelType).
 CHANNEL_TYPES: tuple[str, ...] = get_args(ChannelType)
 
 # Ordered lowest to highest (the literal's order); index comparison implements min_severity.

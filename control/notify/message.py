@@ -1,6 +1,6 @@
 """What every notification says, independent of the service that carries it.
 
-A `Notice` is read from the incident dict the incident service publishes (the REST API's
+A `Notice` is read from the incident the incident service publishes (the REST API's
 incident object) and turned into a title, a list of facts and plain text; each service
 module lays those out in its own message format.
 """
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from control.services.summary import format_duration, format_rate
+from control.incidents.schemas import Incident, IncidentStatus
+from control.incidents.summary import format_duration, format_rate
+from ftcontract.vocabulary import Family, Severity
 
 NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
 NOTICE_KINDS: tuple[NoticeKind, ...] = ("opened", "escalated", "resolved", "false_positive", "test")
@@ -34,19 +36,15 @@ _HEADLINES: dict[str, str] = {
 }
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class Notice:
     kind: NoticeKind
     incident_uuid: str
     node_uuid: str
     node_name: str
-    family: str
-    severity: str
-    status: str
+    family: Family
+    severity: Severity
+    status: IncidentStatus
     peak_pps: float
     peak_bps: float
     source_count: int
@@ -56,26 +54,22 @@ class Notice:
     summary: str
 
     @classmethod
-    def from_incident(cls, kind: NoticeKind, incident: dict[str, Any]) -> Notice:
-        node = incident.get("node")
-        node = node if isinstance(node, dict) else {}
-        # The incident service always publishes source_count (distinct sources seen).
-        sources = incident.get("source_count")
+    def from_incident(cls, kind: NoticeKind, incident: Incident) -> Notice:
         return cls(
             kind=kind,
-            incident_uuid=str(incident.get("uuid", "")),
-            node_uuid=str(node.get("uuid", "")),
-            node_name=str(node.get("name", "unknown node")),
-            family=str(incident.get("family", "unknown")),
-            severity=str(incident.get("severity", "low")),
-            status=str(incident.get("status", "active")),
-            peak_pps=_num(incident.get("peak_pps")),
-            peak_bps=_num(incident.get("peak_bps")),
-            source_count=sources if isinstance(sources, int) else 0,
-            duration_sec=_num(incident.get("duration_sec")),
-            started_at=incident.get("started_at"),
-            ended_at=incident.get("ended_at"),
-            summary=str(incident.get("summary", "")),
+            incident_uuid=incident.uuid,
+            node_uuid=incident.node.uuid,
+            node_name=incident.node.name,
+            family=incident.family,
+            severity=incident.severity,
+            status=incident.status,
+            peak_pps=float(incident.peak_pps),
+            peak_bps=float(incident.peak_bps),
+            source_count=incident.source_count,
+            duration_sec=float(incident.duration_sec),
+            started_at=incident.started_at,
+            ended_at=incident.ended_at,
+            summary=incident.summary,
         )
 
     @property

@@ -18,13 +18,13 @@ import logging
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import aiosqlite
 import httpx
 import msgspec
 
-from control.events import IncidentEvent, IncidentEvents
+from control.incidents.event_bus import IncidentEvent, IncidentEvents
+from control.incidents.schemas import Incident
 from control.notify import store
 from control.notify.config import (
     ChannelConfig,
@@ -39,7 +39,7 @@ from control.notify.message import Notice, build_test_notice, notice_kind
 from control.notify.outcome import Outcome
 from control.notify.retry import RetryPolicy
 from control.notify.smtp_sender import send_email
-from ftcontract.vocabulary import SEVERITIES, severity_rank
+from ftcontract.vocabulary import severity_rank
 
 log = logging.getLogger("control.notify")
 
@@ -68,22 +68,15 @@ def event_key(event: IncidentEvent) -> str | None:
         return None
     if event.kind == "escalated":
         # Severity only rises, so each escalation step is a distinct event.
-        return f"{event.incident_uuid}:escalated:{event.incident.get('severity', '')}"
+        return f"{event.incident_uuid}:escalated:{event.incident.severity}"
     return f"{event.incident_uuid}:{event.kind}"
 
 
-def channel_wants(cfg: ChannelConfig, incident: dict[str, Any]) -> bool:
+def channel_wants(cfg: ChannelConfig, incident: Incident) -> bool:
     """The channel's filters: minimum severity and, when listed, the nodes it covers."""
-    severity = incident.get("severity")
-    rank = SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES) - 1
-    if rank < severity_rank(cfg.min_severity):
+    if severity_rank(incident.severity) < severity_rank(cfg.min_severity):
         return False
-    if cfg.nodes:
-        node = incident.get("node")
-        node = node if isinstance(node, dict) else {}
-        if node.get("uuid") not in cfg.nodes and node.get("name") not in cfg.nodes:
-            return False
-    return True
+    return not cfg.nodes or incident.node.uuid in cfg.nodes or incident.node.name in cfg.nodes
 
 
 class NotificationService:

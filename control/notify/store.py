@@ -1,19 +1,20 @@
 """SQL for notification deliveries and attempts (tables from 0002_notifications.sql).
 
 Every query that takes a channel also takes the workspace, so the API cannot reach
-another workspace's rows. Multi-statement writes go through `control.db.transaction`.
+another workspace's rows. Multi-statement writes go through `control.core.db.transaction`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 import msgspec
 
-from control.db import transaction
+from control.core.db import transaction
+from control.incidents.schemas import Incident
 from control.notify.outcome import Outcome
 
 
@@ -35,7 +36,7 @@ class DeliveryRow:
     event_key: str
     event_kind: str
     incident_uuid: str | None
-    incident: dict[str, Any]
+    incident: Incident
     status: str
     attempts: int
     next_attempt_at: float
@@ -47,7 +48,7 @@ class NewDelivery:
     event_key: str
     event_kind: str
     incident_uuid: str | None
-    incident: dict[str, Any]
+    incident: Incident
 
 
 def _channel(row: sqlite3.Row) -> ChannelRow:
@@ -69,7 +70,7 @@ def _delivery(row: sqlite3.Row) -> DeliveryRow:
         event_key=row["event_key"],
         event_kind=row["event_kind"],
         incident_uuid=row["incident_uuid"],
-        incident=msgspec.json.decode(row["incident"]),
+        incident=msgspec.json.decode(row["incident"], type=Incident),
         status=row["status"],
         attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"],
@@ -223,7 +224,7 @@ async def record_test(
     channel: ChannelRow,
     *,
     event_key: str,
-    incident: dict[str, Any],
+    incident: dict[str, str | float | int],
     outcome: Outcome,
     attempted_at: float,
     duration_ms: float,
@@ -277,9 +278,32 @@ async def record_test(
     )
 
 
+# The CHECK constraints of 0002_notifications.sql.
+AttemptOutcome = Literal["delivered", "retry", "failed"]
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One delivery attempt with the delivery it belongs to (columns of list_attempts)."""
+
+    id: int
+    delivery_id: int
+    attempt: int
+    attempted_at: float
+    duration_ms: float
+    outcome: AttemptOutcome
+    http_status: int | None
+    error: str | None
+    retry_in_sec: float | None
+    event_kind: str
+    incident_uuid: str | None
+    status: DeliveryStatus
+
+
 async def list_attempts(
     db: aiosqlite.Connection, channel_id: int, *, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[AttemptRow], int]:
     """A channel's attempts, newest first, with the delivery each belongs to."""
     async with db.execute(
         "SELECT COUNT(*) FROM notification_attempts WHERE channel_id = ?", (channel_id,)
@@ -294,7 +318,7 @@ async def list_attempts(
         (channel_id, limit, offset),
     ) as cur:
         rows = await cur.fetchall()
-    return [dict(row) for row in rows], total
+    return [AttemptRow(**dict(row)) for row in rows], total
 
 
 async def pending_count(db: aiosqlite.Connection, channel_id: int) -> int:

@@ -16,10 +16,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from control.app import create_app
-from control.events import IncidentEvent
-from control.schemas import Incident
-from control.services.incidents import IncidentReport, IncidentService
-from control.services.workspaces import create_workspace
+from control.incidents.event_bus import IncidentEvent
+from control.incidents.schemas import Incident
+from control.incidents.service import IncidentReport, IncidentService
+from control.workspace.service import create_workspace
 
 logging.getLogger("httpx").setLevel(logging.WARNING)
 

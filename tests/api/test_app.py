@@ -92,7 +92,7 @@ async def test_metrics_gauges_and_http_metrics(api: Api, ws: Workspace) -> None:
 async def test_every_endpoint_refuses_missing_invalid_and_revoked_tokens(
     api: Api, ws: Workspace
 ) -> None:
-    from control.services.workspaces import rotate_token
+    from control.workspace.service import rotate_token
 
     node = await api.node(ws, "a")
     incident = await api.incident(ws, node["uuid"])

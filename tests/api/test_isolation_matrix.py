@@ -26,7 +26,7 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from control.app import create_app
-from tests.api.agent.conftest import settings_for
+from tests.api.agentapi.conftest import settings_for
 from tests.api.conftest import Api
 
 
@@ -130,7 +130,11 @@ def _matrix(a: Tenant, b: Tenant) -> list[tuple[str, str, str, dict[str, Any], s
     """(method, route, url, request kwargs, allowed statuses): B's credentials, A's ids."""
     rest, agent = b.rest, b.agent
     fig = {"seq": 99, "family": "syn_flood", "severity": "critical", "peak_pps": 9e9}
-    N, INC, CH = "/api/v1/nodes/{node_uuid}", "/api/v1/incidents/{incident_uuid}", "/api/v1/channels/{channel_id}"  # noqa: E501
+    N, INC, CH = (
+        "/api/v1/nodes/{node_uuid}",
+        "/api/v1/incidents/{incident_uuid}",
+        "/api/v1/channels/{channel_id}",
+    )
     AI = "/api/v1/agent/incidents/{incident_uuid}"
     nf = {404}
     return [

@@ -5,8 +5,14 @@ from __future__ import annotations
 from control.notify.config import DatadogConfig
 from control.notify.formats.request import OutboundRequest, join_url, json_request, truncate
 from control.notify.message import Notice
+from ftcontract.vocabulary import Severity
 
-ALERT_TYPE = {"critical": "error", "high": "error", "medium": "warning", "low": "warning"}
+ALERT_TYPE: dict[Severity, str] = {
+    "critical": "error",
+    "high": "error",
+    "medium": "warning",
+    "low": "warning",
+}
 
 
 def build(cfg: DatadogConfig, notice: Notice) -> OutboundRequest:
@@ -15,7 +21,7 @@ def build(cfg: DatadogConfig, notice: Notice) -> OutboundRequest:
     elif notice.kind == "test":
         alert_type = "info"
     else:
-        alert_type = ALERT_TYPE.get(notice.severity, "error")
+        alert_type = ALERT_TYPE[notice.severity]
     payload = {
         "title": truncate(notice.title, 100),
         "text": truncate(notice.text(), 4000),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from control.notify.config import DiscordConfig
 from control.notify.formats.request import OutboundRequest, json_request, truncate, utc_iso
 from control.notify.message import Notice
+from ftcontract.vocabulary import Severity
 
-SEVERITY_COLOURS = {
+SEVERITY_COLOURS: dict[Severity, int] = {
     "low": 0x3498DB,  # blue
     "medium": 0xF1C40F,  # yellow
     "high": 0xE67E22,  # orange
@@ -21,7 +22,7 @@ def colour(notice: Notice) -> int:
         return ENDED_COLOUR
     if notice.kind == "test":
         return TEST_COLOUR
-    return SEVERITY_COLOURS.get(notice.severity, SEVERITY_COLOURS["critical"])
+    return SEVERITY_COLOURS[notice.severity]
 
 
 def build(cfg: DiscordConfig, notice: Notice) -> OutboundRequest:

@@ -7,8 +7,9 @@ from urllib.parse import quote
 from control.notify.config import OpsgenieConfig
 from control.notify.formats.request import OutboundRequest, join_url, json_request, truncate
 from control.notify.message import Notice
+from ftcontract.vocabulary import Severity
 
-PRIORITY = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
+PRIORITY: dict[Severity, str] = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4"}
 
 
 def build(cfg: OpsgenieConfig, notice: Notice) -> OutboundRequest:
@@ -32,7 +33,7 @@ def build(cfg: OpsgenieConfig, notice: Notice) -> OutboundRequest:
         "details": {key: truncate(str(value), 8000) for key, value in notice.details().items()},
         "entity": truncate(notice.node_name, 512),
         "source": "fasttrace",
-        "priority": "P5" if notice.kind == "test" else PRIORITY.get(notice.severity, "P1"),
+        "priority": "P5" if notice.kind == "test" else PRIORITY[notice.severity],
     }
     if cfg.responders:
         payload["responders"] = cfg.responders

@@ -5,9 +5,15 @@ from __future__ import annotations
 from control.notify.config import PagerDutyConfig
 from control.notify.formats.request import OutboundRequest, join_url, json_request, truncate
 from control.notify.message import Notice
+from ftcontract.vocabulary import Severity
 
 # PagerDuty's payload.severity is one of critical, error, warning, info.
-SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
+SEVERITY: dict[Severity, str] = {
+    "critical": "critical",
+    "high": "error",
+    "medium": "warning",
+    "low": "info",
+}
 
 
 def build(cfg: PagerDutyConfig, notice: Notice) -> OutboundRequest:
@@ -19,7 +25,7 @@ def build(cfg: PagerDutyConfig, notice: Notice) -> OutboundRequest:
             "dedup_key": notice.incident_uuid,
         }
         return json_request(url, payload)
-    severity = "info" if notice.kind == "test" else SEVERITY.get(notice.severity, "critical")
+    severity = "info" if notice.kind == "test" else SEVERITY[notice.severity]
     summary = notice.title + (f". {notice.summary}" if notice.summary else "")
     event: dict[str, object] = {
         "summary": truncate(summary, 1024),

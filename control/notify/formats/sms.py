@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from control.incidents.summary import format_duration, format_rate
 from control.notify.config import SmsConfig
 from control.notify.formats.request import OutboundRequest, join_url, truncate
 from control.notify.message import Notice
-from control.services.summary import format_duration, format_rate
 
 BODY_LIMIT = 1600  # Twilio's maximum Body length
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from control.notify.config import TeamsConfig
 from control.notify.formats.request import OutboundRequest, json_request
 from control.notify.message import Notice
+from ftcontract.vocabulary import Severity
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
-_TITLE_COLOURS = {"low": "accent", "medium": "warning", "high": "warning", "critical": "attention"}
+_TITLE_COLOURS: dict[Severity, str] = {
+    "low": "accent",
+    "medium": "warning",
+    "high": "warning",
+    "critical": "attention",
+}
 
 
 def build(cfg: TeamsConfig, notice: Notice) -> OutboundRequest:
@@ -16,7 +22,7 @@ def build(cfg: TeamsConfig, notice: Notice) -> OutboundRequest:
     elif notice.kind == "test":
         title_colour = "default"
     else:
-        title_colour = _TITLE_COLOURS.get(notice.severity, "attention")
+        title_colour = _TITLE_COLOURS[notice.severity]
     body: list[dict[str, object]] = [
         {
             "type": "TextBlock",

@@ -13,15 +13,15 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from control.db import open_db
-from control.events import IncidentEvents
+from control.channels import service as channel_store
+from control.core.db import open_db
+from control.incidents.event_bus import IncidentEvents
+from control.incidents.schemas import Incident, TopSource
+from control.incidents.service import IncidentReport, IncidentService
+from control.nodes.service import NodeFields, NodeStatusPolicy, create_node
 from control.notify.retry import RetryPolicy
 from control.notify.service import NotificationService, NotifySettings
-from control.schemas import Incident, TopSource
-from control.services import channels as channel_store
-from control.services.incidents import IncidentReport, IncidentService
-from control.services.nodes import NodeFields, NodeStatusPolicy, create_node
-from control.services.workspaces import create_workspace
+from control.workspace.service import create_workspace
 from tests.api.notify import receivers as rx
 
 FAST = NotifySettings(
@@ -175,7 +175,7 @@ async def _make_store(path: Path) -> Store:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await _make_store(tmp_path / "control.db")
+    s = await _make_store(tmp_path / "control.core.db")
     yield s
     for svc in s.services:
         await svc.stop()

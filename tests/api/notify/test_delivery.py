@@ -9,13 +9,14 @@ from typing import Any
 
 import msgspec
 
-from control.db import open_db
-from control.events import IncidentEvent, IncidentEvents
+from control.channels import service as channel_store
+from control.core.db import open_db
+from control.incidents.event_bus import IncidentEvent, IncidentEvents
+from control.incidents.schemas import MitigationRule
+from control.incidents.service import IncidentChange
+from control.nodes.service import NodeFields, NodeStatusPolicy, create_node
 from control.notify.retry import RetryPolicy
 from control.notify.service import NotificationService, NotifySettings
-from control.services import channels as channel_store
-from control.services.incidents import IncidentChange
-from control.services.nodes import NodeFields, NodeStatusPolicy, create_node
 from tests.api.notify import receivers as rx
 from tests.api.notify.conftest import FAST, Store, channel_config
 
@@ -205,7 +206,7 @@ async def test_one_event_is_never_delivered_twice_to_one_channel(
         kind="opened",
         workspace_id=store.workspace_id,
         incident_uuid=incident.uuid,
-        incident=msgspec.to_builtins(incident),
+        incident=incident,
     )
     await store.events.publish(event)
     await store.events.publish(event)
@@ -307,3 +308,39 @@ async def test_disabling_a_channel_ends_its_pending_retries(store: Store, receiv
     await store.open_incident()
     await asyncio.sleep(0.3)
     assert len(await store.deliveries(channel_id)) == 1
+
+
+async def test_a_delivery_queued_before_the_new_incident_fields_is_still_sent(
+    store: Store, receivers: Any
+) -> None:
+    """Pending rows written by the previous version hold the incident without
+    peak_burst_*, end_reason and spared_packets: the typed decode takes them as is."""
+    receiver = receivers("webhook")
+    channel_id = await store.channel("webhook", channel_config(receiver))
+    incident = await store.open_incident(
+        mitigation_rules=[MitigationRule(kind="source", match="198.51.100.7/32")]
+    )
+    old = msgspec.to_builtins(incident)
+    for key in ("peak_burst_pps", "peak_burst_bps", "end_reason"):
+        del old[key]
+    for rule in old["mitigation_rules"]:
+        del rule["spared_packets"]
+    await store.db.execute(
+        "INSERT INTO notification_deliveries (channel_id, workspace_id, event_key, event_kind,"
+        " incident_uuid, incident, status, attempts, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, 'opened', ?, ?, 'pending', 0, 0, 0)",
+        (
+            channel_id,
+            store.workspace_id,
+            f"{incident.uuid}:opened",
+            incident.uuid,
+            msgspec.json.encode(old).decode(),
+        ),
+    )
+    await store.db.commit()
+    await store.service()  # start() resumes pending deliveries
+    (request,) = await receiver.wait_for(1)
+    await store.wait_settled(channel_id, 1)
+    assert [d["status"] for d in await store.deliveries(channel_id)] == ["delivered"]
+    assert incident.uuid in request.body.decode()
+    assert receiver.problems() == []

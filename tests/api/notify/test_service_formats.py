@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from control.schemas import Incident
+from control.incidents.schemas import Incident
 from tests.api.notify import receivers as rx
 from tests.api.notify.conftest import RECEIVERS, Store, channel_config
 
@@ -159,7 +159,7 @@ async def test_discord_embed_colour_follows_severity(store: Store, receivers: An
 
 
 def _change(**fields: Any) -> Any:
-    from control.services.incidents import IncidentChange
+    from control.incidents.service import IncidentChange
 
     return IncidentChange(**fields)
 

@@ -1,0 +1,1 @@
+"""Incident analytics over a time range."""

@@ -1,0 +1,1 @@
+"""Notification channels: CRUD, test sends and delivery history."""

@@ -1,0 +1,1 @@
+"""Operational endpoints of the control plane itself: health check and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Workspaces: tenants, their deploy token, plan and subscription."""
