@@ -176,5 +176,8 @@ class BgpEngine:
                         await self._withdraw_locked(live)
                 wait = min((a.expires_at for a in self._live.values()), default=now + 60) - now
                 self._changed.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (stop())
+            # that comes as the event is set
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(wait, 0.05))
+                async with asyncio.timeout(max(wait, 0.05)):
+                    await self._changed.wait()

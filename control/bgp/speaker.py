@@ -154,7 +154,8 @@ class ExaBgpSpeaker:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), 10)
+                async with asyncio.timeout(10):
+                    await proc.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
@@ -185,7 +186,8 @@ class ExaBgpSpeaker:
             writer.write(command.encode() + b"\n")
             try:
                 await writer.drain()
-                await asyncio.wait_for(done, self.command_timeout_s)
+                async with asyncio.timeout(self.command_timeout_s):
+                    await done
             except (ConnectionError, TimeoutError) as exc:
                 raise SpeakerUnavailable(f"ExaBGP did not answer: {exc!r}") from None
             finally:
@@ -200,22 +202,26 @@ class ExaBgpSpeaker:
         env = {**os.environ, **exabgp_environment(self.config)}
         while not self._stopping:
             started = loop.time()
-            with _open_log(self.log_path) as logfile:
-                self._process = await asyncio.create_subprocess_exec(
-                    *self.argv_prefix,
-                    self.exabgp,
-                    str(self.config_path),
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=logfile,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,  # a Ctrl-C to ftcontrol's terminal is ours to relay
-                )
-            code = await self._process.wait()
-            self._all_peers_down(f"ExaBGP exited with status {code}")
+            try:
+                with _open_log(self.log_path) as logfile:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *self.argv_prefix,
+                        self.exabgp,
+                        str(self.config_path),
+                        env=env,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=logfile,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,  # a Ctrl-C at ftcontrol's terminal is ours
+                    )
+            except OSError as exc:
+                outcome = f"ExaBGP could not be started: {exc}"
+            else:
+                outcome = f"ExaBGP exited with status {await self._process.wait()}"
+            self._all_peers_down(outcome)
             if self._stopping:
                 return
-            log.warning("ExaBGP exited with status %s; starting it again in %.1f s", code, delay)
+            log.warning("%s; starting it again in %.1f s", outcome, delay)
             if loop.time() - started >= self.stable_after_s:
                 delay = self.backoff_initial_s
             await asyncio.sleep(delay)
@@ -285,10 +291,10 @@ class ExaBgpSpeaker:
 
     def _all_peers_down(self, reason: str) -> None:
         for address, peer in self._peers.items():
-            if peer.state != "down":
-                self._peers[address] = PeerState(
-                    address=address, state="down", since=time.time(), reason=reason
-                )
+            since = peer.since if peer.state == "down" else time.time()
+            self._peers[address] = PeerState(
+                address=address, state="down", since=since, reason=reason
+            )
 
     def _fail_pending(self) -> None:
         while self._pending:
