@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import ctypes.util
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -38,6 +41,7 @@ ROUTER_V6, SPEAKER_V6, V6_PREFIX = "fd78::1", "fd78::2", 64
 ROUTER_AS, SPEAKER_AS = 64512, 64513
 FLOW4, FLOW6 = "flowtab4", "flowtab6"
 UNICAST4, UNICAST6 = "master4", "master6"
+PR_SET_PDEATHSIG = 1
 PROTOCOL = "speaker"  # BIRD's name for the session with ftcontrol's speaker
 
 _counter = itertools.count(1)
@@ -91,6 +95,18 @@ def parse_routes(text: str) -> list[BirdRoute]:
     return routes
 
 
+def speaker_config(**overrides: object) -> BgpConfig:
+    """A BgpConfig for the speaker side of the lab (fields overridable)."""
+    values: dict[str, object] = {
+        "router_id": SPEAKER_V4,
+        "local_as": SPEAKER_AS,
+        "listen": ListenConfig(address=SPEAKER_V4),
+        "peers": (PeerConfig(address=ROUTER_V4, peer_as=ROUTER_AS),),
+    }
+    values.update(overrides)
+    return BgpConfig(**values)  # type: ignore[arg-type]
+
+
 @dataclass(eq=False)
 class BgpLab:
     router_ns: str
@@ -102,6 +118,7 @@ class BgpLab:
 
     @classmethod
     def create(cls) -> BgpLab:
+        remove_stale()
         with _counter_lock:
             run_id = f"{os.getpid()}-{next(_counter)}"
         short = run_id.replace("-", "x")
@@ -131,15 +148,7 @@ class BgpLab:
         return nsenter_argv(self.speaker_ns, [])
 
     def speaker_config(self, **overrides: object) -> BgpConfig:
-        """A BgpConfig for the speaker side of this lab (fields overridable)."""
-        values: dict[str, object] = {
-            "router_id": SPEAKER_V4,
-            "local_as": SPEAKER_AS,
-            "listen": ListenConfig(address=SPEAKER_V4),
-            "peers": (PeerConfig(address=ROUTER_V4, peer_as=ROUTER_AS),),
-        }
-        values.update(overrides)
-        return BgpConfig(**values)  # type: ignore[arg-type]
+        return speaker_config(**overrides)
 
     def _build(self) -> None:
         from pyroute2 import IPRoute, NetNS, netns
@@ -175,6 +184,7 @@ class BgpLab:
                 ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # a killed test run leaves no BIRD behind
             )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -245,6 +255,35 @@ class BgpLab:
         tb: TracebackType | None,
     ) -> None:
         self.destroy()
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG survives nsenter's exec of bird
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def remove_stale() -> list[str]:
+    """Remove BGP lab namespaces whose owner process is gone (a run killed before its
+    cleanup), stopping what still runs inside them; returns their names."""
+    from pyroute2 import netns
+
+    removed = []
+    for name in netns.listnetns():
+        role, _, rest = name.partition("-")
+        pid = rest.split("-")[0]
+        if role not in ("bgprtr", "bgpspk") or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        inside = subprocess.run(
+            ["ip", "netns", "pids", name], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for left in inside:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(left), signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            netns.remove(name)
+            removed.append(name)
+    return removed
 
 
 @atexit.register

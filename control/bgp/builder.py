@@ -15,7 +15,7 @@ import msgspec
 
 from control.bgp.announcements import FlowSpecRule, Rtbh
 from control.bgp.config import BgpConfig
-from ftcontract.agent_api import RuleFigure
+from ftcontract.agent_api import IncidentFigures, RuleFigure
 
 
 class Refusal(msgspec.Struct, frozen=True):
@@ -90,6 +90,26 @@ def flowspec_from_figure(figure: RuleFigure, node_address: str) -> FlowSpecRule 
         )
     except ValueError as exc:
         return Refusal(f"the rule cannot be a FlowSpec rule: {exc}")
+
+
+class IncidentFlowSpec(msgspec.Struct, frozen=True):
+    """The FlowSpec rules for an incident's rules, one per distinct match, and the reasons
+    for the rules that cannot be FlowSpec rules."""
+
+    rules: tuple[FlowSpecRule, ...]
+    refusals: tuple[Refusal, ...]
+
+
+def flowspec_for_incident(figures: IncidentFigures, node_address: str) -> IncidentFlowSpec:
+    rules: dict[str, FlowSpecRule] = {}
+    refusals: list[Refusal] = []
+    for figure in figures.rules:
+        built = flowspec_from_figure(figure, node_address)
+        if isinstance(built, Refusal):
+            refusals.append(Refusal(f"{figure.match}: {built.reason}"))
+        else:
+            rules.setdefault(built.key(), built)  # the same match twice is one BGP route
+    return IncidentFlowSpec(rules=tuple(rules.values()), refusals=tuple(refusals))
 
 
 def rtbh_for(node_address: str, config: BgpConfig) -> Rtbh:

@@ -2,23 +2,29 @@
 
 ExaBGP runs this program and reads API commands from its stdout, and writes peer state
 and command acknowledgements (JSON lines, "done", "error") to its stdin. This program
-connects to the Unix socket ftcontrol listens on and copies bytes both ways. When either
-side closes it exits, and ExaBGP (configured with api.terminate) exits with it, so a
-speaker can never outlive the ftcontrol that owns what it announces.
+connects to the Unix socket ftcontrol listens on and copies bytes both ways. When ExaBGP
+closes its side the relay exits. When ftcontrol's side closes (ftcontrol stopped or was
+killed) the relay stops ExaBGP, its parent, before it exits: ExaBGP by itself keeps running
+without its API process, and a speaker must never outlive the ftcontrol that owns what it
+announces (its sessions close, and peers withdraw everything by protocol).
 
 Standard library only: ExaBGP runs it as `python3 relay.py SOCKET`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
 from collections.abc import Callable
 
 
-def _copy(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> None:
+def _copy(
+    read: Callable[[int], bytes], write: Callable[[bytes], object], *, stop_parent: bool
+) -> None:
     """Copy until EOF or an error; then end the whole program (both directions)."""
     try:
         while True:
@@ -28,6 +34,9 @@ def _copy(read: Callable[[int], bytes], write: Callable[[bytes], object]) -> Non
             write(chunk)
     except OSError:
         pass
+    if stop_parent:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(os.getppid(), signal.SIGTERM)
     os._exit(0)
 
 
@@ -45,9 +54,12 @@ def main(argv: list[str]) -> int:
             view = view[os.write(stdout_fd, view) :]
 
     threading.Thread(
-        target=_copy, args=(lambda n: os.read(stdin_fd, n), sock.sendall), daemon=True
+        target=_copy,
+        args=(lambda n: os.read(stdin_fd, n), sock.sendall),
+        kwargs={"stop_parent": False},  # ExaBGP closed our stdin: it is going already
+        daemon=True,
     ).start()
-    _copy(sock.recv, write_stdout)
+    _copy(sock.recv, write_stdout, stop_parent=True)  # ftcontrol gone: ExaBGP goes too
     return 0
 
 

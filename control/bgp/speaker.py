@@ -248,7 +248,19 @@ class ExaBgpSpeaker:
             if self._writer is writer:
                 self._writer = None
                 self._fail_pending()
+                self._stop_orphaned_exabgp()
             writer.close()
+
+    def _stop_orphaned_exabgp(self) -> None:
+        """The relay went away but ExaBGP runs on: nothing could drive it any more (ExaBGP
+        does not exit when its API process does), so stop it; the supervisor starts it
+        again and the owner re-announces."""
+        proc = self._process
+        if self._stopping or proc is None or proc.returncode is not None:
+            return
+        log.warning("the ExaBGP API relay went away; restarting ExaBGP")
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
 
     async def _run_ready_hook(self, hook: ReadyHook) -> None:
         try:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from control.bgp.announcements import FlowSpecRule, Rtbh
-from control.bgp.builder import Refusal, authorize, flowspec_from_figure, rtbh_for
+from control.bgp.builder import (
+    Refusal,
+    authorize,
+    flowspec_for_incident,
+    flowspec_from_figure,
+    rtbh_for,
+)
 from control.bgp.config import decode_bgp_config
-from ftcontract.agent_api import RuleFigure
+from ftcontract.agent_api import IncidentFigures, RuleFigure
 
 DECLARED = ["203.0.113.0/24", "2001:db8:5::/48"]
 
@@ -133,3 +139,23 @@ def test_flowspec_rule_refuses_incoherent_values(kwargs: dict[str, object], mess
 def test_rtbh_next_hop_family_must_match() -> None:
     with pytest.raises(ValueError, match="next_hop"):
         Rtbh(destination="203.0.113.7/32", next_hop="100::1")
+
+
+def test_incident_rules_become_distinct_flowspec_rules_and_reasons() -> None:
+    figures = IncidentFigures(
+        seq=3,
+        family="multi_vector",
+        rules=[
+            RuleFigure(kind="signature", match="udp sport 53", proto=17, src_port=53),
+            RuleFigure(kind="signature", match="udp sport 53 again", proto=17, src_port=53),
+            RuleFigure(kind="source", match="src 198.51.100.9", network="198.51.100.9/32"),
+            RuleFigure(kind="signature", match="everything"),
+        ],
+    )
+    plan = flowspec_for_incident(figures, "203.0.113.7")
+    assert plan.rules == (
+        FlowSpecRule(destination="203.0.113.7/32", protocol=17, src_port=53),
+        FlowSpecRule(destination="203.0.113.7/32", source="198.51.100.9/32"),
+    )
+    [refusal] = plan.refusals
+    assert refusal.reason.startswith("everything: the rule matches all traffic")

@@ -31,6 +31,14 @@ def traffic_rate_packets(pps: float) -> str:
     return f"(generic, 0x800c0000, 0x{rate:x})"
 
 
+def relay_of(exabgp_pid: int) -> int:
+    """The pid of ExaBGP's one child, the API relay."""
+    children = Path(f"/proc/{exabgp_pid}/task/{exabgp_pid}/children").read_text().split()
+    [relay_pid] = [int(pid) for pid in children]
+    assert "relay.py" in Path(f"/proc/{relay_pid}/cmdline").read_bytes().decode()
+    return relay_pid
+
+
 def accepted(result: Accepted | Refusal) -> Accepted:
     assert isinstance(result, Accepted), result
     assert result.sent
@@ -214,3 +222,23 @@ async def test_killed_speaker_comes_back_with_live_announcements(
         assert v4.attributes["BGP.community"] == "(65535,666)"
         assert engine.speaker.pid not in (None, pid)
         assert table(bgp_lab, FLOW4) == []  # the expired one is not announced again
+
+
+async def test_killed_relay_restarts_exabgp_with_live_announcements(
+    bgp_lab: BgpLab, tmp_path: Path
+) -> None:
+    async with running_engine(bgp_lab, tmp_path) as engine:
+        flow = FlowSpecRule(destination=f"{NODE_V4}/32", protocol=17, src_port=1900)
+        accepted(await engine.announce(flow, DECLARED))
+        await eventually(lambda: table(bgp_lab, FLOW4), "the rule in BIRD")
+        exabgp_pid = engine.speaker.pid
+        assert exabgp_pid is not None
+        relay_pid = relay_of(exabgp_pid)
+        os.kill(relay_pid, signal.SIGKILL)
+        # ExaBGP alone cannot be driven any more: the supervisor replaces it
+        await eventually(lambda: engine.speaker.restarts == 1, "ExaBGP replaced")
+        await eventually(lambda: engine.speaker.connected, "the new relay connected")
+        assert engine.speaker.pid not in (None, exabgp_pid)
+        await eventually(lambda: bgp_lab.session_state() == "Established", "session back")
+        [route] = await eventually(lambda: table(bgp_lab, FLOW4), "the rule re-announced")
+        assert route.net == "flow4 { dst 203.0.113.7/32; proto 17; sport 1900; }"
