@@ -43,6 +43,7 @@ FLOW4, FLOW6 = "flowtab4", "flowtab6"
 UNICAST4, UNICAST6 = "master4", "master6"
 PR_SET_PDEATHSIG = 1
 PROTOCOL = "speaker"  # BIRD's name for the session with ftcontrol's speaker
+PROTOCOL_V6 = "speaker6"  # the same over IPv6
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
@@ -57,15 +58,23 @@ flow6 table {FLOW6};
 # an upstream that honours RTBH routes the blackhole next hops to discard
 protocol static discard4 {{ ipv4; route 192.0.2.1/32 blackhole; }}
 protocol static discard6 {{ ipv6; route 100::/64 blackhole; }}
-protocol bgp {PROTOCOL} {{
-  local {ROUTER_V4} as {ROUTER_AS};
-  neighbor {SPEAKER_V4} as {SPEAKER_AS};
+template bgp ftcontrol {{
+  local as {ROUTER_AS};
   passive on;
   hold time 9;
   ipv4 {{ import all; export none; gateway recursive; }};
   ipv6 {{ import all; export none; gateway recursive; }};
   flow4 {{ table {FLOW4}; import all; export none; }};
   flow6 {{ table {FLOW6}; import all; export none; }};
+}}
+# the speaker's session over IPv4, and (for a speaker configured so) over IPv6
+protocol bgp {PROTOCOL} from ftcontrol {{
+  local {ROUTER_V4};
+  neighbor {SPEAKER_V4} as {SPEAKER_AS};
+}}
+protocol bgp {PROTOCOL_V6} from ftcontrol {{
+  local {ROUTER_V6};
+  neighbor {SPEAKER_V6} as {SPEAKER_AS};
 }}
 """
 
@@ -76,6 +85,7 @@ class BirdRoute:
     whole `flow4 { ... }` match) and its attribute lines (`BGP.community` -> text)."""
 
     net: str
+    protocol: str  # the BIRD protocol it came from ("speaker", "speaker6", "discard4")
     attributes: dict[str, str] = field(default_factory=dict)
 
 
@@ -91,7 +101,8 @@ def parse_routes(text: str) -> list[BirdRoute]:
             continue
         # a FlowSpec network is the whole `flow4 { ... }` match; a prefix is one word
         net = line[: line.index("}") + 1] if line.startswith("flow") else line.split()[0]
-        routes.append(BirdRoute(net=net))
+        origin = line[len(net) :].split("[", 1)[1].split()[0] if "[" in line else ""
+        routes.append(BirdRoute(net=net, protocol=origin))
     return routes
 
 
@@ -210,12 +221,12 @@ class BgpLab:
             check=False,
         )
 
-    def session_state(self) -> str:
-        """The speaker session's BGP state as BIRD reports it ("Established", "Active"...)."""
-        out = self.birdc("show", "protocols", PROTOCOL).stdout
+    def session_state(self, protocol: str = PROTOCOL) -> str:
+        """A speaker session's BGP state as BIRD reports it ("Established", "Active"...)."""
+        out = self.birdc("show", "protocols", protocol).stdout
         for line in out.splitlines():
             fields = line.split()
-            if fields and fields[0] == PROTOCOL:
+            if fields and fields[0] == protocol:
                 return fields[5] if len(fields) > 5 else fields[3]
         return ""
 

@@ -75,9 +75,13 @@ class PeerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froze
     peer_as: Asn
     families: tuple[AddressFamily, ...] = ALL_FAMILIES
     port: TcpPort = 179  # the peer's port we connect to
+    # our address for this session; default listen.address (an IPv6 peer needs its own)
+    local_address: str | None = None
 
     def __post_init__(self) -> None:
         _ip(self.address, "peers.address")
+        if self.local_address is not None:
+            _ip(self.local_address, "peers.local_address")
         if not self.families:
             raise ValueError("peers.families: at least one address family is needed")
 
@@ -105,6 +109,16 @@ class BgpConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
             if peer.address in seen:
                 raise ValueError(f"peers.address: {peer.address} is listed twice")
             seen.add(peer.address)
+            local = ipaddress.ip_address(self.local_address(peer))
+            if local.version != ipaddress.ip_address(peer.address).version:
+                raise ValueError(
+                    f"peers.local_address: peer {peer.address} needs a local address of its "
+                    f"family (listen.address {self.listen.address} is not)"
+                )
+
+    def local_address(self, peer: PeerConfig) -> str:
+        """Our end of the session with `peer`."""
+        return peer.local_address or self.listen.address
 
     @property
     def community(self) -> tuple[int, int]:

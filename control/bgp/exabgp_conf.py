@@ -33,7 +33,7 @@ def exabgp_config(config: BgpConfig, socket_path: Path) -> str:
         lines += [
             f"neighbor {peer.address} {{",
             f"    router-id {config.router_id};",
-            f"    local-address {config.listen.address};",
+            f"    local-address {config.local_address(peer)};",
             f"    local-as {config.local_as};",
             f"    peer-as {peer.peer_as};",
             f"    connect {peer.port};",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from control.bgp.engine import BgpEngine
-from lab.bird import BgpLab, BirdRoute
+from lab.bird import PROTOCOL, BgpLab, BirdRoute
 
 T = TypeVar("T")
 
@@ -28,12 +28,17 @@ async def eventually(check: Callable[[], T], what: str, within: float = 30.0) ->
 
 
 @contextlib.asynccontextmanager
-async def running_engine(lab: BgpLab, workdir: Path, **config: object) -> AsyncIterator[BgpEngine]:
-    """An engine speaking to the lab's BIRD; yields once the session is established."""
+async def running_engine(
+    lab: BgpLab, workdir: Path, *, protocol: str = PROTOCOL, **config: object
+) -> AsyncIterator[BgpEngine]:
+    """An engine speaking to the lab's BIRD; yields once BIRD's session `protocol` is
+    established and the speaker reports its peer up."""
     engine = BgpEngine(lab.speaker_config(**config), workdir, argv_prefix=lab.speaker_argv_prefix)
     await engine.start()
     try:
-        await eventually(lambda: lab.session_state() == "Established", "BIRD Established")
+        await eventually(
+            lambda: lab.session_state(protocol) == "Established", f"BIRD {protocol} Established"
+        )
         await eventually(
             lambda: engine.speaker.connected and engine.peers()[0].state == "up",
             "the speaker to report the peer up",

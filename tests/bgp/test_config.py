@@ -72,3 +72,11 @@ def test_load_names_the_file(tmp_path: Path) -> None:
     assert load_bgp_config(path).local_as == 64513
     with pytest.raises(BgpConfigError, match=r"missing\.toml: cannot read"):
         load_bgp_config(tmp_path / "missing.toml")
+
+
+def test_ipv6_peer_needs_an_ipv6_local_address() -> None:
+    v6_peer = GOOD + '\n[[peers]]\naddress = "2001:db8::1"\npeer_as = 64512\n'
+    with pytest.raises(BgpConfigError, match=r"peers\.local_address: peer 2001:db8::1 needs"):
+        decode_bgp_config(v6_peer)
+    cfg = decode_bgp_config(v6_peer + 'local_address = "2001:db8::10"\n')
+    assert [cfg.local_address(p) for p in cfg.peers] == ["192.0.2.10", "2001:db8::10"]
