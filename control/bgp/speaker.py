@@ -149,6 +149,10 @@ class ExaBgpSpeaker:
     async def stop(self) -> None:
         """Stop ExaBGP (its sessions close, so peers drop everything it announced)."""
         self._stopping = True
+        if self._supervisor is not None:  # first: no new ExaBGP from here on
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
         proc = self._process
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -160,10 +164,7 @@ class ExaBgpSpeaker:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        self._all_peers_down("stopped")
         if self._writer is not None:
             self._writer.close()
         if self._server is not None:
@@ -188,8 +189,15 @@ class ExaBgpSpeaker:
                 await writer.drain()
                 async with asyncio.timeout(self.command_timeout_s):
                     await done
-            except (ConnectionError, TimeoutError) as exc:
-                raise SpeakerUnavailable(f"ExaBGP did not answer: {exc!r}") from None
+            except ConnectionError as exc:
+                raise SpeakerUnavailable(f"ExaBGP went away: {exc!r}") from None
+            except TimeoutError:
+                # a late answer would be taken for the next command's: drop this relay
+                # (ExaBGP is then replaced, and the owner re-announces)
+                self._drop_relay(writer)
+                raise SpeakerUnavailable(
+                    f"ExaBGP did not answer within {self.command_timeout_s} s"
+                ) from None
             finally:
                 with contextlib.suppress(ValueError):
                     self._pending.remove(done)
@@ -245,11 +253,15 @@ class ExaBgpSpeaker:
         except ConnectionError:
             pass
         finally:
-            if self._writer is writer:
-                self._writer = None
-                self._fail_pending()
-                self._stop_orphaned_exabgp()
-            writer.close()
+            self._drop_relay(writer)
+
+    def _drop_relay(self, writer: asyncio.StreamWriter) -> None:
+        """Forget a relay connection (closed, or no longer trusted)."""
+        if self._writer is writer:
+            self._writer = None
+            self._fail_pending()
+            self._stop_orphaned_exabgp()
+        writer.close()
 
     def _stop_orphaned_exabgp(self) -> None:
         """The relay went away but ExaBGP runs on: nothing could drive it any more (ExaBGP

@@ -242,3 +242,25 @@ async def test_killed_relay_restarts_exabgp_with_live_announcements(
         await eventually(lambda: bgp_lab.session_state() == "Established", "session back")
         [route] = await eventually(lambda: table(bgp_lab, FLOW4), "the rule re-announced")
         assert route.net == "flow4 { dst 203.0.113.7/32; proto 17; sport 1900; }"
+
+
+async def test_wedged_exabgp_is_replaced_and_the_announcement_arrives(
+    bgp_lab: BgpLab, tmp_path: Path
+) -> None:
+    async with running_engine(bgp_lab, tmp_path) as engine:
+        engine.speaker.command_timeout_s = 1.0
+        exabgp_pid = engine.speaker.pid
+        assert exabgp_pid is not None
+        os.kill(exabgp_pid, signal.SIGSTOP)  # alive, but answers nothing
+        try:
+            rule = FlowSpecRule(destination=f"{NODE_V4}/32", protocol=17, src_port=5353)
+            result = await engine.announce(rule, DECLARED)
+            assert isinstance(result, Accepted)
+            assert not result.sent  # no answer: kept, to go out with the next ExaBGP
+            assert not engine.speaker.connected
+        finally:
+            os.kill(exabgp_pid, signal.SIGCONT)  # lets the pending SIGTERM end it
+        await eventually(lambda: engine.speaker.restarts == 1, "ExaBGP replaced")
+        assert engine.speaker.pid != exabgp_pid
+        [route] = await eventually(lambda: table(bgp_lab, FLOW4), "the rule announced")
+        assert route.net == "flow4 { dst 203.0.113.7/32; proto 17; sport 5353; }"
