@@ -136,11 +136,12 @@ async def test_rtbh_v4_and_v6_carry_the_community_and_withdraw(
 async def test_ttl_expiry_withdraws(bgp_lab: BgpLab, tmp_path: Path) -> None:
     rule = FlowSpecRule(destination=f"{NODE_V4}/32", protocol=17, dst_port=123)
     async with running_engine(bgp_lab, tmp_path) as engine:
-        short = accepted(await engine.announce(rule, DECLARED, ttl_s=1.0)).live
+        # 4 s: long enough to see the rule in BIRD first even on a loaded machine
+        short = accepted(await engine.announce(rule, DECLARED, ttl_s=4.0)).live
         kept = accepted(
             await engine.announce(rtbh_for(NODE_V4, engine.config), DECLARED, ttl_s=3600)
         ).live
-        assert short.expires_at - short.announced_at == 1.0
+        assert short.expires_at - short.announced_at == pytest.approx(4.0)
         await eventually(lambda: table(bgp_lab, FLOW4), "the short-lived rule in BIRD")
         await eventually(lambda: table(bgp_lab, FLOW4) == [], "the rule withdrawn at its TTL")
         assert [a.id for a in engine.live()] == [kept.id]
