@@ -23,6 +23,10 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from control.agentapi.runtime import agentapi_lifespan
 from control.auth import BEARER, DeployTokenMiddleware, provide_caller
+from control.dashboard.lifespan import dashboard_lifespan
+from control.dashboard.live import LiveHub
+from control.dashboard.routes import DASH_SESSION
+from control.dashboard.settings import DashboardSettings
 from control.db import open_db
 from control.errors import DomainError
 from control.events import IncidentEvents
@@ -134,6 +138,8 @@ def _route_handlers() -> list[Any]:
     from control.api.nodes import NodesController
     from control.api.status import status_overview
     from control.api.workspace import get_workspace
+    from control.dashboard.pages import page_route_handlers
+    from control.dashboard.routes import dash_router
 
     v1 = Router(
         path="/api/v1",
@@ -148,7 +154,15 @@ def _route_handlers() -> list[Any]:
         ],
         security=[{BEARER: []}],
     )
-    return [health, metrics, deploy, v1, *agent_route_handlers()]
+    return [
+        health,
+        metrics,
+        deploy,
+        v1,
+        *agent_route_handlers(),
+        dash_router(),
+        *page_route_handlers(),
+    ]
 
 
 # ---- lifespan: the store and its services ----------------------------------------------
@@ -190,6 +204,7 @@ def create_app(
     auth_max_failures: int = DEFAULT_MAX_FAILURES,
     auth_window_s: float = DEFAULT_WINDOW_S,
     max_body_bytes: int = MAX_BODY_BYTES,
+    dashboard: DashboardSettings | None = None,
     debug: bool = False,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
@@ -198,7 +213,7 @@ def create_app(
     limiter = FailureLimiter(auth_max_failures, auth_window_s)
     app = Litestar(
         route_handlers=_route_handlers(),
-        lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan],
+        lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan, dashboard_lifespan],
         # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
         # wrap everything, auth failures included.
         middleware=[
@@ -226,12 +241,21 @@ def create_app(
                         type="http",
                         scheme="bearer",
                         description="Workspace deploy token (64 hex characters)",
-                    )
+                    ),
+                    DASH_SESSION: SecurityScheme(
+                        type="apiKey",
+                        name="ft_session",
+                        security_scheme_in="cookie",
+                        description="Dashboard session (POST /api/dash/login); changes "
+                        "also need the X-CSRF-Token header",
+                    ),
                 }
             ),
         ),
         debug=debug,
     )
     app.state.auth_limiter = limiter
+    app.state.dashboard_settings = dashboard or DashboardSettings()
+    app.state.live_hub = LiveHub()
     document_errors(app)
     return app

@@ -17,7 +17,15 @@ from control.security import bearer_token
 from control.services.workspaces import Caller, authenticate
 
 BEARER = "DeployToken"  # the OpenAPI security scheme name
-EXCLUDED_PATHS = ["^/api/v1/agent/", "^/api/health", "^/schema", "^/metrics"]
+# The dashboard (its pages and /api/dash/*) authenticates with sessions: control.dashboard.
+EXCLUDED_PATHS = [
+    "^/api/v1/agent/",
+    "^/api/health",
+    "^/schema",
+    "^/metrics",
+    "^/api/dash/",
+    "^/dash",
+]
 
 
 class DeployTokenMiddleware(AbstractAuthenticationMiddleware):

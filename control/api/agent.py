@@ -24,6 +24,7 @@ from control.agentapi.auth import node_guard, provide_node
 from control.agentapi.metrics_store import Overloaded
 from control.agentapi.runtime import AgentApi, agentapi_of
 from control.api.deps import Db, NodePolicyDep
+from control.dashboard.live import live_hub_of
 from control.errors import DomainError, InvalidValue
 from control.services import nodes as node_store
 from control.services.nodes import NodeCaller
@@ -107,6 +108,7 @@ class AgentController(Controller):
             await agentapi.metrics.commit(node.node_id, data.points)
         except Overloaded as exc:
             raise ServiceBusy(str(exc)) from exc
+        live_hub_of(state).publish_points(node.workspace_id, node.node_uuid, data.points)
         return agent_api.OkReply(ok=True, accepted=len(data.points))
 
     @post(
