@@ -28,6 +28,9 @@ from control.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
 from control.services import workspaces
 
 DEFAULT_DB = "./ftcontrol.db"
+# On stop, uvicorn waits for open connections; a dashboard's live stream never ends by
+# itself, so after this long the remaining ones are closed and the server exits.
+SHUTDOWN_GRACE_S = 5
 
 
 def _positive(text: str) -> float:
@@ -224,7 +227,13 @@ def _serve(args: argparse.Namespace) -> None:
             secure_cookies=not args.insecure_cookies,
         ),
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,6 +63,9 @@ class LiveHub:
         self._queue_events = queue_events
         self._topics: dict[Topic, set[asyncio.Queue[LiveEvent]]] = defaultdict(set)
         self.published = 0  # events published (each counted once, whatever the fan-out)
+        # Set when the server is asked to stop: open streams end themselves (a live stream
+        # never ends by itself, and uvicorn waits for open responses before exiting).
+        self.closing = False
 
     def subscribers(self, workspace_id: int, node_uuid: str | None = None) -> int:
         return len(self._topics.get((workspace_id, node_uuid), ()))

@@ -41,6 +41,7 @@ from control.services.workspaces import rotate_token
 
 DASH_SESSION = "DashSession"  # the OpenAPI security scheme name
 KEEPALIVE_S = 15.0  # an SSE comment this often: proxies keep the stream, dead peers show
+CLOSING_CHECK_S = 1.0  # how often an idle stream looks whether the server is stopping
 
 
 class TooManyAttempts(DomainError):
@@ -159,15 +160,21 @@ async def get_channel_forms() -> ChannelForms:
 async def _stream(
     state: State, workspace_id: int, node_uuid: str | None
 ) -> AsyncIterator[ServerSentEventMessage]:
-    with live_hub_of(state).subscribe(workspace_id, node_uuid) as queue:
+    hub = live_hub_of(state)
+    with hub.subscribe(workspace_id, node_uuid) as queue:
         # Sent once subscribed: a page (or test) that saw it misses nothing published after.
         yield ServerSentEventMessage(event="hello", data="{}")
-        while True:
+        idle = 0.0
+        while not hub.closing:
             try:
-                event: LiveEvent = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                event: LiveEvent = await asyncio.wait_for(queue.get(), CLOSING_CHECK_S)
             except TimeoutError:
-                yield ServerSentEventMessage(comment="keepalive")
+                idle += CLOSING_CHECK_S
+                if idle >= KEEPALIVE_S:
+                    idle = 0.0
+                    yield ServerSentEventMessage(comment="keepalive")
                 continue
+            idle = 0.0
             yield ServerSentEventMessage(event=event.kind, data=event.data)
 
 

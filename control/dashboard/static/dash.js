@@ -28,6 +28,15 @@ function num(v, digits = 0) {
   return Number(v).toLocaleString("en-US", { maximumFractionDigits: digits });
 }
 
+// Axis labels: 1.2k, 3.4M, 5.6G (full numbers stay in tables and notes).
+function si(v) {
+  const a = Math.abs(v);
+  for (const [size, suffix] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (a >= size) return (v / size).toLocaleString("en-US", { maximumFractionDigits: 1 }) + suffix;
+  }
+  return num(v, 1);
+}
+
 function when(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
@@ -104,7 +113,7 @@ function timeChart(container, series, opts = {}) {
     width: width(), height: opts.height || 260,
     scales: { x: { time: true } },
     series: [{}, ...series],
-    axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => num(v)) }],
+    axes: [{}, { size: 60, values: (u, vals) => vals.map(si) }],
     bands: opts.bands || [],
     legend: { live: false },
   }, [[], ...series.map(() => [])], container);

@@ -6,6 +6,7 @@ socket), a real agent post, a real browser-like session."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from control.cli import SHUTDOWN_GRACE_S
 from tests.api.served import Served, served_control
 
 PASSWORD = "correct horse battery"
@@ -135,3 +137,26 @@ def test_a_stream_of_another_workspaces_node_is_not_found(srv: Served) -> None:
         client.close()
     r = httpx.get(f"{srv.base}/api/dash/live", timeout=10)
     assert r.status_code == 401
+
+
+def test_serve_stops_promptly_with_a_stream_open(srv: Served) -> None:
+    """An open page must not keep `ftcontrol serve` from stopping (systemd stop, restart)."""
+    srv.workspace("acme")
+    _user(srv, "ops@acme.example", "acme")
+    client = _session(srv, "ops@acme.example")
+    try:
+        with client.stream("GET", "/api/dash/live") as response:
+            events = _events(response.iter_lines())
+            _next(events, "hello")
+            assert srv.proc is not None
+            srv.proc.terminate()
+            # uvicorn waits this long for open connections, then ends them (and exits
+            # by the signal it got, re-raised)
+            srv.proc.wait(timeout=SHUTDOWN_GRACE_S + 20)
+    except httpx.HTTPError:
+        pass  # the server ended the stream: what it should do
+    finally:
+        client.close()
+    assert srv.proc is not None
+    assert srv.proc.returncode in (0, -signal.SIGTERM), srv.log.read_text()[-2000:]
+    assert "Traceback" not in srv.log.read_text()
