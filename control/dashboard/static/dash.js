@@ -250,6 +250,13 @@ pages.node = async function () {
         "aria-label": "Unblock " + r.target,
         onclick: () => api("DELETE", `${base}/rules/${r.id}`).then(refresh).catch((e) => showError($("block-error"), e.message)) }) : ""))),
     "No operator rule.", 6);
+    // The agent reports each mitigation rule's drop counter with its incident.
+    const active = recent.incidents.filter((i) => i.status === "active");
+    const details = await Promise.all(active.map((i) => api("GET", "/incidents/" + encodeURIComponent(i.uuid))));
+    const inForce = details.flatMap(({ incident: i }) => i.mitigation_rules.map((r) => el("tr", {},
+      el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: i.family })),
+      cell(r.kind), cell(r.match), cell(r.action), cell(num(r.dropped_packets), "num"))));
+    fill($("in-force").tBodies[0], inForce, "No mitigation rule in force.", 5);
     fill($("recent").tBodies[0], recent.incidents.map((i) => el("tr", {},
       el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: i.family })),
       cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)), cell(num(i.peak_pps), "num"))),

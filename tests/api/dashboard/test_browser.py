@@ -146,6 +146,8 @@ def _setup(srv: Served) -> tuple[Node, str, bytes]:
     figures = {
         "seq": 1, "family": "udp_flood", "severity": "critical", "peak_pps": 52000.0,
         "protocols": {"udp": 96.0, "tcp": 4.0},
+        "rules": [{"kind": "signature", "match": "signature proto=17 sport=11211",
+                   "proto": 17, "src_port": 11211, "dropped_packets": 4242000}],
         "top_sources": [{"ip": "198.51.100.7", "pps": 30000.0},
                         {"ip": "203.0.113.9", "pps": 9000.0}],
     }  # fmt: skip
@@ -261,6 +263,8 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#agent-version")).to_have_text("0.9.1-test")
             expect(page.locator("#xdp-mode")).to_have_text("native")
             expect(page.locator("#baseline")).not_to_have_text("…")
+            expect(page.locator("#in-force")).to_contain_text("sport=11211")
+            expect(page.locator("#in-force")).to_contain_text("4,242,000")
             points_above(page, "#pps-chart", points_above(page, "#pps-chart", 0))
             page.fill("#block-target", "198.51.100.7")
             page.fill("#block-ttl", "600")
@@ -280,6 +284,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("body")).to_have_attribute("data-ready", "true")
             expect(page.locator("#sources")).to_contain_text("198.51.100.7")
             expect(page.locator("#protocols")).to_contain_text("udp")
+            expect(page.locator("#mitigation")).to_contain_text("4,242,000")
             expect(page.locator("#summary")).not_to_be_empty()
             with page.expect_download() as download:
                 page.click("#pcap-link")
