@@ -226,3 +226,27 @@ async def test_idle_and_absolute_expiry(api: Api, ws: Workspace) -> None:
     assert_error(await api.client.get("/api/dash/me", headers=old.headers()), 401, "expired")
     fresh = await signed_in(api, ws, "fresh@acme.example")
     assert (await api.client.get("/api/dash/me", headers=fresh.headers())).status_code == 200
+
+
+async def test_channel_forms_follow_the_config_structs(api: Api, ws: Workspace) -> None:
+    viewer = await signed_in(api, ws, "viewer@acme.example", role="viewer")
+    r = await api.client.get("/api/dash/channel-forms", headers=viewer.headers())
+    assert r.status_code == 200, r.text
+    forms = {f["type"]: {x["name"]: x for x in f["fields"]} for f in r.json()["forms"]}
+    assert set(forms) == {
+        "discord", "slack", "email", "sms", "pagerduty", "opsgenie", "webhook", "teams",
+        "telegram", "grafana", "datadog", "prometheus",
+    }  # fmt: skip
+    hook = forms["webhook"]
+    assert (hook["url"]["kind"], hook["url"]["required"], hook["url"]["secret"]) == (
+        "text", True, False,
+    )  # fmt: skip
+    assert (hook["secret"]["required"], hook["secret"]["secret"]) == (True, True)
+    assert hook["signature_header"]["default"] == "X-Signature-256"
+    assert set(hook["min_severity"]["options"]) == {"low", "medium", "high", "critical"}
+    email = forms["email"]
+    assert email["from"]["required"] and email["to"]["kind"] == "list"
+    assert email["port"] == {
+        "name": "port", "kind": "number", "required": False, "secret": False, "options": [],
+        "default": "587",
+    }  # fmt: skip
