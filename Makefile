@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS  := python3-bpfcc python3-venv bpftool linux-headers-amd64 xdp-tools netsniff-ng iproute2 tcpdump tshark bird2 exabgp
+DEBS  := python3-bpfcc python3-venv bpftool linux-headers-amd64 xdp-tools netsniff-ng iproute2 tcpdump tshark bird2 exabgp chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup test lint unit api bpf e2e bench demo clean

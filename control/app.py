@@ -40,6 +40,11 @@ from control.core.ratelimit import (
     FailureLimiter,
     auth_failure_limit,
 )
+from control.dashboard.lifespan import dashboard_lifespan
+from control.dashboard.live import LiveHub
+from control.dashboard.pages import page_route_handlers
+from control.dashboard.routes import DASH_SESSION, dash_router
+from control.dashboard.settings import DashboardSettings
 from control.incidents.event_bus import IncidentEvents
 from control.incidents.routes import IncidentsController
 from control.incidents.service import IncidentService
@@ -74,7 +79,16 @@ V1_HANDLERS: list[ControllerRouterHandler] = [
 
 def _route_handlers() -> list[ControllerRouterHandler]:
     v1 = Router(path="/api/v1", route_handlers=V1_HANDLERS, security=[{BEARER: []}])
-    return [health, metrics, deploy, v1, AgentController]
+    # The dashboard serves the same v1 handlers under /api/dash with session auth.
+    return [
+        health,
+        metrics,
+        deploy,
+        v1,
+        AgentController,
+        dash_router(V1_HANDLERS),
+        *page_route_handlers(),
+    ]
 
 
 # ---- lifespan: the store and its services ----------------------------------------------
@@ -116,6 +130,7 @@ def create_app(
     auth_max_failures: int = DEFAULT_MAX_FAILURES,
     auth_window_s: float = DEFAULT_WINDOW_S,
     max_body_bytes: int = MAX_BODY_BYTES,
+    dashboard: DashboardSettings | None = None,
     debug: bool = False,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
@@ -124,7 +139,7 @@ def create_app(
     limiter = FailureLimiter(auth_max_failures, auth_window_s)
     app = Litestar(
         route_handlers=_route_handlers(),
-        lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan],
+        lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan, dashboard_lifespan],
         # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
         # wrap everything, auth failures included.
         middleware=[
@@ -152,12 +167,21 @@ def create_app(
                         type="http",
                         scheme="bearer",
                         description="Workspace deploy token (64 hex characters)",
-                    )
+                    ),
+                    DASH_SESSION: SecurityScheme(
+                        type="apiKey",
+                        name="ft_session",
+                        security_scheme_in="cookie",
+                        description="Dashboard session (POST /api/dash/login); changes "
+                        "also need the X-CSRF-Token header",
+                    ),
                 }
             ),
         ),
         debug=debug,
     )
     app.state.auth_limiter = limiter
+    app.state.dashboard_settings = dashboard or DashboardSettings()
+    app.state.live_hub = LiveHub()
     document_errors(app)
     return app

@@ -4,6 +4,9 @@ ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S]
 ftcontrol workspace create NAME [--plan P]       prints the deploy token (only time shown)
 ftcontrol workspace rotate-token NAME            revokes old tokens, prints the new one
 ftcontrol workspace subscription NAME active|past_due|canceled
+ftcontrol user create EMAIL --workspace NAME [--role admin|viewer]   password from stdin
+ftcontrol user passwd EMAIL                      new password from stdin; signs the user out
+ftcontrol user delete EMAIL
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ from control.core.db import open_db
 from control.core.errors import DomainError
 from control.core.limits import MAX_BODY_BYTES
 from control.core.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
+from control.dashboard import users
+from control.dashboard.settings import DEFAULT_ABSOLUTE_S, DEFAULT_IDLE_S, DashboardSettings
 from control.workspace import service as workspaces
 from control.workspace.plans import DEFAULT_PLAN, PLAN_NODE_LIMITS, SUBSCRIPTION_STATUSES
 
 DEFAULT_DB = "./ftcontrol.db"
+# On stop, uvicorn waits for open connections; a dashboard's live stream never ends by
+# itself, so after this long the remaining ones are closed and the server exits.
+SHUTDOWN_GRACE_S = 5
 
 
 def _positive(text: str) -> float:
@@ -87,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help=f"largest JSON request body, else 413 (default {MAX_BODY_BYTES})",
     )
+    serve.add_argument(
+        "--session-idle",
+        type=_positive,
+        default=DEFAULT_IDLE_S,
+        metavar="SECONDS",
+        help=f"a dashboard session unused this long ends (default {DEFAULT_IDLE_S:g})",
+    )
+    serve.add_argument(
+        "--session-max-age",
+        type=_positive,
+        default=DEFAULT_ABSOLUTE_S,
+        metavar="SECONDS",
+        help=f"no dashboard session outlives this (default {DEFAULT_ABSOLUTE_S:g})",
+    )
+    serve.add_argument(
+        "--insecure-cookies",
+        action="store_true",
+        help="session cookie without the Secure flag, for plain-HTTP labs only",
+    )
     _db_option(serve)
 
     workspace = commands.add_parser("workspace", help="manage workspaces")
@@ -102,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     subscription.add_argument("name")
     subscription.add_argument("status", choices=SUBSCRIPTION_STATUSES)
     _db_option(subscription)
+
+    user = commands.add_parser("user", help="manage dashboard users")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    user_create = user_actions.add_parser(
+        "create", help="create a dashboard user (password read from stdin)"
+    )
+    user_create.add_argument("email")
+    user_create.add_argument("--workspace", required=True, metavar="NAME")
+    user_create.add_argument("--role", default="viewer", choices=users.ROLES)
+    _db_option(user_create)
+    passwd = user_actions.add_parser("passwd", help="set a new password (read from stdin)")
+    passwd.add_argument("email")
+    _db_option(passwd)
+    user_delete = user_actions.add_parser("delete", help="delete a dashboard user")
+    user_delete.add_argument("email")
+    _db_option(user_delete)
     return parser
 
 
@@ -138,6 +181,34 @@ def _workspace(args: argparse.Namespace) -> None:
     asyncio.run(_with_db(args.db, action[args.action]))
 
 
+def _read_password() -> str:
+    """The password from stdin (never argv: it would show in ps and shell history).
+
+    A terminal is asked without echo; a pipe gives its first line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _user(args: argparse.Namespace) -> None:
+    async def create(db: aiosqlite.Connection) -> None:
+        await users.create_user(db, args.email, args.workspace, args.role, _read_password())
+        print(f"user {args.email!r} created ({args.role} of {args.workspace!r})", file=sys.stderr)
+
+    async def passwd(db: aiosqlite.Connection) -> None:
+        await users.set_password(db, args.email, _read_password())
+        print(f"user {args.email!r}: password changed, sessions ended", file=sys.stderr)
+
+    async def delete(db: aiosqlite.Connection) -> None:
+        await users.delete_user(db, args.email)
+        print(f"user {args.email!r} deleted", file=sys.stderr)
+
+    action = {"create": create, "passwd": passwd, "delete": delete}
+    asyncio.run(_with_db(args.db, action[args.action]))
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -150,8 +221,19 @@ def _serve(args: argparse.Namespace) -> None:
         auth_max_failures=args.auth_max_failures,
         auth_window_s=args.auth_window,
         max_body_bytes=args.max_body_bytes,
+        dashboard=DashboardSettings(
+            idle_s=args.session_idle,
+            absolute_s=args.session_max_age,
+            secure_cookies=not args.insecure_cookies,
+        ),
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             _serve(args)
+        elif args.command == "user":
+            _user(args)
         else:
             _workspace(args)
     except DomainError as exc:

@@ -25,6 +25,7 @@ from control.agentapi.runtime import AgentApi, agentapi_of
 from control.core.auth import node_guard, provide_node
 from control.core.deps import Db, NodePolicyDep
 from control.core.errors import InvalidValue, PayloadTooLarge, ServiceBusy
+from control.dashboard.live import live_hub_of
 from control.nodes import service as node_store
 from control.nodes.service import NodeCaller
 from ftcontract import agent_api
@@ -99,6 +100,7 @@ class AgentController(Controller):
             await agentapi.metrics.commit(node.node_id, data.points)
         except Overloaded as exc:
             raise ServiceBusy(str(exc)) from exc
+        live_hub_of(state).publish_points(node.workspace_id, node.node_uuid, data.points)
         return agent_api.OkReply(ok=True, accepted=len(data.points))
 
     @post(

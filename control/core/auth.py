@@ -32,7 +32,15 @@ from control.workspace.service import Caller, authenticate
 # ---- deploy token (workspace) ---------------------------------------------------------
 
 BEARER = "DeployToken"  # the OpenAPI security scheme name
-EXCLUDED_PATHS = ["^/api/v1/agent/", "^/api/health", "^/schema", "^/metrics"]
+# The dashboard (its pages and /api/dash/*) authenticates with sessions: control.dashboard.
+EXCLUDED_PATHS = [
+    "^/api/v1/agent/",
+    "^/api/health",
+    "^/schema",
+    "^/metrics",
+    "^/api/dash/",
+    "^/dash",
+]
 DEPLOY_AUTH_REASON = "missing deploy token (Authorization: Bearer <token>)"
 
 

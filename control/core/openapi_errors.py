@@ -19,9 +19,11 @@ _REASONS = {
     400: "Invalid request: a value is missing, malformed or out of range (`field` names it)",
     401: "Missing, unknown or revoked credentials",
     402: "No active subscription, or the plan's node limit is reached",
+    403: "Dashboard: missing or wrong CSRF token, or the role does not allow it",
     404: "No such object in the caller's workspace",
     409: "The change conflicts with the current state (duplicate name, transition)",
     413: "Request body larger than the limit",
+    415: "Content type not accepted (sign-in takes application/json only)",
     429: "Too many failed authentication attempts from this address (see Retry-After)",
     503: "Temporarily unable to take the request; retry later",
 }
@@ -40,7 +42,12 @@ _EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/agent/incidents/{incident_uuid}/resolve"): (409,),
     ("POST", "/api/v1/nodes/{node_uuid}/rules"): (409,),
 }
-_UNAUTHENTICATED = ("/api/health", "/metrics", "/schema")
+_DASH_EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
+    ("POST", "/api/dash/login"): (415,),
+}
+_UNAUTHENTICATED = ("/api/health", "/metrics", "/schema", "/dash")
+# /api/dash/* mounts the REST API v1 handlers again (control.dashboard.routes).
+_DASH, _V1 = "/api/dash/", "/api/v1/"
 _WITH_BODY = {"POST", "PUT", "PATCH"}
 
 
@@ -49,6 +56,10 @@ def error_statuses(method: str, path_format: str) -> tuple[int, ...]:
     if path_format.startswith(_UNAUTHENTICATED):
         return ()
     statuses = {400, 401, 429}
+    if path_format.startswith(_DASH):
+        statuses.add(403)
+        statuses.update(_DASH_EXTRA.get((method, path_format), ()))
+        path_format = _V1 + path_format.removeprefix(_DASH)
     if "{" in path_format:
         statuses.add(404)
     if method in _WITH_BODY:

@@ -26,8 +26,10 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from control.app import create_app
+from control.dashboard import users
 from tests.api.agentapi.conftest import settings_for
 from tests.api.conftest import Api
+from tests.api.dashboard.dash import login
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Tenant:
     incident: str
     channel: int
     rule: int
+    dash: dict[str, str]  # a dashboard admin session of the workspace (cookie + CSRF token)
 
     @property
     def rest(self) -> dict[str, str]:
@@ -106,16 +109,27 @@ async def _tenant(api: Api, name: str) -> Tenant:
         headers=ws.headers,
     )
     assert r.status_code == 200, r.text
-    return Tenant(ws.token, node, key, incident, channel, rule)
+    dash_user = f"admin@{name}.example"
+    await users.create_user(api.app.state.db, dash_user, name, "admin", "correct horse battery")
+    session = await login(api, dash_user, "correct horse battery")
+    return Tenant(ws.token, node, key, incident, channel, rule, session.headers())
 
 
 def _db_state(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {
+        state = {
             t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)  # noqa: S608
             for t in tables
         }
+        # A session's last_seen moves with its own use (at most once a minute), whatever
+        # the request asked: compared without it.
+        state["dash_sessions"] = sorted(
+            conn.execute(
+                "SELECT id, token_hash, user_id, csrf_token, created_at FROM dash_sessions"
+            )
+        )
+        return state
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -127,7 +141,34 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def _matrix(a: Tenant, b: Tenant) -> list[tuple[str, str, str, dict[str, Any], set[int]]]:
-    """(method, route, url, request kwargs, allowed statuses): B's credentials, A's ids."""
+    """(method, route, url, request kwargs, allowed statuses): B's credentials, A's ids.
+
+    Every REST row is asked again under /api/dash with B's dashboard admin session."""
+    rows = _rest_and_agent_matrix(a, b)
+    dash = [
+        (
+            method,
+            route.replace("/api/v1/", "/api/dash/", 1),
+            url.replace("/api/v1/", "/api/dash/", 1),
+            {**kwargs, "headers": b.dash},
+            allowed,
+        )
+        for method, route, url, kwargs, allowed in rows
+        if route.startswith("/api/v1/") and not route.startswith("/api/v1/agent")
+    ]
+    live = (
+        "GET",
+        "/api/dash/live/nodes/{node_uuid}",
+        f"/api/dash/live/nodes/{a.node}",
+        {"headers": b.dash},
+        {404},
+    )
+    return [*rows, *dash, live]  # fmt: skip
+
+
+def _rest_and_agent_matrix(
+    a: Tenant, b: Tenant
+) -> list[tuple[str, str, str, dict[str, Any], set[int]]]:
     rest, agent = b.rest, b.agent
     fig = {"seq": 99, "family": "syn_flood", "severity": "critical", "peak_pps": 9e9}
     N, INC, CH = (
@@ -193,6 +234,9 @@ def _id_routes(api: Api) -> set[tuple[str, str]]:
             continue
         if route.path_format.startswith("/schema"):
             continue
+        if route.path_format.startswith("/dash/"):
+            continue  # dashboard page shells and their static files: the same bytes for any id
+
         for method in route.methods:
             if method not in ("OPTIONS", "HEAD"):
                 found.add((str(method), route.path_format))
@@ -247,9 +291,17 @@ async def test_lists_never_show_the_other_workspace(api: Api) -> None:
         assert r.status_code == 200, (url, r.text)
         for secret in secrets_of_a:
             assert secret not in r.text, (url, secret)
+        r = await api.client.get(url.replace("/api/v1/", "/api/dash/"), headers=b.dash)
+        assert r.status_code == 200, (url, r.text)
+        for secret in secrets_of_a:
+            assert secret not in r.text, (url, secret)
     # B's lists hold exactly B's objects.
     nodes = (await api.client.get("/api/v1/nodes", headers=b.rest)).json()["nodes"]
     assert [n["uuid"] for n in nodes] == [b.node]
+    nodes = (await api.client.get("/api/dash/nodes", headers=b.dash)).json()["nodes"]
+    assert [n["uuid"] for n in nodes] == [b.node]
+    users_of_b = (await api.client.get("/api/dash/users", headers=b.dash)).json()["users"]
+    assert [u["email"] for u in users_of_b] == ["admin@beta.example"]
     incidents = (await api.client.get("/api/v1/incidents", headers=b.rest)).json()["incidents"]
     assert [i["uuid"] for i in incidents] == [b.incident]
     channels = (await api.client.get("/api/v1/channels", headers=b.rest)).json()["channels"]

@@ -40,6 +40,11 @@ CHECKS = ",".join(
 WRONG_SECRET = "0123456789abcdef" * 4  # well-formed, matches nothing
 AGENT = "^/api/v1/agent/"
 HOOK = {"url": "http://127.0.0.1:9/h", "secret": "s" * 32}
+DASH = "^/api/dash/"
+DASH_PASSWORD = "correct horse battery"
+# Left out of the session's run: sign-out would end the fuzzer's session half way, and a
+# live stream never ends (it is read by the dashboard tests).
+DASH_NOT_FUZZED = "^/api/dash/(logout|live.*)$"
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Seeded:
     alpha: Workspace
     beta: Workspace
     node: Node
+    dash_user: str  # a dashboard admin of alpha
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +76,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             json={"name": "hook", "type": "webhook", "config": HOOK},
         )
         assert r.status_code == 201, r.text
-        yield Seeded(srv, alpha, beta, node)
+        dash_user = "admin@alpha.example"
+        done = subprocess.run(
+            [sys.executable, "-m", "control.cli", "user", "create", dash_user,
+             "--workspace", "alpha", "--role", "admin", "--db", str(srv.db)],
+            input=DASH_PASSWORD, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        yield Seeded(srv, alpha, beta, node, dash_user)
 
 
 @dataclass
@@ -152,7 +165,14 @@ def _report(what: str, result: RunResult) -> str:
 
 @pytest.mark.parametrize(
     ("what", "examples"),
-    [("deploy token", 30), ("node key", 30), ("wrong credentials", 20), ("no credentials", 20)],
+    [
+        ("deploy token", 30),
+        ("node key", 30),
+        ("wrong credentials", 20),
+        ("no credentials", 20),
+        # last: it may rotate alpha's deploy token
+        ("dashboard session", 20),
+    ],
 )
 def test_fuzz_finds_no_server_error_or_schema_break(
     seeded: Seeded, tmp_path: Path, what: str, examples: int
@@ -163,6 +183,14 @@ def test_fuzz_finds_no_server_error_or_schema_break(
     if what == "deploy token":
         headers = ["-H", f"Authorization: Bearer {seeded.alpha.token}"]
         select = ["--exclude-path-regex", AGENT]
+    elif what == "dashboard session":
+        r = seeded.srv.request(
+            "POST", "/api/dash/login", json={"email": seeded.dash_user, "password": DASH_PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        cookie = r.headers["set-cookie"].split(";", 1)[0]
+        headers = ["-H", f"Cookie: {cookie}", "-H", f"X-CSRF-Token: {r.json()['csrf_token']}"]
+        select = ["--include-path-regex", DASH, "--exclude-path-regex", DASH_NOT_FUZZED]
     elif what == "node key":
         headers = ["-H", f"Authorization: Bearer {node.api_key}", "-H", f"X-Node-UUID: {node.uuid}"]
         select = ["--include-path-regex", AGENT]
@@ -184,7 +212,7 @@ def test_fuzz_finds_no_server_error_or_schema_break(
     assert result.returncode == 0, result.output[-6000:]
     new_log = seeded.srv.log.read_text(errors="replace")[len(log_before) :]
     assert "Traceback" not in new_log, new_log[-4000:]
-    if what in ("deploy token", "node key"):
+    if what in ("deploy token", "node key", "dashboard session"):
         # The credentials worked: the fuzz reached the handlers, not only the auth.
         assert len(result.successes) > 20, result.statuses
     if what in ("wrong credentials", "no credentials"):

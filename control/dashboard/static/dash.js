@@ -1,0 +1,555 @@
+// fasttrace dashboard: one small script for every page (no build step, no framework).
+// Data comes from /api/dash/* (the REST API v1 handlers behind the session cookie); live
+// points come from one server-sent-event stream per page. Text from the API is always
+// set with textContent, never parsed as HTML.
+"use strict";
+
+const state = { me: null };
+
+// ---- helpers --------------------------------------------------------------------------
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function num(v, digits = 0) {
+  if (v === null || v === undefined) return "–";
+  return Number(v).toLocaleString("en-US", { maximumFractionDigits: digits });
+}
+
+// Axis labels: 1.2k, 3.4M, 5.6G (full numbers stay in tables and notes).
+function si(v) {
+  const a = Math.abs(v);
+  for (const [size, suffix] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (a >= size) return (v / size).toLocaleString("en-US", { maximumFractionDigits: 1 }) + suffix;
+  }
+  return num(v, 1);
+}
+
+function when(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleString("en-GB", { dateStyle: "short", timeStyle: "medium" });
+}
+
+function cell(text, cls) { return el("td", { class: cls, text: text }); }
+
+function fill(tbody, rows, emptyText, columns) {
+  tbody.replaceChildren();
+  if (!rows.length) {
+    tbody.append(el("tr", {}, el("td", { colspan: columns, class: "muted", text: emptyText })));
+    return;
+  }
+  for (const r of rows) tbody.append(r);
+}
+
+function showError(target, message) {
+  target.textContent = message || "";
+  target.hidden = !message;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `HTTP ${status}`);
+    this.status = status;
+    this.field = body && body.field;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.me) headers["X-CSRF-Token"] = state.me.csrf_token;
+  const response = await fetch("/api/dash" + path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (response.status === 401 && path !== "/login") {
+    signIn();
+    throw new ApiError(401, data);
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function signIn() {
+  const next = location.pathname + location.search;
+  location.assign("/dash/login?next=" + encodeURIComponent(next));
+}
+
+// One EventSource per page; `handlers` maps event names to functions of the parsed data.
+function live(path, handlers) {
+  const source = new EventSource("/api/dash" + path);
+  for (const [name, fn] of Object.entries(handlers)) {
+    source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+  }
+  source.addEventListener("error", () => {
+    // The browser reconnects by itself; a signed-out session gets 401 and stops: check.
+    if (source.readyState === EventSource.CLOSED) api("GET", "/me").catch(() => {});
+  });
+  window.addEventListener("pagehide", () => source.close());
+  return source;
+}
+
+// A rolling window of one-second points drawn with uPlot.
+const WINDOW_S = 300;
+
+function timeChart(container, series, opts = {}) {
+  const width = () => Math.max(280, container.clientWidth - 10);
+  const chart = new uPlot({
+    width: width(), height: opts.height || 260,
+    scales: { x: { time: true } },
+    series: [{}, ...series],
+    axes: [{}, { size: 60, values: (u, vals) => vals.map(si) }],
+    bands: opts.bands || [],
+    legend: { live: false },
+  }, [[], ...series.map(() => [])], container);
+  window.addEventListener("resize", () => chart.setSize({ width: width(), height: opts.height || 260 }));
+  return chart;
+}
+
+function roleGate() {
+  const admin = state.me && state.me.role === "admin";
+  for (const node of document.querySelectorAll(".admin-only")) node.hidden = !admin;
+}
+
+// ---- pages --------------------------------------------------------------------------------
+
+const pages = {};
+
+pages.login = async function () {
+  const form = $("login-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("login-error"), "");
+    try {
+      await api("POST", "/login", { email: $("email").value, password: $("password").value });
+      const next = new URLSearchParams(location.search).get("next") || "/dash";
+      location.assign(next.startsWith("/dash") ? next : "/dash");
+    } catch (e) {
+      showError($("login-error"), e.message);
+      $("password").focus();
+    }
+  });
+  $("email").focus();
+};
+
+pages.overview = async function () {
+  const chart = timeChart($("chart"), [
+    { label: "Total pps", stroke: "#0550ae", width: 2 },
+    { label: "Dropped pps", stroke: "#a40e26", width: 2, fill: "rgba(164,14,38,0.15)" },
+  ]);
+  const perSecond = new Map(); // second -> {pps, dropped} summed over nodes
+  let points = 0;
+
+  async function refresh() {
+    const [status, active] = await Promise.all([
+      api("GET", "/status"), api("GET", "/incidents?status=active&limit=20"),
+    ]);
+    const overall = $("overall");
+    overall.textContent = status.overall.replace("_", " ");
+    overall.className = "v status-" + status.overall;
+    $("nodes-online").textContent = `${status.nodes_online} / ${status.nodes_total}`;
+    $("under-attack").textContent = status.under_attack;
+    const banner = $("banner");
+    banner.hidden = status.overall !== "under_attack";
+    banner.textContent = `Under attack: ${status.under_attack} node(s), ${active.total} active incident(s).`;
+    fill($("nodes").tBodies[0], status.nodes.map((n) => el("tr", {},
+      el("td", {}, el("a", { href: "/dash/nodes/" + encodeURIComponent(n.uuid), text: n.name })),
+      cell(n.status, "status-" + n.status), cell(num(n.pps), "num"),
+      cell(num(n.active_incidents), "num"))), "No nodes yet: deploy an agent.", 4);
+    fill($("active").tBodies[0], active.incidents.map(incidentRow), "No active incident.", 5);
+  }
+
+  function incidentRow(i) {
+    return el("tr", {},
+      el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: i.family })),
+      cell(i.node.name), cell(i.severity, "status-" + (i.severity === "critical" ? "active" : "")),
+      cell(when(i.started_at)), cell(num(i.peak_pps), "num"));
+  }
+
+  function draw() {
+    const now = Math.floor(Date.now() / 1000);
+    for (const s of perSecond.keys()) if (s < now - WINDOW_S) perSecond.delete(s);
+    const secs = [...perSecond.keys()].sort((a, b) => a - b);
+    chart.setData([secs, secs.map((s) => perSecond.get(s).pps), secs.map((s) => perSecond.get(s).dropped)]);
+    $("chart").dataset.points = String(points);
+    if (secs.length) {
+      const last = perSecond.get(secs[secs.length - 1]);
+      $("total-pps").textContent = num(last.pps);
+      $("chart-note").textContent = `Last point ${new Date(secs[secs.length - 1] * 1000).toLocaleTimeString("en-GB")}: ${num(last.pps)} pps, ${num(last.dropped)} dropped.`;
+    }
+  }
+
+  live("/live", {
+    point: (p) => {
+      const s = Math.floor(p.ts);
+      const agg = perSecond.get(s) || { pps: 0, dropped: 0 };
+      agg.pps += p.pps; agg.dropped += p.dropped_pps;
+      perSecond.set(s, agg);
+      points += 1;
+    },
+    incident: () => { refresh().catch(() => {}); },
+  });
+  setInterval(draw, 1000);
+  setInterval(() => refresh().catch(() => {}), 15000); // node statuses (heartbeats) age
+  await refresh();
+};
+
+const PROTOCOLS = [["tcp", "#0550ae"], ["udp", "#8250df"], ["icmp", "#1a7f37"], ["other", "#9a6700"], ["fragment", "#57606a"]];
+
+pages.node = async function () {
+  const uuid = decodeURIComponent(location.pathname.split("/").pop());
+  const base = "/nodes/" + encodeURIComponent(uuid);
+  const pps = timeChart($("pps-chart"), [
+    { label: "Baseline p95", stroke: "#8c959f", dash: [4, 4] },
+    { label: "Baseline avg", stroke: "#8c959f" },
+    ...PROTOCOLS.map(([name, color]) => ({ label: name + " pps", stroke: color, width: 1.5 })),
+    { label: "Dropped pps", stroke: "#a40e26", width: 2 },
+  ], { bands: [{ series: [1, 2], fill: "rgba(140,149,159,0.18)" }] });
+  const bps = timeChart($("bps-chart"), [
+    { label: "Received bps", stroke: "#0550ae", width: 2 },
+    { label: "Dropped bps", stroke: "#a40e26", width: 2 },
+  ], { height: 200 });
+  const rows = []; // live points, oldest first
+  let points = 0;
+
+  async function refresh() {
+    const [node, agent, rules, recent] = await Promise.all([
+      api("GET", base), api("GET", base + "/agent"), api("GET", base + "/rules"),
+      api("GET", "/incidents?limit=10&node=" + encodeURIComponent(uuid)),
+    ]);
+    const n = node.node;
+    document.title = n.name + " · fasttrace";
+    $("node-name").textContent = `Node ${n.name} (${n.ip})`;
+    const status = $("node-status");
+    status.textContent = n.status; status.className = "v status-" + n.status;
+    $("banner").hidden = n.status !== "attack";
+    $("banner").textContent = `${n.name} is under attack: ${n.active_incidents} active incident(s).`;
+    $("agent-version").textContent = agent.agent.version || "–";
+    $("xdp-mode").textContent = agent.agent.xdp_mode || "–";
+    $("heartbeat").textContent = when(agent.agent.last_heartbeat);
+    $("baseline").textContent = n.baseline ? `${num(n.baseline.avg_pps)} / ${num(n.baseline.p95_pps)}` : "learning";
+    const admin = state.me.role === "admin";
+    fill($("rules").tBodies[0], rules.rules.filter((r) => !r.removed_at).map((r) => el("tr", {},
+      cell(r.target), cell(r.status), cell(num(r.ttl_s), "num"), cell(when(r.expires_at)), cell(r.error || ""),
+      el("td", {}, admin ? el("button", { type: "button", class: "secondary", text: "Unblock",
+        "aria-label": "Unblock " + r.target,
+        onclick: () => api("DELETE", `${base}/rules/${r.id}`).then(refresh).catch((e) => showError($("block-error"), e.message)) }) : ""))),
+    "No operator rule.", 6);
+    // The agent reports each mitigation rule's drop counter with its incident.
+    const active = recent.incidents.filter((i) => i.status === "active");
+    const details = await Promise.all(active.map((i) => api("GET", "/incidents/" + encodeURIComponent(i.uuid))));
+    const inForce = details.flatMap(({ incident: i }) => i.mitigation_rules.map((r) => el("tr", {},
+      el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: i.family })),
+      cell(r.kind), cell(r.match), cell(r.action), cell(num(r.dropped_packets), "num"))));
+    fill($("in-force").tBodies[0], inForce, "No mitigation rule in force.", 5);
+    fill($("recent").tBodies[0], recent.incidents.map((i) => el("tr", {},
+      el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: i.family })),
+      cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)), cell(num(i.peak_pps), "num"))),
+    "No incident yet.", 5);
+  }
+
+  $("block-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("block-error"), "");
+    try {
+      await api("POST", base + "/rules", { target: $("block-target").value.trim(), ttl_s: Number($("block-ttl").value) });
+      $("block-target").value = "";
+      await refresh();
+    } catch (e) {
+      showError($("block-error"), e.message);
+      (e.field === "ttl_s" ? $("block-ttl") : $("block-target")).focus();
+    }
+  });
+
+  function draw() {
+    const now = Date.now() / 1000;
+    while (rows.length && rows[0].ts < now - WINDOW_S) rows.shift();
+    const xs = rows.map((p) => p.ts);
+    pps.setData([xs,
+      rows.map((p) => p.baseline_p95_pps), rows.map((p) => p.baseline_avg_pps),
+      ...PROTOCOLS.map(([name]) => rows.map((p) => (p.protocols[name] ?? null))),
+      rows.map((p) => p.dropped_pps)]);
+    bps.setData([xs, rows.map((p) => p.bps), rows.map((p) => p.dropped_bps)]);
+    $("pps-chart").dataset.points = String(points);
+    if (rows.length) {
+      const p = rows[rows.length - 1];
+      $("chart-note").textContent = `Last point ${new Date(p.ts * 1000).toLocaleTimeString("en-GB")}: ${num(p.pps)} pps (${num(p.dropped_pps)} dropped), ${num(p.bps)} bps.`;
+    }
+  }
+
+  await refresh();
+  live("/live/nodes/" + encodeURIComponent(uuid), {
+    point: (p) => {
+      const at = rows.findIndex((r) => r.ts >= p.ts); // agents resend: keep one per second
+      if (at === -1) rows.push(p);
+      else if (rows[at].ts === p.ts) rows[at] = p;
+      else rows.splice(at, 0, p);
+      points += 1;
+    },
+  });
+  setInterval(draw, 1000);
+  setInterval(() => refresh().catch(() => {}), 15000);
+};
+
+pages.incidents = async function () {
+  const form = $("filters");
+  const params = new URLSearchParams(location.search);
+  for (const name of ["status", "severity"]) form.elements[name].value = params.get(name) || "";
+  const limit = 50;
+  let offset = Number(params.get("offset") || 0);
+
+  const nodes = await api("GET", "/nodes?limit=100");
+  for (const n of nodes.nodes) $("node-filter").append(el("option", { value: n.uuid, text: n.name }));
+  form.elements.node.value = params.get("node") || "";
+
+  async function load() {
+    const query = new URLSearchParams({ limit, offset });
+    for (const name of ["status", "severity", "node"]) if (form.elements[name].value) query.set(name, form.elements[name].value);
+    showError($("list-error"), "");
+    try {
+      const list = await api("GET", "/incidents?" + query);
+      $("incidents-count").textContent = `${list.total} incident(s); showing ${list.total ? offset + 1 : 0}–${offset + list.incidents.length}`;
+      fill($("incidents").tBodies[0], list.incidents.map((i) => el("tr", {},
+        el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: `${i.family}${i.subtype ? " / " + i.subtype : ""}` })),
+        cell(i.node.name), cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)),
+        cell(num(i.duration_sec), "num"), cell(num(i.peak_pps), "num"))), "No incident matches.", 7);
+      $("prev").disabled = offset === 0;
+      $("next").disabled = offset + list.incidents.length >= list.total;
+      query.delete("limit");
+      history.replaceState(null, "", "/dash/incidents?" + query);
+    } catch (e) {
+      showError($("list-error"), e.message);
+    }
+  }
+  form.addEventListener("submit", (e) => { e.preventDefault(); offset = 0; load(); });
+  $("prev").addEventListener("click", () => { offset = Math.max(0, offset - limit); load(); });
+  $("next").addEventListener("click", () => { offset += limit; load(); });
+  await load();
+};
+
+pages.incident = async function () {
+  const uuid = decodeURIComponent(location.pathname.split("/").pop());
+  const path = "/incidents/" + encodeURIComponent(uuid);
+
+  async function load() {
+    const { incident: i } = await api("GET", path);
+    document.title = `${i.family} on ${i.node.name} · fasttrace`;
+    $("incident-title").textContent = `${i.family}${i.subtype ? " / " + i.subtype : ""} on ${i.node.name}`;
+    $("summary").textContent = i.summary;
+    const status = $("inc-status");
+    status.textContent = i.status.replace("_", " "); status.className = "v status-" + i.status;
+    $("inc-severity").textContent = i.severity;
+    $("inc-node").replaceChildren(el("a", { href: "/dash/nodes/" + encodeURIComponent(i.node.uuid), text: i.node.name }));
+    $("inc-peak").textContent = num(i.peak_pps);
+    $("inc-sources").textContent = num(i.source_count);
+    $("times").textContent = `Started ${when(i.started_at)}; ${i.ended_at ? "ended " + when(i.ended_at) : "still active"}; mitigated ${when(i.mitigated_at)}; ${num(i.duration_sec)} s.`;
+    $("actions").hidden = !(state.me.role === "admin" && i.status === "active");
+    const pcap = $("pcap");
+    if (i.pcap) {
+      pcap.replaceChildren(el("a", { href: "/api/dash" + path + "/pcap", download: uuid + ".pcap", id: "pcap-link", text: `Download pcap (${num(i.pcap.size)} bytes)` }),
+        el("span", { class: "muted", text: ` sha256 ${i.pcap.sha256}` }));
+    } else {
+      pcap.textContent = "No pcap uploaded (yet).";
+    }
+    const shares = Object.entries(i.protocols).sort((a, b) => b[1] - a[1]);
+    fill($("protocols").tBodies[0], shares.map(([p, s]) => el("tr", {}, cell(p), cell(num(s, 1), "num"))), "No breakdown reported.", 2);
+    fill($("sources").tBodies[0], i.top_sources.map((s) => el("tr", {}, cell(s.ip), cell(s.country || "unknown"), cell(num(s.pps), "num"), cell(num(s.bps), "num"))), "No sources reported.", 4);
+    fill($("geo").tBodies[0], i.geo_origin.map((g) => el("tr", {}, cell(g.country), cell(num(g.share, 1), "num"))), "–", 2);
+    fill($("mitigation").tBodies[0], i.mitigation_rules.map((r) => el("tr", {}, cell(r.kind), cell(r.match), cell(r.action), cell(num(r.dropped_packets), "num"))), "No mitigation rule.", 4);
+    await timeline(i);
+  }
+
+  async function timeline(i) {
+    const started = Date.parse(i.started_at) / 1000;
+    const ended = i.ended_at ? Date.parse(i.ended_at) / 1000 : Date.now() / 1000;
+    const range = (Date.now() / 1000 - started) <= 3600 ? "1h" : (Date.now() / 1000 - started) <= 86400 ? "24h" : "7d";
+    const traffic = await api("GET", `/nodes/${encodeURIComponent(i.node.uuid)}/traffic?range=${range}`);
+    const pts = traffic.points.map((p) => ({ t: Date.parse(p.t) / 1000, ...p }))
+      .filter((p) => p.t >= started - traffic.step_sec && p.t <= ended + traffic.step_sec);
+    const container = $("timeline");
+    container.replaceChildren();
+    const chart = timeChart(container, [
+      { label: "Received pps", stroke: "#0550ae", width: 2 },
+      { label: "Dropped pps", stroke: "#a40e26", width: 2, fill: "rgba(164,14,38,0.15)" },
+    ]);
+    chart.setData([pts.map((p) => p.t), pts.map((p) => p.pps_avg), pts.map((p) => p.dropped_pps_avg)]);
+    container.dataset.points = String(pts.length);
+    $("timeline-note").textContent = pts.length ? `${pts.length} point(s), ${traffic.step_sec} s each.` : "No stored traffic for this period yet (one-minute roll-ups).";
+  }
+
+  async function mark(status) {
+    showError($("action-error"), "");
+    try {
+      await api("PATCH", path, { status });
+      await load();
+      $("inc-status").focus?.();
+    } catch (e) {
+      showError($("action-error"), e.message);
+    }
+  }
+  $("mark-resolved").addEventListener("click", () => mark("resolved"));
+  $("mark-fp").addEventListener("click", () => mark("false_positive"));
+  await load();
+};
+
+pages.channels = async function () {
+  const admin = state.me.role === "admin";
+  const { forms } = await api("GET", "/channel-forms");
+  const typeSelect = $("channel-type");
+  for (const f of forms) typeSelect.append(el("option", { value: f.type, text: f.type }));
+
+  function renderFields() {
+    const form = forms.find((f) => f.type === typeSelect.value);
+    const box = $("channel-fields");
+    box.replaceChildren(el("legend", { text: `Settings of a ${form.type} channel` }));
+    for (const f of form.fields) {
+      const id = "cfg-" + f.name;
+      const hint = f.kind === "list" ? " (comma-separated)" : f.kind === "json" ? " (JSON)" : "";
+      let input;
+      if (f.kind === "select") {
+        input = el("select", { id, name: f.name }, ...f.options.map((o) => el("option", { value: o, text: o, selected: o === f.default })));
+      } else {
+        input = el(f.kind === "json" ? "textarea" : "input", {
+          id, name: f.name, required: f.required,
+          type: f.kind === "number" ? "number" : f.secret ? "password" : f.kind === "json" ? null : "text",
+          placeholder: f.default ?? "", autocomplete: f.secret ? "new-password" : "off",
+        });
+      }
+      box.append(el("label", { for: id }, `${f.name}${f.required ? " (required)" : ""}${hint}`, input));
+    }
+  }
+
+  function config() {
+    const form = forms.find((f) => f.type === typeSelect.value);
+    const out = {};
+    for (const f of form.fields) {
+      const raw = $("cfg-" + f.name).value.trim();
+      if (raw === "" && f.kind !== "select") continue;
+      if (f.kind === "number") out[f.name] = Number(raw);
+      else if (f.kind === "list") out[f.name] = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      else if (f.kind === "json") {
+        try { out[f.name] = JSON.parse(raw); } catch (e) { throw new ApiError(400, { error: `config.${f.name}: not valid JSON`, field: "config." + f.name }); }
+      } else out[f.name] = raw;
+    }
+    return out;
+  }
+
+  async function showLog(channel) {
+    const list = await api("GET", `/channels/${channel.id}/deliveries?limit=20`);
+    $("log-section").hidden = false;
+    $("log-channel").textContent = channel.name;
+    fill($("deliveries").tBodies[0], list.deliveries.map((d) => el("tr", {},
+      cell(when(d.attempted_at)), cell(d.event), cell(d.attempt, "num"), cell(d.outcome, d.outcome === "delivered" ? "status-online" : "status-active"),
+      cell(d.http_status ?? "–", "num"), cell(d.error || ""))), "No delivery yet.", 6);
+  }
+
+  async function loadList() {
+    const { channels } = await api("GET", "/channels");
+    fill($("channels").tBodies[0], channels.map((c) => el("tr", {},
+      cell(c.name), cell(c.type), cell(c.enabled ? "yes" : "no"), cell(when(c.created_at)),
+      el("td", {},
+        admin ? el("button", { type: "button", text: "Send test", "aria-label": "Send a test to " + c.name, onclick: async () => {
+          $("channel-status").textContent = `Sending a test to ${c.name}…`;
+          try {
+            const r = await api("POST", `/channels/${c.id}/test`);
+            $("channel-status").textContent = `Test to ${c.name}: ${r.delivery.status}${r.delivery.http_status ? " (HTTP " + r.delivery.http_status + ")" : ""}${r.delivery.error ? ": " + r.delivery.error : ""}.`;
+          } catch (e) { $("channel-status").textContent = `Test to ${c.name} failed: ${e.message}`; }
+          await showLog(c);
+        } }) : "",
+        " ",
+        el("button", { type: "button", class: "secondary", text: "Delivery log", "aria-label": "Delivery log of " + c.name, onclick: () => showLog(c) })))),
+    "No channel yet.", 5);
+  }
+
+  typeSelect.addEventListener("change", renderFields);
+  typeSelect.value = "webhook";
+  renderFields();
+  $("channel-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("channel-error"), "");
+    try {
+      const body = { name: $("channel-name").value.trim(), type: typeSelect.value, config: config() };
+      const created = await api("POST", "/channels", body);
+      $("channel-status").textContent = `Channel ${created.channel.name} created.`;
+      $("channel-form").reset();
+      typeSelect.value = body.type;
+      renderFields();
+      await loadList();
+    } catch (e) {
+      showError($("channel-error"), e.message);
+      const key = (e.field || "").replace(/^config\./, "").split(".")[0];
+      const target = e.field === "name" ? $("channel-name") : $("cfg-" + key);
+      if (target) target.focus();
+    }
+  });
+  await loadList();
+};
+
+pages.workspace = async function () {
+  const { workspace: w } = await api("GET", "/workspace");
+  $("ws-name").textContent = w.name;
+  $("ws-plan").textContent = w.plan;
+  $("ws-sub").textContent = w.subscription_status.replace("_", " ");
+  $("ws-nodes").textContent = `${w.node_count} / ${w.node_limit}`;
+  if (state.me.role !== "admin") return;
+  const { users } = await api("GET", "/users");
+  fill($("users").tBodies[0], users.map((u) => el("tr", {}, cell(u.email), cell(u.role), cell(when(u.created_at)))), "No user.", 3);
+  $("rotate").addEventListener("click", async () => {
+    if (!confirm("Revoke the current deploy token and make a new one?")) return;
+    const out = $("new-token");
+    try {
+      const r = await api("POST", "/workspace/deploy-token");
+      out.textContent = `New deploy token (shown once, copy it now): ${r.token}`;
+    } catch (e) {
+      out.textContent = "Rotation failed: " + e.message;
+    }
+    out.hidden = false;
+    out.focus?.();
+  });
+};
+
+// ---- start ----------------------------------------------------------------------------
+
+async function start() {
+  const page = document.body.dataset.page;
+  if (page !== "login") {
+    try {
+      state.me = await api("GET", "/me");
+    } catch (e) {
+      return; // signIn() is on its way
+    }
+    $("who").textContent = `${state.me.email} (${state.me.role}, ${state.me.workspace})`;
+    const logout = $("logout");
+    logout.hidden = false;
+    logout.addEventListener("click", async () => {
+      try { await api("POST", "/logout"); } finally { location.assign("/dash/login"); }
+    });
+    roleGate();
+  }
+  try {
+    await pages[page]();
+    document.body.dataset.ready = "true";
+  } catch (e) {
+    if (e.status === 401) return;
+    const main = $("main");
+    main.prepend(el("p", { class: "error", role: "alert", text: "Could not load this page: " + e.message }));
+    throw e;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);
