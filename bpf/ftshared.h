@@ -98,6 +98,20 @@
 #define FT_SIG_DST4   0x08
 #define FT_SIG_DST6   0x10
 
+/* ---- signature-rule guards (ft_sig_rule.guard): packets the rule spares ----
+ * A guarded rule asks the kernel's socket tables before it drops or rate-limits: a
+ * packet that a socket of the node wants passes (and is counted as spared by the rule).
+ * The lookups run only for packets such a rule matched: peace time pays nothing.
+ * FT_GUARD_SOCKET, TCP: a segment of an existing connection (established, time-wait or
+ *   request sock) passes; at a listener only a SYN (the kernel's own SYN cookies answer
+ *   it) or the ACK carrying a valid SYN cookie; a segment to a port with no socket
+ *   drops. UDP: a datagram that a socket would receive (connected, or bound to its
+ *   port) passes. ICMP: an error quoting one of the node's own flows passes.
+ * FT_GUARD_CONNECTED, UDP: only connected sockets count (answers to the node's own
+ *   queries: its DNS and NTP clients), so a reflected flood to a server port drops. */
+#define FT_GUARD_SOCKET     0x01
+#define FT_GUARD_CONNECTED  0x02
+
 /* ---- map layouts ---- */
 
 /* Per-CPU, one element: every packet counter. */
@@ -172,12 +186,16 @@ struct ft_sig_rule {
     __u16 sport;            /* network order */
     __u16 dport;            /* network order */
     __u8 dst[16];           /* v4: first 4 bytes */
+    __u8 guard;             /* FT_GUARD_* bits; 0: drop/rate-limit every match */
+    __u8 pad[7];
 };
 
 /* Per-CPU counters of one rule. */
 struct ft_rule_stat {
-    __u64 packets;
+    __u64 packets;          /* dropped (or rate-limited) by the rule */
     __u64 bytes;
+    __u64 spared_packets;   /* matched, but passed because a socket of the node wanted them */
+    __u64 spared_bytes;
 };
 
 /* One sampled packet (ring buffer or perf buffer record). */

@@ -72,6 +72,9 @@ struct ft_pkt {
     __u8 malformed;  /* a header was cut or invalid */
     __u8 verdict;    /* FT_V_*, parked here so the verifier merges the verdict paths */
     __u8 pad;
+    __u16 l3_off;    /* offset of the IP header in the frame (valid when l3_ok) */
+    __u16 l4_off;    /* offset of the L4 header (valid when l4_ok) */
+    __u32 pad2;
     __u64 now;       /* coarse kernel time, read once a rule needs it */
 };
 
@@ -152,6 +155,104 @@ static __always_inline int allowlisted(struct ft_pkt *p, struct ft_config *cfg)
     return 0;
 }
 
+/* The socket tables, asked with the packet's own tuple (remote source, local
+ * destination), as the stack itself looks up an arriving segment or datagram. */
+static __always_inline void fill_tuple(struct bpf_sock_tuple *t, struct ft_pkt *p)
+{
+    if (p->family == 4) {
+        t->ipv4.saddr = p->saddr4;
+        t->ipv4.daddr = p->daddr4;
+        t->ipv4.sport = p->sport;
+        t->ipv4.dport = p->dport;
+    } else {
+        __builtin_memcpy(t->ipv6.saddr, p->saddr6.addr, 16);
+        __builtin_memcpy(t->ipv6.daddr, p->daddr6.addr, 16);
+        t->ipv6.sport = p->sport;
+        t->ipv6.dport = p->dport;
+    }
+}
+
+#ifndef FT_NO_SOCKET_GUARD
+/* 1 when a TCP socket of the node wants this segment (FT_GUARD_SOCKET, TCP). */
+static __always_inline int tcp_wanted(struct xdp_md *ctx, struct ft_pkt *p)
+{
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    fill_tuple(&t, p);
+    if (p->family == 4)
+        sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    else
+        sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 0;  /* no socket at all: the stack would answer with a RST */
+    int wanted = 0;
+    if (sk->state != BPF_TCP_LISTEN) {
+        wanted = 1;  /* established, time-wait, or a request sock (handshake under way) */
+    } else if ((p->tcp_flags & 0x16) == 0x02) {
+        wanted = 1;  /* SYN to a listener: the kernel answers, with SYN cookies under load */
+    } else if ((p->tcp_flags & 0x16) == 0x10) {
+        /* An ACK at a listener completes a handshake only with a valid SYN cookie. The
+         * helper needs the headers themselves: re-derive them from the parsed offsets. */
+        void *data = (void *)(long)ctx->data;
+        void *data_end = (void *)(long)ctx->data_end;
+        __u32 l3 = p->l3_off & 0xfff;
+        __u32 l4 = p->l4_off & 0xfff;
+        struct tcphdr *th = data + l4;
+        if ((void *)(th + 1) <= data_end) {
+            if (p->family == 4) {
+                struct iphdr *ip = data + l3;
+                if ((void *)(ip + 1) <= data_end)
+                    wanted = bpf_tcp_check_syncookie(sk, ip, sizeof(*ip), th, sizeof(*th)) == 0;
+            } else {
+                struct ipv6hdr *ip6 = data + l3;
+                if ((void *)(ip6 + 1) <= data_end)
+                    wanted = bpf_tcp_check_syncookie(sk, ip6, sizeof(*ip6), th, sizeof(*th)) == 0;
+            }
+        }
+    }
+    bpf_sk_release(sk);
+    return wanted;
+}
+
+/* 1 when a UDP socket of the node would receive this datagram; with `connected_only`,
+ * only a connected socket (the node's own query, answered) counts. */
+static __always_inline int udp_wanted(struct xdp_md *ctx, struct ft_pkt *p, int connected_only)
+{
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    fill_tuple(&t, p);
+    if (p->family == 4)
+        sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    else
+        sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 0;
+    /* A connected UDP socket is in state ESTABLISHED, a bound-only one in CLOSE. */
+    int wanted = !connected_only || sk->state == BPF_TCP_ESTABLISHED;
+    bpf_sk_release(sk);
+    return wanted;
+}
+
+/* 1 when a guarded rule spares the packet (a socket of the node wants it). */
+static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
+{
+    if (!(guard & FT_GUARD_SOCKET) || !p->l4_ok)
+        return 0;
+    if (p->proto == IPPROTO_TCP)
+        return tcp_wanted(ctx, p);
+    if (p->proto == IPPROTO_UDP)
+        return udp_wanted(ctx, p, guard & FT_GUARD_CONNECTED);
+    return 0;
+}
+#else
+/* Built without the socket helpers (the kernel lacks one): guards never spare, and the
+ * loader refuses guarded rules, so this is never reached with one installed. */
+static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
+{
+    return 0;
+}
+#endif
+
 /* Parse the packet into *p; returns 1 when a header was cut or invalid. */
 static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
 {
@@ -186,6 +287,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
             return 1;
         p->saddr4 = ip->saddr;
         p->daddr4 = ip->daddr;
+        p->l3_off = (void *)ip - data;
         p->proto = ip->protocol;
         p->l3_ok = 1;
         p->proto_ok = 1;
@@ -202,6 +304,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
             return 1;
         __builtin_memcpy(p->saddr6.addr, &ip6->saddr, 16);
         __builtin_memcpy(p->daddr6.addr, &ip6->daddr, 16);
+        p->l3_off = (void *)ip6 - data;
         p->l3_ok = 1;
         __u8 nexthdr = ip6->nexthdr;
         l4 = ip6 + 1;
@@ -235,6 +338,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
 
     if (nonfirst)
         return 0;  /* no L4 header in this fragment */
+    p->l4_off = l4 - data;
 
     if (p->proto == IPPROTO_TCP) {
         struct tcphdr *t = l4;
@@ -440,7 +544,21 @@ int xdp_main(struct xdp_md *ctx)
         }
         if (hit) {
             struct ft_rule *r = &hit->rule;
+            if (hit->guard && guard_spares(ctx, pp, hit->guard)) {
+                stat_idx = r->stat_idx;
+                goto spared;
+            }
             APPLY_RULE(r, FT_V_DROP_SIGNATURE);
+        }
+    }
+    goto done;
+
+spared:
+    {
+        struct ft_rule_stat *rs = rule_stats.lookup(&stat_idx);
+        if (rs) {
+            rs->spared_packets++;
+            rs->spared_bytes += len;
         }
     }
     goto done;

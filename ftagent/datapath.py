@@ -90,6 +90,16 @@ class SourceStat:
 
 
 RuleKind = Literal["src", "prefix", "signature"]
+# What a signature rule spares (passes, and counts as spared) instead of dropping:
+# - none: nothing; every match is dropped or rate-limited.
+# - sockets: what a socket of the node wants. TCP: segments of existing connections
+#   (established, time-wait, handshake under way); at a listener a SYN (the kernel's own
+#   SYN cookies answer it) and an ACK carrying a valid SYN cookie; nothing to a port
+#   without a socket. UDP: datagrams a socket would receive (connected or bound).
+# - connected: UDP only: datagrams for a connected socket (answers to the node's own
+#   queries: its DNS, NTP and other clients); datagrams to a bound-only server port drop.
+SpareMode = Literal["none", "sockets", "connected"]
+SPARE_MODES: tuple[SpareMode, ...] = ("none", "sockets", "connected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,8 @@ class RuleSpec:
       tcp_flags/tcp_flags_mask (match when flags & mask == tcp_flags), dst.
     `rate_pps` set: a token bucket passes up to that many packets per second and drops
     the rest; None: drop everything that matches.
+    `spare` (signature rules): packets the node's sockets want pass before the rule drops
+    or rate-limits anything (see SpareMode); they are counted as spared, per rule.
     """
 
     kind: RuleKind
@@ -113,6 +125,7 @@ class RuleSpec:
     tcp_flags_mask: int | None = None
     dst: IPAddress | None = None
     rate_pps: int | None = None
+    spare: SpareMode = "none"
 
     def describe(self) -> str:
         """Short human text, used in logs and `ftagent rules`."""
@@ -131,6 +144,8 @@ class RuleSpec:
             text = "signature " + " ".join(parts)
         if self.rate_pps is not None:
             text += f" rate<={self.rate_pps}pps"
+        if self.spare != "none":
+            text += f" spare={self.spare}"
         return text
 
 
@@ -142,6 +157,9 @@ class Rule:
     expires_ns: int  # kernel time (bpf_ktime_get_ns) after which the program ignores it
     dropped_packets: int = 0
     dropped_bytes: int = 0
+    # matched, but passed because a socket of the node wanted them (see RuleSpec.spare)
+    spared_packets: int = 0
+    spared_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +179,15 @@ class AttachInfo:
     mode: Literal["native", "generic"]
     prog_id: int
     extra: dict[str, str] = field(default_factory=dict)
+    # BPF helpers the socket-aware rules need that this kernel lacks (name, e.g.
+    # "bpf_sk_lookup_udp"); when any is missing the program is built without them and
+    # rules with spare != "none" are refused: the agent falls back to plain rules.
+    missing_helpers: tuple[str, ...] = ()
+
+    @property
+    def socket_guard(self) -> bool:
+        """Whether rules may spare what the node's sockets want (RuleSpec.spare)."""
+        return not self.missing_helpers
 
 
 class Datapath(Protocol):

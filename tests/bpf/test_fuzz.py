@@ -55,6 +55,9 @@ def test_fuzz_every_frame_counted_once(prog: Prog) -> None:
     prog.maps.add_rule(RuleSpec("prefix", ipaddress.ip_network("0.0.0.0/1")), 60)
     prog.maps.add_rule(RuleSpec("prefix", ipaddress.ip_network("2000::/3")), 60)
     prog.maps.add_rule(RuleSpec("signature", proto=17, src_port=53, rate_pps=100), 60)
+    # Socket-aware rules: every fuzzed TCP/UDP frame that reaches them is looked up.
+    prog.maps.add_rule(RuleSpec("signature", proto=6, spare="sockets"), 60)
+    prog.maps.add_rule(RuleSpec("signature", proto=17, spare="connected", rate_pps=1000), 60)
     prog.maps.set_allowlist([ipaddress.ip_network("10.0.0.0/8")])
     prog.maps.set_sample_rate(1000)
     prog.maps.set_source_insert_rate(16)
