@@ -90,6 +90,7 @@
 #define FT_SAMPLE_BYTES      128     /* bytes of each sampled packet sent to user space */
 #define FT_MAX_VLAN          2       /* 802.1Q / 802.1ad tags parsed */
 #define FT_MAX_V6_EXT        4       /* IPv6 extension headers skipped */
+#define FT_FRAG_SPARED_MAX   4096    /* datagrams whose later fragments are spared */
 
 /* ---- signature-rule match bits (ft_sig_rule.match) ---- */
 #define FT_SIG_SPORT  0x01
@@ -97,6 +98,7 @@
 #define FT_SIG_FLAGS  0x04
 #define FT_SIG_DST4   0x08
 #define FT_SIG_DST6   0x10
+#define FT_SIG_FRAG   0x20  /* IPv4 fragments and IPv6 packets with a fragment header only */
 
 /* ---- signature-rule guards (ft_sig_rule.guard): packets the rule spares ----
  * A guarded rule asks the kernel's socket tables before it drops or rate-limits: a
@@ -106,7 +108,12 @@
  *   request sock) passes; at a listener only a SYN (the kernel's own SYN cookies answer
  *   it) or the ACK carrying a valid SYN cookie; a segment to a port with no socket
  *   drops. UDP: a datagram that a socket would receive (connected, or bound to its
- *   port) passes. ICMP: an error quoting one of the node's own flows passes.
+ *   port) passes. ICMP/ICMPv6: an error (unreachable, fragmentation needed, packet
+ *   too big, time exceeded, parameter problem) quoting one of the node's own TCP
+ *   connections or UDP sockets passes; echo and the rest do not.
+ *   Fragments: a first fragment is judged by its UDP/TCP header; when it is spared, its
+ *   (source, IP id) goes into frag_spared and the later fragments of the same datagram
+ *   pass too (they carry no ports to judge).
  * FT_GUARD_CONNECTED, UDP: only connected sockets count (answers to the node's own
  *   queries: its DNS and NTP clients), so a reflected flood to a server port drops. */
 #define FT_GUARD_SOCKET     0x01
@@ -188,6 +195,14 @@ struct ft_sig_rule {
     __u8 dst[16];           /* v4: first 4 bytes */
     __u8 guard;             /* FT_GUARD_* bits; 0: drop/rate-limit every match */
     __u8 pad[7];
+};
+
+/* A fragmented datagram: the key of frag_spared (value: coarse ns when spared). */
+struct ft_frag_key {
+    __u8 saddr[16];         /* v4: first 4 bytes */
+    __u32 id;               /* IPv4 identification (network order, 16 bits) or IPv6 id */
+    __u8 family;            /* 4 or 6 */
+    __u8 pad[3];
 };
 
 /* Per-CPU counters of one rule. */

@@ -74,7 +74,7 @@ struct ft_pkt {
     __u8 pad;
     __u16 l3_off;    /* offset of the IP header in the frame (valid when l3_ok) */
     __u16 l4_off;    /* offset of the L4 header (valid when l4_ok) */
-    __u32 pad2;
+    __u32 frag_id;   /* IPv4 identification or IPv6 fragment id (valid when fragment) */
     __u64 now;       /* coarse kernel time, read once a rule needs it */
 };
 
@@ -214,35 +214,132 @@ static __always_inline int tcp_wanted(struct xdp_md *ctx, struct ft_pkt *p)
     return wanted;
 }
 
+/* The state of the full socket the tuple finds (BPF_TCP_*), or -1 when none does.
+ * TCP through bpf_sk_lookup_tcp (connections and listeners, no time-wait or request
+ * socks): the same pointer type as the UDP lookup, so the verifier accepts the one
+ * instruction clang makes of both state reads. */
+static __always_inline int sock_state(struct xdp_md *ctx, struct bpf_sock_tuple *t, int v6,
+                                      __u8 proto)
+{
+    struct bpf_sock *sk;
+    if (proto == IPPROTO_TCP) {
+        if (v6)
+            sk = bpf_sk_lookup_tcp(ctx, t, sizeof(t->ipv6), BPF_F_CURRENT_NETNS, 0);
+        else
+            sk = bpf_sk_lookup_tcp(ctx, t, sizeof(t->ipv4), BPF_F_CURRENT_NETNS, 0);
+    } else if (proto == IPPROTO_UDP) {
+        if (v6)
+            sk = bpf_sk_lookup_udp(ctx, t, sizeof(t->ipv6), BPF_F_CURRENT_NETNS, 0);
+        else
+            sk = bpf_sk_lookup_udp(ctx, t, sizeof(t->ipv4), BPF_F_CURRENT_NETNS, 0);
+    } else {
+        return -1;
+    }
+    if (!sk)
+        return -1;
+    int state = sk->state;
+    bpf_sk_release(sk);
+    return state;
+}
+
 /* 1 when a UDP socket of the node would receive this datagram; with `connected_only`,
- * only a connected socket (the node's own query, answered) counts. */
+ * only a connected socket (the node's own query, answered) counts: a connected UDP
+ * socket is in state ESTABLISHED, a bound-only one in CLOSE. */
 static __always_inline int udp_wanted(struct xdp_md *ctx, struct ft_pkt *p, int connected_only)
 {
     struct bpf_sock_tuple t = {};
-    struct bpf_sock *sk;
     fill_tuple(&t, p);
-    if (p->family == 4)
-        sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
-    else
-        sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
-    if (!sk)
+    int state = sock_state(ctx, &t, p->family == 6, IPPROTO_UDP);
+    return state >= 0 && (!connected_only || state == BPF_TCP_ESTABLISHED);
+}
+
+/* 1 when an ICMP/ICMPv6 error quotes a flow of the node: the quoted packet is one the
+ * node sent (source: the node), so the socket is found with the quoted tuple reversed,
+ * as the stack does when it delivers the error. TCP: a connection, not a listener. */
+static __always_inline int icmp_wanted(struct xdp_md *ctx, struct ft_pkt *p)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    __u8 *icmp = data + (p->l4_off & 0xfff);
+    if ((void *)(icmp + 8) > data_end)
         return 0;
-    /* A connected UDP socket is in state ESTABLISHED, a bound-only one in CLOSE. */
-    int wanted = !connected_only || sk->state == BPF_TCP_ESTABLISHED;
-    bpf_sk_release(sk);
-    return wanted;
+    __u8 type = icmp[0];
+    struct bpf_sock_tuple t = {};
+    __u8 proto;
+    if (p->family == 4) {
+        /* destination unreachable (incl. fragmentation needed), time exceeded, param. */
+        if (p->proto != IPPROTO_ICMP || (type != 3 && type != 11 && type != 12))
+            return 0;
+        struct iphdr *in = (void *)(icmp + 8);
+        if ((void *)(in + 1) > data_end || in->ihl < 5)
+            return 0;
+        __be16 *ports = (void *)in + in->ihl * 4;
+        if ((void *)(ports + 2) > data_end)
+            return 0;
+        t.ipv4.saddr = in->daddr;
+        t.ipv4.daddr = in->saddr;
+        t.ipv4.sport = ports[1];
+        t.ipv4.dport = ports[0];
+        proto = in->protocol;
+    } else {
+        /* unreachable, packet too big, time exceeded, parameter problem */
+        if (p->proto != IPPROTO_ICMPV6 || type < 1 || type > 4)
+            return 0;
+        struct ipv6hdr *in6 = (void *)(icmp + 8);
+        if ((void *)(in6 + 1) > data_end)
+            return 0;
+        __be16 *ports = (void *)(in6 + 1);
+        if ((void *)(ports + 2) > data_end)
+            return 0;
+        __builtin_memcpy(t.ipv6.saddr, &in6->daddr, 16);
+        __builtin_memcpy(t.ipv6.daddr, &in6->saddr, 16);
+        t.ipv6.sport = ports[1];
+        t.ipv6.dport = ports[0];
+        proto = in6->nexthdr;
+    }
+    int state = sock_state(ctx, &t, p->family == 6, proto);
+    if (proto == IPPROTO_TCP)
+        return state >= 0 && state != BPF_TCP_LISTEN;
+    return state >= 0;
+}
+
+static __always_inline void frag_key(struct ft_frag_key *k, struct ft_pkt *p)
+{
+    if (p->family == 4)
+        __builtin_memcpy(k->saddr, &p->saddr4, 4);
+    else
+        __builtin_memcpy(k->saddr, p->saddr6.addr, 16);
+    k->id = p->frag_id;
+    k->family = p->family;
 }
 
 /* 1 when a guarded rule spares the packet (a socket of the node wants it). */
 static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
 {
-    if (!(guard & FT_GUARD_SOCKET) || !p->l4_ok)
+    if (!(guard & FT_GUARD_SOCKET))
         return 0;
+    if (p->fragment && !p->l4_ok) {
+        /* A later fragment: spared when the first fragment of its datagram was. */
+        struct ft_frag_key k = {};
+        frag_key(&k, p);
+        return frag_spared.lookup(&k) != NULL;
+    }
+    if (!p->l4_ok)
+        return 0;
+    int wanted = 0;
     if (p->proto == IPPROTO_TCP)
-        return tcp_wanted(ctx, p);
-    if (p->proto == IPPROTO_UDP)
-        return udp_wanted(ctx, p, guard & FT_GUARD_CONNECTED);
-    return 0;
+        wanted = tcp_wanted(ctx, p);
+    else if (p->proto == IPPROTO_UDP)
+        wanted = udp_wanted(ctx, p, guard & FT_GUARD_CONNECTED);
+    else if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6)
+        wanted = icmp_wanted(ctx, p);
+    if (wanted && p->fragment) {
+        struct ft_frag_key k = {};
+        frag_key(&k, p);
+        __u64 now = bpf_ktime_get_coarse_ns();
+        frag_spared.update(&k, &now);
+    }
+    return wanted;
 }
 #else
 /* Built without the socket helpers (the kernel lacks one): guards never spare, and the
@@ -294,6 +391,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
         /* MF set or a non-zero offset: a fragment. */
         if (ip->frag_off & bpf_htons(0x3fff)) {
             p->fragment = 1;
+            p->frag_id = ip->id;
             nonfirst = (ip->frag_off & bpf_htons(0x1fff)) != 0;
         }
         l4 = cur + hl;
@@ -323,6 +421,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
                     return 1;
                 nexthdr = fh->nexthdr;
                 p->fragment = 1;
+                p->frag_id = fh->id;
                 if (fh->frag_off & bpf_htons(0xfff8))
                     nonfirst = 1;
                 l4 = fh + 1;
@@ -525,6 +624,8 @@ int xdp_main(struct xdp_md *ctx)
             /* Port and flag matches need the L4 header; proto/dst-only rules also
              * catch non-first fragments. */
             if ((s->match & (FT_SIG_SPORT | FT_SIG_DPORT | FT_SIG_FLAGS)) && !pp->l4_ok)
+                continue;
+            if ((s->match & FT_SIG_FRAG) && !pp->fragment)
                 continue;
             if ((s->match & FT_SIG_SPORT) && s->sport != pp->sport)
                 continue;

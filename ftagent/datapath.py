@@ -96,6 +96,10 @@ RuleKind = Literal["src", "prefix", "signature"]
 #   (established, time-wait, handshake under way); at a listener a SYN (the kernel's own
 #   SYN cookies answer it) and an ACK carrying a valid SYN cookie; nothing to a port
 #   without a socket. UDP: datagrams a socket would receive (connected or bound).
+#   ICMP/ICMPv6: errors (unreachable, fragmentation needed, packet too big, time
+#   exceeded, parameter problem) quoting one of the node's own connections or UDP
+#   sockets; echo requests and the rest are not spared. Fragments: a first fragment is
+#   judged by its header; the later fragments of a spared datagram pass too.
 # - connected: UDP only: datagrams for a connected socket (answers to the node's own
 #   queries: its DNS, NTP and other clients); datagrams to a bound-only server port drop.
 SpareMode = Literal["none", "sockets", "connected"]
@@ -109,7 +113,9 @@ class RuleSpec:
     - src: `network` is a host (/32 or /128).
     - prefix: `network` is any prefix.
     - signature: `proto` (6, 17, 1, 58) plus any of src_port, dst_port,
-      tcp_flags/tcp_flags_mask (match when flags & mask == tcp_flags), dst.
+      tcp_flags/tcp_flags_mask (match when flags & mask == tcp_flags), dst;
+      `fragments=True` matches only fragments (IPv4 fragments, first or not, and IPv6
+      packets with a fragment header), and then takes no ports or flags.
     `rate_pps` set: a token bucket passes up to that many packets per second and drops
     the rest; None: drop everything that matches.
     `spare` (signature rules): packets the node's sockets want pass before the rule drops
@@ -126,6 +132,7 @@ class RuleSpec:
     dst: IPAddress | None = None
     rate_pps: int | None = None
     spare: SpareMode = "none"
+    fragments: bool = False
 
     def describe(self) -> str:
         """Short human text, used in logs and `ftagent rules`."""
@@ -141,6 +148,8 @@ class RuleSpec:
                 parts.append(f"flags={self.tcp_flags:#04x}/{self.tcp_flags_mask:#04x}")
             if self.dst is not None:
                 parts.append(f"dst={self.dst}")
+            if self.fragments:
+                parts.append("fragments")
             text = "signature " + " ".join(parts)
         if self.rate_pps is not None:
             text += f" rate<={self.rate_pps}pps"

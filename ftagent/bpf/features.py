@@ -14,6 +14,7 @@ from typing import Any
 BPF_PROG_TYPE_XDP = 6
 # name -> enum bpf_func_id (include/uapi/linux/bpf.h)
 SOCKET_HELPERS: dict[str, int] = {
+    "bpf_sk_lookup_tcp": 84,
     "bpf_sk_lookup_udp": 85,
     "bpf_sk_release": 86,
     "bpf_skc_lookup_tcp": 99,

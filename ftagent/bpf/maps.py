@@ -45,6 +45,7 @@ SIG_MATCH_SPORT, SIG_MATCH_DPORT, SIG_MATCH_FLAGS, SIG_MATCH_DST4, SIG_MATCH_DST
     0x08,
     0x10,
 )
+SIG_MATCH_FRAG = 0x20
 SIG_PROTOS = (1, 6, 17, 58)
 # RuleSpec.spare -> ft_sig_rule.guard bits (FT_GUARD_* in bpf/ftshared.h)
 GUARD_SOCKET, GUARD_CONNECTED = 0x01, 0x02
@@ -56,7 +57,7 @@ GUARD_BITS: dict[SpareMode, int] = {
 # The protocols each spare mode can judge.
 SPARE_PROTOS: dict[SpareMode, tuple[int, ...]] = {
     "none": SIG_PROTOS,
-    "sockets": (6, 17),
+    "sockets": (1, 6, 17, 58),
     "connected": (17,),
 }
 MAX_RATE_PPS = 10_000_000  # keeps rate * 1e9 (bucket capacity in nano-tokens) in 64 bits
@@ -87,6 +88,8 @@ def validate_spec(spec: RuleSpec) -> None:
         raise RuleError(f"spare must be one of {tuple(GUARD_BITS)}, got {spec.spare!r}")
     if spec.spare != "none" and spec.kind != "signature":
         raise RuleError(f"spare={spec.spare} needs a signature rule, not a {spec.kind} rule")
+    if spec.fragments and spec.kind != "signature":
+        raise RuleError(f"fragments needs a signature rule, not a {spec.kind} rule")
     if spec.rate_pps is not None and not 1 <= spec.rate_pps <= MAX_RATE_PPS:
         raise RuleError(f"rate_pps must be 1..{MAX_RATE_PPS}, got {spec.rate_pps}")
     if spec.kind in ("src", "prefix"):
@@ -109,6 +112,10 @@ def validate_spec(spec: RuleSpec) -> None:
         )
     if (spec.src_port is not None or spec.dst_port is not None) and spec.proto not in (6, 17):
         raise RuleError("ports need proto 6 (tcp) or 17 (udp)")
+    if spec.fragments and (
+        spec.src_port is not None or spec.dst_port is not None or spec.tcp_flags_mask is not None
+    ):
+        raise RuleError("a fragments rule takes no ports or tcp flags (later fragments have none)")
     if (spec.tcp_flags is None) != (spec.tcp_flags_mask is None):
         raise RuleError("tcp_flags and tcp_flags_mask go together")
     if spec.tcp_flags_mask is not None:
@@ -354,6 +361,8 @@ class DatapathMaps:
             assert spec.tcp_flags is not None
             match |= SIG_MATCH_FLAGS
             flags, mask = spec.tcp_flags, spec.tcp_flags_mask
+        if spec.fragments:
+            match |= SIG_MATCH_FRAG
         dst = b""
         if spec.dst is not None:
             match |= SIG_MATCH_DST4 if spec.dst.version == 4 else SIG_MATCH_DST6
@@ -386,18 +395,14 @@ class DatapathMaps:
             dst=dst,
             rate_pps=int(leaf.rule.rate_pps) or None,
             spare=next((m for m, b in GUARD_BITS.items() if b == int(leaf.guard)), "none"),
+            fragments=bool(match & SIG_MATCH_FRAG),
         )
 
     @staticmethod
     def _same_match(a: RuleSpec, b: RuleSpec) -> bool:
-        return (a.proto, a.src_port, a.dst_port, a.tcp_flags, a.tcp_flags_mask, a.dst) == (
-            b.proto,
-            b.src_port,
-            b.dst_port,
-            b.tcp_flags,
-            b.tcp_flags_mask,
-            b.dst,
-        )
+        return (
+            a.proto, a.src_port, a.dst_port, a.tcp_flags, a.tcp_flags_mask, a.dst, a.fragments
+        ) == (b.proto, b.src_port, b.dst_port, b.tcp_flags, b.tcp_flags_mask, b.dst, b.fragments)
 
     def _set_n_sig(self, slots: list[Any]) -> None:
         used = [i for i, s in enumerate(slots) if s.rule.expires_ns]
