@@ -77,6 +77,7 @@ PINNED_MAPS = (
     "rpfx_v6",
     "rsig",
     "rule_stats",
+    "frag_spared",
 )
 PINNED_PROG = "prog"  # the attached program, so a restart can recognise its own
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
