@@ -8,6 +8,9 @@ Part 1 (repeat = 1,000,000 per case, median of 5 runs, kernel-measured ns/packet
   drop-sig     the same packet hitting a signature rule (UDP sport 11211)
   xdp-filter   Debian xdp-tools' xdpfilt_alw_all.o (loaded with libbpf through ctypes)
                dropping the same packet by its source address
+  spare-*      the socket-aware rules (RuleSpec.spare), run inside a lab namespace that
+               holds real sockets: each mitigated path, spared (a socket lookup that
+               finds the node's socket) and dropped (a lookup that finds none)
 Part 2: a bounded trafgen flood in the namespace lab (udp flood, then memcached
 amplification with a signature rule in): packets offered, counted, dropped, and pps.
 
@@ -22,6 +25,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 REPEAT = 1_000_000
 TRIALS = 5
@@ -127,9 +131,12 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     ns, rv = _measure(fd, frame)
     rows.append(("ours: exact-source rule drop", ns, _action(rv)))
     maps.remove_rule(src)
-    maps.add_rule(RuleSpec("signature", proto=17, src_port=11211), 600)
+    sig = RuleSpec("signature", proto=17, src_port=11211)
+    maps.add_rule(sig, 600)
     ns, rv = _measure(fd, frame)
     rows.append(("ours: signature rule drop", ns, _action(rv)))
+    maps.remove_rule(sig)
+    rows.extend(_spare_rows(fd, maps))
     ours.cleanup()
     floor_bpf.cleanup()
 
@@ -144,6 +151,82 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     else:
         rows.append((f"xdp-filter: {XDP_FILTER_OBJ} missing", float("nan"), "-"))
     return rows
+
+
+def _spare_rows(fd: int, maps: Any) -> list[tuple[str, float, str]]:
+    """ns/packet of each socket-aware path, with real sockets in a lab namespace."""
+    import socket
+
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    from ftagent.datapath import RuleSpec
+    from lab.netns import Lab
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    rows: list[tuple[str, float, str]] = []
+    with Lab.create() as lab, lab.inside(lab.victim_ns):
+        me, peer = lab.victim_v4, lab.attacker_v4
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind((me, 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        cli = socket.create_connection((me, port))
+        conn, _ = srv.accept()
+        dns.connect((peer, 53))
+        own = dns.getsockname()[1]
+        local = cli.getsockname()[1]
+        cases = [
+            (RuleSpec("signature", proto=6, tcp_flags=0x10, tcp_flags_mask=0x17,
+                      spare="sockets"),
+             [("spare-tcp: ACK of a connection", IP(src=me, dst=me) / TCP(
+                 sport=local, dport=port, flags="A")),
+              ("spare-tcp: spoofed ACK", IP(src="198.51.100.7", dst=me) / TCP(
+                  sport=1234, dport=port, flags="A"))]),
+            (RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12,
+                      spare="sockets"),
+             [("spare-tcp: SYN to a listener", IP(src="198.51.100.7", dst=me) / TCP(
+                 sport=1234, dport=port, flags="S")),
+              ("spare-tcp: SYN to a closed port", IP(src="198.51.100.7", dst=me) / TCP(
+                  sport=1234, dport=1, flags="S"))]),
+            (RuleSpec("signature", proto=17, src_port=53, spare="connected"),
+             [("spare-udp: answer to own query", IP(src=peer, dst=me) / UDP(
+                 sport=53, dport=own) / Raw(b"a" * 60)),
+              ("spare-udp: reflected answer", IP(src="198.51.100.7", dst=me) / UDP(
+                  sport=53, dport=own ^ 0x4444) / Raw(b"a" * 60))]),
+            (RuleSpec("signature", proto=1, rate_pps=1, spare="sockets"),
+             [("spare-icmp: error about own flow", IP(src="192.0.2.254", dst=me) / ICMP(
+                 type=3, code=4) / IP(src=me, dst=peer) / UDP(sport=own, dport=53)),
+              ("spare-icmp: echo (rate-limited)", IP(src="198.51.100.7", dst=me) / ICMP())]),
+            (RuleSpec("signature", proto=17, fragments=True, spare="connected"),
+             [("spare-frag: later fragment, own", IP(src=peer, dst=me, id=77, frag=100,
+                                                     proto=17) / Raw(b"f" * 100)),
+              ("spare-frag: flood fragment", IP(src="198.51.100.7", dst=me, id=78, frag=100,
+                                                proto=17) / Raw(b"f" * 100))]),
+        ]
+        first_frag = IP(src=peer, dst=me, id=77, flags="MF", proto=17) / UDP(
+            sport=53, dport=own, len=300) / Raw(b"f" * 100)
+        try:
+            for spec, packets in cases:
+                maps.add_rule(spec, 600)
+                if spec.fragments:  # the first fragment makes its datagram known
+                    _measure_once(fd, bytes(eth / first_frag))
+                for name, pkt in packets:
+                    ns, rv = _measure(fd, bytes(eth / pkt))
+                    rows.append((name, ns, _action(rv)))
+                maps.remove_rule(spec)
+        finally:
+            for s in (conn, cli, srv, dns):
+                s.close()
+    return rows
+
+
+def _measure_once(fd: int, frame: bytes) -> None:
+    from ftagent.bpf.testrun import test_run
+
+    test_run(fd, frame, 1)
 
 
 def _action(retval: int) -> str:
