@@ -313,9 +313,34 @@ static __always_inline void frag_key(struct ft_frag_key *k, struct ft_pkt *p)
     k->family = p->family;
 }
 
+/* 1 when the source is a known one (it talked with the node before). */
+static __always_inline int source_known(struct ft_pkt *p)
+{
+    if (p->family == 4)
+        return known_v4.lookup(&p->saddr4) != NULL;
+    return known_v6.lookup(&p->saddr6) != NULL;
+}
+
+/* Learning: remember the source of a packet that belongs to an established TCP
+ * connection or a connected UDP socket (both are in state ESTABLISHED). */
+static __always_inline void learn_source(struct xdp_md *ctx, struct ft_pkt *p)
+{
+    struct bpf_sock_tuple t = {};
+    fill_tuple(&t, p);
+    if (sock_state(ctx, &t, p->family == 6, p->proto) != BPF_TCP_ESTABLISHED)
+        return;
+    __u64 now = bpf_ktime_get_coarse_ns();
+    if (p->family == 4)
+        known_v4.update(&p->saddr4, &now);
+    else
+        known_v6.update(&p->saddr6, &now);
+}
+
 /* 1 when a guarded rule spares the packet (a socket of the node wants it). */
 static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
 {
+    if ((guard & FT_GUARD_KNOWN) && p->l3_ok && source_known(p))
+        return 1;
     if (!(guard & FT_GUARD_SOCKET))
         return 0;
     if (p->fragment && !p->l4_ok) {
@@ -717,6 +742,18 @@ done:
     }
 
 sampled:
+#ifndef FT_NO_SOCKET_GUARD
+    /* ---- known sources: verify 1 passed TCP (non-SYN) / UDP packet in N ---- */
+    if (cfg->learn_one_in && pp->verdict == FT_V_PASSED && pp->l4_ok &&
+        ((pp->proto == IPPROTO_TCP && !(pp->tcp_flags & 0x02)) || pp->proto == IPPROTO_UDP)) {
+        if (st->learn_countdown <= 1 || st->learn_countdown > cfg->learn_one_in) {
+            st->learn_countdown = cfg->learn_one_in;
+            learn_source(ctx, pp);
+        } else {
+            st->learn_countdown--;
+        }
+    }
+#endif
     verdict = pp->verdict;
     if (verdict < FT_NUM_VERDICTS) {
         st->verdict_packets[verdict]++;

@@ -120,6 +120,10 @@ class RuleSpec:
     the rest; None: drop everything that matches.
     `spare` (signature rules): packets the node's sockets want pass before the rule drops
     or rate-limits anything (see SpareMode); they are counted as spared, per rule.
+    `spare_known` (signature rules): packets from known sources pass too: sources the
+    data path saw in an established TCP connection or answering a connected UDP socket
+    (learned on 1 TCP/UDP packet in `learn_one_in` while they pass), or added by user
+    space. Sources first seen during the attack share the rule's rate_pps (or drop).
     """
 
     kind: RuleKind
@@ -133,6 +137,7 @@ class RuleSpec:
     rate_pps: int | None = None
     spare: SpareMode = "none"
     fragments: bool = False
+    spare_known: bool = False
 
     def describe(self) -> str:
         """Short human text, used in logs and `ftagent rules`."""
@@ -155,6 +160,8 @@ class RuleSpec:
             text += f" rate<={self.rate_pps}pps"
         if self.spare != "none":
             text += f" spare={self.spare}"
+        if self.spare_known:
+            text += " spare=known"
         return text
 
 

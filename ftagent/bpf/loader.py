@@ -21,6 +21,8 @@
   without them, a warning names it, `attach_info.missing_helpers` lists it (the agent's
   /health can show it), and rules with spare != "none" are refused, so the agent keeps
   today's plain rules. `pretend_missing_helpers` simulates that on a kernel that has them.
+- learn_one_in: known sources (RuleSpec.spare_known) are learned by looking 1 passed
+  TCP (non-SYN) / UDP packet in N up in the socket tables; 0 turns learning off.
 - close() detaches; it also runs at interpreter exit, and on SIGTERM/SIGINT when
   handle_signals=True (handlers are installed when open() is called from the main
   thread; a handler that was there before is called afterwards, the default ones exit).
@@ -78,7 +80,11 @@ PINNED_MAPS = (
     "rsig",
     "rule_stats",
     "frag_spared",
+    "known_v4",
+    "known_v6",
 )
+# Known sources: verify 1 passed TCP/UDP packet in this many (a socket lookup each).
+DEFAULT_LEARN_ONE_IN = 64
 PINNED_PROG = "prog"  # the attached program, so a restart can recognise its own
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
@@ -275,6 +281,7 @@ class XdpDatapath:
         handle_signals: bool = True,
         header_cache_dir: Path = DEFAULT_CACHE_DIR,
         pretend_missing_helpers: Collection[str] = (),
+        learn_one_in: int = DEFAULT_LEARN_ONE_IN,
     ) -> XdpDatapath:
         """Compile, load, attach to `interface` and pin the maps (pin_dir=None: no pins)."""
         if mode not in ("auto", "native", "generic"):
@@ -288,7 +295,7 @@ class XdpDatapath:
                 return cls._open_locked(
                     interface, ifindex, mode, top_sources_size, sample_rate,
                     src_insert_one_in, pin_dir, perf_buffer, handle_signals,
-                    header_cache_dir, lock_fd, tuple(pretend_missing_helpers),
+                    header_cache_dir, lock_fd, tuple(pretend_missing_helpers), learn_one_in,
                 )
             except BaseException:
                 if lock_fd >= 0:
@@ -301,6 +308,7 @@ class XdpDatapath:
         sample_rate: int, src_insert_one_in: int, pin_dir: Path | None,
         perf_buffer: bool | None, handle_signals: bool, header_cache_dir: Path, lock_fd: int,
         pretend_missing_helpers: tuple[str, ...] = (),
+        learn_one_in: int = 0,
     ) -> XdpDatapath:
         from bcc import BPF
 
@@ -332,6 +340,7 @@ class XdpDatapath:
         maps = DatapathMaps(bpf, perf_buffer=use_perf, socket_guard=not missing)
         maps.set_sample_rate(sample_rate)
         maps.set_source_insert_rate(src_insert_one_in)
+        maps.set_learn_rate(0 if missing else learn_one_in)
         attempts = {"auto": ("native", "generic"), "native": ("native",),
                     "generic": ("generic",)}[mode]
         replace = False

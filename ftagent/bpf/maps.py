@@ -48,7 +48,7 @@ SIG_MATCH_SPORT, SIG_MATCH_DPORT, SIG_MATCH_FLAGS, SIG_MATCH_DST4, SIG_MATCH_DST
 SIG_MATCH_FRAG = 0x20
 SIG_PROTOS = (1, 6, 17, 58)
 # RuleSpec.spare -> ft_sig_rule.guard bits (FT_GUARD_* in bpf/ftshared.h)
-GUARD_SOCKET, GUARD_CONNECTED = 0x01, 0x02
+GUARD_SOCKET, GUARD_CONNECTED, GUARD_KNOWN = 0x01, 0x02, 0x04
 GUARD_BITS: dict[SpareMode, int] = {
     "none": 0,
     "sockets": GUARD_SOCKET,
@@ -88,6 +88,8 @@ def validate_spec(spec: RuleSpec) -> None:
         raise RuleError(f"spare must be one of {tuple(GUARD_BITS)}, got {spec.spare!r}")
     if spec.spare != "none" and spec.kind != "signature":
         raise RuleError(f"spare={spec.spare} needs a signature rule, not a {spec.kind} rule")
+    if spec.spare_known and spec.kind != "signature":
+        raise RuleError(f"spare_known needs a signature rule, not a {spec.kind} rule")
     if spec.fragments and spec.kind != "signature":
         raise RuleError(f"fragments needs a signature rule, not a {spec.kind} rule")
     if spec.rate_pps is not None and not 1 <= spec.rate_pps <= MAX_RATE_PPS:
@@ -308,9 +310,10 @@ class DatapathMaps:
 
     def add_rule(self, spec: RuleSpec, ttl_s: float) -> Rule:
         validate_spec(spec)
-        if spec.spare != "none" and not self._socket_guard:
+        if (spec.spare != "none" or spec.spare_known) and not self._socket_guard:
+            what = "spare_known" if spec.spare == "none" else f"spare={spec.spare}"
             raise RuleError(
-                f"spare={spec.spare} needs the kernel's socket-lookup helpers, which this "
+                f"{what} needs the kernel's socket-lookup helpers, which this "
                 "data path was built without"
             )
         if ttl_s <= 0:
@@ -367,7 +370,8 @@ class DatapathMaps:
         if spec.dst is not None:
             match |= SIG_MATCH_DST4 if spec.dst.version == 4 else SIG_MATCH_DST6
             dst = spec.dst.packed
-        return int(spec.proto or 0), match, flags, mask, sport, dport, dst, GUARD_BITS[spec.spare]
+        guard = GUARD_BITS[spec.spare] | (GUARD_KNOWN if spec.spare_known else 0)
+        return int(spec.proto or 0), match, flags, mask, sport, dport, dst, guard
 
     def _sig_slots(self) -> list[Any]:
         table = self._t("rsig")
@@ -394,7 +398,10 @@ class DatapathMaps:
             tcp_flags_mask=int(leaf.tcp_flags_mask) if has_flags else None,
             dst=dst,
             rate_pps=int(leaf.rule.rate_pps) or None,
-            spare=next((m for m, b in GUARD_BITS.items() if b == int(leaf.guard)), "none"),
+            spare=next(
+                (m for m, b in GUARD_BITS.items() if b == int(leaf.guard) & ~GUARD_KNOWN), "none"
+            ),
+            spare_known=bool(int(leaf.guard) & GUARD_KNOWN),
             fragments=bool(match & SIG_MATCH_FRAG),
         )
 
@@ -417,7 +424,7 @@ class DatapathMaps:
             if leaf.rule.expires_ns and self._same_match(self._decode_sig(leaf), spec):
                 leaf.rule.expires_ns = expires
                 leaf.rule.rate_pps = spec.rate_pps or 0
-                leaf.guard = GUARD_BITS[spec.spare]
+                leaf.guard = self._sig_fields(spec)[7]
                 table[table.Key(i)] = leaf
                 return Rule(spec, expires, *self._rule_counts(int(leaf.rule.stat_idx)))
         free = [i for i, s in enumerate(slots) if not s.rule.expires_ns]
@@ -513,6 +520,41 @@ class DatapathMaps:
             for key in self._t(name):
                 nets.append(ipaddress.ip_network((bytes(key.addr), int(key.prefixlen))))
         return nets
+
+    # ---------- known sources ----------
+
+    def set_learn_rate(self, one_in: int) -> None:
+        """Verify 1 passed TCP (non-SYN) / UDP packet in `one_in` against the socket
+        tables and remember its source when it belongs to an established connection or a
+        connected UDP socket; 0 turns learning off."""
+        if one_in < 0:
+            raise ValueError(f"learn rate must be >= 0, got {one_in}")
+        self._config_update(lambda c: setattr(c, "learn_one_in", one_in))
+
+    def known_sources(self) -> list[IPAddress]:
+        found: list[IPAddress] = []
+        for key, _ in self._iter_table("known_v4"):
+            found.append(_u32_addr(key.value))
+        for key, _ in self._iter_table("known_v6"):
+            found.append(ipaddress.IPv6Address(bytes(key.addr)))
+        return found
+
+    def add_known_sources(self, addresses: list[IPAddress]) -> None:
+        """Mark sources as known (e.g. peers the agent learned another way)."""
+        now = time.monotonic_ns()
+        for addr in addresses:
+            if addr.version == 4:
+                table = self._t("known_v4")
+                table[table.Key(_u32_key(addr))] = table.Leaf(now)
+            else:
+                table = self._t("known_v6")
+                key = table.Key()
+                _bytes_into(key.addr, addr.packed)
+                table[key] = table.Leaf(now)
+
+    def clear_known_sources(self) -> None:
+        for name in ("known_v4", "known_v6"):
+            self._t(name).clear()
 
     # ---------- sampling ----------
 
