@@ -12,6 +12,9 @@ Part 1 (repeat = 1,000,000 per case, median of 5 runs, kernel-measured ns/packet
   spare-*      the socket-aware rules (RuleSpec.spare), run inside a lab namespace that
                holds real sockets: each mitigated path, spared (a socket lookup that
                finds the node's socket) and dropped (a lookup that finds none)
+  syncookie    the XDP SYN-cookie alternative's core: bpf_tcp_raw_gen_syncookie_ipv4 on a
+               SYN (bpf/bench_syncookie.c), for comparison with "spare-tcp: SYN to a
+               listener" (ours: the SYN goes on to the kernel's own SYN cookies)
 Part 2: a bounded trafgen flood in the namespace lab (udp flood, then memcached
 amplification with a signature rule in): packets offered, counted, dropped, and pps.
 
@@ -141,6 +144,11 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     maps.remove_rule(sig)
     rows.extend(_spare_rows(fd, maps))
     ours.cleanup()
+    cookie_bpf = BPF(src_file=str(BPF_DIR / "bench_syncookie.c").encode())
+    cookie_fd = cookie_bpf.load_func(b"xdp_syncookie", BPF.XDP).fd
+    ns, rv = _measure(cookie_fd, _syn_packet())
+    rows.append(("syncookie: XDP raw cookie for a SYN", ns, _action(rv)))
+    cookie_bpf.cleanup()
     floor_bpf.cleanup()
 
     if XDP_FILTER_OBJ.exists():
@@ -153,6 +161,93 @@ def _testrun_table() -> list[tuple[str, float, str]]:
             filt.close()
     else:
         rows.append((f"xdp-filter: {XDP_FILTER_OBJ} missing", float("nan"), "-"))
+    return rows
+
+
+def _syn_packet() -> bytes:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+                 / IP(src="198.51.100.7", dst="203.0.113.9")
+                 / TCP(sport=1234, dport=80, flags="S"))
+
+
+SYN_FLOOD_PACKETS = 300_000
+SYN_CONNECTS = 50
+
+
+def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
+    """A real client connecting during a SYN flood at the lab's top rate, with the
+    SYN rule off and on (SYNs to the listener spared to the kernel's own SYN cookies)."""
+    import socket
+    import threading
+
+    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.datapath import RuleSpec
+    from lab.netns import Lab
+    from lab.trafgen import start_flood, stop_flood
+
+    syn = RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12, spare="sockets")
+    not_syn = RuleSpec("signature", proto=6, tcp_flags=0x00, tcp_flags_mask=0x02,
+                       spare="sockets")
+    rows = []
+    with Lab.create() as lab:
+        with lab.inside(lab.victim_ns):
+            dp = XdpDatapath.open(lab.victim_if, handle_signals=False, pin_dir=None)
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.bind((lab.victim_v4, 80))
+        server.listen(128)
+        stop = threading.Event()
+
+        def serve() -> None:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except (TimeoutError, OSError):
+                    continue
+                conn.close()
+
+        worker = threading.Thread(target=serve, daemon=True)
+        worker.start()
+        try:
+            for label, rules in (("mitigation off", ()), ("SYN+non-SYN rules, spare", (
+                    syn, not_syn))):
+                for r in rules:
+                    dp.add_rule(r, 600)
+                before = dp.read_counters().packets["total"]
+                start = time.monotonic()
+                flood = start_flood(lab, "syn_flood", packets=SYN_FLOOD_PACKETS, spoof=True)
+                ok = 0
+                try:
+                    for _ in range(SYN_CONNECTS):
+                        with lab.inside(lab.attacker_ns):
+                            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                        with client:
+                            client.settimeout(1.0)
+                            try:
+                                client.connect((lab.victim_v4, 80))
+                                ok += 1
+                            except OSError:
+                                pass
+                        time.sleep(0.01)
+                    flood.wait(timeout=60)
+                finally:
+                    stop_flood(flood)
+                elapsed = time.monotonic() - start
+                seen = dp.read_counters().packets["total"] - before
+                spared = sum(r.spared_packets for r in dp.list_rules() if r.spec == syn)
+                rows.append((label, f"{ok}/{SYN_CONNECTS}", f"{seen / elapsed:,.0f}",
+                             f"{seen:,}", f"{spared:,}"))
+                for r in rules:
+                    dp.remove_rule(r)
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+            server.close()
+            with lab.inside(lab.victim_ns):
+                dp.close()
     return rows
 
 
@@ -295,6 +390,13 @@ def main() -> None:
     print(f"{'flood':<34} {'offered':>10} {'offered pps':>12} {'counted':>10} {'dropped':>10}")
     for row in _lab_flood():
         print(f"{row[0]:<34} {row[1]:>10} {row[2]:>12} {row[3]:>10} {row[4]:>10}")
+    print()
+    print(f"SYN flood (trafgen top rate, random sources, {SYN_FLOOD_PACKETS:,} packets) to a "
+          f"listener, {SYN_CONNECTS} real connects (1 s timeout) during it")
+    print(f"{'mitigation':<28} {'connected':>10} {'seen pps':>10} {'seen':>10} "
+          f"{'SYNs spared':>12}")
+    for row in _syn_flood_rows():
+        print(f"{row[0]:<28} {row[1]:>10} {row[2]:>10} {row[3]:>10} {row[4]:>12}")
 
 
 if __name__ == "__main__":
