@@ -122,8 +122,8 @@
 #define FT_GUARD_SOCKET     0x01
 #define FT_GUARD_CONNECTED  0x02
 /* FT_GUARD_KNOWN: a source in known_v4/known_v6 passes (any protocol). The program
- * learns sources while it passes traffic: 1 in config.learn_one_in TCP (non-SYN) / UDP
- * packets is looked up, and a source with an established TCP connection (the handshake
+ * learns sources while it passes traffic: every learn_one_in-th packet of a source in
+ * the top-sources map (TCP non-SYN / UDP) is looked up, and a source with an established TCP connection (the handshake
  * completed) or a connected UDP socket (the node asked it, it answered) is remembered.
  * Sources first seen during an attack share the rule's own rate (rate_pps). */
 #define FT_GUARD_KNOWN      0x04
@@ -142,7 +142,6 @@ struct ft_stats {
     __u64 verdict_bytes[FT_NUM_VERDICTS];
     __u64 sample_countdown;      /* 1-in-N sampling, per CPU */
     __u64 src_insert_countdown;  /* sample-and-hold insertion into top sources */
-    __u64 learn_countdown;       /* known sources: verify 1 packet in learn_one_in */
 };
 
 /* One element, written by user space. The n_* fields say whether a rule/allow map
@@ -158,7 +157,8 @@ struct ft_config {
     __u32 n_sig;                /* signature slots in use: 0..n_sig-1 are scanned */
     __u32 n_allow_v4;
     __u32 n_allow_v6;
-    __u32 learn_one_in;         /* known sources: 0 off; else look 1 TCP/UDP packet in N up */
+    __u32 learn_one_in;         /* known sources: 0 off; else (a power of two) look up every
+                                 * Nth packet of each tracked source (TCP non-SYN / UDP) */
 };
 
 struct ft_in6 {

@@ -705,6 +705,10 @@ done:
     /* ---- top sources: count known sources, insert new ones 1 in N (sample and hold).
      * Packets dropped by a source or prefix rule are counted by that rule instead: the
      * drop path stays short, and a blocked source needs no LRU slot. ---- */
+    /* Known sources ride on this count: a tracked source's packet number n is verified
+     * when n % learn_one_in == 0 (a power of two), so learning adds no state of its own. */
+    __u32 learn_mask = cfg->learn_one_in - 1;
+    int learn = 0;
     if (pp->verdict == FT_V_DROP_SRC || pp->verdict == FT_V_DROP_PREFIX)
         goto sampled;
     /* The v4 and v6 branches are the same code on two maps: bcc rewrites map methods only
@@ -715,6 +719,7 @@ done:
             s->packets++;
             s->bytes += len;
             s->last_seen_ns = bpf_ktime_get_coarse_ns();
+            learn = (s->packets & learn_mask) == 0;
         } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
@@ -730,6 +735,7 @@ done:
             s->packets++;
             s->bytes += len;
             s->last_seen_ns = bpf_ktime_get_coarse_ns();
+            learn = (s->packets & learn_mask) == 0;
         } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
@@ -743,16 +749,10 @@ done:
 
 sampled:
 #ifndef FT_NO_SOCKET_GUARD
-    /* ---- known sources: verify 1 passed TCP (non-SYN) / UDP packet in N ---- */
-    if (cfg->learn_one_in && pp->verdict == FT_V_PASSED && pp->l4_ok &&
-        ((pp->proto == IPPROTO_TCP && !(pp->tcp_flags & 0x02)) || pp->proto == IPPROTO_UDP)) {
-        if (st->learn_countdown <= 1 || st->learn_countdown > cfg->learn_one_in) {
-            st->learn_countdown = cfg->learn_one_in;
-            learn_source(ctx, pp);
-        } else {
-            st->learn_countdown--;
-        }
-    }
+    /* ---- known sources: verify 1 passed TCP (non-SYN) / UDP packet in N per source ---- */
+    if (learn && cfg->learn_one_in && pp->verdict == FT_V_PASSED && pp->l4_ok &&
+        ((pp->proto == IPPROTO_TCP && !(pp->tcp_flags & 0x02)) || pp->proto == IPPROTO_UDP))
+        learn_source(ctx, pp);
 #endif
     verdict = pp->verdict;
     if (verdict < FT_NUM_VERDICTS) {

@@ -524,11 +524,12 @@ class DatapathMaps:
     # ---------- known sources ----------
 
     def set_learn_rate(self, one_in: int) -> None:
-        """Verify 1 passed TCP (non-SYN) / UDP packet in `one_in` against the socket
-        tables and remember its source when it belongs to an established connection or a
-        connected UDP socket; 0 turns learning off."""
-        if one_in < 0:
-            raise ValueError(f"learn rate must be >= 0, got {one_in}")
+        """Verify every `one_in`-th passed TCP (non-SYN) / UDP packet of each source in the
+        top-sources map against the socket tables, and remember the source when the packet
+        belongs to an established connection or a connected UDP socket. `one_in` is 0
+        (learning off) or a power of two (the program masks the source's packet count)."""
+        if one_in < 0 or one_in & (one_in - 1):
+            raise ValueError(f"learn rate must be 0 or a power of two, got {one_in}")
         self._config_update(lambda c: setattr(c, "learn_one_in", one_in))
 
     def known_sources(self) -> list[IPAddress]:
