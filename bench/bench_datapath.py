@@ -3,11 +3,18 @@
 Part 1 (repeat = 1,000,000 per case, median of 5 runs, kernel-measured ns/packet):
   floor        a bare XDP_DROP program (bpf/bench_floor.c)
   pass         our program passing a UDP packet with full accounting (its source already
-               in the top-source map, no rules)
+               in the top-source map, no rules, known-source learning on as in the agent:
+               1 packet in 64 looked up)
   drop-src     the same packet hitting an exact-source rule
   drop-sig     the same packet hitting a signature rule (UDP sport 11211)
   xdp-filter   Debian xdp-tools' xdpfilt_alw_all.o (loaded with libbpf through ctypes)
                dropping the same packet by its source address
+  spare-*      the socket-aware rules (RuleSpec.spare), run inside a lab namespace that
+               holds real sockets: each mitigated path, spared (a socket lookup that
+               finds the node's socket) and dropped (a lookup that finds none)
+  syncookie    the XDP SYN-cookie alternative's core: bpf_tcp_raw_gen_syncookie_ipv4 on a
+               SYN (bpf/bench_syncookie.c), for comparison with "spare-tcp: SYN to a
+               listener" (ours: the SYN goes on to the kernel's own SYN cookies)
 Part 2: a bounded trafgen flood in the namespace lab (udp flood, then memcached
 amplification with a signature rule in): packets offered, counted, dropped, and the mean
 rate the victim's veth saw (lab.rxrate).
@@ -23,6 +30,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 REPEAT = 1_000_000
 TRIALS = 5
@@ -105,6 +113,7 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     from bcc import BPF
 
     from ftagent.bpf.headers import use_kernel_headers
+    from ftagent.bpf.loader import DEFAULT_LEARN_ONE_IN
     from ftagent.bpf.maps import DatapathMaps
     from ftagent.bpf.program import BPF_DIR, compile_xdp
     from ftagent.datapath import RuleSpec
@@ -121,6 +130,7 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     fd = ours.load_func(b"xdp_main", BPF.XDP).fd
     maps = DatapathMaps(ours)
     maps.set_source_insert_rate(1)
+    maps.set_learn_rate(DEFAULT_LEARN_ONE_IN)  # as the agent runs: known-source learning on
     ns, rv = _measure(fd, frame)
     rows.append(("ours: pass, full accounting", ns, _action(rv)))
     src = RuleSpec("src", ipaddress.ip_network("198.51.100.7/32"))
@@ -128,10 +138,18 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     ns, rv = _measure(fd, frame)
     rows.append(("ours: exact-source rule drop", ns, _action(rv)))
     maps.remove_rule(src)
-    maps.add_rule(RuleSpec("signature", proto=17, src_port=11211), 600)
+    sig = RuleSpec("signature", proto=17, src_port=11211)
+    maps.add_rule(sig, 600)
     ns, rv = _measure(fd, frame)
     rows.append(("ours: signature rule drop", ns, _action(rv)))
+    maps.remove_rule(sig)
+    rows.extend(_spare_rows(fd, maps))
     ours.cleanup()
+    cookie_bpf = BPF(src_file=str(BPF_DIR / "bench_syncookie.c").encode())
+    cookie_fd = cookie_bpf.load_func(b"xdp_syncookie", BPF.XDP).fd
+    ns, rv = _measure(cookie_fd, _syn_packet())
+    rows.append(("syncookie: XDP raw cookie for a SYN", ns, _action(rv)))
+    cookie_bpf.cleanup()
     floor_bpf.cleanup()
 
     if XDP_FILTER_OBJ.exists():
@@ -145,6 +163,169 @@ def _testrun_table() -> list[tuple[str, float, str]]:
     else:
         rows.append((f"xdp-filter: {XDP_FILTER_OBJ} missing", float("nan"), "-"))
     return rows
+
+
+def _syn_packet() -> bytes:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+                 / IP(src="198.51.100.7", dst="203.0.113.9")
+                 / TCP(sport=1234, dport=80, flags="S"))
+
+
+SYN_FLOOD_PACKETS = 300_000
+SYN_CONNECTS = 50
+
+
+def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
+    """A real client connecting during a SYN flood at the lab's top rate, with the
+    SYN rule off and on (SYNs to the listener spared to the kernel's own SYN cookies)."""
+    import socket
+    import threading
+
+    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.datapath import RuleSpec
+    from lab.netns import Lab
+    from lab.trafgen import start_flood, stop_flood
+
+    syn = RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12, spare="sockets")
+    not_syn = RuleSpec("signature", proto=6, tcp_flags=0x00, tcp_flags_mask=0x02,
+                       spare="sockets")
+    rows = []
+    with Lab.create() as lab:
+        with lab.inside(lab.victim_ns):
+            dp = XdpDatapath.open(lab.victim_if, handle_signals=False, pin_dir=None)
+            server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.bind((lab.victim_v4, 80))
+        server.listen(128)
+        stop = threading.Event()
+
+        def serve() -> None:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except (TimeoutError, OSError):
+                    continue
+                conn.close()
+
+        worker = threading.Thread(target=serve, daemon=True)
+        worker.start()
+        try:
+            for label, rules in (("mitigation off", ()), ("SYN+non-SYN rules, spare", (
+                    syn, not_syn))):
+                for r in rules:
+                    dp.add_rule(r, 600)
+                before = dp.read_counters().packets["total"]
+                start = time.monotonic()
+                flood = start_flood(lab, "syn_flood", packets=SYN_FLOOD_PACKETS, spoof=True)
+                ok = 0
+                try:
+                    for _ in range(SYN_CONNECTS):
+                        with lab.inside(lab.attacker_ns):
+                            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                        with client:
+                            client.settimeout(1.0)
+                            try:
+                                client.connect((lab.victim_v4, 80))
+                                ok += 1
+                            except OSError:
+                                pass
+                        time.sleep(0.01)
+                    flood.wait(timeout=60)
+                finally:
+                    stop_flood(flood)
+                elapsed = time.monotonic() - start
+                seen = dp.read_counters().packets["total"] - before
+                spared = sum(r.spared_packets for r in dp.list_rules() if r.spec == syn)
+                rows.append((label, f"{ok}/{SYN_CONNECTS}", f"{seen / elapsed:,.0f}",
+                             f"{seen:,}", f"{spared:,}"))
+                for r in rules:
+                    dp.remove_rule(r)
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+            server.close()
+            with lab.inside(lab.victim_ns):
+                dp.close()
+    return rows
+
+
+def _spare_rows(fd: int, maps: Any) -> list[tuple[str, float, str]]:
+    """ns/packet of each socket-aware path, with real sockets in a lab namespace."""
+    import socket
+
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    from ftagent.datapath import RuleSpec
+    from lab.netns import Lab
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    rows: list[tuple[str, float, str]] = []
+    with Lab.create() as lab, lab.inside(lab.victim_ns):
+        me, peer = lab.victim_v4, lab.attacker_v4
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv.bind((me, 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        cli = socket.create_connection((me, port))
+        conn, _ = srv.accept()
+        dns.connect((peer, 53))
+        own = dns.getsockname()[1]
+        local = cli.getsockname()[1]
+        cases = [
+            (RuleSpec("signature", proto=6, tcp_flags=0x10, tcp_flags_mask=0x17,
+                      spare="sockets"),
+             [("spare-tcp: ACK of a connection", IP(src=me, dst=me) / TCP(
+                 sport=local, dport=port, flags="A")),
+              ("spare-tcp: spoofed ACK", IP(src="198.51.100.7", dst=me) / TCP(
+                  sport=1234, dport=port, flags="A"))]),
+            (RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12,
+                      spare="sockets"),
+             [("spare-tcp: SYN to a listener", IP(src="198.51.100.7", dst=me) / TCP(
+                 sport=1234, dport=port, flags="S")),
+              ("spare-tcp: SYN to a closed port", IP(src="198.51.100.7", dst=me) / TCP(
+                  sport=1234, dport=1, flags="S"))]),
+            (RuleSpec("signature", proto=17, src_port=53, spare="connected"),
+             [("spare-udp: answer to own query", IP(src=peer, dst=me) / UDP(
+                 sport=53, dport=own) / Raw(b"a" * 60)),
+              ("spare-udp: reflected answer", IP(src="198.51.100.7", dst=me) / UDP(
+                  sport=53, dport=own ^ 0x4444) / Raw(b"a" * 60))]),
+            (RuleSpec("signature", proto=1, rate_pps=1, spare="sockets"),
+             [("spare-icmp: error about own flow", IP(src="192.0.2.254", dst=me) / ICMP(
+                 type=3, code=4) / IP(src=me, dst=peer) / UDP(sport=own, dport=53)),
+              ("spare-icmp: echo (rate-limited)", IP(src="198.51.100.7", dst=me) / ICMP())]),
+            (RuleSpec("signature", proto=17, fragments=True, spare="connected"),
+             [("spare-frag: later fragment, own", IP(src=peer, dst=me, id=77, frag=100,
+                                                     proto=17) / Raw(b"f" * 100)),
+              ("spare-frag: flood fragment", IP(src="198.51.100.7", dst=me, id=78, frag=100,
+                                                proto=17) / Raw(b"f" * 100))]),
+        ]
+        first_frag = IP(src=peer, dst=me, id=77, flags="MF", proto=17) / UDP(
+            sport=53, dport=own, len=300) / Raw(b"f" * 100)
+        try:
+            for spec, packets in cases:
+                maps.add_rule(spec, 600)
+                if spec.fragments:  # the first fragment makes its datagram known
+                    _measure_once(fd, bytes(eth / first_frag))
+                for name, pkt in packets:
+                    ns, rv = _measure(fd, bytes(eth / pkt))
+                    rows.append((name, ns, _action(rv)))
+                maps.remove_rule(spec)
+        finally:
+            for s in (conn, cli, srv, dns):
+                s.close()
+    return rows
+
+
+def _measure_once(fd: int, frame: bytes) -> None:
+    from ftagent.bpf.testrun import test_run
+
+    test_run(fd, frame, 1)
 
 
 def _action(retval: int) -> str:
@@ -210,6 +391,13 @@ def main() -> None:
     print(f"{'flood':<34} {'offered':>10} {'victim pps':>12} {'counted':>10} {'dropped':>10}")
     for row in _lab_flood():
         print(f"{row[0]:<34} {row[1]:>10} {row[2]:>12} {row[3]:>10} {row[4]:>10}")
+    print()
+    print(f"SYN flood (trafgen top rate, random sources, {SYN_FLOOD_PACKETS:,} packets) to a "
+          f"listener, {SYN_CONNECTS} real connects (1 s timeout) during it")
+    print(f"{'mitigation':<28} {'connected':>10} {'seen pps':>10} {'seen':>10} "
+          f"{'SYNs spared':>12}")
+    for row in _syn_flood_rows():
+        print(f"{row[0]:<28} {row[1]:>10} {row[2]:>10} {row[3]:>10} {row[4]:>12}")
 
 
 if __name__ == "__main__":

@@ -32,5 +32,9 @@ FT_TABLE("lpm_trie", struct ft_lpm_v4, struct ft_rule, rpfx_v4, FT_PREFIX_RULES_
 FT_TABLE("lpm_trie", struct ft_lpm_v6, struct ft_rule, rpfx_v6, FT_PREFIX_RULES_MAX, BPF_F_NO_PREALLOC);
 FT_TABLE("array", int, struct ft_sig_rule, rsig, FT_SIG_RULES_MAX, 0);
 FT_TABLE("percpu_array", int, struct ft_rule_stat, rule_stats, FT_RULE_STATS_MAX, 0);
+FT_TABLE("lru_hash", struct ft_frag_key, __u64, frag_spared, FT_FRAG_SPARED_MAX, 0);
+/* known sources: value is the coarse ns when last verified (or added by user space) */
+FT_TABLE("lru_hash", __u32, __u64, known_v4, FT_KNOWN_MAX, 0);
+FT_TABLE("lru_hash", struct ft_in6, __u64, known_v6, FT_KNOWN_MAX, 0);
 
 #endif /* FTMAPS_H */

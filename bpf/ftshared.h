@@ -90,6 +90,10 @@
 #define FT_SAMPLE_BYTES      128     /* bytes of each sampled packet sent to user space */
 #define FT_MAX_VLAN          2       /* 802.1Q / 802.1ad tags parsed */
 #define FT_MAX_V6_EXT        4       /* IPv6 extension headers skipped */
+#define FT_FRAG_SPARED_MAX   4096    /* datagrams whose later fragments are spared */
+#ifndef FT_KNOWN_MAX
+#define FT_KNOWN_MAX         65536   /* known sources per family (LRU); -DFT_KNOWN_MAX=N */
+#endif
 
 /* ---- signature-rule match bits (ft_sig_rule.match) ---- */
 #define FT_SIG_SPORT  0x01
@@ -97,6 +101,32 @@
 #define FT_SIG_FLAGS  0x04
 #define FT_SIG_DST4   0x08
 #define FT_SIG_DST6   0x10
+#define FT_SIG_FRAG   0x20  /* IPv4 fragments and IPv6 packets with a fragment header only */
+
+/* ---- signature-rule guards (ft_sig_rule.guard): packets the rule spares ----
+ * A guarded rule asks the kernel's socket tables before it drops or rate-limits: a
+ * packet that a socket of the node wants passes (and is counted as spared by the rule).
+ * The lookups run only for packets such a rule matched: peace time pays nothing.
+ * FT_GUARD_SOCKET, TCP: a segment of an existing connection (established, time-wait or
+ *   request sock) passes; at a listener only a SYN (the kernel's own SYN cookies answer
+ *   it) or the ACK carrying a valid SYN cookie; a segment to a port with no socket
+ *   drops. UDP: a datagram that a socket would receive (connected, or bound to its
+ *   port) passes. ICMP/ICMPv6: an error (unreachable, fragmentation needed, packet
+ *   too big, time exceeded, parameter problem) quoting one of the node's own TCP
+ *   connections or UDP sockets passes; echo and the rest do not.
+ *   Fragments: a first fragment is judged by its UDP/TCP header; when it is spared, its
+ *   (source, IP id) goes into frag_spared and the later fragments of the same datagram
+ *   pass too (they carry no ports to judge).
+ * FT_GUARD_CONNECTED, UDP: only connected sockets count (answers to the node's own
+ *   queries: its DNS and NTP clients), so a reflected flood to a server port drops. */
+#define FT_GUARD_SOCKET     0x01
+#define FT_GUARD_CONNECTED  0x02
+/* FT_GUARD_KNOWN: a source in known_v4/known_v6 passes (any protocol). The program
+ * learns sources while it passes traffic: every learn_one_in-th packet of a source in
+ * the top-sources map (TCP non-SYN / UDP) is looked up, and a source with an established TCP connection (the handshake
+ * completed) or a connected UDP socket (the node asked it, it answered) is remembered.
+ * Sources first seen during an attack share the rule's own rate (rate_pps). */
+#define FT_GUARD_KNOWN      0x04
 
 /* ---- map layouts ---- */
 
@@ -127,7 +157,8 @@ struct ft_config {
     __u32 n_sig;                /* signature slots in use: 0..n_sig-1 are scanned */
     __u32 n_allow_v4;
     __u32 n_allow_v6;
-    __u32 pad;
+    __u32 learn_one_in;         /* known sources: 0 off; else (a power of two) look up every
+                                 * Nth packet of each tracked source (TCP non-SYN / UDP) */
 };
 
 struct ft_in6 {
@@ -172,12 +203,24 @@ struct ft_sig_rule {
     __u16 sport;            /* network order */
     __u16 dport;            /* network order */
     __u8 dst[16];           /* v4: first 4 bytes */
+    __u8 guard;             /* FT_GUARD_* bits; 0: drop/rate-limit every match */
+    __u8 pad[7];
+};
+
+/* A fragmented datagram: the key of frag_spared (value: coarse ns when spared). */
+struct ft_frag_key {
+    __u8 saddr[16];         /* v4: first 4 bytes */
+    __u32 id;               /* IPv4 identification (network order, 16 bits) or IPv6 id */
+    __u8 family;            /* 4 or 6 */
+    __u8 pad[3];
 };
 
 /* Per-CPU counters of one rule. */
 struct ft_rule_stat {
-    __u64 packets;
+    __u64 packets;          /* dropped (or rate-limited) by the rule */
     __u64 bytes;
+    __u64 spared_packets;   /* matched, but passed because a socket of the node wanted them */
+    __u64 spared_bytes;
 };
 
 /* One sampled packet (ring buffer or perf buffer record). */

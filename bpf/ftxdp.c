@@ -72,6 +72,9 @@ struct ft_pkt {
     __u8 malformed;  /* a header was cut or invalid */
     __u8 verdict;    /* FT_V_*, parked here so the verifier merges the verdict paths */
     __u8 pad;
+    __u16 l3_off;    /* offset of the IP header in the frame (valid when l3_ok) */
+    __u16 l4_off;    /* offset of the L4 header (valid when l4_ok) */
+    __u32 frag_id;   /* IPv4 identification or IPv6 fragment id (valid when fragment) */
     __u64 now;       /* coarse kernel time, read once a rule needs it */
 };
 
@@ -152,6 +155,226 @@ static __always_inline int allowlisted(struct ft_pkt *p, struct ft_config *cfg)
     return 0;
 }
 
+/* The socket tables, asked with the packet's own tuple (remote source, local
+ * destination), as the stack itself looks up an arriving segment or datagram. */
+static __always_inline void fill_tuple(struct bpf_sock_tuple *t, struct ft_pkt *p)
+{
+    if (p->family == 4) {
+        t->ipv4.saddr = p->saddr4;
+        t->ipv4.daddr = p->daddr4;
+        t->ipv4.sport = p->sport;
+        t->ipv4.dport = p->dport;
+    } else {
+        __builtin_memcpy(t->ipv6.saddr, p->saddr6.addr, 16);
+        __builtin_memcpy(t->ipv6.daddr, p->daddr6.addr, 16);
+        t->ipv6.sport = p->sport;
+        t->ipv6.dport = p->dport;
+    }
+}
+
+#ifndef FT_NO_SOCKET_GUARD
+/* 1 when a TCP socket of the node wants this segment (FT_GUARD_SOCKET, TCP). */
+static __always_inline int tcp_wanted(struct xdp_md *ctx, struct ft_pkt *p)
+{
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    fill_tuple(&t, p);
+    if (p->family == 4)
+        sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+    else
+        sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+    if (!sk)
+        return 0;  /* no socket at all: the stack would answer with a RST */
+    int wanted = 0;
+    if (sk->state != BPF_TCP_LISTEN) {
+        wanted = 1;  /* established, time-wait, or a request sock (handshake under way) */
+    } else if ((p->tcp_flags & 0x16) == 0x02) {
+        wanted = 1;  /* SYN to a listener: the kernel answers, with SYN cookies under load */
+    } else if ((p->tcp_flags & 0x16) == 0x10) {
+        /* An ACK at a listener completes a handshake only with a valid SYN cookie. The
+         * helper needs the headers themselves: re-derive them from the parsed offsets. */
+        void *data = (void *)(long)ctx->data;
+        void *data_end = (void *)(long)ctx->data_end;
+        __u32 l3 = p->l3_off & 0xfff;
+        __u32 l4 = p->l4_off & 0xfff;
+        struct tcphdr *th = data + l4;
+        if ((void *)(th + 1) <= data_end) {
+            if (p->family == 4) {
+                struct iphdr *ip = data + l3;
+                if ((void *)(ip + 1) <= data_end)
+                    wanted = bpf_tcp_check_syncookie(sk, ip, sizeof(*ip), th, sizeof(*th)) == 0;
+            } else {
+                struct ipv6hdr *ip6 = data + l3;
+                if ((void *)(ip6 + 1) <= data_end)
+                    wanted = bpf_tcp_check_syncookie(sk, ip6, sizeof(*ip6), th, sizeof(*th)) == 0;
+            }
+        }
+    }
+    bpf_sk_release(sk);
+    return wanted;
+}
+
+/* The state of the full socket the tuple finds (BPF_TCP_*), or -1 when none does.
+ * TCP through bpf_sk_lookup_tcp (connections and listeners, no time-wait or request
+ * socks): the same pointer type as the UDP lookup, so the verifier accepts the one
+ * instruction clang makes of both state reads. */
+static __always_inline int sock_state(struct xdp_md *ctx, struct bpf_sock_tuple *t, int v6,
+                                      __u8 proto)
+{
+    struct bpf_sock *sk;
+    if (proto == IPPROTO_TCP) {
+        if (v6)
+            sk = bpf_sk_lookup_tcp(ctx, t, sizeof(t->ipv6), BPF_F_CURRENT_NETNS, 0);
+        else
+            sk = bpf_sk_lookup_tcp(ctx, t, sizeof(t->ipv4), BPF_F_CURRENT_NETNS, 0);
+    } else if (proto == IPPROTO_UDP) {
+        if (v6)
+            sk = bpf_sk_lookup_udp(ctx, t, sizeof(t->ipv6), BPF_F_CURRENT_NETNS, 0);
+        else
+            sk = bpf_sk_lookup_udp(ctx, t, sizeof(t->ipv4), BPF_F_CURRENT_NETNS, 0);
+    } else {
+        return -1;
+    }
+    if (!sk)
+        return -1;
+    int state = sk->state;
+    bpf_sk_release(sk);
+    return state;
+}
+
+/* 1 when a UDP socket of the node would receive this datagram; with `connected_only`,
+ * only a connected socket (the node's own query, answered) counts: a connected UDP
+ * socket is in state ESTABLISHED, a bound-only one in CLOSE. */
+static __always_inline int udp_wanted(struct xdp_md *ctx, struct ft_pkt *p, int connected_only)
+{
+    struct bpf_sock_tuple t = {};
+    fill_tuple(&t, p);
+    int state = sock_state(ctx, &t, p->family == 6, IPPROTO_UDP);
+    return state >= 0 && (!connected_only || state == BPF_TCP_ESTABLISHED);
+}
+
+/* 1 when an ICMP/ICMPv6 error quotes a flow of the node: the quoted packet is one the
+ * node sent (source: the node), so the socket is found with the quoted tuple reversed,
+ * as the stack does when it delivers the error. TCP: a connection, not a listener. */
+static __always_inline int icmp_wanted(struct xdp_md *ctx, struct ft_pkt *p)
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    __u8 *icmp = data + (p->l4_off & 0xfff);
+    if ((void *)(icmp + 8) > data_end)
+        return 0;
+    __u8 type = icmp[0];
+    struct bpf_sock_tuple t = {};
+    __u8 proto;
+    if (p->family == 4) {
+        /* destination unreachable (incl. fragmentation needed), time exceeded, param. */
+        if (p->proto != IPPROTO_ICMP || (type != 3 && type != 11 && type != 12))
+            return 0;
+        struct iphdr *in = (void *)(icmp + 8);
+        if ((void *)(in + 1) > data_end || in->ihl < 5)
+            return 0;
+        __be16 *ports = (void *)in + in->ihl * 4;
+        if ((void *)(ports + 2) > data_end)
+            return 0;
+        t.ipv4.saddr = in->daddr;
+        t.ipv4.daddr = in->saddr;
+        t.ipv4.sport = ports[1];
+        t.ipv4.dport = ports[0];
+        proto = in->protocol;
+    } else {
+        /* unreachable, packet too big, time exceeded, parameter problem */
+        if (p->proto != IPPROTO_ICMPV6 || type < 1 || type > 4)
+            return 0;
+        struct ipv6hdr *in6 = (void *)(icmp + 8);
+        if ((void *)(in6 + 1) > data_end)
+            return 0;
+        __be16 *ports = (void *)(in6 + 1);
+        if ((void *)(ports + 2) > data_end)
+            return 0;
+        __builtin_memcpy(t.ipv6.saddr, &in6->daddr, 16);
+        __builtin_memcpy(t.ipv6.daddr, &in6->saddr, 16);
+        t.ipv6.sport = ports[1];
+        t.ipv6.dport = ports[0];
+        proto = in6->nexthdr;
+    }
+    int state = sock_state(ctx, &t, p->family == 6, proto);
+    if (proto == IPPROTO_TCP)
+        return state >= 0 && state != BPF_TCP_LISTEN;
+    return state >= 0;
+}
+
+static __always_inline void frag_key(struct ft_frag_key *k, struct ft_pkt *p)
+{
+    if (p->family == 4)
+        __builtin_memcpy(k->saddr, &p->saddr4, 4);
+    else
+        __builtin_memcpy(k->saddr, p->saddr6.addr, 16);
+    k->id = p->frag_id;
+    k->family = p->family;
+}
+
+/* 1 when the source is a known one (it talked with the node before). */
+static __always_inline int source_known(struct ft_pkt *p)
+{
+    if (p->family == 4)
+        return known_v4.lookup(&p->saddr4) != NULL;
+    return known_v6.lookup(&p->saddr6) != NULL;
+}
+
+/* Learning: remember the source of a packet that belongs to an established TCP
+ * connection or a connected UDP socket (both are in state ESTABLISHED). */
+static __always_inline void learn_source(struct xdp_md *ctx, struct ft_pkt *p)
+{
+    struct bpf_sock_tuple t = {};
+    fill_tuple(&t, p);
+    if (sock_state(ctx, &t, p->family == 6, p->proto) != BPF_TCP_ESTABLISHED)
+        return;
+    __u64 now = bpf_ktime_get_coarse_ns();
+    if (p->family == 4)
+        known_v4.update(&p->saddr4, &now);
+    else
+        known_v6.update(&p->saddr6, &now);
+}
+
+/* 1 when a guarded rule spares the packet (a socket of the node wants it). */
+static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
+{
+    if ((guard & FT_GUARD_KNOWN) && p->l3_ok && source_known(p))
+        return 1;
+    if (!(guard & FT_GUARD_SOCKET))
+        return 0;
+    if (p->fragment && !p->l4_ok) {
+        /* A later fragment: spared when the first fragment of its datagram was. */
+        struct ft_frag_key k = {};
+        frag_key(&k, p);
+        return frag_spared.lookup(&k) != NULL;
+    }
+    if (!p->l4_ok)
+        return 0;
+    int wanted = 0;
+    if (p->proto == IPPROTO_TCP)
+        wanted = tcp_wanted(ctx, p);
+    else if (p->proto == IPPROTO_UDP)
+        wanted = udp_wanted(ctx, p, guard & FT_GUARD_CONNECTED);
+    else if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6)
+        wanted = icmp_wanted(ctx, p);
+    if (wanted && p->fragment) {
+        struct ft_frag_key k = {};
+        frag_key(&k, p);
+        __u64 now = bpf_ktime_get_coarse_ns();
+        frag_spared.update(&k, &now);
+    }
+    return wanted;
+}
+#else
+/* Built without the socket helpers (the kernel lacks one): guards never spare, and the
+ * loader refuses guarded rules, so this is never reached with one installed. */
+static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
+{
+    return 0;
+}
+#endif
+
 /* Parse the packet into *p; returns 1 when a header was cut or invalid. */
 static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
 {
@@ -186,12 +409,14 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
             return 1;
         p->saddr4 = ip->saddr;
         p->daddr4 = ip->daddr;
+        p->l3_off = (void *)ip - data;
         p->proto = ip->protocol;
         p->l3_ok = 1;
         p->proto_ok = 1;
         /* MF set or a non-zero offset: a fragment. */
         if (ip->frag_off & bpf_htons(0x3fff)) {
             p->fragment = 1;
+            p->frag_id = ip->id;
             nonfirst = (ip->frag_off & bpf_htons(0x1fff)) != 0;
         }
         l4 = cur + hl;
@@ -202,6 +427,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
             return 1;
         __builtin_memcpy(p->saddr6.addr, &ip6->saddr, 16);
         __builtin_memcpy(p->daddr6.addr, &ip6->daddr, 16);
+        p->l3_off = (void *)ip6 - data;
         p->l3_ok = 1;
         __u8 nexthdr = ip6->nexthdr;
         l4 = ip6 + 1;
@@ -220,6 +446,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
                     return 1;
                 nexthdr = fh->nexthdr;
                 p->fragment = 1;
+                p->frag_id = fh->id;
                 if (fh->frag_off & bpf_htons(0xfff8))
                     nonfirst = 1;
                 l4 = fh + 1;
@@ -235,6 +462,7 @@ static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
 
     if (nonfirst)
         return 0;  /* no L4 header in this fragment */
+    p->l4_off = l4 - data;
 
     if (p->proto == IPPROTO_TCP) {
         struct tcphdr *t = l4;
@@ -422,6 +650,8 @@ int xdp_main(struct xdp_md *ctx)
              * catch non-first fragments. */
             if ((s->match & (FT_SIG_SPORT | FT_SIG_DPORT | FT_SIG_FLAGS)) && !pp->l4_ok)
                 continue;
+            if ((s->match & FT_SIG_FRAG) && !pp->fragment)
+                continue;
             if ((s->match & FT_SIG_SPORT) && s->sport != pp->sport)
                 continue;
             if ((s->match & FT_SIG_DPORT) && s->dport != pp->dport)
@@ -440,7 +670,21 @@ int xdp_main(struct xdp_md *ctx)
         }
         if (hit) {
             struct ft_rule *r = &hit->rule;
+            if (hit->guard && guard_spares(ctx, pp, hit->guard)) {
+                stat_idx = r->stat_idx;
+                goto spared;
+            }
             APPLY_RULE(r, FT_V_DROP_SIGNATURE);
+        }
+    }
+    goto done;
+
+spared:
+    {
+        struct ft_rule_stat *rs = rule_stats.lookup(&stat_idx);
+        if (rs) {
+            rs->spared_packets++;
+            rs->spared_bytes += len;
         }
     }
     goto done;
@@ -461,6 +705,10 @@ done:
     /* ---- top sources: count known sources, insert new ones 1 in N (sample and hold).
      * Packets dropped by a source or prefix rule are counted by that rule instead: the
      * drop path stays short, and a blocked source needs no LRU slot. ---- */
+    /* Known sources ride on this count: a tracked source's packet number n is verified
+     * when n % learn_one_in == 0 (a power of two), so learning adds no state of its own. */
+    __u32 learn_mask = cfg->learn_one_in - 1;
+    int learn = 0;
     if (pp->verdict == FT_V_DROP_SRC || pp->verdict == FT_V_DROP_PREFIX)
         goto sampled;
     /* The v4 and v6 branches are the same code on two maps: bcc rewrites map methods only
@@ -471,6 +719,7 @@ done:
             s->packets++;
             s->bytes += len;
             s->last_seen_ns = bpf_ktime_get_coarse_ns();
+            learn = (s->packets & learn_mask) == 0;
         } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
@@ -486,6 +735,7 @@ done:
             s->packets++;
             s->bytes += len;
             s->last_seen_ns = bpf_ktime_get_coarse_ns();
+            learn = (s->packets & learn_mask) == 0;
         } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
@@ -498,6 +748,12 @@ done:
     }
 
 sampled:
+#ifndef FT_NO_SOCKET_GUARD
+    /* ---- known sources: verify 1 passed TCP (non-SYN) / UDP packet in N per source ---- */
+    if (learn && cfg->learn_one_in && pp->verdict == FT_V_PASSED && pp->l4_ok &&
+        ((pp->proto == IPPROTO_TCP && !(pp->tcp_flags & 0x02)) || pp->proto == IPPROTO_UDP))
+        learn_source(ctx, pp);
+#endif
     verdict = pp->verdict;
     if (verdict < FT_NUM_VERDICTS) {
         st->verdict_packets[verdict]++;

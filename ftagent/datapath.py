@@ -90,6 +90,20 @@ class SourceStat:
 
 
 RuleKind = Literal["src", "prefix", "signature"]
+# What a signature rule spares (passes, and counts as spared) instead of dropping:
+# - none: nothing; every match is dropped or rate-limited.
+# - sockets: what a socket of the node wants. TCP: segments of existing connections
+#   (established, time-wait, handshake under way); at a listener a SYN (the kernel's own
+#   SYN cookies answer it) and an ACK carrying a valid SYN cookie; nothing to a port
+#   without a socket. UDP: datagrams a socket would receive (connected or bound).
+#   ICMP/ICMPv6: errors (unreachable, fragmentation needed, packet too big, time
+#   exceeded, parameter problem) quoting one of the node's own connections or UDP
+#   sockets; echo requests and the rest are not spared. Fragments: a first fragment is
+#   judged by its header; the later fragments of a spared datagram pass too.
+# - connected: UDP only: datagrams for a connected socket (answers to the node's own
+#   queries: its DNS, NTP and other clients); datagrams to a bound-only server port drop.
+SpareMode = Literal["none", "sockets", "connected"]
+SPARE_MODES: tuple[SpareMode, ...] = ("none", "sockets", "connected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +113,17 @@ class RuleSpec:
     - src: `network` is a host (/32 or /128).
     - prefix: `network` is any prefix.
     - signature: `proto` (6, 17, 1, 58) plus any of src_port, dst_port,
-      tcp_flags/tcp_flags_mask (match when flags & mask == tcp_flags), dst.
+      tcp_flags/tcp_flags_mask (match when flags & mask == tcp_flags), dst;
+      `fragments=True` matches only fragments (IPv4 fragments, first or not, and IPv6
+      packets with a fragment header), and then takes no ports or flags.
     `rate_pps` set: a token bucket passes up to that many packets per second and drops
     the rest; None: drop everything that matches.
+    `spare` (signature rules): packets the node's sockets want pass before the rule drops
+    or rate-limits anything (see SpareMode); they are counted as spared, per rule.
+    `spare_known` (signature rules): packets from known sources pass too: sources the
+    data path saw in an established TCP connection or answering a connected UDP socket
+    (learned on 1 TCP/UDP packet in `learn_one_in` while they pass), or added by user
+    space. Sources first seen during the attack share the rule's rate_pps (or drop).
     """
 
     kind: RuleKind
@@ -113,6 +135,9 @@ class RuleSpec:
     tcp_flags_mask: int | None = None
     dst: IPAddress | None = None
     rate_pps: int | None = None
+    spare: SpareMode = "none"
+    fragments: bool = False
+    spare_known: bool = False
 
     def describe(self) -> str:
         """Short human text, used in logs and `ftagent rules`."""
@@ -128,9 +153,15 @@ class RuleSpec:
                 parts.append(f"flags={self.tcp_flags:#04x}/{self.tcp_flags_mask:#04x}")
             if self.dst is not None:
                 parts.append(f"dst={self.dst}")
+            if self.fragments:
+                parts.append("fragments")
             text = "signature " + " ".join(parts)
         if self.rate_pps is not None:
             text += f" rate<={self.rate_pps}pps"
+        if self.spare != "none":
+            text += f" spare={self.spare}"
+        if self.spare_known:
+            text += " spare=known"
         return text
 
 
@@ -142,6 +173,9 @@ class Rule:
     expires_ns: int  # kernel time (bpf_ktime_get_ns) after which the program ignores it
     dropped_packets: int = 0
     dropped_bytes: int = 0
+    # matched, but passed because a socket of the node wanted them (see RuleSpec.spare)
+    spared_packets: int = 0
+    spared_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +195,15 @@ class AttachInfo:
     mode: Literal["native", "generic"]
     prog_id: int
     extra: dict[str, str] = field(default_factory=dict)
+    # BPF helpers the socket-aware rules need that this kernel lacks (name, e.g.
+    # "bpf_sk_lookup_udp"); when any is missing the program is built without them and
+    # rules with spare != "none" are refused: the agent falls back to plain rules.
+    missing_helpers: tuple[str, ...] = ()
+
+    @property
+    def socket_guard(self) -> bool:
+        """Whether rules may spare what the node's sockets want (RuleSpec.spare)."""
+        return not self.missing_helpers
 
 
 class Datapath(Protocol):

@@ -16,6 +16,13 @@
   moment without one) and reports the old id as attach_info.extra["replaced_prog_id"].
 - The maps are pinned under <pin_dir>/<ifname>/ (bpffs is mounted if needed) so that
   `ftagent rules|block|unblock` can act on the running agent; close() unpins them.
+- The socket-aware rules (RuleSpec.spare) need BPF helpers that older kernels lack
+  (ftagent.bpf.features.SOCKET_HELPERS): when one is missing the program is built
+  without them, a warning names it, `attach_info.missing_helpers` lists it (the agent's
+  /health can show it), and rules with spare != "none" are refused, so the agent keeps
+  today's plain rules. `pretend_missing_helpers` simulates that on a kernel that has them.
+- learn_one_in: known sources (RuleSpec.spare_known) are learned by looking 1 passed
+  TCP (non-SYN) / UDP packet in N up in the socket tables; 0 turns learning off.
 - close() detaches; it also runs at interpreter exit, and on SIGTERM/SIGINT when
   handle_signals=True (handlers are installed when open() is called from the main
   thread; a handler that was there before is called afterwards, the default ones exit).
@@ -29,15 +36,18 @@ import ctypes as ct
 import ctypes.util
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import signal
 import sys
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal
 
+from ftagent.bpf.features import missing_socket_helpers
 from ftagent.bpf.headers import DEFAULT_CACHE_DIR
 from ftagent.bpf.maps import DatapathMaps
 from ftagent.bpf.program import DEFAULT_TOP_SOURCES_SIZE, compile_xdp, ringbuf_supported
@@ -50,6 +60,8 @@ from ftagent.datapath import (
     Sample,
     SourceStat,
 )
+
+log = logging.getLogger(__name__)
 
 BPFFS = Path("/sys/fs/bpf")
 DEFAULT_PIN_ROOT = BPFFS / "ftagent"
@@ -67,7 +79,12 @@ PINNED_MAPS = (
     "rpfx_v6",
     "rsig",
     "rule_stats",
+    "frag_spared",
+    "known_v4",
+    "known_v6",
 )
+# Known sources: verify 1 passed TCP/UDP packet in this many (a socket lookup each).
+DEFAULT_LEARN_ONE_IN = 64
 PINNED_PROG = "prog"  # the attached program, so a restart can recognise its own
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
@@ -263,6 +280,8 @@ class XdpDatapath:
         perf_buffer: bool | None = None,
         handle_signals: bool = True,
         header_cache_dir: Path = DEFAULT_CACHE_DIR,
+        pretend_missing_helpers: Collection[str] = (),
+        learn_one_in: int = DEFAULT_LEARN_ONE_IN,
     ) -> XdpDatapath:
         """Compile, load, attach to `interface` and pin the maps (pin_dir=None: no pins)."""
         if mode not in ("auto", "native", "generic"):
@@ -276,7 +295,7 @@ class XdpDatapath:
                 return cls._open_locked(
                     interface, ifindex, mode, top_sources_size, sample_rate,
                     src_insert_one_in, pin_dir, perf_buffer, handle_signals,
-                    header_cache_dir, lock_fd,
+                    header_cache_dir, lock_fd, tuple(pretend_missing_helpers), learn_one_in,
                 )
             except BaseException:
                 if lock_fd >= 0:
@@ -288,6 +307,8 @@ class XdpDatapath:
         cls, interface: str, ifindex: int, mode: Mode, top_sources_size: int,
         sample_rate: int, src_insert_one_in: int, pin_dir: Path | None,
         perf_buffer: bool | None, handle_signals: bool, header_cache_dir: Path, lock_fd: int,
+        pretend_missing_helpers: tuple[str, ...] = (),
+        learn_one_in: int = 0,
     ) -> XdpDatapath:
         from bcc import BPF
 
@@ -304,16 +325,22 @@ class XdpDatapath:
             # Left by an agent that died without detaching (we hold its lock now).
             stale_mode = xdp_attached_mode(ifindex)
         use_perf = (not ringbuf_supported()) if perf_buffer is None else perf_buffer
+        missing = missing_socket_helpers(pretend_missing_helpers)
+        if missing:
+            log.warning(
+                "%s: this kernel lacks %s: socket-aware rules (spare) are off, plain rules "
+                "only", interface, ", ".join(missing))
         bpf = compile_xdp(top_sources_size=top_sources_size, perf_buffer=use_perf,
-                          header_cache_dir=header_cache_dir)
+                          header_cache_dir=header_cache_dir, socket_guard=not missing)
         try:
             fn = bpf.load_func(b"xdp_main", BPF.XDP)
         except Exception as exc:
             bpf.cleanup()
             raise DatapathError(f"the kernel rejected the XDP program: {exc}") from exc
-        maps = DatapathMaps(bpf, perf_buffer=use_perf)
+        maps = DatapathMaps(bpf, perf_buffer=use_perf, socket_guard=not missing)
         maps.set_sample_rate(sample_rate)
         maps.set_source_insert_rate(src_insert_one_in)
+        maps.set_learn_rate(0 if missing else learn_one_in)
         attempts = {"auto": ("native", "generic"), "native": ("native",),
                     "generic": ("generic",)}[mode]
         replace = False
@@ -348,11 +375,12 @@ class XdpDatapath:
         prog_id = xdp_prog_id(ifindex)
         extra = {"fallback": errors[0]} if errors else {}
         extra["samples"] = "perf_buffer" if use_perf else "ring_buffer"
+        extra["socket_guard"] = "off: kernel lacks " + ", ".join(missing) if missing else "on"
         if old_id:
             extra["replaced_prog_id"] = str(old_id)
         info = AttachInfo(interface=interface, ifindex=ifindex,
                           mode="native" if used[0] == "native" else "generic",
-                          prog_id=prog_id, extra=extra)
+                          prog_id=prog_id, extra=extra, missing_helpers=missing)
         dp = cls(bpf, maps, info, used[1], None)
         dp._lock_fd = lock_fd
         self_id = _link_id(ifindex)

@@ -33,6 +33,7 @@ from ftagent.datapath import (
     RuleSpec,
     Sample,
     SourceStat,
+    SpareMode,
 )
 
 # Map names, as declared in bpf/ftmaps.h.
@@ -44,7 +45,21 @@ SIG_MATCH_SPORT, SIG_MATCH_DPORT, SIG_MATCH_FLAGS, SIG_MATCH_DST4, SIG_MATCH_DST
     0x08,
     0x10,
 )
+SIG_MATCH_FRAG = 0x20
 SIG_PROTOS = (1, 6, 17, 58)
+# RuleSpec.spare -> ft_sig_rule.guard bits (FT_GUARD_* in bpf/ftshared.h)
+GUARD_SOCKET, GUARD_CONNECTED, GUARD_KNOWN = 0x01, 0x02, 0x04
+GUARD_BITS: dict[SpareMode, int] = {
+    "none": 0,
+    "sockets": GUARD_SOCKET,
+    "connected": GUARD_SOCKET | GUARD_CONNECTED,
+}
+# The protocols each spare mode can judge.
+SPARE_PROTOS: dict[SpareMode, tuple[int, ...]] = {
+    "none": SIG_PROTOS,
+    "sockets": (1, 6, 17, 58),
+    "connected": (17,),
+}
 MAX_RATE_PPS = 10_000_000  # keeps rate * 1e9 (bucket capacity in nano-tokens) in 64 bits
 
 
@@ -69,6 +84,14 @@ def _named(names: tuple[str, ...], values: list[int]) -> dict[str, int]:
 
 def validate_spec(spec: RuleSpec) -> None:
     """Raise RuleError when `spec` does not describe an installable rule."""
+    if spec.spare not in GUARD_BITS:
+        raise RuleError(f"spare must be one of {tuple(GUARD_BITS)}, got {spec.spare!r}")
+    if spec.spare != "none" and spec.kind != "signature":
+        raise RuleError(f"spare={spec.spare} needs a signature rule, not a {spec.kind} rule")
+    if spec.spare_known and spec.kind != "signature":
+        raise RuleError(f"spare_known needs a signature rule, not a {spec.kind} rule")
+    if spec.fragments and spec.kind != "signature":
+        raise RuleError(f"fragments needs a signature rule, not a {spec.kind} rule")
     if spec.rate_pps is not None and not 1 <= spec.rate_pps <= MAX_RATE_PPS:
         raise RuleError(f"rate_pps must be 1..{MAX_RATE_PPS}, got {spec.rate_pps}")
     if spec.kind in ("src", "prefix"):
@@ -85,8 +108,16 @@ def validate_spec(spec: RuleSpec) -> None:
         port = getattr(spec, name)
         if port is not None and not 0 <= port <= 65535:
             raise RuleError(f"{name} must be 0..65535, got {port}")
+    if spec.proto not in SPARE_PROTOS[spec.spare]:
+        raise RuleError(
+            f"spare={spec.spare} judges proto {SPARE_PROTOS[spec.spare]}, got {spec.proto}"
+        )
     if (spec.src_port is not None or spec.dst_port is not None) and spec.proto not in (6, 17):
         raise RuleError("ports need proto 6 (tcp) or 17 (udp)")
+    if spec.fragments and (
+        spec.src_port is not None or spec.dst_port is not None or spec.tcp_flags_mask is not None
+    ):
+        raise RuleError("a fragments rule takes no ports or tcp flags (later fragments have none)")
     if (spec.tcp_flags is None) != (spec.tcp_flags_mask is None):
         raise RuleError("tcp_flags and tcp_flags_mask go together")
     if spec.tcp_flags_mask is not None:
@@ -115,8 +146,12 @@ def _bytes_into(array: Any, data: bytes) -> None:
 class DatapathMaps:
     """Typed operations over the data path's maps in one compiled bcc program."""
 
-    def __init__(self, bpf: Any, *, perf_buffer: bool = False, with_samples: bool = True) -> None:
+    def __init__(self, bpf: Any, *, perf_buffer: bool = False, with_samples: bool = True,
+                 socket_guard: bool = True) -> None:
+        """socket_guard=False: the program was built without the socket helpers, so rules
+        with spare != "none" are refused (they would drop what they should spare)."""
         self._bpf = bpf
+        self._socket_guard = socket_guard
         self._perf = perf_buffer
         self._pending: list[Sample] = []
         self._max_pending = 0
@@ -240,9 +275,15 @@ class DatapathMaps:
             "rsig": 2 * src_max + 2 * pfx_max,
         }[name]
 
-    def _rule_counts(self, stat_idx: int) -> tuple[int, int]:
+    def _rule_counts(self, stat_idx: int) -> tuple[int, int, int, int]:
+        """(dropped packets, dropped bytes, spared packets, spared bytes) of one rule."""
         per_cpu = self._t("rule_stats").getvalue(stat_idx)
-        return sum(v.packets for v in per_cpu), sum(v.bytes for v in per_cpu)
+        return (
+            sum(v.packets for v in per_cpu),
+            sum(v.bytes for v in per_cpu),
+            sum(v.spared_packets for v in per_cpu),
+            sum(v.spared_bytes for v in per_cpu),
+        )
 
     def _zero_rule_counts(self, stat_idx: int) -> None:
         table = self._t("rule_stats")
@@ -269,6 +310,12 @@ class DatapathMaps:
 
     def add_rule(self, spec: RuleSpec, ttl_s: float) -> Rule:
         validate_spec(spec)
+        if (spec.spare != "none" or spec.spare_known) and not self._socket_guard:
+            what = "spare_known" if spec.spare == "none" else f"spare={spec.spare}"
+            raise RuleError(
+                f"{what} needs the kernel's socket-lookup helpers, which this "
+                "data path was built without"
+            )
         if ttl_s <= 0:
             raise RuleError(f"ttl must be positive, got {ttl_s}")
         expires = time.monotonic_ns() + int(ttl_s * 1e9)
@@ -284,8 +331,7 @@ class DatapathMaps:
             old.expires_ns = expires
             old.rate_pps = spec.rate_pps or 0
             table[key] = old
-            packets, nbytes = self._rule_counts(int(old.stat_idx))
-            return Rule(spec, expires, packets, nbytes)
+            return Rule(spec, expires, *self._rule_counts(int(old.stat_idx)))
         base = self._stat_base(name)
         used = {int(v.stat_idx) for _, v in self._iter_table(name)}
         free = next((i for i in range(base, base + table.max_entries) if i not in used), None)
@@ -304,7 +350,7 @@ class DatapathMaps:
         return Rule(spec, expires)
 
     # signature rules live in a fixed array scanned by the program
-    def _sig_fields(self, spec: RuleSpec) -> tuple[int, int, int, int, int, int, bytes]:
+    def _sig_fields(self, spec: RuleSpec) -> tuple[int, int, int, int, int, int, bytes, int]:
         match = 0
         sport = dport = 0
         if spec.src_port is not None:
@@ -318,11 +364,14 @@ class DatapathMaps:
             assert spec.tcp_flags is not None
             match |= SIG_MATCH_FLAGS
             flags, mask = spec.tcp_flags, spec.tcp_flags_mask
+        if spec.fragments:
+            match |= SIG_MATCH_FRAG
         dst = b""
         if spec.dst is not None:
             match |= SIG_MATCH_DST4 if spec.dst.version == 4 else SIG_MATCH_DST6
             dst = spec.dst.packed
-        return int(spec.proto or 0), match, flags, mask, sport, dport, dst
+        guard = GUARD_BITS[spec.spare] | (GUARD_KNOWN if spec.spare_known else 0)
+        return int(spec.proto or 0), match, flags, mask, sport, dport, dst, guard
 
     def _sig_slots(self) -> list[Any]:
         table = self._t("rsig")
@@ -349,18 +398,18 @@ class DatapathMaps:
             tcp_flags_mask=int(leaf.tcp_flags_mask) if has_flags else None,
             dst=dst,
             rate_pps=int(leaf.rule.rate_pps) or None,
+            spare=next(
+                (m for m, b in GUARD_BITS.items() if b == int(leaf.guard) & ~GUARD_KNOWN), "none"
+            ),
+            spare_known=bool(int(leaf.guard) & GUARD_KNOWN),
+            fragments=bool(match & SIG_MATCH_FRAG),
         )
 
     @staticmethod
     def _same_match(a: RuleSpec, b: RuleSpec) -> bool:
-        return (a.proto, a.src_port, a.dst_port, a.tcp_flags, a.tcp_flags_mask, a.dst) == (
-            b.proto,
-            b.src_port,
-            b.dst_port,
-            b.tcp_flags,
-            b.tcp_flags_mask,
-            b.dst,
-        )
+        return (
+            a.proto, a.src_port, a.dst_port, a.tcp_flags, a.tcp_flags_mask, a.dst, a.fragments
+        ) == (b.proto, b.src_port, b.dst_port, b.tcp_flags, b.tcp_flags_mask, b.dst, b.fragments)
 
     def _set_n_sig(self, slots: list[Any]) -> None:
         used = [i for i, s in enumerate(slots) if s.rule.expires_ns]
@@ -375,18 +424,19 @@ class DatapathMaps:
             if leaf.rule.expires_ns and self._same_match(self._decode_sig(leaf), spec):
                 leaf.rule.expires_ns = expires
                 leaf.rule.rate_pps = spec.rate_pps or 0
+                leaf.guard = self._sig_fields(spec)[7]
                 table[table.Key(i)] = leaf
-                packets, nbytes = self._rule_counts(int(leaf.rule.stat_idx))
-                return Rule(spec, expires, packets, nbytes)
+                return Rule(spec, expires, *self._rule_counts(int(leaf.rule.stat_idx)))
         free = [i for i, s in enumerate(slots) if not s.rule.expires_ns]
         if not free:  # reuse the slot of a rule that has expired
             free = [i for i, s in enumerate(slots) if s.rule.expires_ns < now]
         if not free:
             raise RuleError(f"signature table is full ({table.max_entries} rules)")
         slot = free[0]
-        proto, match, flags, mask, sport, dport, dst = self._sig_fields(spec)
+        proto, match, flags, mask, sport, dport, dst, guard = self._sig_fields(spec)
         leaf = table.Leaf()
         leaf.proto, leaf.match, leaf.tcp_flags, leaf.tcp_flags_mask = proto, match, flags, mask
+        leaf.guard = guard
         leaf.sport, leaf.dport = sport, dport
         _bytes_into(leaf.dst, dst)
         leaf.rule.rate_pps = spec.rate_pps or 0
@@ -423,13 +473,13 @@ class DatapathMaps:
         for name in RULE_MAPS:
             for key, leaf in self._iter_table(name):
                 spec = self._decode_location(name, key, int(leaf.rate_pps))
-                packets, nbytes = self._rule_counts(int(leaf.stat_idx))
-                rules.append(Rule(spec, int(leaf.expires_ns), packets, nbytes))
+                counts = self._rule_counts(int(leaf.stat_idx))
+                rules.append(Rule(spec, int(leaf.expires_ns), *counts))
         for leaf in self._sig_slots():
             if leaf.rule.expires_ns:
-                packets, nbytes = self._rule_counts(int(leaf.rule.stat_idx))
+                counts = self._rule_counts(int(leaf.rule.stat_idx))
                 spec = self._decode_sig(leaf)
-                rules.append(Rule(spec, int(leaf.rule.expires_ns), packets, nbytes))
+                rules.append(Rule(spec, int(leaf.rule.expires_ns), *counts))
         return rules
 
     def remove_expired_rules(self) -> int:
@@ -470,6 +520,42 @@ class DatapathMaps:
             for key in self._t(name):
                 nets.append(ipaddress.ip_network((bytes(key.addr), int(key.prefixlen))))
         return nets
+
+    # ---------- known sources ----------
+
+    def set_learn_rate(self, one_in: int) -> None:
+        """Verify every `one_in`-th passed TCP (non-SYN) / UDP packet of each source in the
+        top-sources map against the socket tables, and remember the source when the packet
+        belongs to an established connection or a connected UDP socket. `one_in` is 0
+        (learning off) or a power of two (the program masks the source's packet count)."""
+        if one_in < 0 or one_in & (one_in - 1):
+            raise ValueError(f"learn rate must be 0 or a power of two, got {one_in}")
+        self._config_update(lambda c: setattr(c, "learn_one_in", one_in))
+
+    def known_sources(self) -> list[IPAddress]:
+        found: list[IPAddress] = []
+        for key, _ in self._iter_table("known_v4"):
+            found.append(_u32_addr(key.value))
+        for key, _ in self._iter_table("known_v6"):
+            found.append(ipaddress.IPv6Address(bytes(key.addr)))
+        return found
+
+    def add_known_sources(self, addresses: list[IPAddress]) -> None:
+        """Mark sources as known (e.g. peers the agent learned another way)."""
+        now = time.monotonic_ns()
+        for addr in addresses:
+            if addr.version == 4:
+                table = self._t("known_v4")
+                table[table.Key(_u32_key(addr))] = table.Leaf(now)
+            else:
+                table = self._t("known_v6")
+                key = table.Key()
+                _bytes_into(key.addr, addr.packed)
+                table[key] = table.Leaf(now)
+
+    def clear_known_sources(self) -> None:
+        for name in ("known_v4", "known_v6"):
+            self._t(name).clear()
 
     # ---------- sampling ----------
 

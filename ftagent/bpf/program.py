@@ -40,10 +40,12 @@ def _bcc() -> Any:
 
 
 def cflags(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer: bool = False,
-           pin_dir: Path | None = None) -> list[str]:
+           pin_dir: Path | None = None, socket_guard: bool = True) -> list[str]:
     flags = [f"-I{BPF_DIR}", f"-DFT_TOP_SOURCES_SIZE={int(top_sources_size)}", *_QUIET]
     if perf_buffer:
         flags.append("-DFT_PERFBUF")
+    if not socket_guard:
+        flags.append("-DFT_NO_SOCKET_GUARD")
     if pin_dir is not None:
         if '"' in str(pin_dir) or "\\" in str(pin_dir):
             raise CompileError(f"unsupported characters in pin directory {pin_dir}")
@@ -52,15 +54,18 @@ def cflags(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer: boo
 
 
 def compile_xdp(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer: bool = False,
-                header_cache_dir: Path = DEFAULT_CACHE_DIR) -> Any:
-    """Compile bpf/ftxdp.c; returns the bcc.BPF object (maps created, program not loaded)."""
+                header_cache_dir: Path = DEFAULT_CACHE_DIR, socket_guard: bool = True) -> Any:
+    """Compile bpf/ftxdp.c; returns the bcc.BPF object (maps created, program not loaded).
+
+    socket_guard=False builds it without the socket-lookup helpers (older kernels)."""
     if not 1 <= top_sources_size <= 1 << 24:
         raise CompileError(f"top_sources_size must be 1..{1 << 24}, got {top_sources_size}")
     use_kernel_headers(header_cache_dir)
     bcc = _bcc()
     try:
         return bcc.BPF(src_file=str(XDP_SOURCE).encode(),
-                       cflags=cflags(top_sources_size=top_sources_size, perf_buffer=perf_buffer))
+                       cflags=cflags(top_sources_size=top_sources_size, perf_buffer=perf_buffer,
+                                     socket_guard=socket_guard))
     except Exception as exc:
         raise CompileError(f"bcc failed to compile {XDP_SOURCE}: {exc}") from exc
 

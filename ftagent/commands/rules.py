@@ -13,6 +13,7 @@ table), 2 bad usage (bad address, no interface).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import sys
 import time
@@ -60,13 +61,14 @@ def parse_target(text: str) -> RuleSpec:
 def format_rules(rules: list[Rule], now_ns: int) -> str:
     if not rules:
         return "no rules\n"
-    rows = [("RULE", "ACTION", "EXPIRES", "DROPPED PKTS", "DROPPED BYTES")]
+    rows = [("RULE", "ACTION", "EXPIRES", "DROPPED PKTS", "DROPPED BYTES", "SPARED PKTS")]
     for r in sorted(rules, key=lambda r: (r.spec.kind, r.spec.describe())):
         left = (r.expires_ns - now_ns) / 1e9
         expires = f"in {left:.0f}s" if left > 0 else "expired"
         action = f"rate {r.spec.rate_pps} pps" if r.spec.rate_pps else "drop"
-        text = r.spec.describe().split(" rate<=")[0]
-        rows.append((text, action, expires, str(r.dropped_packets), str(r.dropped_bytes)))
+        text = dataclasses.replace(r.spec, rate_pps=None).describe()  # the rate is ACTION
+        rows.append((text, action, expires, str(r.dropped_packets), str(r.dropped_bytes),
+                     str(r.spared_packets)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"

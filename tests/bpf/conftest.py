@@ -56,6 +56,8 @@ class Prog:
         self.maps.set_allowlist([])
         self.maps.set_sample_rate(0)
         self.maps.set_source_insert_rate(1)
+        self.maps.set_learn_rate(0)
+        self.maps.clear_known_sources()
         self.maps.poll_samples(1 << 20)
 
 

@@ -8,7 +8,13 @@ import random
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+from scapy.layers.inet6 import (
+    ICMPv6PacketTooBig,
+    IPv6,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+)
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
@@ -32,6 +38,8 @@ TEMPLATES = [
         / IPv6ExtHdrFragment() / TCP(),
         Ether() / IPv6(src="2001:db8::1") / UDP(sport=11211) / Raw(b"c" * 64),
         Ether() / IP(src="10.0.0.2") / ICMP(),
+        Ether() / IP(src="10.0.0.3") / ICMP(type=3, code=4) / IP() / UDP(),
+        Ether() / IPv6() / IPv6ExtHdrFragment(m=1) / ICMPv6PacketTooBig() / IPv6() / TCP(),
     )
 ]
 
@@ -55,6 +63,11 @@ def test_fuzz_every_frame_counted_once(prog: Prog) -> None:
     prog.maps.add_rule(RuleSpec("prefix", ipaddress.ip_network("0.0.0.0/1")), 60)
     prog.maps.add_rule(RuleSpec("prefix", ipaddress.ip_network("2000::/3")), 60)
     prog.maps.add_rule(RuleSpec("signature", proto=17, src_port=53, rate_pps=100), 60)
+    # Socket-aware rules: every fuzzed TCP/UDP frame that reaches them is looked up.
+    prog.maps.add_rule(RuleSpec("signature", proto=6, spare="sockets"), 60)
+    prog.maps.add_rule(RuleSpec("signature", proto=17, spare="connected", rate_pps=1000), 60)
+    prog.maps.add_rule(RuleSpec("signature", proto=1, spare="sockets"), 60)
+    prog.maps.add_rule(RuleSpec("signature", proto=58, spare="sockets", fragments=True), 60)
     prog.maps.set_allowlist([ipaddress.ip_network("10.0.0.0/8")])
     prog.maps.set_sample_rate(1000)
     prog.maps.set_source_insert_rate(16)

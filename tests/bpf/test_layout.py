@@ -63,3 +63,24 @@ def test_generated_leaf_arrays_have_one_slot_per_name(prog: Prog) -> None:
     assert fields["udp_port_packets"]._length_ == len(AMP_PORT_NAMES)
     assert fields["sizes"]._length_ == len(SIZE_BUCKETS)
     assert fields["verdict_packets"]._length_ == len(VERDICTS)
+
+
+def test_rule_bits_match_header() -> None:
+    from ftagent.bpf import maps
+
+    sig = {k: int(v, 16) for k, v in re.findall(
+        r"#define\s+FT_SIG_(\w+)\s+(0x[0-9a-fA-F]+)", HEADER.read_text())}
+    assert sig == {"SPORT": maps.SIG_MATCH_SPORT, "DPORT": maps.SIG_MATCH_DPORT,
+                   "FLAGS": maps.SIG_MATCH_FLAGS, "DST4": maps.SIG_MATCH_DST4,
+                   "DST6": maps.SIG_MATCH_DST6, "FRAG": maps.SIG_MATCH_FRAG}
+    guard = {k: int(v, 16) for k, v in re.findall(
+        r"#define\s+FT_GUARD_(\w+)\s+(0x[0-9a-fA-F]+)", HEADER.read_text())}
+    assert guard == {"SOCKET": maps.GUARD_SOCKET, "CONNECTED": maps.GUARD_CONNECTED,
+                     "KNOWN": maps.GUARD_KNOWN}
+
+
+@pytest.mark.kernel
+def test_rule_stat_and_sig_rule_carry_spare_fields(prog: Prog) -> None:
+    stat = dict(prog.bpf[b"rule_stats"].sLeaf._fields_)
+    assert {"packets", "bytes", "spared_packets", "spared_bytes"} <= set(stat)
+    assert "guard" in dict(prog.bpf[b"rsig"].Leaf._fields_)
