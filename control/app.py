@@ -26,6 +26,7 @@ from control.auth import BEARER, DeployTokenMiddleware, provide_caller
 from control.db import open_db
 from control.errors import DomainError
 from control.events import IncidentEvents
+from control.install.assets import InstallAssets
 from control.limits import MAX_BODY_BYTES
 from control.notify.service import NotificationService
 from control.openapi_errors import document_errors
@@ -134,6 +135,7 @@ def _route_handlers() -> list[Any]:
     from control.api.nodes import NodesController
     from control.api.status import status_overview
     from control.api.workspace import get_workspace
+    from control.install.routes import install_script, install_wheel
 
     v1 = Router(
         path="/api/v1",
@@ -148,7 +150,15 @@ def _route_handlers() -> list[Any]:
         ],
         security=[{BEARER: []}],
     )
-    return [health, metrics, deploy, v1, *agent_route_handlers()]
+    return [
+        health,
+        metrics,
+        deploy,
+        v1,
+        *agent_route_handlers(),
+        install_script,
+        install_wheel,
+    ]
 
 
 # ---- lifespan: the store and its services ----------------------------------------------
@@ -191,6 +201,8 @@ def create_app(
     auth_window_s: float = DEFAULT_WINDOW_S,
     max_body_bytes: int = MAX_BODY_BYTES,
     debug: bool = False,
+    install_assets: InstallAssets | None = None,
+    public_url: str | None = None,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
         offline_after_sec=offline_after_sec, elevated_factor=elevated_factor
@@ -233,5 +245,8 @@ def create_app(
         debug=debug,
     )
     app.state.auth_limiter = limiter
+    # GET /install.sh and the wheel: from the venv ftcontrol runs in unless a test says.
+    app.state.install_assets = install_assets or InstallAssets.for_prefix()
+    app.state.public_url = public_url
     document_errors(app)
     return app

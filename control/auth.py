@@ -17,7 +17,14 @@ from control.security import bearer_token
 from control.services.workspaces import Caller, authenticate
 
 BEARER = "DeployToken"  # the OpenAPI security scheme name
-EXCLUDED_PATHS = ["^/api/v1/agent/", "^/api/health", "^/schema", "^/metrics"]
+EXCLUDED_PATHS = [
+    "^/api/v1/agent/",
+    "^/api/health",
+    "^/schema",
+    "^/metrics",
+    "^/install.sh$",
+    "^/install/",
+]
 
 
 class DeployTokenMiddleware(AbstractAuthenticationMiddleware):
