@@ -140,7 +140,7 @@ check_system() {
 	os_id=$(. /etc/os-release && printf '%s %s' "${ID:-}" "${ID_LIKE:-}")
 	case " $os_id " in
 	*" debian "* | *" ubuntu "*) ;;
-	*) die "unsupported system: '$os_id' (Debian or Ubuntu needed)" ;;
+	*) die "unsupported system: '${os_id% }' (Debian or Ubuntu needed)" ;;
 	esac
 	command -v systemctl >/dev/null 2>&1 || die "unsupported system: no systemd (systemctl not found)"
 	state=$(systemctl is-system-running 2>/dev/null || true)
@@ -290,9 +290,16 @@ register() {
 	if [ -n "$uuid" ]; then
 		mv -f "$AGENT_CONFIG" "$AGENT_CONFIG.replaced"
 	fi
+	# The state directory goes into the config (deploy keeps the keys it finds): under a
+	# --prefix the agent must not use the real /var/lib/ftagent.
+	(
+		umask 077
+		printf '[agent]\nstate_dir = "%s"\n' "$AGENT_STATE" >"$AGENT_CONFIG"
+	)
 	say "registering node '$NAME' ($IP, $IFACE) with $FT_SERVER"
 	if ! "$BIN_DIR/ftagent" deploy --server "$FT_SERVER" --name "$NAME" --ip "$IP" \
 		--interface "$IFACE" --config "$AGENT_CONFIG"; then
+		rm -f "$AGENT_CONFIG"
 		[ -z "$uuid" ] || mv -f "$AGENT_CONFIG.replaced" "$AGENT_CONFIG"
 		return 1
 	fi
