@@ -169,12 +169,14 @@ installed() {
 headers_package() {
 	# The running kernel's headers where Debian has them, else the architecture's generic
 	# package (bcc builds against the newest tree it finds).
-	exact="linux-headers-$(uname -r)"
-	if installed "$exact" || apt-cache show "$exact" >/dev/null 2>&1; then
-		printf '%s\n' "$exact"
-	else
-		printf 'linux-headers-%s\n' "$(dpkg --print-architecture)"
-	fi
+	# Debian names that package after the architecture, Ubuntu calls it -generic.
+	for candidate in "linux-headers-$(uname -r)" "linux-headers-$(dpkg --print-architecture)"; do
+		if installed "$candidate" || apt-cache show "$candidate" >/dev/null 2>&1; then
+			printf '%s\n' "$candidate"
+			return 0
+		fi
+	done
+	printf 'linux-headers-generic\n'
 }
 
 install_debs() {
@@ -402,6 +404,7 @@ main() {
 		if [ "$fresh" -eq 1 ]; then
 			say "registration failed: removing what this run installed"
 			uninstall_runtime >/dev/null
+			rmdir "$AGENT_ETC" "$AGENT_STATE" 2>/dev/null || true
 		fi
 		die "registration with $FT_SERVER failed (see above)"
 	fi

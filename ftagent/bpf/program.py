@@ -16,28 +16,19 @@ from ftagent.bpf.headers import DEFAULT_CACHE_DIR, use_kernel_headers
 _CHECKOUT_BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 # Installed from the wheel (packaging/install.sh), the C sources are data files of the venv.
 _INSTALLED_BPF_DIR = Path(sys.prefix) / "share" / "fasttrace" / "bpf"
-BPF_DIR = Path(
-    os.environ.get(
-        "FTAGENT_BPF_DIR",
-        _CHECKOUT_BPF_DIR if (_CHECKOUT_BPF_DIR / "ftxdp.c").is_file() else _INSTALLED_BPF_DIR,
-    )
-)
+BPF_DIR = Path(os.environ.get(
+    "FTAGENT_BPF_DIR",
+    _CHECKOUT_BPF_DIR if (_CHECKOUT_BPF_DIR / "ftxdp.c").is_file() else _INSTALLED_BPF_DIR,
+))
 XDP_SOURCE = BPF_DIR / "ftxdp.c"
 VIEW_SOURCE = BPF_DIR / "ftview.c"
 HEADER = BPF_DIR / "ftshared.h"
 DEFAULT_TOP_SOURCES_SIZE = 16384
 
 # bcc's rewriter and the kernel headers produce warnings that say nothing about our code.
-_QUIET = [
-    "-Wno-unused-value",
-    "-Wno-pointer-sign",
-    "-Wno-compare-distinct-pointer-types",
-    "-Wno-gnu-variable-sized-type-not-at-end",
-    "-Wno-address-of-packed-member",
-    "-Wno-tautological-compare",
-    "-Wno-unknown-warning-option",
-    "-Wno-macro-redefined",
-]
+_QUIET = ["-Wno-unused-value", "-Wno-pointer-sign", "-Wno-compare-distinct-pointer-types",
+          "-Wno-gnu-variable-sized-type-not-at-end", "-Wno-address-of-packed-member",
+          "-Wno-tautological-compare", "-Wno-unknown-warning-option", "-Wno-macro-redefined"]
 
 
 class CompileError(RuntimeError):
@@ -55,12 +46,8 @@ def _bcc() -> Any:
     return bcc
 
 
-def cflags(
-    *,
-    top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE,
-    perf_buffer: bool = False,
-    pin_dir: Path | None = None,
-) -> list[str]:
+def cflags(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer: bool = False,
+           pin_dir: Path | None = None) -> list[str]:
     flags = [f"-I{BPF_DIR}", f"-DFT_TOP_SOURCES_SIZE={int(top_sources_size)}", *_QUIET]
     if perf_buffer:
         flags.append("-DFT_PERFBUF")
@@ -71,22 +58,16 @@ def cflags(
     return flags
 
 
-def compile_xdp(
-    *,
-    top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE,
-    perf_buffer: bool = False,
-    header_cache_dir: Path = DEFAULT_CACHE_DIR,
-) -> Any:
+def compile_xdp(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer: bool = False,
+                header_cache_dir: Path = DEFAULT_CACHE_DIR) -> Any:
     """Compile bpf/ftxdp.c; returns the bcc.BPF object (maps created, program not loaded)."""
     if not 1 <= top_sources_size <= 1 << 24:
         raise CompileError(f"top_sources_size must be 1..{1 << 24}, got {top_sources_size}")
     use_kernel_headers(header_cache_dir)
     bcc = _bcc()
     try:
-        return bcc.BPF(
-            src_file=str(XDP_SOURCE).encode(),
-            cflags=cflags(top_sources_size=top_sources_size, perf_buffer=perf_buffer),
-        )
+        return bcc.BPF(src_file=str(XDP_SOURCE).encode(),
+                       cflags=cflags(top_sources_size=top_sources_size, perf_buffer=perf_buffer))
     except Exception as exc:
         raise CompileError(f"bcc failed to compile {XDP_SOURCE}: {exc}") from exc
 
