@@ -7,8 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.capability import require, require_root
-from tests.e2e.install_harness import INSTALLER, make_stubs, run_installer
+from tests.e2e.install_harness import INSTALLER, TEST_TOOLS, Stubs, make_stubs, run_installer
 
 
 def _nothing_under(prefix: Path) -> None:
@@ -82,3 +84,60 @@ def test_help_lists_the_options() -> None:
     for option in ("--agent-only", "--control-only", "--prefix", "--uninstall", "--purge",
                    "--re-register", "--name", "--ip", "--interface"):  # fmt: skip
         assert option in done.stdout
+
+
+def _bare_machine(stubs: Stubs) -> None:
+    """dpkg-query says nothing is installed; apt-get records its argv and then fails, so
+    the run stops right after asking for packages (nothing else happens)."""
+    query = stubs.directory / "dpkg-query"
+    query.write_text("#!/bin/sh\nexit 1\n")
+    apt = stubs.directory / "apt-get"
+    apt.write_text(
+        f'#!/bin/sh\necho "apt-get $*" >>"{stubs.log}"\n[ "$1" = update ] || exit 100\n'
+    )
+    for path in (query, apt):
+        path.chmod(0o755)
+
+
+def _asked_for(stubs: Stubs) -> list[str]:
+    (install,) = [c for c in stubs.calls() if c.startswith("apt-get install")]
+    return install.split("--no-install-recommends", 1)[1].split()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), ["python3-venv", "python3-bpfcc", "iproute2"]),
+        (("--agent-only",), ["python3-venv", "python3-bpfcc", "iproute2"]),
+        (("--control-only",), ["python3-venv"]),
+    ],
+)
+def test_a_bare_node_gets_runtime_packages_only(
+    tmp_path: Path, args: tuple[str, ...], expected: list[str]
+) -> None:
+    require_root()
+    stubs = make_stubs(tmp_path / "stubs")
+    _bare_machine(stubs)
+    prefix = tmp_path / "p"
+    done = run_installer(stubs, "--prefix", str(prefix), *args)
+    assert done.returncode == 100, done.stdout + done.stderr
+    asked = _asked_for(stubs)
+    headers = [p for p in asked if p.startswith("linux-headers-")]
+    assert [p for p in asked if p not in headers] == expected
+    assert len(headers) == (1 if "python3-bpfcc" in expected else 0), asked
+    for tool in (*TEST_TOOLS, "bpftool"):
+        assert not any(tool in p for p in asked), (tool, asked)
+    _nothing_under(prefix)
+
+
+def test_the_makefile_splits_runtime_from_development_packages() -> None:
+    text = INSTALLER.parents[1].joinpath("Makefile").read_text()
+
+    def debs(name: str) -> list[str]:
+        (line,) = [x for x in text.splitlines() if x.split(":=")[0].strip() == name]
+        return line.split(":=", 1)[1].split()
+
+    runtime, dev = debs("RUNTIME_DEBS"), debs("DEV_DEBS")
+    assert debs("DEBS") == ["$(RUNTIME_DEBS)", "$(DEV_DEBS)"]
+    assert not any(tool in p for p in runtime for tool in TEST_TOOLS), runtime
+    assert {"netsniff-ng", "tshark", "xdp-tools", "tcpdump", "shellcheck", "prometheus"} <= set(dev)
