@@ -187,7 +187,8 @@ def _id_routes(api: Api) -> set[tuple[str, str]]:
     for route in api.app.routes:
         if not isinstance(route, HTTPRoute) or "{" not in route.path_format:
             continue
-        if route.path_format.startswith("/schema"):
+        # /install/{filename}: the public agent wheel, in no workspace (control/install).
+        if route.path_format.startswith(("/schema", "/install/")):
             continue
         for method in route.methods:
             if method not in ("OPTIONS", "HEAD"):

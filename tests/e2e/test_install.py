@@ -416,8 +416,24 @@ def test_the_one_liner_installs_registers_and_is_idempotent(
         assert f"refused the deploy token (401): {reason}" in failed.stderr, failed.stderr
         assert not fresh.exists() or list(fresh.rglob("*")) == [], list(fresh.rglob("*"))
         assert [n["uuid"] for n in nodes()] == [node["uuid"]]
-        # The two installing runs lasted long enough for the watch to see the script run.
-        assert watched[:2] == [True, True], watched
+
+        # --re-register: a new node and key on purpose; the old node stays for the operator,
+        # so the same name is refused (unique per workspace) and the old config kept...
+        clash = one_liner(token, *node_args, "--re-register")
+        assert clash.returncode != 0
+        assert "(409): a node named 'edge-1' already exists" in clash.stderr, clash.stderr
+        assert config.read_bytes() == kept
+        # ...and under a new name the node is registered anew.
+        renamed = ("--name", "edge-1b", *node_args[2:])
+        again = one_liner(token, *renamed, "--re-register")
+        assert again.returncode == 0, again.stdout + again.stderr
+        uuids = {n["uuid"] for n in nodes()}
+        assert len(uuids) == 2 and node["uuid"] in uuids
+        (new_uuid,) = uuids - {node["uuid"]}
+        assert new_uuid in config.read_text() and node["uuid"] not in config.read_text()
+        assert config.stat().st_mode & 0o777 == 0o600
+        # The installing runs lasted long enough for the watch to see the script run.
+        assert [watched[i] for i in (0, 1, 3, 4)] == [True] * 4, watched
 
 
 # ---- 3. uninstall (last: it removes the module's install) --------------------------------
