@@ -3,10 +3,17 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS  := python3-bpfcc python3-venv bpftool linux-headers-amd64 xdp-tools netsniff-ng iproute2 tcpdump tshark bird2 exabgp chromium
+# What an edge node runs (packaging/install.sh installs only these, for the running
+# kernel's headers) and what only development and tests need (never on a node).
+RUNTIME_DEBS := python3-bpfcc python3-venv iproute2 linux-headers-amd64
+DEV_DEBS := bpftool xdp-tools netsniff-ng tcpdump tshark shellcheck prometheus curl bird2 exabgp chromium
+DEBS  := $(RUNTIME_DEBS) $(DEV_DEBS)
+# make install / make uninstall: PREFIX for a staged tree, INSTALL_ARGS e.g. --agent-only.
+PREFIX ?=
+INSTALL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit api bpf e2e bench demo clean
+.PHONY: setup test lint unit api bpf e2e bench demo clean install uninstall
 
 setup: $(STAMP)
 
@@ -47,6 +54,15 @@ bench: setup
 
 demo: setup
 	$(PY) -m lab.demo
+
+# The operator's install (not the developer's): runtime packages only, /opt/fasttrace,
+# /usr/local/bin, the systemd units. Needs root; see packaging/install.sh --help.
+install:
+	sh packaging/install.sh --source . $(if $(PREFIX),--prefix $(PREFIX)) $(INSTALL_ARGS)
+
+# Removes what install put there; /etc/ftagent and /var/lib state stay (INSTALL_ARGS=--purge).
+uninstall:
+	sh packaging/install.sh --uninstall $(if $(PREFIX),--prefix $(PREFIX)) $(INSTALL_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -48,6 +48,8 @@ from control.dashboard.settings import DashboardSettings
 from control.incidents.event_bus import IncidentEvents
 from control.incidents.routes import IncidentsController
 from control.incidents.service import IncidentService
+from control.install.assets import InstallAssets
+from control.install.routes import install_script, install_wheel
 from control.nodes.agent_routes import NodeAgentController
 from control.nodes.deploy import deploy
 from control.nodes.operator_rules import NodeOperatorRulesController
@@ -88,6 +90,8 @@ def _route_handlers() -> list[ControllerRouterHandler]:
         AgentController,
         dash_router(V1_HANDLERS),
         *page_route_handlers(),
+        install_script,
+        install_wheel,
     ]
 
 
@@ -132,6 +136,8 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     dashboard: DashboardSettings | None = None,
     debug: bool = False,
+    install_assets: InstallAssets | None = None,
+    public_url: str | None = None,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
         offline_after_sec=offline_after_sec, elevated_factor=elevated_factor
@@ -183,5 +189,8 @@ def create_app(
     app.state.auth_limiter = limiter
     app.state.dashboard_settings = dashboard or DashboardSettings()
     app.state.live_hub = LiveHub()
+    # GET /install.sh and the wheel: from the venv ftcontrol runs in unless a test says.
+    app.state.install_assets = install_assets or InstallAssets.for_prefix()
+    app.state.public_url = public_url
     document_errors(app)
     return app

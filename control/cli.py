@@ -1,6 +1,7 @@
 """`ftcontrol`: run the control plane and manage workspaces.
 
-ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S]
+ftcontrol --version
+ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S] [--public-url URL]
 ftcontrol workspace create NAME [--plan P]       prints the deploy token (only time shown)
 ftcontrol workspace rotate-token NAME            revokes old tokens, prints the new one
 ftcontrol workspace subscription NAME active|past_due|canceled
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiosqlite
 
+from control import __version__
 from control.core.db import open_db
 from control.core.errors import DomainError
 from control.core.limits import MAX_BODY_BYTES
@@ -47,12 +49,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _public_url(text: str) -> str:
+    from control.install.assets import SERVER_URL
+
+    url = text.rstrip("/")
+    if not SERVER_URL.match(url):
+        raise argparse.ArgumentTypeError(f"must be http(s)://host[:port], not {text}")
+    return url
+
+
 def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default {DEFAULT_DB})")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftcontrol", description="fasttrace control plane")
+    parser.add_argument("--version", action="version", version=f"ftcontrol {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the API server (uvicorn)")
@@ -113,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure-cookies",
         action="store_true",
         help="session cookie without the Secure flag, for plain-HTTP labs only",
+    )
+    serve.add_argument(
+        "--public-url",
+        type=_public_url,
+        metavar="URL",
+        help="this server as nodes reach it (https://host[:port]), written into the "
+        "served /install.sh; default: the origin each request came to",
     )
     _db_option(serve)
 
@@ -221,6 +240,7 @@ def _serve(args: argparse.Namespace) -> None:
         auth_max_failures=args.auth_max_failures,
         auth_window_s=args.auth_window,
         max_body_bytes=args.max_body_bytes,
+        public_url=args.public_url,
         dashboard=DashboardSettings(
             idle_s=args.session_idle,
             absolute_s=args.session_max_age,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ftagent import __version__
+
 DEFAULT_CONFIG = "/etc/ftagent/ftagent.toml"
 
 
@@ -15,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ftagent", description="XDP DDoS detection and mitigation agent"
     )
+    p.add_argument("--version", action="version", version=f"ftagent {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="attach to the interface and detect/mitigate")

@@ -97,6 +97,27 @@ class AgentCollector(Collector):
             gm.add_metric([], float(value))
             yield gm
         yield _labelled("ftagent_incidents", "Incidents opened", "family", g["incidents"])
+        yield _xdp_attached(self.view.health())
+
+
+def _xdp_attached(health: dict[str, Any]) -> Metric:
+    """1 while the kernel still runs OUR program on the interface (asked at scrape time:
+    another tool may have replaced or removed it); `mode` says native or generic."""
+    from ftagent.bpf.loader import ifindex_of, xdp_prog_id
+
+    interface = str(health.get("interface", ""))
+    ours = int(health.get("prog_id") or 0)
+    try:
+        attached = ours != 0 and xdp_prog_id(ifindex_of(interface)) == ours
+    except Exception:  # the interface is gone: nothing is attached
+        attached = False
+    family = GaugeMetricFamily(
+        "ftagent_xdp_attached",
+        "1 while the agent's XDP program is attached to the interface",
+        labels=["interface", "mode"],
+    )
+    family.add_metric([interface, str(health.get("xdp_mode", ""))], float(attached))
+    return family
 
 
 def _handler(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) -> type:

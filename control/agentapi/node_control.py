@@ -18,6 +18,7 @@ import msgspec
 from control.core import clock
 from control.core.db import transaction
 from control.core.errors import InvalidValue, NotFound
+from control.install.versions import agent_outdated
 from control.nodes.service import NodeCaller
 from ftcontract import agent_api
 from ftcontract.bounds import MAX_RULE_TTL_S
@@ -40,6 +41,8 @@ class AgentState(msgspec.Struct, kw_only=True):
     uptime_s: float | None
     last_heartbeat: str | None
     config_version: int
+    # The agent's release is older than this control plane's wheel (null: unknown yet).
+    outdated: bool | None = None
 
 
 class NodeRule(msgspec.Struct, kw_only=True):
@@ -312,6 +315,7 @@ async def agent_state(db: aiosqlite.Connection, workspace_id: int, node_uuid: st
         uptime_s=r["uptime_s"],
         last_heartbeat=clock.iso(r["last_heartbeat"]),
         config_version=r["config_version"],
+        outdated=agent_outdated(r["version"]),
     )
 
 

@@ -40,6 +40,9 @@ EXCLUDED_PATHS = [
     "^/metrics",
     "^/api/dash/",
     "^/dash",
+    # the node installer and its wheel: public (the deploy token travels in the node's env)
+    "^/install.sh$",
+    "^/install/",
 ]
 DEPLOY_AUTH_REASON = "missing deploy token (Authorization: Bearer <token>)"
 

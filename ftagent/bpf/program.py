@@ -7,12 +7,19 @@ found or built by `ftagent.bpf.headers` before bcc runs.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from ftagent.bpf.headers import DEFAULT_CACHE_DIR, use_kernel_headers
 
-BPF_DIR = Path(os.environ.get("FTAGENT_BPF_DIR", Path(__file__).resolve().parents[2] / "bpf"))
+_CHECKOUT_BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+# Installed from the wheel (packaging/install.sh), the C sources are data files of the venv.
+_INSTALLED_BPF_DIR = Path(sys.prefix) / "share" / "fasttrace" / "bpf"
+BPF_DIR = Path(os.environ.get(
+    "FTAGENT_BPF_DIR",
+    _CHECKOUT_BPF_DIR if (_CHECKOUT_BPF_DIR / "ftxdp.c").is_file() else _INSTALLED_BPF_DIR,
+))
 XDP_SOURCE = BPF_DIR / "ftxdp.c"
 VIEW_SOURCE = BPF_DIR / "ftview.c"
 HEADER = BPF_DIR / "ftshared.h"

@@ -232,7 +232,8 @@ def _id_routes(api: Api) -> set[tuple[str, str]]:
     for route in api.app.routes:
         if not isinstance(route, HTTPRoute) or "{" not in route.path_format:
             continue
-        if route.path_format.startswith("/schema"):
+        # /install/{filename}: the public agent wheel, in no workspace (control/install).
+        if route.path_format.startswith(("/schema", "/install/")):
             continue
         if route.path_format.startswith("/dash/"):
             continue  # dashboard page shells and their static files: the same bytes for any id
