@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     blk = sub.add_parser("block", help="drop traffic from an address or prefix")
     blk.add_argument("address")
     blk.add_argument("--ttl", type=float, default=3600.0, help="seconds (default 3600)")
+    blk.add_argument(
+        "--force",
+        action="store_true",
+        help="block even an address the config protects (allow-list, management, control plane, "
+        "own addresses)",
+    )
     unb = sub.add_parser("unblock", help="remove a block")
     unb.add_argument("address")
     for sp in (blk, unb):

@@ -6,8 +6,11 @@ a change at once. The interface is --interface, else [agent].interface of --conf
 with plain tomllib, so an unrelated config problem does not block an emergency block).
 
 ADDR (a host address, or a /32 or /128) makes an exact-source rule; any shorter PREFIX a
-prefix rule. Exit status: 0 ok, 1 runtime failure (no agent, rule not found, full
-table), 2 bad usage (bad address, no interface).
+prefix rule. `block` refuses, like every other path that makes a rule (ftagent.protection),
+a target covering the config's allow-list or management prefixes, the control plane's
+address or the node's own addresses; `--force` blocks it anyway (an emergency tool must
+not be stopped by a config it cannot fix now). Exit status: 0 ok, 1 runtime failure (no
+agent, rule not found, full table), 2 bad usage (bad address, no interface, protected).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tomllib
 from typing import TextIO
 
 from ftagent.datapath import IPNetwork, Rule, RuleSpec
+from ftagent.protection import Protection
 
 
 class UsageError(Exception):
@@ -67,13 +71,58 @@ def format_rules(rules: list[Rule], now_ns: int) -> str:
         expires = f"in {left:.0f}s" if left > 0 else "expired"
         action = f"rate {r.spec.rate_pps} pps" if r.spec.rate_pps else "drop"
         text = dataclasses.replace(r.spec, rate_pps=None).describe()  # the rate is ACTION
-        rows.append((text, action, expires, str(r.dropped_packets), str(r.dropped_bytes),
-                     str(r.spared_packets)))
+        rows.append(
+            (
+                text,
+                action,
+                expires,
+                str(r.dropped_packets),
+                str(r.dropped_bytes),
+                str(r.spared_packets),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
         for row in rows
     )
+
+
+def protection_from_config(path: str | None) -> Protection:
+    """The node's protected networks as its config and interfaces state them.
+
+    Read leniently (plain tomllib; entries that do not parse are skipped: the agent itself
+    refuses such a config), so that a config problem never blocks an emergency block."""
+    from ftagent.netinfo import control_networks, own_networks
+
+    data: dict[str, object] = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError):
+            data = {}
+    mitigation = data.get("mitigation")
+    control = data.get("control")
+    mitigation = mitigation if isinstance(mitigation, dict) else {}
+    control = control if isinstance(control, dict) else {}
+    server = control.get("server")
+    return Protection(
+        allowlist=_networks(mitigation.get("allowlist")),
+        control=control_networks(server) if isinstance(server, str) else [],
+        own=own_networks(),
+        management=_networks(mitigation.get("management_prefixes")),
+    )
+
+
+def _networks(value: object) -> list[IPNetwork]:
+    out: list[IPNetwork] = []
+    for text in value if isinstance(value, list) else []:
+        try:
+            out.append(ipaddress.ip_network(str(text), strict=False))
+        except ValueError:
+            continue
+    return out
 
 
 def _run(args: argparse.Namespace, action: str, out: TextIO) -> int:
@@ -83,6 +132,12 @@ def _run(args: argparse.Namespace, action: str, out: TextIO) -> int:
         ttl = float(getattr(args, "ttl", 0.0) or 0.0)
         if action == "block" and not ttl > 0:
             raise UsageError(f"--ttl must be positive, got {ttl}")
+        if action == "block" and spec is not None and spec.network is not None:
+            reason = protection_from_config(getattr(args, "config", None)).reason_for(spec.network)
+            if reason is not None and not getattr(args, "force", False):
+                raise UsageError(
+                    f"{spec.network} is protected ({reason}); pass --force to block it anyway"
+                )
     except UsageError as exc:
         print(f"ftagent: {exc}", file=sys.stderr)
         return 2
@@ -97,8 +152,11 @@ def _run(args: argparse.Namespace, action: str, out: TextIO) -> int:
         assert spec is not None
         if action == "block":
             rule = maps.add_rule(spec, ttl)
-            print(f"blocked {spec.network} on {iface} for {ttl:g}s "
-                  f"({spec.kind} rule, {rule.dropped_packets} packets dropped so far)", file=out)
+            print(
+                f"blocked {spec.network} on {iface} for {ttl:g}s "
+                f"({spec.kind} rule, {rule.dropped_packets} packets dropped so far)",
+                file=out,
+            )
             return 0
         if maps.remove_rule(spec):
             print(f"unblocked {spec.network} on {iface}", file=out)

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from ftagent.bpf.maps import RuleError, validate_spec
-from ftagent.commands.rules import UsageError, format_rules, parse_target, resolve_interface
+from ftagent.commands.rules import (
+    UsageError,
+    cmd_block,
+    format_rules,
+    parse_target,
+    protection_from_config,
+    resolve_interface,
+)
 from ftagent.datapath import Rule, RuleSpec
 
 
@@ -79,3 +86,34 @@ def test_format_rules_shows_what_a_rule_spared() -> None:
 def test_validate_spec_rejects(spec: RuleSpec) -> None:
     with pytest.raises(RuleError):
         validate_spec(spec)
+
+
+def test_block_refuses_protected_targets_like_every_other_path(tmp_path: Path) -> None:
+    cfg = tmp_path / "a.toml"
+    cfg.write_text(
+        '[agent]\ninterface = "ens3"\n'
+        '[control]\nserver = "https://198.51.100.9:8080"\n'
+        '[mitigation]\nallowlist = ["203.0.113.0/24", "not-a-net"]\n'
+        'management_prefixes = ["100.64.7.0/24"]\n'
+    )
+    protection = protection_from_config(str(cfg))
+    assert protection.reason_for(ipaddress.ip_network("203.0.113.7/32")) == "allow-list"
+    assert protection.reason_for(ipaddress.ip_network("100.64.7.0/25")) == "management prefix"
+    assert protection.reason_for(ipaddress.ip_network("198.51.100.9/32")) == (
+        "control-plane address"
+    )
+    assert protection.reason_for(ipaddress.ip_network("127.0.0.1/32")) == "node's own address"
+    assert protection.reason_for(ipaddress.ip_network("198.51.100.10/32")) is None
+    # refused before any map is touched, exit 2 naming the reason; --force goes on
+    # (to the pinned maps, which do not exist for this interface: exit 1)
+    args = ns(interface="ftnone0", config=str(cfg), address="203.0.113.7", ttl=60.0, force=False)
+    assert cmd_block(args) == 2
+    args.force = True
+    assert cmd_block(args) == 1
+    # an unreadable config protects the node's own addresses still
+    assert (
+        protection_from_config(str(tmp_path / "missing.toml")).reason_for(
+            ipaddress.ip_network("127.0.0.1/32")
+        )
+        == "node's own address"
+    )
