@@ -23,6 +23,10 @@
   today's plain rules. `pretend_missing_helpers` simulates that on a kernel that has them.
 - learn_one_in: known sources (RuleSpec.spare_known) are learned by looking 1 passed
   TCP (non-SYN) / UDP packet in N up in the socket tables; 0 turns learning off.
+
+Why one module over 400 lines: compiling, attaching, pinning and the dead-agent takeover
+share one lifecycle (the flock, the pins and the attached program are created and undone
+together in open()/close()); splitting them would spread that ordering over files.
 - close() detaches; it also runs at interpreter exit, and on SIGTERM/SIGINT when
   handle_signals=True (handlers are installed when open() is called from the main
   thread; a handler that was there before is called afterwards, the default ones exit).

@@ -9,6 +9,11 @@ Concurrency: the agent and a CLI process may write the same maps. Adds and remov
 single map updates; the `n_*` hints in the config map only ever err on the side of
 "look it up". Two processes adding a new rule at the same instant may pick the same
 per-rule counter slot (the counters are then shared); nothing is dropped wrongly.
+
+Why one module over 400 lines: it is the Python mirror of bpf/ftmaps.h, map by map, and
+tests/bpf/test_layout.py checks it against the header as one unit; split by map, the
+rule tables, their counters and the config hints (which must change together) would sit
+in different files.
 """
 
 from __future__ import annotations
