@@ -11,6 +11,9 @@ says what is stubbed: only apt-get and systemctl).
    prefix, registers the node and the agent heartbeats; a re-run changes nothing; a wrong
    token fails with the API's 401 reason and installs nothing.
 3. Uninstall keeps configuration and state unless --purge.
+
+One module over 400 lines because the three share expensive fixtures (a built wheel and a
+real install into a prefix, minutes each): split, each file would build its own.
 """
 
 from __future__ import annotations
