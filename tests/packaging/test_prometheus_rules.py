@@ -15,8 +15,8 @@ from tests.capability import require
 PROM_DIR = Path(__file__).resolve().parents[2] / "contrib" / "prometheus"
 # Each metric the rules read, and the module that exports it.
 EXPORTED_BY = {
-    "ftcontrol_nodes": "control/api/metrics.py",
-    "ftcontrol_notification_deliveries": "control/api/metrics.py",
+    "ftcontrol_nodes": "control/ops/metrics.py",
+    "ftcontrol_notification_deliveries": "control/ops/metrics.py",
     "ftcontrol_node_incidents_active": "control/agentapi/gauges.py",
     "ftcontrol_node_spool_entries": "control/agentapi/gauges.py",
     "ftagent_xdp_attached": "ftagent/http_local.py",
