@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 
 from control.bgp.config import BgpConfig, ListenConfig, PeerConfig
-from lab.netns import IFA_F_NODAD, NETNS_DIR, LabError, nsenter_argv
+from lab.netns import NETNS_DIR, LabError, build_veth_pair, nsenter_argv
 
 ROUTER_V4, SPEAKER_V4, V4_PREFIX = "10.78.0.1", "10.78.0.2", 30
 ROUTER_V6, SPEAKER_V6, V6_PREFIX = "fd78::1", "fd78::2", 64
@@ -162,27 +162,12 @@ class BgpLab:
         return speaker_config(**overrides)
 
     def _build(self) -> None:
-        from pyroute2 import IPRoute, NetNS, netns
-
-        netns.create(self.router_ns)
-        netns.create(self.speaker_ns)
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=self.router_if, kind="veth", peer=self.speaker_if)
-            r_idx = ipr.link_lookup(ifname=self.router_if)[0]
-            s_idx = ipr.link_lookup(ifname=self.speaker_if)[0]
-            ipr.link("set", index=r_idx, net_ns_fd=self.router_ns)
-            ipr.link("set", index=s_idx, net_ns_fd=self.speaker_ns)
-        for ns, ifname, v4, v6 in (
+        build_veth_pair(
             (self.router_ns, self.router_if, ROUTER_V4, ROUTER_V6),
             (self.speaker_ns, self.speaker_if, SPEAKER_V4, SPEAKER_V6),
-        ):
-            with NetNS(ns) as nsr:
-                lo = nsr.link_lookup(ifname="lo")[0]
-                nsr.link("set", index=lo, state="up")
-                idx = nsr.link_lookup(ifname=ifname)[0]
-                nsr.addr("add", index=idx, address=v4, prefixlen=V4_PREFIX)
-                nsr.addr("add", index=idx, address=v6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
-                nsr.link("set", index=idx, state="up")
+            V4_PREFIX,
+            V6_PREFIX,
+        )
 
     def _start_bird(self) -> None:
         conf = self.workdir / "bird.conf"

@@ -80,6 +80,35 @@ class InNamespaces:
         return NetNS(ns, flags=0)  # never create a namespace by asking for a handle
 
 
+# (namespace, interface, IPv4 address, IPv6 address) of one end of a veth pair
+VethEnd = tuple[str, str, str, str]
+
+
+def build_veth_pair(a: VethEnd, b: VethEnd, v4_prefix: int, v6_prefix: int) -> tuple[str, str]:
+    """Create both namespaces and a veth pair between them, loopback up and each end
+    addressed and up (IPv6 without duplicate-address detection); returns the two MACs."""
+    from pyroute2 import IPRoute, NetNS, netns
+
+    for ns, *_ in (a, b):
+        netns.create(ns)
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=a[1], kind="veth", peer=b[1])
+        for ns, ifname, *_ in (a, b):
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            ipr.link("set", index=idx, net_ns_fd=ns)
+    macs = []
+    for ns, ifname, v4, v6 in (a, b):
+        with NetNS(ns) as nsr:
+            lo = nsr.link_lookup(ifname="lo")[0]
+            nsr.link("set", index=lo, state="up")
+            idx = nsr.link_lookup(ifname=ifname)[0]
+            nsr.addr("add", index=idx, address=v4, prefixlen=v4_prefix)
+            nsr.addr("add", index=idx, address=v6, prefixlen=v6_prefix, flags=IFA_F_NODAD)
+            nsr.link("set", index=idx, state="up")
+            macs.append(str(nsr.get_links(idx)[0].get_attr("IFLA_ADDRESS")))
+    return macs[0], macs[1]
+
+
 @dataclass(eq=False)
 class Lab(InNamespaces):
     attacker_ns: str
@@ -113,32 +142,12 @@ class Lab(InNamespaces):
         return lab
 
     def _build(self) -> None:
-        from pyroute2 import IPRoute, NetNS, netns
-
-        netns.create(self.attacker_ns)
-        netns.create(self.victim_ns)
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=self.attacker_if, kind="veth", peer=self.victim_if)
-            a_idx = ipr.link_lookup(ifname=self.attacker_if)[0]
-            v_idx = ipr.link_lookup(ifname=self.victim_if)[0]
-            ipr.link("set", index=a_idx, net_ns_fd=self.attacker_ns)
-            ipr.link("set", index=v_idx, net_ns_fd=self.victim_ns)
-        for ns, ifname, v4, v6 in (
+        self.attacker_mac, self.victim_mac = build_veth_pair(
             (self.attacker_ns, self.attacker_if, self.attacker_v4, self.attacker_v6),
             (self.victim_ns, self.victim_if, self.victim_v4, self.victim_v6),
-        ):
-            with NetNS(ns) as nsr:
-                lo = nsr.link_lookup(ifname="lo")[0]
-                nsr.link("set", index=lo, state="up")
-                idx = nsr.link_lookup(ifname=ifname)[0]
-                nsr.addr("add", index=idx, address=v4, prefixlen=V4_PREFIX)
-                nsr.addr("add", index=idx, address=v6, prefixlen=V6_PREFIX, flags=IFA_F_NODAD)
-                nsr.link("set", index=idx, state="up")
-                mac = nsr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
-            if ns == self.attacker_ns:
-                self.attacker_mac = str(mac)
-            else:
-                self.victim_mac = str(mac)
+            V4_PREFIX,
+            V6_PREFIX,
+        )
 
     def destroy(self) -> None:
         """Remove both namespaces (which removes the veth pair). Idempotent."""
