@@ -163,6 +163,12 @@ class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     baseline_avg_pps: Rate | None = None
     baseline_p95_pps: Rate | None = None
     baseline_p99_pps: Rate | None = None
+    # The uplink as the node's interface saw it this second: packets the NIC or driver
+    # could not take (rx dropped + missed + fifo errors, per second), and the agent's
+    # verdict that the link is full (losses rising while XDP drops cannot bring the
+    # received rate down). The control plane escalates upstream on it (BGP policy).
+    rx_lost_pps: Rate = 0.0
+    link_saturated: bool = False
 
 
 class MetricsBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
