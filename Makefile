@@ -46,8 +46,15 @@ bpf: setup
 e2e: setup
 	$(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
 
+# Two passes. The unit, control-plane and packaging suites are CPU-bound and share
+# nothing (own databases, ports chosen by the kernel, own namespaces): two workers. The
+# kernel, lab, router and end-to-end suites measure packet rates and wait on timers: one
+# test at a time, so no test's rate depends on another's load. Both always run.
 test: setup lint
-	$(VENV)/bin/pytest -q -rs tests $(PYTEST_ARGS)
+	@rc=0; \
+	$(VENV)/bin/pytest -q -rs -n 2 tests/unit tests/api tests/packaging $(PYTEST_ARGS) || rc=1; \
+	$(VENV)/bin/pytest -q -rs tests/bpf tests/bgp tests/e2e $(PYTEST_ARGS) || rc=1; \
+	exit $$rc
 
 bench: setup
 	$(PY) -m bench
