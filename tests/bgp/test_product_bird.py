@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from control.workspace.service import create_workspace
 from lab.bird import FLOW4, FLOW6, UNICAST4, BgpLab
 from tests.bgp.daemons import eventually, table, wait_routes
 from tests.bgp.product import UDP_AMPLIFICATION, running_product
@@ -68,6 +69,18 @@ async def test_manual_escalation_reaches_bird_and_delete_withdraws(
             ("rtbh", "203.0.113.7/32")]  # fmt: skip
         shown = (await p.call("GET", f"/api/v1/incidents/{inc4}"))["incident"]["announcements"]
         assert sorted(a["kind"] for a in shown) == ["flowspec", "rtbh"]
+
+        # another workspace sees none of it and cannot withdraw it
+        _, other = await create_workspace(p.app.state.db, "globex", "pro")
+        theirs = {"Authorization": f"Bearer {other}"}
+        r = await p.client.get("/api/v1/bgp/announcements", headers=theirs)
+        assert (r.status_code, r.json()["announcements"]) == (200, [])
+        r = await p.client.delete(f"/api/v1/bgp/announcements/{announced['id']}", headers=theirs)
+        assert r.status_code == 404
+        r = await p.client.post(
+            f"/api/v1/incidents/{inc4}/escalate", json={"action": "rtbh"}, headers=theirs
+        )
+        assert r.status_code == 404
 
         body = await p.call("DELETE", f"/api/v1/bgp/announcements/{announced['id']}")
         assert (body["announcement"]["in_force"], body["announcement"]["withdraw_reason"]) == (
