@@ -6,14 +6,17 @@ its BGP engine; ExaBGP and BIRD are real, in the lab's namespaces."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from control.workspace.service import create_workspace
 from lab.bird import FLOW4, FLOW6, UNICAST4, BgpLab
+from tests.api.notify import receivers as rx
 from tests.bgp.daemons import eventually, table, wait_routes
 from tests.bgp.product import UDP_AMPLIFICATION, running_product
 
@@ -181,3 +184,42 @@ async def test_automatic_escalation_from_agent_metrics_and_withdrawal_after_reso
         reasons = {(a["kind"], a["withdraw_reason"]) for a in await p.announcements(in_force=False)}
         assert reasons == {("flowspec", "resolved"), ("rtbh", "resolved")}
         assert len(table(bgp_lab, FLOW6)) == 1  # the other incident is still active
+
+
+async def test_channels_hear_of_escalation_and_withdrawal(
+    bgp_lab: BgpLab, tmp_path: Path, bgp_workdir: Path
+) -> None:
+    receiver = rx.webhook()
+    try:
+        async with running_product(bgp_lab, tmp_path, bgp_workdir) as p:
+            e = receiver.expect
+            config = {"url": receiver.base_url + e["path"], "secret": e["secret"]}
+            await p.call("POST", "/api/v1/channels", 201,
+                         json={"name": "noc", "type": "webhook", "config": config})  # fmt: skip
+            node = await p.node("edge-4", "203.0.113.7")
+            incident = await p.incident(node, UDP_AMPLIFICATION)
+            [announced] = (await p.escalate(incident, "flowspec"))["announcements"]
+            await p.escalate(incident, "flowspec")  # the same rule renewed: no new notice
+            await eventually(lambda: table(bgp_lab, FLOW4), "the rule in BIRD")
+            await p.call("DELETE", f"/api/v1/bgp/announcements/{announced['id']}")
+
+            def upstream_notices() -> list[dict[str, Any]]:
+                bodies = [json.loads(r.body) for r in receiver.requests]
+                return [b for b in bodies if b["kind"].startswith("upstream_")]
+
+            def two_notices() -> list[dict[str, Any]] | None:
+                found = upstream_notices()
+                return found if len(found) >= 2 else None
+
+            notices = await eventually(two_notices, "two upstream notices")
+            assert notices is not None
+            assert [n["event"] for n in notices] == ["upstream_announced", "upstream_withdrawn"]
+            rule = "FlowSpec discard 203.0.113.7/32 proto 17 sport 11211"
+            assert [n["incident"]["upstream"] for n in notices] == [rule, rule]
+            assert notices[0]["title"].startswith("DDoS attack escalated upstream (BGP)")
+            assert all(n["incident"]["incident_uuid"] == incident for n in notices)
+            assert receiver.problems() == []
+            await asyncio.sleep(0.3)  # a notice for the renewal would have arrived by now
+            assert len(upstream_notices()) == 2
+    finally:
+        receiver.close()
