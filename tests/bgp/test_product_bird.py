@@ -35,7 +35,7 @@ async def test_manual_escalation_reaches_bird_and_delete_withdraws(
         refused_incident = await p.incident(outside, UDP_AMPLIFICATION)
         v4 = await p.node("edge-4", "203.0.113.7")
         v6 = await p.node("edge-6", "2001:db8:5::7")
-        inc4 = await p.incident(v4, UDP_AMPLIFICATION)
+        inc4 = await p.incident(v4, UDP_AMPLIFICATION, {"kind": "signature", "match": "any"})
         inc6 = await p.incident(v6, {**UDP_AMPLIFICATION, "src_port": 53})
 
         # outside the workspace's prefixes: refused, recorded, never announced
@@ -48,6 +48,10 @@ async def test_manual_escalation_reaches_bird_and_delete_withdraws(
 
         flow = await p.escalate(inc4, "flowspec")
         [announced] = flow["announcements"]
+        [partial] = flow["refusals"]  # the rule that matches everything is RTBH's business
+        assert partial["reason"] == (
+            "any: the rule matches all traffic to the node; escalate to RTBH instead"
+        )
         assert (announced["kind"], announced["destination"], announced["protocol"]) == (
             "flowspec", "203.0.113.7/32", 17)  # fmt: skip
         assert (announced["src_port"], announced["action"], announced["in_force"]) == (
