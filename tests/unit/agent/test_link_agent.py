@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from ftagent.commands.status import render
 from ftagent.datapath import RuleSpec
 from ftagent.http_local import LocalHttp
 from ftagent.link_losses import LinkCounters
@@ -77,6 +78,7 @@ def test_lost_frames_make_the_link_saturated_in_points_health_and_metrics(
         # the snapshot /health serves is taken just after the point is handed over
         ra.wait_for(lambda: agent.health()["link"]["saturated"], 5, "/health to say saturated")
         health = agent.health()["link"]
+        shown = render(agent.health())
         with ra.lab.inside(ra.lab.victim_ns):
             metrics = httpx.get(f"http://127.0.0.1:{http.port}/metrics", timeout=5).text
     finally:
@@ -91,6 +93,7 @@ def test_lost_frames_make_the_link_saturated_in_points_health_and_metrics(
     assert not lossy[0].link_saturated
     assert health["readable"] is True and health["saturated"] is True
     assert health["saturated_since"] is not None and health["rx_dropped"] >= 2000
+    assert f"SATURATED since {health['saturated_since']}" in shown  # ftagent status
     assert "ftagent_link_saturated 1.0" in metrics
     assert 'ftagent_link_rx_lost_packets_total{counter="rx_dropped"}' in metrics
     t1 = time.monotonic_ns()
