@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import msgspec
+
 from control.bgp.config import BgpConfig, ListenConfig, PeerConfig
 from lab.netns import NETNS_DIR, LabError, build_veth_pair, nsenter_argv
 
@@ -121,6 +123,20 @@ def speaker_config(**overrides: object) -> BgpConfig:
     }
     values.update(overrides)
     return BgpConfig(**values)  # type: ignore[arg-type]
+
+
+def config_toml(config: BgpConfig) -> str:
+    """The TOML file `ftcontrol serve --bgp-config` reads, for `config` (unset keys left
+    out, so the file says only what the lab chose)."""
+
+    def without_none(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list | tuple):
+            return [without_none(v) for v in value]
+        return value
+
+    return msgspec.toml.encode(without_none(msgspec.to_builtins(config))).decode()
 
 
 @dataclass(eq=False)
