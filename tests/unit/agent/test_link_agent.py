@@ -17,9 +17,9 @@ from ftagent.datapath import RuleSpec
 from ftagent.http_local import LocalHttp
 from ftagent.link_losses import LinkCounters
 from ftcontract.agent_api import MetricPoint
+from lab.unclaimed import UnclaimedFrames
 from tests.capability import require, require_root
 from tests.e2e.agent_harness import RunningAgent, lab_config
-from tests.unit.agent.test_link_losses import UnclaimedFrames
 
 pytestmark = [pytest.mark.lab, pytest.mark.kernel]
 

@@ -1,16 +1,14 @@
 """Reading the interface's receive losses from a real veth in a lab namespace, and
 `LinkWatch` turning them into the per-second state the agent reports.
 
-Losses are provoked for real: frames of a local experimental EtherType (0x88b5) sent to
-the victim veth reach a kernel with no handler for them, which counts each one in the
-interface's rx_dropped, exactly as it counts a NIC's overflow.
+Losses are provoked for real (lab.unclaimed): frames of a local experimental EtherType
+sent to the victim veth reach a kernel with no handler for them, which counts each one in
+the interface's rx_dropped, as it counts a NIC's overflow.
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,62 +16,34 @@ import pytest
 from ftagent.link import LinkWatch
 from ftagent.link_losses import LinkCounters, LinkStatsError, RxLosses, lost_pps
 from ftagent.link_saturation import SaturationSettings
+from lab.netns import Lab
+from lab.unclaimed import UnclaimedFrames, wait_counted
 from tests.capability import require, require_root
-
-UNCLAIMED_ETHERTYPE = b"\x88\xb5"  # IEEE local experimental: no protocol handler claims it
-
-
-class UnclaimedFrames:
-    """Sends frames nobody on the victim claims, from the attacker's end of the veth."""
-
-    def __init__(self, lab: object) -> None:
-        from lab.netns import Lab
-
-        assert isinstance(lab, Lab)
-        with lab.inside(lab.attacker_ns):
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-            self.sock.bind((lab.attacker_if, 0))
-        dst = bytes.fromhex(lab.victim_mac.replace(":", ""))
-        src = bytes.fromhex(lab.attacker_mac.replace(":", ""))
-        self.frame = dst + src + UNCLAIMED_ETHERTYPE + b"fasttrace link-loss test".ljust(46)
-
-    def send(self, count: int, seen_by: LinkCounters | None = None) -> None:
-        """Send `count` frames; with `seen_by`, return once the victim counted them all
-        (the receiving end drops them in its own softirq, a moment after the send)."""
-        start = seen_by.read().dropped if seen_by is not None else 0
-        for _ in range(count):
-            self.sock.send(self.frame)
-        if seen_by is None:
-            return
-        deadline = time.monotonic() + 5.0
-        while seen_by.read().dropped < start + count:
-            assert time.monotonic() < deadline, "the victim never counted the frames sent"
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
-def lab() -> Iterator[object]:
+def lab() -> Iterator[Lab]:
     require_root()
     require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
-    from lab.netns import Lab
-
     with Lab.create() as lab:
         yield lab
 
 
-def test_the_losses_of_a_real_veth_count_every_unclaimed_frame(lab: object) -> None:
-    from lab.netns import Lab
+def burst(frames: UnclaimedFrames, seen: LinkCounters) -> None:
+    """2,000 unclaimed frames, counted by the victim before this returns."""
+    start = seen.read().dropped
+    frames.send(2000)
+    wait_counted(lambda: seen.read().dropped, start + 2000)
 
-    assert isinstance(lab, Lab)
+
+def test_the_losses_of_a_real_veth_count_every_unclaimed_frame(lab: Lab) -> None:
     with lab.inside(lab.victim_ns):
         counters = LinkCounters(lab.victim_if)
     frames = UnclaimedFrames(lab)
     try:
         before = counters.read()
-        frames.send(1500, counters)
+        frames.send(1500)
+        wait_counted(lambda: counters.read().dropped, before.dropped + 1500)
         after = counters.read()
     finally:
         frames.close()
@@ -84,10 +54,7 @@ def test_the_losses_of_a_real_veth_count_every_unclaimed_frame(lab: object) -> N
     assert lost_pps(before, after) == pytest.approx(1500 / seconds)
 
 
-def test_an_interface_of_another_namespace_is_refused_by_name(lab: object) -> None:
-    from lab.netns import Lab
-
-    assert isinstance(lab, Lab)
+def test_an_interface_of_another_namespace_is_refused_by_name(lab: Lab) -> None:
     # This thread is in the root namespace, where the victim's veth does not exist: the
     # reader must say so instead of reading some other interface's counters.
     with pytest.raises(LinkStatsError, match=lab.victim_if):
@@ -102,11 +69,8 @@ def test_a_counter_that_went_backwards_counts_from_zero() -> None:
 
 
 def test_the_watch_says_saturated_after_lossy_seconds_and_clears_after_quiet_ones(
-    lab: object,
+    lab: Lab,
 ) -> None:
-    from lab.netns import Lab
-
-    assert isinstance(lab, Lab)
     walls = iter(float(1_700_000_000 + i) for i in range(100))
     watch = LinkWatch(lab.victim_if, SaturationSettings(500.0, 2, 2), wall=lambda: next(walls))
     with lab.inside(lab.victim_ns):
@@ -117,10 +81,10 @@ def test_the_watch_says_saturated_after_lossy_seconds_and_clears_after_quiet_one
         assert watch.state.readable and watch.state.losses is not None
         # Each "second" below is one call of second(): the rate is over the real time
         # between two reads, and a burst of frames between them makes it far above 500.
-        frames.send(2000, seen)
+        burst(frames, seen)
         first = watch.second()
         assert first.rx_lost_pps >= 500 and not first.saturated
-        frames.send(2000, seen)
+        burst(frames, seen)
         second = watch.second()
         assert second.saturated and second.saturated_since == 1_700_000_000.0
         assert second.losses is not None and second.losses.dropped >= 4000
