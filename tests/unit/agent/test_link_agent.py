@@ -60,8 +60,8 @@ def test_lost_frames_make_the_link_saturated_in_points_health_and_metrics(
     frames = UnclaimedFrames(ra.lab)
     stop = threading.Event()
 
-    def steady_losses() -> None:  # 2,000 frames/s for at most 6 s: bounded
-        for _ in range(60):
+    def steady_losses() -> None:  # 2,000 frames/s for at most 10 s: bounded
+        for _ in range(100):
             if stop.is_set():
                 return
             frames.send(200)
@@ -74,7 +74,7 @@ def test_lost_frames_make_the_link_saturated_in_points_health_and_metrics(
     t0 = time.monotonic_ns()
     sender.start()
     try:
-        ra.wait_for(lambda: any(p.link_saturated for p in points(ra, t0)), 10, "a saturated point")
+        ra.wait_for(lambda: any(p.link_saturated for p in points(ra, t0)), 9, "a saturated point")
         # the snapshot /health serves is taken just after the point is handed over
         ra.wait_for(lambda: agent.health()["link"]["saturated"], 5, "/health to say saturated")
         health = agent.health()["link"]
