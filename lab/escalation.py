@@ -15,12 +15,15 @@ is removed with the rest by close().
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any
+
+import msgspec
 
 from lab.bird import FLOW4, BgpLab, BirdRoute, config_toml, speaker_config
 from lab.demo import Stack
@@ -33,6 +36,8 @@ WORKSPACE = "demo"  # the name Stack gives its workspace
 class EscalationStack(Stack):
     # BgpConfig fields for the speaker's file (escalate_uplink_share, withdraw_hold_down_s ...)
     bgp_overrides: dict[str, Any] = field(default_factory=dict)
+    # agent config sections merged over the lab's (e.g. {"link": {"saturation_s": 1}})
+    agent_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     bgp: BgpLab | None = None
 
     def start(self, on_step: Callable[[str], None] = lambda _: None) -> None:
@@ -51,6 +56,17 @@ class EscalationStack(Stack):
         self._deploy()
         on_step("starting `ftagent run` on the victim interface")
         self.start_agent()
+
+    def _deploy(self) -> None:
+        super()._deploy()
+        if not self.agent_overrides:
+            return
+        data = msgspec.toml.decode(self.config.read_bytes())
+        for section, values in self.agent_overrides.items():
+            data.setdefault(section, {}).update(values)
+        fd = os.open(self.config, os.O_WRONLY | os.O_TRUNC)
+        with os.fdopen(fd, "wb") as fh:  # keeps the 0600 mode deploy gave it
+            fh.write(msgspec.toml.encode(data))
 
     def close(self) -> None:
         super().close()
