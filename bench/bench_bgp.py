@@ -5,18 +5,29 @@ BIRD (supervisor back-off 0.5 s + ExaBGP start + session + re-announce).
 
 The clock stops when `birdc show route` first shows the change; birdc is polled as fast
 as it answers, so each figure includes up to one birdc round trip.
+
+Then the automatic policy end to end (lab/escalation.py): `ftagent run` on the lab's victim
+veth reporting to `ftcontrol serve --bgp-config` (its own ExaBGP, peered with BIRD), node
+policy `flowspec` with a small uplink_mbps; a memcached-style flood's bps crosses the
+share. Per run: from the flood's start (the trafgen call, so trafgen's own start-up is
+included) to the FlowSpec rule in BIRD, and from detection (the agent's incident_opened
+log line, millisecond time stamps) to the rule in BIRD; RUNS floods, each after the last
+one's rule was withdrawn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from control.bgp.announcements import Announcement, FlowSpecRule, Rtbh
 from control.bgp.engine import Accepted, BgpEngine
@@ -24,6 +35,9 @@ from lab.bird import FLOW4, UNICAST4, BgpLab, BirdRoute
 
 N = 30
 DECLARED = ["203.0.113.0/24"]
+RUNS = 5  # automatic escalations (each ~15 s: flood, detection, resolve, hold-down)
+FLOOD_PPS = 10_000  # 1,400-byte frames: ~115 Mbit/s against an uplink of 50 Mbit/s
+UPLINK_MBPS = 50.0
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -125,12 +139,84 @@ async def _birdc_ms(lab: BgpLab) -> float:
     return statistics.median(times)
 
 
+def _opened_at(agent_log: Path, after: float) -> float:
+    """Unix time of the agent's first incident_opened log line at or after `after`."""
+    for line in agent_log.read_text(errors="replace").splitlines():
+        if '"incident_opened"' not in line:
+            continue
+        entry: dict[str, Any] = json.loads(line)
+        at = datetime.fromisoformat(entry["ts"]).timestamp()
+        if entry.get("event") == "incident_opened" and at >= after:
+            return at
+    raise TimeoutError("the agent logged no incident_opened for this flood")
+
+
+def _automatic_rows() -> list[tuple[str, str]]:
+    from lab.escalation import EscalationStack
+    from lab.trafgen import start_flood, stop_flood
+
+    flood_to_bird, detect_to_bird, flood_to_detect = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = EscalationStack(
+            Path(tmp),
+            node_name="edge-bench",
+            bgp_overrides={"escalate_uplink_share": 0.8, "withdraw_hold_down_s": 1.0},
+        )
+        try:
+            stack.start()
+            lab = stack._lab()
+            benign = start_flood(lab, "benign", packets=200 * 600, pps=200)
+            try:
+                stack.wait_until(stack.session_established, 30.0, "BIRD's session")
+                stack.set_policy("flowspec", UPLINK_MBPS)
+                stack.wait_for_baseline()
+                for _ in range(RUNS):
+                    stack.wait_until(
+                        lambda: (
+                            not stack.flowspec_routes() and not stack.incidents(status="active")
+                        ),
+                        60.0,
+                        "no rule in BIRD and no active incident",
+                    )
+                    t0 = time.time()
+                    flood = start_flood(
+                        lab, "memcached_amplification", packets=FLOOD_PPS * 6, pps=FLOOD_PPS
+                    )
+                    try:
+                        stack.wait_until(stack.flowspec_routes, 20.0, "the FlowSpec rule")
+                        in_bird = time.time()
+                    finally:
+                        stop_flood(flood)
+                    detected = _opened_at(stack.workdir / "ftagent.log", t0)
+                    flood_to_bird.append(in_bird - t0)
+                    detect_to_bird.append(in_bird - detected)
+                    flood_to_detect.append(detected - t0)
+            finally:
+                stop_flood(benign)
+        finally:
+            stack.close()
+
+    def row(name: str, values: list[float]) -> tuple[str, str]:
+        return (
+            f"{name}, p50 / p95 / max (ms, N={len(values)})",
+            f"{_pct(values, 0.5) * 1e3:.0f} / {_pct(values, 0.95) * 1e3:.0f} / "
+            f"{max(values) * 1e3:.0f}",
+        )
+
+    return [
+        row("automatic: lab flood start -> FlowSpec in BIRD", flood_to_bird),
+        row("automatic: detection -> FlowSpec in BIRD", detect_to_bird),
+        row("automatic: lab flood start -> detection", flood_to_detect),
+    ]
+
+
 def main() -> None:
     if os.geteuid() != 0:
         print("skipped: needs root (network namespaces)")
         return
     with BgpLab.create() as lab, tempfile.TemporaryDirectory() as tmp:
         rows = asyncio.run(_run(lab, Path(tmp)))
+    rows.extend(_automatic_rows())
     width = max(len(name) for name, _ in rows)
     print(f"{'measure':<{width}}  value")
     print(f"{'-' * width}  -----")

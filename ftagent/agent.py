@@ -27,6 +27,8 @@ from ftagent.datapath import Counters, Datapath, IPNetwork
 from ftagent.detector import Detector, Transition
 from ftagent.events import AgentStatus, EventSink, NullSink
 from ftagent.journal import IncidentJournal
+from ftagent.link import LinkWatch
+from ftagent.link_saturation import SaturationSettings
 from ftagent.mitigator import Mitigator
 from ftagent.operator_rules import apply_command
 from ftagent.overrides import OverrideApplier
@@ -99,6 +101,12 @@ class Agent:
             self.baseline, state_dir / "baseline.json", cfg.baseline.persist_interval_s, wall_clock
         )
         self.journal = IncidentJournal(state_dir / "incident.json")
+        ln = cfg.link
+        self.link = LinkWatch(
+            cfg.agent.interface,
+            SaturationSettings(ln.saturation_lost_pps, ln.saturation_s, ln.clear_s),
+            wall_clock,
+        )
         self.overrides = OverrideApplier(
             cfg,
             self.reference,
@@ -140,6 +148,7 @@ class Agent:
         self.sink.start(self.status())
         self._resolve_left_over_incident()
         self.sources.start()
+        self.link.start()
         self._snapshot()
         log.info(
             "agent started on %s (poll %d ms, mitigation %s, baseline %s)",
@@ -211,6 +220,7 @@ class Agent:
             self.response.resolve("agent_stopped", self.last_window)
             self.response = None
         self.seconds.save()
+        self.link.close()
         self.sink.close()
         log.info("agent stopped")
 
@@ -269,6 +279,10 @@ class Agent:
         point = self.seconds.add(w, hot, self.detector.attack)
         if point is None:
             return
+        link = self.link.second()
+        point = msgspec.structs.replace(
+            point, rx_lost_pps=round(link.rx_lost_pps, 1), link_saturated=link.saturated
+        )
         if self.seconds.learned:
             self.reference.refresh()
         self.sink.metrics_second(point, self.status())

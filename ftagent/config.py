@@ -156,6 +156,16 @@ class CaptureConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keep_files: Annotated[int, msgspec.Meta(ge=1)] = 50
 
 
+class LinkConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """When the agent reports the monitored link saturated (MetricPoint.link_saturated):
+    receive losses (rx dropped + missed + fifo errors) of at least `saturation_lost_pps`
+    for `saturation_s` seconds in a row; cleared after `clear_s` seconds below it."""
+
+    saturation_lost_pps: Annotated[float, msgspec.Meta(gt=0, le=1e12)] = 1000.0
+    saturation_s: Annotated[int, msgspec.Meta(ge=1, le=60)] = 3
+    clear_s: Annotated[int, msgspec.Meta(ge=1, le=600)] = 10
+
+
 class HttpConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     listen: str = "127.0.0.1"
@@ -170,6 +180,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     severity: SeverityConfig = msgspec.field(default_factory=SeverityConfig)
     mitigation: MitigationConfig = msgspec.field(default_factory=MitigationConfig)
     capture: CaptureConfig = msgspec.field(default_factory=CaptureConfig)
+    link: LinkConfig = msgspec.field(default_factory=LinkConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
 
 

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ftagent.datapath import Counters
+from ftagent.link import LinkState
 from ftagent.rates import DROP_VERDICTS
 
 log = logging.getLogger("ftagent.http")
@@ -97,7 +98,34 @@ class AgentCollector(Collector):
             gm.add_metric([], float(value))
             yield gm
         yield _labelled("ftagent_incidents", "Incidents opened", "family", g["incidents"])
+        yield from _link(g["link"])
         yield _xdp_attached(self.view.health())
+
+
+def _link(state: LinkState) -> Iterator[Metric]:
+    """The monitored link's receive losses (as of the loop's last second) and verdict."""
+    lost = GaugeMetricFamily(
+        "ftagent_link_rx_lost_pps",
+        "Packets per second the interface lost before XDP (rx dropped + missed + fifo)",
+    )
+    lost.add_metric([], state.rx_lost_pps)
+    yield lost
+    saturated = GaugeMetricFamily(
+        "ftagent_link_saturated", "1 while the agent judges the monitored link saturated"
+    )
+    saturated.add_metric([], float(state.saturated))
+    yield saturated
+    if state.losses is not None:
+        yield _labelled(
+            "ftagent_link_rx_lost_packets",
+            "Packets the interface lost before XDP, by counter (as of the last second)",
+            "counter",
+            {
+                "rx_dropped": state.losses.dropped,
+                "rx_missed_errors": state.losses.missed,
+                "rx_fifo_errors": state.losses.fifo,
+            },
+        )
 
 
 def _xdp_attached(health: dict[str, Any]) -> Metric:

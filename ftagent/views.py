@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ftagent
+from ftagent.link import LinkState
 
 if TYPE_CHECKING:
     from ftagent.agent import Agent
@@ -58,6 +59,22 @@ def health(agent: Agent) -> dict[str, Any]:
         },
         "incident": incident,
         "incidents_total": sum(agent.incidents_by_family.values()),
+        "link": link_health(agent.link.state),
+    }
+
+
+def link_health(state: LinkState) -> dict[str, Any]:
+    """The uplink as the interface saw it in the last second (see ftagent.link)."""
+    losses = state.losses
+    return {
+        "readable": state.readable,
+        "rx_lost_pps": round(state.rx_lost_pps, 1),
+        "saturated": state.saturated,
+        "saturated_since": iso(state.saturated_since) if state.saturated_since else None,
+        "rx_dropped": losses.dropped if losses else None,
+        "rx_missed_errors": losses.missed if losses else None,
+        "rx_fifo_errors": losses.fifo if losses else None,
+        "error": state.error or None,
     }
 
 
@@ -76,4 +93,5 @@ def gauges(agent: Agent) -> dict[str, Any]:
         "sample_one_in": agent.sampler.sample_one_in,
         "uptime_s": time.monotonic() - agent.started,
         "incidents": dict(agent.incidents_by_family),
+        "link": agent.link.state,
     }

@@ -13,6 +13,11 @@ namespace, so nothing announced can leak anywhere. BIRD resolves the RTBH next h
 (192.0.2.1, 100::1) to blackhole routes, as an upstream router that honours RTBH does.
 Names are unique per run (`bgprtr-<pid>-<n>`, `bgpspk-<pid>-<n>`); destroy()/__exit__
 removes both namespaces (killing BIRD first) and so does interpreter exit.
+
+`BgpLab.create(speaker_ns=lab.victim_ns)` peers BIRD with an existing namespace instead
+(the agent lab's victim, where `ftcontrol serve --bgp-config` runs and starts ExaBGP
+itself): the speaker's veth end and addresses go there, and destroy() leaves that
+namespace to its owner.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import msgspec
 
 from control.bgp.config import BgpConfig, ListenConfig, PeerConfig
 from lab.netns import NETNS_DIR, LabError, build_veth_pair, nsenter_argv
@@ -118,6 +125,20 @@ def speaker_config(**overrides: object) -> BgpConfig:
     return BgpConfig(**values)  # type: ignore[arg-type]
 
 
+def config_toml(config: BgpConfig) -> str:
+    """The TOML file `ftcontrol serve --bgp-config` reads, for `config` (unset keys left
+    out, so the file says only what the lab chose)."""
+
+    def without_none(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: without_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list | tuple):
+            return [without_none(v) for v in value]
+        return value
+
+    return msgspec.toml.encode(without_none(msgspec.to_builtins(config))).decode()
+
+
 @dataclass(eq=False)
 class BgpLab:
     router_ns: str
@@ -126,19 +147,23 @@ class BgpLab:
     speaker_if: str
     workdir: Path
     bird: subprocess.Popen[bytes] | None = None
+    owns_speaker_ns: bool = True  # False: the speaker side is another lab's namespace
 
     @classmethod
-    def create(cls) -> BgpLab:
+    def create(cls, speaker_ns: str | None = None) -> BgpLab:
+        """Build the router's namespace (and the speaker's, unless `speaker_ns` names an
+        existing one to peer from) and start BIRD; on any failure remove what was made."""
         remove_stale()
         with _counter_lock:
             run_id = f"{os.getpid()}-{next(_counter)}"
         short = run_id.replace("-", "x")
         lab = cls(
             router_ns=f"bgprtr-{run_id}",
-            speaker_ns=f"bgpspk-{run_id}",
+            speaker_ns=speaker_ns or f"bgpspk-{run_id}",
             router_if=f"ftr{short}"[:15],
             speaker_if=f"fts{short}"[:15],
             workdir=Path(tempfile.mkdtemp(prefix="ftbgp-lab-")),
+            owns_speaker_ns=speaker_ns is None,
         )
         _live.add(lab)
         try:
@@ -224,7 +249,8 @@ class BgpLab:
     # ---------- teardown ----------
 
     def destroy(self) -> None:
-        """Stop BIRD, remove both namespaces (and with them the veth pair). Idempotent."""
+        """Stop BIRD, remove the namespaces this lab made (and with them the veth pair).
+        Idempotent."""
         from pyroute2 import netns
 
         if self.bird is not None and self.bird.poll() is None:
@@ -234,7 +260,8 @@ class BgpLab:
             except subprocess.TimeoutExpired:
                 self.bird.kill()
                 self.bird.wait()
-        for ns in (self.router_ns, self.speaker_ns):
+        owned = (self.router_ns, self.speaker_ns) if self.owns_speaker_ns else (self.router_ns,)
+        for ns in owned:
             if (NETNS_DIR / ns).exists():
                 with contextlib.suppress(Exception):
                     netns.remove(ns)

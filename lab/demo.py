@@ -68,6 +68,7 @@ class Stack:
     node_name: str = "edge-demo"
     offline_after_s: float = 15.0
     control_env: dict[str, str] = field(default_factory=dict)
+    control_args: list[str] = field(default_factory=list)  # more `ftcontrol serve` flags
     lab: Lab | None = None
     token: str = ""
     node_uuid: str = ""
@@ -151,7 +152,8 @@ class Stack:
         self.control = self._lab().popen(
             self._lab().victim_ns,
             [sys.executable, "-m", "control.cli", "serve", "--port", str(CONTROL_PORT),
-             "--db", str(self.db), "--offline-after", str(self.offline_after_s)],
+             "--db", str(self.db), "--offline-after", str(self.offline_after_s),
+             *self.control_args],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
         self.wait_until(lambda: self._health_ok(), 20.0, "the control plane to answer")

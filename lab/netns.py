@@ -86,11 +86,13 @@ VethEnd = tuple[str, str, str, str]
 
 def build_veth_pair(a: VethEnd, b: VethEnd, v4_prefix: int, v6_prefix: int) -> tuple[str, str]:
     """Create both namespaces and a veth pair between them, loopback up and each end
-    addressed and up (IPv6 without duplicate-address detection); returns the two MACs."""
+    addressed and up (IPv6 without duplicate-address detection); returns the two MACs.
+    A namespace that exists already (another lab's, joined on purpose) is used as is."""
     from pyroute2 import IPRoute, NetNS, netns
 
     for ns, *_ in (a, b):
-        netns.create(ns)
+        if not (NETNS_DIR / ns).exists():
+            netns.create(ns)
     with IPRoute() as ipr:
         ipr.link("add", ifname=a[1], kind="veth", peer=b[1])
         for ns, ifname, *_ in (a, b):

@@ -20,12 +20,14 @@ def render(h: dict[str, Any]) -> str:
         f"traffic:      {h.get('pps')} pps, {h.get('bps')} bps, dropped {h.get('dropped_pps')} pps",
         f"baseline:     {'ready' if h.get('baseline_ready') else 'learning'}"
         f" ({h.get('baseline_samples')} s)",
-        "thresholds:   "
-        + ", ".join(f"{k} {v:g}" for k, v in (h.get("thresholds") or {}).items()),
+        "thresholds:   " + ", ".join(f"{k} {v:g}" for k, v in (h.get("thresholds") or {}).items()),
         f"mitigation:   {h.get('mitigation_mode')}, {h.get('rules_active')} rules active",
     ]
     for r in h.get("rules") or []:
         lines.append(f"  rule        {r}")
+    link = h.get("link")
+    if link:
+        lines.append(f"link:         {render_link(link)}")
     inc = h.get("incident")
     if inc:
         lines.append(
@@ -35,6 +37,17 @@ def render(h: dict[str, Any]) -> str:
     else:
         lines.append("incident:     none")
     return "\n".join(lines)
+
+
+def render_link(link: dict[str, Any]) -> str:
+    if not link.get("readable"):
+        return f"losses not readable ({link.get('error')})"
+    verdict = (
+        f"SATURATED since {link.get('saturated_since')}"
+        if link.get("saturated")
+        else "not saturated"
+    )
+    return f"{link.get('rx_lost_pps')} pps lost before XDP (rx dropped+missed+fifo), {verdict}"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
