@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.types import ControllerRouterHandler
 
+from control.core import clock
 from control.core.api_types import Ok
 from control.core.deps import CallerDep, Db, NodePolicyDep
 from control.core.errors import DomainError, Unauthorized
 from control.core.ratelimit import FailureLimiter
-from control.dashboard import sessions, users
+from control.dashboard import backfill, sessions, users
 from control.dashboard.auth import (
     ADMIN_ONLY,
     OPEN,
@@ -159,12 +161,20 @@ async def get_channel_forms() -> ChannelForms:
 
 
 async def _stream(
-    state: State, workspace_id: int, node_uuid: str | None
+    state: State,
+    workspace_id: int,
+    node_uuid: str | None,
+    history: Callable[[], Awaitable[msgspec.Struct]],
 ) -> AsyncIterator[ServerSentEventMessage]:
     hub = live_hub_of(state)
     with hub.subscribe(workspace_id, node_uuid) as queue:
         # Sent once subscribed: a page (or test) that saw it misses nothing published after.
         yield ServerSentEventMessage(event="hello", data="{}")
+        # The charts' last minutes, read once now that nothing published can be missed
+        # (a point may come twice: stored before the read, published after; pages keep
+        # one value per node and second).
+        backfill = await history()
+        yield ServerSentEventMessage(event="backfill", data=msgspec.json.encode(backfill).decode())
         idle = 0.0
         while not hub.closing:
             try:
@@ -180,8 +190,11 @@ async def _stream(
 
 
 @get("/live", tags=["dashboard"], summary="Live stream of the workspace (server-sent events)")
-async def live_workspace(caller: CallerDep, state: State) -> ServerSentEvent:
-    return ServerSentEvent(_stream(state, caller.workspace_id, None))
+async def live_workspace(caller: CallerDep, db: Db, state: State) -> ServerSentEvent:
+    async def history() -> msgspec.Struct:
+        return await backfill.workspace_backfill(db, caller.workspace_id, clock.now())
+
+    return ServerSentEvent(_stream(state, caller.workspace_id, None, history))
 
 
 @get(
@@ -195,7 +208,11 @@ async def live_node(
     # One read when the page opens (the node must be the workspace's: 404 otherwise);
     # none per point.
     await node_store.get_node(db, caller.workspace_id, node_uuid, node_policy)
-    return ServerSentEvent(_stream(state, caller.workspace_id, node_uuid))
+
+    async def history() -> msgspec.Struct:
+        return await backfill.node_backfill(db, caller.workspace_id, node_uuid, clock.now())
+
+    return ServerSentEvent(_stream(state, caller.workspace_id, node_uuid, history))
 
 
 def dash_router(v1_handlers: Sequence[ControllerRouterHandler]) -> Router:

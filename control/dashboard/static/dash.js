@@ -152,8 +152,32 @@ pages.overview = async function () {
     { label: "Total pps", stroke: "#0550ae", width: 2 },
     { label: "Dropped pps", stroke: "#a40e26", width: 2, fill: "rgba(164,14,38,0.15)" },
   ]);
-  const perSecond = new Map(); // second -> {pps, dropped} summed over nodes
+  // The stream's backfill gives the seconds before its cutoff summed over the nodes; from
+  // the cutoff on, one value per node and second (an agent's resent point replaces its own).
+  const totals = new Map(); // second -> {pps, dropped}
+  const perNode = new Map(); // second -> Map(node -> {pps, dropped})
+  let cutoff = 0;
   let points = 0;
+
+  function add(node, ts, pps, dropped) {
+    const s = Math.floor(ts);
+    if (s < cutoff) { // a late (replayed) point of an already summed second
+      const t = totals.get(s) || { pps: 0, dropped: 0 };
+      t.pps += pps; t.dropped += dropped;
+      totals.set(s, t);
+      return;
+    }
+    if (!perNode.has(s)) perNode.set(s, new Map());
+    perNode.get(s).set(node, { pps, dropped });
+  }
+
+  function second(s) {
+    const out = { pps: 0, dropped: 0 };
+    for (const part of [totals.get(s), ...(perNode.get(s) || new Map()).values()]) {
+      if (part) { out.pps += part.pps; out.dropped += part.dropped; }
+    }
+    return out;
+  }
 
   async function refresh() {
     const [status, active] = await Promise.all([
@@ -182,26 +206,28 @@ pages.overview = async function () {
   }
 
   function draw() {
-    const now = Math.floor(Date.now() / 1000);
-    for (const s of perSecond.keys()) if (s < now - WINDOW_S) perSecond.delete(s);
-    const secs = [...perSecond.keys()].sort((a, b) => a - b);
-    chart.setData([secs, secs.map((s) => perSecond.get(s).pps), secs.map((s) => perSecond.get(s).dropped)]);
+    const oldest = Math.floor(Date.now() / 1000) - WINDOW_S;
+    for (const map of [totals, perNode]) for (const s of map.keys()) if (s < oldest) map.delete(s);
+    const secs = [...new Set([...totals.keys(), ...perNode.keys()])].sort((a, b) => a - b);
+    const sums = secs.map(second);
+    chart.setData([secs, sums.map((v) => v.pps), sums.map((v) => v.dropped)]);
     $("chart").dataset.points = String(points);
     if (secs.length) {
-      const last = perSecond.get(secs[secs.length - 1]);
+      const last = sums[sums.length - 1];
       $("total-pps").textContent = num(last.pps);
       $("chart-note").textContent = `Last point ${new Date(secs[secs.length - 1] * 1000).toLocaleTimeString("en-GB")}: ${num(last.pps)} pps, ${num(last.dropped)} dropped.`;
     }
   }
 
   live("/live", {
-    point: (p) => {
-      const s = Math.floor(p.ts);
-      const agg = perSecond.get(s) || { pps: 0, dropped: 0 };
-      agg.pps += p.pps; agg.dropped += p.dropped_pps;
-      perSecond.set(s, agg);
-      points += 1;
+    backfill: (b) => {
+      cutoff = b.cutoff;
+      for (const [ts, pps, dropped] of b.totals) totals.set(ts, { pps, dropped });
+      for (const [node, ts, pps, dropped] of b.points) add(node, ts, pps, dropped);
+      $("chart").dataset.backfill = String(b.totals.length + new Set(b.points.map((p) => p[1])).size);
+      draw();
     },
+    point: (p) => { add(p.node, p.ts, p.pps, p.dropped_pps); points += 1; },
     incident: () => { refresh().catch(() => {}); },
   });
   setInterval(draw, 1000);
@@ -224,7 +250,14 @@ pages.node = async function () {
     { label: "Received bps", stroke: "#0550ae", width: 2 },
     { label: "Dropped bps", stroke: "#a40e26", width: 2 },
   ], { height: 200 });
-  const rows = []; // live points, oldest first
+  const rows = []; // one point per second, oldest first (backfill, then live)
+
+  function upsert(p) {
+    p.ts = Math.floor(p.ts); // stored points are whole seconds: keep one per second
+    const at = rows.findLastIndex((r) => r.ts <= p.ts);
+    if (at !== -1 && rows[at].ts === p.ts) rows[at] = p; // agents resend: the newest wins
+    else rows.splice(at + 1, 0, p);
+  }
   let points = 0;
 
   async function refresh() {
@@ -294,13 +327,12 @@ pages.node = async function () {
 
   await refresh();
   live("/live/nodes/" + encodeURIComponent(uuid), {
-    point: (p) => {
-      const at = rows.findIndex((r) => r.ts >= p.ts); // agents resend: keep one per second
-      if (at === -1) rows.push(p);
-      else if (rows[at].ts === p.ts) rows[at] = p;
-      else rows.splice(at, 0, p);
-      points += 1;
+    backfill: (b) => {
+      for (const p of b.points) upsert(p);
+      $("pps-chart").dataset.backfill = String(b.points.length);
+      draw();
     },
+    point: (p) => { upsert(p); points += 1; },
   });
   setInterval(draw, 1000);
   setInterval(() => refresh().catch(() => {}), 15000);

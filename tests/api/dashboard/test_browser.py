@@ -46,6 +46,7 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
 # (status, path) the walk provokes on purpose: signed-out visits (the page asks who is
 # signed in, then goes to the sign-in form), a wrong password, a refused channel config.
 EXPECTED_REFUSALS = {(401, "/api/dash/me"), (401, "/api/dash/login"), (400, "/api/dash/channels")}
+HISTORY_S = 120  # seconds of stored points before the browser opens a page
 WAIT_MS = 20_000  # upper bound for a page or live point to show up (not a measurement)
 
 
@@ -142,6 +143,16 @@ def _setup(srv: Served) -> tuple[Node, str, bytes]:
         json={"version": "0.9.1-test", "xdp_mode": "native"},
     )  # fmt: skip
     assert r.status_code == 200, r.text
+    # Two minutes of the attack before anyone looks: pages opened now draw them at once.
+    now = int(time.time())
+    history = [
+        {"ts": float(t), "pps": 51000.0, "bps": 4e8, "dropped_pps": 47000.0, "dropped_bps": 3.7e8,
+         "protocols": {"udp": 49000.0, "tcp": 2000.0}, "attack": True,
+         "baseline_avg_pps": 900.0, "baseline_p95_pps": 1400.0}
+        for t in range(now - HISTORY_S, now - 1)
+    ]  # fmt: skip
+    r = srv.request("POST", "/api/v1/agent/metrics", headers=node.headers, json={"points": history})
+    assert r.status_code == 200, r.text
     incident = str(uuid.uuid4())
     figures = {
         "seq": 1, "family": "udp_flood", "severity": "critical", "peak_pps": 52000.0,
@@ -205,6 +216,12 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
         assert now > count, f"{chart}: still {now} live points, wanted more than {count}"
         return now
 
+    def backfilled(page: Page, chart: str) -> None:
+        """The chart drew the stored last minutes when the page opened (then goes live)."""
+        expect(page.locator(chart)).to_have_attribute("data-backfill", re.compile(r"^\d+$"))
+        drawn = int(page.get_attribute(chart, "data-backfill") or "0")
+        assert drawn >= HISTORY_S - 2, f"{chart}: {drawn} stored seconds drawn at open"
+
     try:
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
@@ -242,6 +259,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#banner")).to_be_visible()
             expect(page.locator("#nodes")).to_contain_text("edge-fra-1")
             expect(page.locator("#active")).to_contain_text("udp_flood")
+            backfilled(page, "#chart")
             seen = points_above(page, "#chart", 1)
             points_above(page, "#chart", seen)  # the agent's next post reached the open page
             expect(page.locator("#chart-note")).to_contain_text("pps")
@@ -265,6 +283,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#baseline")).not_to_have_text("…")
             expect(page.locator("#in-force")).to_contain_text("sport=11211")
             expect(page.locator("#in-force")).to_contain_text("4,242,000")
+            backfilled(page, "#pps-chart")
             points_above(page, "#pps-chart", points_above(page, "#pps-chart", 0))
             page.fill("#block-target", "198.51.100.7")
             page.fill("#block-ttl", "600")

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -160,3 +161,68 @@ def test_serve_stops_promptly_with_a_stream_open(srv: Served) -> None:
     assert srv.proc is not None
     assert srv.proc.returncode in (0, -signal.SIGTERM), srv.log.read_text()[-2000:]
     assert "Traceback" not in srv.log.read_text()
+
+
+def test_a_stream_opens_with_the_last_minutes_then_goes_live(srv: Served) -> None:
+    """A page opened mid-attack draws the stored last minutes at once (one read when the
+    stream opens), then the live points; never another workspace's."""
+    acme, other = srv.workspace("acme"), srv.workspace("globex")
+    node, second, theirs = srv.node(acme, "edge-1"), srv.node(acme, "edge-2"), srv.node(other, "x")
+    _user(srv, "ops@acme.example", "acme")
+    now = int(time.time())
+    history: list[dict[str, Any]] = [
+        {"ts": float(t), "pps": 1000.0 + t % 7, "bps": 8e6, "dropped_pps": 900.0,
+         "protocols": {"udp": 990.0, "tcp": 10.0}, "attack": True,
+         "baseline_avg_pps": 40.0, "baseline_p95_pps": 60.0}
+        for t in range(now - 120, now - 1)
+    ]  # fmt: skip
+    for who, points in ((node, history), (second, history[-30:]), (theirs, history)):
+        r = srv.request("POST", "/api/v1/agent/metrics", headers=who.headers,
+                        json={"points": points})  # fmt: skip
+        assert r.status_code == 200, r.text
+    old = {"ts": float(now - 600), "pps": 5.0, "bps": 40.0}  # before the charts' window
+    r = srv.request("POST", "/api/v1/agent/metrics", headers=node.headers, json={"points": [old]})
+    assert r.status_code == 200, r.text
+
+    client = _session(srv, "ops@acme.example")
+    try:
+        with client.stream("GET", f"/api/dash/live/nodes/{node.uuid}") as response:
+            events = _events(response.iter_lines())
+            _next(events, "hello")
+            got: Any = _next(events, "backfill")["points"]
+            assert [p["ts"] for p in got] == [p["ts"] for p in history]
+            first = got[0]
+            assert (first["pps"], first["dropped_pps"], first["attack"]) == (
+                history[0]["pps"], 900.0, True,
+            )  # fmt: skip
+            assert first["protocols"] == {"udp": 990.0, "tcp": 10.0}
+            assert (first["baseline_avg_pps"], first["baseline_p95_pps"]) == (40.0, 60.0)
+            live = {"ts": float(now), "pps": 77.0, "bps": 616.0}
+            r = srv.request(
+                "POST", "/api/v1/agent/metrics", headers=node.headers, json={"points": [live]}
+            )
+            assert r.status_code == 200, r.text
+            assert _next(events, "point")["pps"] == 77.0
+
+        with client.stream("GET", "/api/dash/live") as response:
+            events = _events(response.iter_lines())
+            _next(events, "hello")
+            overview: Any = _next(events, "backfill")
+            cutoff = overview["cutoff"]
+            totals = {ts: (pps, dropped) for ts, pps, dropped in overview["totals"]}
+            recent = overview["points"]
+            # Summed over acme's two nodes before the cutoff (globex's node left out) ...
+            expect = {}
+            for p in history:
+                both = p["ts"] >= history[-30]["ts"]
+                expect[int(p["ts"])] = (p["pps"] * (2 if both else 1), 900.0 * (2 if both else 1))
+            assert totals == {ts: v for ts, v in expect.items() if ts < cutoff}
+            # ... per node from it on (a point may also come live: kept once per node).
+            assert sorted((n, ts) for n, ts, _, _ in recent) == sorted(
+                (who.uuid, int(p["ts"]))
+                for who, points in ((node, history), (second, history[-30:]))
+                for p in points + ([live] if who is node else [])
+                if p["ts"] >= cutoff
+            )
+    finally:
+        client.close()
