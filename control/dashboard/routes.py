@@ -27,7 +27,6 @@ from control.core.errors import DomainError, Unauthorized
 from control.core.ratelimit import FailureLimiter
 from control.dashboard import backfill, sessions, users
 from control.dashboard.auth import (
-    ADMIN_ONLY,
     OPEN,
     SESSION_COOKIE,
     VIEWER_MAY,
@@ -37,8 +36,9 @@ from control.dashboard.auth import (
 )
 from control.dashboard.channel_forms import channel_forms
 from control.dashboard.live import LiveEvent, live_hub_of
-from control.dashboard.schemas import ChannelForms, LoginRequest, Me, NewDeployToken, UserList
+from control.dashboard.schemas import ChannelForms, LoginRequest, Me, NewDeployToken
 from control.dashboard.settings import DashboardSettings
+from control.dashboard.user_routes import USER_ROUTES
 from control.nodes import service as node_store
 from control.workspace.service import rotate_token
 
@@ -137,11 +137,6 @@ async def me(request: Request[Any, Any, Any]) -> Me:
     )
 
 
-@get("/users", tags=["dashboard"], summary="The workspace's users (admin)", opt={ADMIN_ONLY: True})
-async def list_users(caller: CallerDep, db: Db) -> UserList:
-    return UserList(ok=True, users=await users.list_users(db, caller.workspace_id))
-
-
 @post(
     "/workspace/deploy-token",
     status_code=200,
@@ -224,7 +219,7 @@ def dash_router(v1_handlers: Sequence[ControllerRouterHandler]) -> Router:
             login,
             logout,
             me,
-            list_users,
+            *USER_ROUTES,
             new_deploy_token,
             get_channel_forms,
             live_workspace,
