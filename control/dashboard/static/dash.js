@@ -124,6 +124,7 @@ function timeChart(container, series, opts = {}) {
 function roleGate() {
   const admin = state.me && state.me.role === "admin";
   for (const node of document.querySelectorAll(".admin-only")) node.hidden = !admin;
+  for (const node of document.querySelectorAll(".viewer-only")) node.hidden = admin;
 }
 
 // ---- pages --------------------------------------------------------------------------------
@@ -539,8 +540,57 @@ pages.workspace = async function () {
   $("ws-sub").textContent = w.subscription_status.replace("_", " ");
   $("ws-nodes").textContent = `${w.node_count} / ${w.node_limit}`;
   if (state.me.role !== "admin") return;
-  const { users } = await api("GET", "/users");
-  fill($("users").tBodies[0], users.map((u) => el("tr", {}, cell(u.email), cell(u.role), cell(when(u.created_at)))), "No user.", 3);
+
+  async function loadUsers() {
+    const { users } = await api("GET", "/users");
+    fill($("users").tBodies[0], users.map((u) => {
+      const self = u.email === state.me.email;
+      const role = el("select", { "aria-label": "Role of " + u.email, disabled: self },
+        ...["viewer", "admin"].map((r) => el("option", { value: r, text: r, selected: r === u.role })));
+      role.addEventListener("change", () => userChange(`Role of ${u.email} is now ${role.value}.`,
+        () => api("PATCH", "/users/" + u.id, { role: role.value })));
+      return el("tr", {}, cell(u.email + (self ? " (you)" : "")), el("td", {}, role), cell(when(u.created_at)),
+        el("td", {}, self ? "" : el("button", { type: "button", class: "danger", text: "Remove",
+          "aria-label": "Remove " + u.email,
+          onclick: () => confirm(`Remove ${u.email}? Their sessions end at once.`) &&
+            userChange(`${u.email} removed.`, () => api("DELETE", "/users/" + u.id)) })));
+    }), "No user.", 4);
+  }
+
+  async function userChange(done, call) {
+    showError($("user-error"), "");
+    try {
+      await call();
+      $("user-status").textContent = done;
+    } catch (e) {
+      showError($("user-error"), e.message);
+    }
+    await loadUsers();
+  }
+
+  $("user-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("user-error"), "");
+    const once = $("user-password-once");
+    once.hidden = true;
+    const body = { email: $("user-email").value.trim(), role: $("user-role").value };
+    if ($("user-password").value) body.password = $("user-password").value;
+    try {
+      const r = await api("POST", "/users", body);
+      $("user-form").reset();
+      $("user-status").textContent = `${r.user.email} added as ${r.user.role}.`;
+      if (r.password) {
+        once.textContent = `Password of ${r.user.email} (shown once, copy it now): ${r.password}`;
+        once.hidden = false;
+        once.focus();
+      }
+      await loadUsers();
+    } catch (e) {
+      showError($("user-error"), e.message);
+      (e.field === "password" ? $("user-password") : e.field === "role" ? $("user-role") : $("user-email")).focus();
+    }
+  });
+  await loadUsers();
   $("rotate").addEventListener("click", async () => {
     if (!confirm("Revoke the current deploy token and make a new one?")) return;
     const out = $("new-token");

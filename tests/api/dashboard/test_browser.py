@@ -42,6 +42,7 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 EMAIL, PASSWORD = "admin@acme.example", "correct horse battery"
+VIEWER = "viewer@acme.example"  # made by the admin in the walk
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
 # (status, path) the walk provokes on purpose: signed-out visits (the page asks who is
 # signed in, then goes to the sign-in form), a wrong password, a refused channel config.
@@ -333,15 +334,49 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             assert tests, receiver.posts
             assert json.loads(tests[-1])  # a JSON body was delivered to the receiver
 
-            # Workspace: plan, node usage, users; then sign out.
+            # Workspace: plan, node usage; users added (a made password shown once),
+            # re-roled and removed; then sign out.
             page.click("header a:has-text('Workspace')")
             expect(page.locator("#ws-nodes")).to_have_text(re.compile(r"^1 / \d+$"))
-            expect(page.locator("#users")).to_contain_text(EMAIL)
+            expect(page.locator("#users")).to_contain_text(EMAIL + " (you)")
+            page.fill("#user-email", VIEWER)
+            page.click("#user-form button[type=submit]")
+            once = page.locator("#user-password-once")
+            expect(once).to_contain_text("shown once")
+            expect(once).to_be_focused()
+            viewer_password = (once.text_content() or "").rsplit(": ", 1)[1]
+            role = page.locator(f"select[aria-label='Role of {VIEWER}']")
+            expect(role).to_have_value("viewer")
+            page.fill("#user-email", "temp@acme.example")
+            page.select_option("#user-role", "admin")
+            page.fill("#user-password", "a password for temp")
+            page.keyboard.press("Enter")
+            expect(page.locator("#user-status")).to_contain_text("temp@acme.example added as admin")
+            expect(once).to_be_hidden()  # a given password is never shown
+            page.select_option("select[aria-label='Role of temp@acme.example']", "viewer")
+            expect(page.locator("#user-status")).to_contain_text("is now viewer")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button[aria-label='Remove temp@acme.example']")
+            expect(page.locator("#users")).not_to_contain_text("temp@acme.example")
             shot(page, "workspace")
             page.click("#logout")
             page.wait_for_url("**/dash/login")
             page.goto(base + "/dash/workspace")
             page.wait_for_url("**/dash/login?next=*")
+
+            # The viewer just made: reads the workspace, sees no user or token controls.
+            page.fill("#email", VIEWER)
+            page.fill("#password", viewer_password)
+            page.keyboard.press("Enter")
+            page.wait_for_url(base + "/dash/workspace")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            expect(page.locator("#ws-name")).to_have_text("acme")
+            expect(page.locator(".viewer-only")).to_be_visible()
+            for hidden in ("#users", "#rotate", "#user-form"):
+                expect(page.locator(hidden)).to_be_hidden()
+            shot(page, "workspace-viewer")
+            page.click("#logout")
+            page.wait_for_url("**/dash/login")
             context.close()
     finally:
         agent.stop.set()
@@ -353,7 +388,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     assert names == sorted(
         f"{n}.png"
         for n in ("login", "overview", "overview-phone", "node", "incidents", "incident",
-                  "channels", "workspace")
+                  "channels", "workspace", "workspace-viewer")
     )  # fmt: skip
     for name in names:
         assert (ARTIFACTS / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
