@@ -24,12 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.api.served import Node, Served, served_control
 from tests.capability import require
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -49,6 +52,14 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
 EXPECTED_REFUSALS = {(401, "/api/dash/me"), (401, "/api/dash/login"), (400, "/api/dash/channels")}
 HISTORY_S = 120  # seconds of stored points before the browser opens a page
 WAIT_MS = 20_000  # upper bound for a page or live point to show up (not a measurement)
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+OVERFLOW_JS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+# Visible form controls with no label, aria-label or aria-labelledby (by id or name).
+UNLABELLED_JS = """[...document.querySelectorAll("input, select, textarea")]
+  .filter((e) => e.type !== "hidden" && e.offsetParent !== null && !e.labels.length
+    && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+  .map((e) => e.id || e.name || e.outerHTML)"""
 
 
 def _pcap(packets: int) -> bytes:
@@ -187,6 +198,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     problems: list[str] = []
+    foreign: list[str] = []  # requests to anywhere but the control plane
 
     def console(message: ConsoleMessage) -> None:
         if message.type not in ("error", "assert"):
@@ -203,7 +215,17 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
         problems.append(f"page error: {error.message}")
 
     def shot(page: Page, name: str) -> None:
+        """Every control labelled; screenshots at 1280x800 and at phone width, where the
+        page must reflow without a horizontal scroll bar."""
+        unlabelled = page.evaluate(UNLABELLED_JS)
+        assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(100)  # the charts redraw on resize
+        overflow = page.evaluate(OVERFLOW_JS)
+        assert overflow <= 0, f"{name}: {overflow} px wider than a phone screen"
+        page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
+        page.set_viewport_size(DESKTOP)
 
     def points(page: Page, chart: str) -> int:
         return int(page.get_attribute(chart, "data-points") or "0")
@@ -230,15 +252,16 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
                 executable_path=CHROMIUM,
                 headless=True,
                 args=CHROMIUM_FLAGS,
-                viewport={"width": 1280, "height": 800},
+                viewport=DESKTOP,
                 accept_downloads=True,
             )
             context.set_default_timeout(WAIT_MS)
             expect.set_options(timeout=WAIT_MS)
             page = context.new_page()
+            base = srv.base
+            page.on("request", lambda r: None if r.url.startswith(base) else foreign.append(r.url))
             page.on("console", console)
             page.on("pageerror", page_error)
-            base = srv.base
 
             # Signed out: any page leads to the sign-in form. Sign in with the keyboard.
             page.goto(base + "/dash")
@@ -261,19 +284,15 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#nodes")).to_contain_text("edge-fra-1")
             expect(page.locator("#active")).to_contain_text("udp_flood")
             backfilled(page, "#chart")
+            # Keyboard: the first Tab reaches "Skip to content", which moves to the content.
+            page.keyboard.press("Tab")
+            expect(page.locator("a.skip")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.locator("#main")).to_be_focused()
             seen = points_above(page, "#chart", 1)
             points_above(page, "#chart", seen)  # the agent's next post reached the open page
             expect(page.locator("#chart-note")).to_contain_text("pps")
             shot(page, "overview")
-
-            # Phone width: the page reflows without a horizontal scroll bar.
-            page.set_viewport_size({"width": 390, "height": 844})
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 0, f"{overflow} px wider than a phone screen"
-            shot(page, "overview-phone")
-            page.set_viewport_size({"width": 1280, "height": 800})
 
             # Node page: agent facts, live chart, block and unblock an address with a TTL.
             page.click("#nodes a:has-text('edge-fra-1')")
@@ -386,9 +405,11 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     assert agent.failures == [], agent.failures[:3]
     names = sorted(p.name for p in ARTIFACTS.iterdir())
     assert names == sorted(
-        f"{n}.png"
-        for n in ("login", "overview", "overview-phone", "node", "incidents", "incident",
-                  "channels", "workspace", "workspace-viewer")
+        f"{n}{size}.png"
+        for n in ("login", "overview", "node", "incidents", "incident", "channels", "workspace",
+                  "workspace-viewer")
+        for size in ("", "-phone")
     )  # fmt: skip
+    assert foreign == [], foreign  # nothing from the internet (no CDN, no fonts)
     for name in names:
         assert (ARTIFACTS / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
