@@ -25,7 +25,8 @@ from control.core.api_types import Ok
 from control.core.deps import CallerDep, Db, NodePolicyDep
 from control.core.errors import DomainError, Unauthorized
 from control.core.ratelimit import FailureLimiter
-from control.dashboard import backfill, sessions, users
+from control.dashboard import backfill as charts
+from control.dashboard import sessions, users
 from control.dashboard.auth import (
     OPEN,
     SESSION_COOKIE,
@@ -159,17 +160,16 @@ async def _stream(
     state: State,
     workspace_id: int,
     node_uuid: str | None,
-    history: Callable[[], Awaitable[msgspec.Struct]],
+    backfill: Callable[[], Awaitable[msgspec.Struct]],
 ) -> AsyncIterator[ServerSentEventMessage]:
     hub = live_hub_of(state)
     with hub.subscribe(workspace_id, node_uuid) as queue:
+        # The charts' last minutes, taken once subscribed, before this stream yields (the
+        # overview's totals: in the same step, so no point is in both them and the queue).
+        history = await backfill()
         # Sent once subscribed: a page (or test) that saw it misses nothing published after.
         yield ServerSentEventMessage(event="hello", data="{}")
-        # The charts' last minutes, read once now that nothing published can be missed
-        # (a point may come twice: stored before the read, published after; pages keep
-        # one value per node and second).
-        backfill = await history()
-        yield ServerSentEventMessage(event="backfill", data=msgspec.json.encode(backfill).decode())
+        yield ServerSentEventMessage(event="backfill", data=msgspec.json.encode(history).decode())
         idle = 0.0
         while not hub.closing:
             try:
@@ -185,9 +185,9 @@ async def _stream(
 
 
 @get("/live", tags=["dashboard"], summary="Live stream of the workspace (server-sent events)")
-async def live_workspace(caller: CallerDep, db: Db, state: State) -> ServerSentEvent:
+async def live_workspace(caller: CallerDep, state: State) -> ServerSentEvent:
     async def history() -> msgspec.Struct:
-        return await backfill.workspace_backfill(db, caller.workspace_id, clock.now())
+        return charts.workspace_backfill(live_hub_of(state), caller.workspace_id)  # no await
 
     return ServerSentEvent(_stream(state, caller.workspace_id, None, history))
 
@@ -205,7 +205,7 @@ async def live_node(
     await node_store.get_node(db, caller.workspace_id, node_uuid, node_policy)
 
     async def history() -> msgspec.Struct:
-        return await backfill.node_backfill(db, caller.workspace_id, node_uuid, clock.now())
+        return await charts.node_backfill(db, caller.workspace_id, node_uuid, clock.now())
 
     return ServerSentEvent(_stream(state, caller.workspace_id, node_uuid, history))
 

@@ -153,31 +153,20 @@ pages.overview = async function () {
     { label: "Total pps", stroke: "#0550ae", width: 2 },
     { label: "Dropped pps", stroke: "#a40e26", width: 2, fill: "rgba(164,14,38,0.15)" },
   ]);
-  // The stream's backfill gives the seconds before its cutoff summed over the nodes; from
-  // the cutoff on, one value per node and second (an agent's resent point replaces its own).
+  // Per second, pps and dropped pps summed over the nodes: the stream's backfill (the
+  // server's running totals when the page opened), then the live points, each node's
+  // second once (an agent's resend of a second it already sent live is left out).
   const totals = new Map(); // second -> {pps, dropped}
-  const perNode = new Map(); // second -> Map(node -> {pps, dropped})
-  let cutoff = 0;
+  const lastByNode = new Map(); // node -> newest second added
   let points = 0;
 
   function add(node, ts, pps, dropped) {
     const s = Math.floor(ts);
-    if (s < cutoff) { // a late (replayed) point of an already summed second
-      const t = totals.get(s) || { pps: 0, dropped: 0 };
-      t.pps += pps; t.dropped += dropped;
-      totals.set(s, t);
-      return;
-    }
-    if (!perNode.has(s)) perNode.set(s, new Map());
-    perNode.get(s).set(node, { pps, dropped });
-  }
-
-  function second(s) {
-    const out = { pps: 0, dropped: 0 };
-    for (const part of [totals.get(s), ...(perNode.get(s) || new Map()).values()]) {
-      if (part) { out.pps += part.pps; out.dropped += part.dropped; }
-    }
-    return out;
+    if (s <= (lastByNode.get(node) ?? -1)) return;
+    lastByNode.set(node, s);
+    const t = totals.get(s) || { pps: 0, dropped: 0 };
+    t.pps += pps; t.dropped += dropped;
+    totals.set(s, t);
   }
 
   async function refresh() {
@@ -208,9 +197,9 @@ pages.overview = async function () {
 
   function draw() {
     const oldest = Math.floor(Date.now() / 1000) - WINDOW_S;
-    for (const map of [totals, perNode]) for (const s of map.keys()) if (s < oldest) map.delete(s);
-    const secs = [...new Set([...totals.keys(), ...perNode.keys()])].sort((a, b) => a - b);
-    const sums = secs.map(second);
+    for (const s of totals.keys()) if (s < oldest) totals.delete(s);
+    const secs = [...totals.keys()].sort((a, b) => a - b);
+    const sums = secs.map((s) => totals.get(s));
     chart.setData([secs, sums.map((v) => v.pps), sums.map((v) => v.dropped)]);
     $("chart").dataset.points = String(points);
     if (secs.length) {
@@ -222,10 +211,8 @@ pages.overview = async function () {
 
   live("/live", {
     backfill: (b) => {
-      cutoff = b.cutoff;
       for (const [ts, pps, dropped] of b.totals) totals.set(ts, { pps, dropped });
-      for (const [node, ts, pps, dropped] of b.points) add(node, ts, pps, dropped);
-      $("chart").dataset.backfill = String(b.totals.length + new Set(b.points.map((p) => p[1])).size);
+      $("chart").dataset.backfill = String(b.totals.length);
       draw();
     },
     point: (p) => { add(p.node, p.ts, p.pps, p.dropped_pps); points += 1; },
