@@ -1,13 +1,13 @@
 """The control plane's Litestar application, assembled from its areas.
 
-Each area (nodes, incidents, channels, workspace, analytics, agentapi, notify, ops) keeps
+Each area (nodes, incidents, channels, workspace, analytics, agentapi, notify, ops, bgp) keeps
 its routes, schemas and services together; `control.core` holds what they share (store,
 auth, errors -> status mapping, limits). This module only wires them up.
 
-`create_app(db_path)` builds it; `ftcontrol serve` runs it under uvicorn. The store, the
-incident event bus and the incident service live on `app.state` (`db`, `events`,
-`incidents`, `node_policy`, `notifications`); all but the last are also injectable by
-those names.
+`create_app(db_path)` builds it (`bgp=BgpSettings(...)` adds the BGP speaker);
+`ftcontrol serve` runs it under uvicorn. The store, the incident event bus and the
+incident service live on `app.state` (`db`, `events`, `incidents`, `node_policy`,
+`notifications`, `upstream`); the first four are also injectable by those names.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from litestar.types import ControllerRouterHandler
 from control.agentapi.routes import AgentController
 from control.agentapi.runtime import agentapi_lifespan
 from control.analytics.routes import analytics_summary
+from control.bgp.lifespan import BgpSettings, bgp_lifespan
+from control.bgp.routes import BgpController, escalate_incident
 from control.channels.delivery_routes import ChannelDeliveryController
 from control.channels.routes import ChannelsController
 from control.core.auth import BEARER, DeployTokenMiddleware, provide_caller
@@ -76,6 +78,8 @@ V1_HANDLERS: list[ControllerRouterHandler] = [
     ChannelDeliveryController,
     get_workspace,
     analytics_summary,
+    escalate_incident,
+    BgpController,
 ]
 
 
@@ -138,6 +142,7 @@ def create_app(
     debug: bool = False,
     install_assets: InstallAssets | None = None,
     public_url: str | None = None,
+    bgp: BgpSettings | None = None,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
         offline_after_sec=offline_after_sec, elevated_factor=elevated_factor
@@ -145,7 +150,12 @@ def create_app(
     limiter = FailureLimiter(auth_max_failures, auth_window_s)
     app = Litestar(
         route_handlers=_route_handlers(),
-        lifespan=[_lifespan(db_path, node_policy), agentapi_lifespan, dashboard_lifespan],
+        lifespan=[
+            _lifespan(db_path, node_policy),
+            agentapi_lifespan,
+            dashboard_lifespan,
+            bgp_lifespan,  # last: stopped first (ExaBGP's sessions close before the store)
+        ],
         # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
         # wrap everything, auth failures included.
         middleware=[
@@ -192,5 +202,7 @@ def create_app(
     # GET /install.sh and the wheel: from the venv ftcontrol runs in unless a test says.
     app.state.install_assets = install_assets or InstallAssets.for_prefix()
     app.state.public_url = public_url
+    # Upstream mitigation: None (no --bgp-config) leaves every BGP route answering 409.
+    app.state.bgp_settings = bgp
     document_errors(app)
     return app

@@ -2,9 +2,12 @@
 
 ftcontrol --version
 ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S] [--public-url URL]
+                [--bgp-config PATH [--bgp-workdir DIR]]
 ftcontrol workspace create NAME [--plan P]       prints the deploy token (only time shown)
 ftcontrol workspace rotate-token NAME            revokes old tokens, prints the new one
 ftcontrol workspace subscription NAME active|past_due|canceled
+ftcontrol workspace prefixes NAME add|remove PREFIX   what the workspace may announce (BGP)
+ftcontrol workspace prefixes NAME list
 ftcontrol user create EMAIL --workspace NAME [--role admin|viewer]   password from stdin
 ftcontrol user passwd EMAIL                      new password from stdin; signs the user out
 ftcontrol user delete EMAIL
@@ -16,12 +19,16 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 import aiosqlite
 
 from control import __version__
+from control.bgp import prefixes as bgp_prefixes
+from control.bgp.config import BgpConfigError, load_bgp_config
+from control.bgp.lifespan import BgpSettings
 from control.core.db import open_db
-from control.core.errors import DomainError
+from control.core.errors import DomainError, InvalidValue
 from control.core.limits import MAX_BODY_BYTES
 from control.core.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
 from control.dashboard import users
@@ -133,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="this server as nodes reach it (https://host[:port]), written into the "
         "served /install.sh; default: the origin each request came to",
     )
+    serve.add_argument(
+        "--bgp-config",
+        type=Path,
+        metavar="PATH",
+        help="run the BGP speaker (ExaBGP) for upstream mitigation, configured by this TOML "
+        "file; without it nothing BGP runs and the BGP routes answer 409",
+    )
+    serve.add_argument(
+        "--bgp-workdir",
+        type=Path,
+        metavar="DIR",
+        help="ExaBGP's configuration, API socket and log (default: <db>.bgp next to the db)",
+    )
     _db_option(serve)
 
     workspace = commands.add_parser("workspace", help="manage workspaces")
@@ -148,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     subscription.add_argument("name")
     subscription.add_argument("status", choices=SUBSCRIPTION_STATUSES)
     _db_option(subscription)
+    prefixes = actions.add_parser(
+        "prefixes", help="the prefixes the workspace may have announced upstream (BGP)"
+    )
+    prefixes.add_argument("name")
+    prefixes.add_argument("prefix_action", choices=("add", "remove", "list"))
+    prefixes.add_argument("prefix", nargs="?", help="e.g. 203.0.113.0/24 (add / remove)")
+    _db_option(prefixes)
 
     user = commands.add_parser("user", help="manage dashboard users")
     user_actions = user.add_subparsers(dest="action", required=True)
@@ -196,7 +223,26 @@ def _workspace(args: argparse.Namespace) -> None:
         await workspaces.set_subscription(db, args.name, args.status)
         print(f"workspace {args.name!r}: subscription {args.status}", file=sys.stderr)
 
-    action = {"create": create, "rotate-token": rotate, "subscription": subscription}
+    async def prefixes(db: aiosqlite.Connection) -> None:
+        if args.prefix_action == "list":
+            for prefix in await bgp_prefixes.list_prefixes(db, args.name):
+                print(prefix)
+            return
+        if args.prefix is None:
+            raise InvalidValue("prefix", f"{args.prefix_action} needs a PREFIX")
+        if args.prefix_action == "add":
+            done = await bgp_prefixes.add_prefix(db, args.name, args.prefix)
+            print(f"workspace {args.name!r}: {done} declared", file=sys.stderr)
+        else:
+            done = await bgp_prefixes.remove_prefix(db, args.name, args.prefix)
+            print(f"workspace {args.name!r}: {done} removed", file=sys.stderr)
+
+    action = {
+        "create": create,
+        "rotate-token": rotate,
+        "subscription": subscription,
+        "prefixes": prefixes,
+    }
     asyncio.run(_with_db(args.db, action[args.action]))
 
 
@@ -228,10 +274,20 @@ def _user(args: argparse.Namespace) -> None:
     asyncio.run(_with_db(args.db, action[args.action]))
 
 
+def _bgp_settings(args: argparse.Namespace) -> BgpSettings | None:
+    if args.bgp_config is None:
+        return None
+    config = load_bgp_config(args.bgp_config)
+    workdir = args.bgp_workdir or Path(f"{args.db}.bgp")
+    return BgpSettings(config=config, workdir=workdir.absolute())
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from control.app import create_app
+
+    bgp = _bgp_settings(args)  # a bad file stops here, before anything listens
 
     app = create_app(
         args.db,
@@ -241,6 +297,7 @@ def _serve(args: argparse.Namespace) -> None:
         auth_window_s=args.auth_window,
         max_body_bytes=args.max_body_bytes,
         public_url=args.public_url,
+        bgp=bgp,
         dashboard=DashboardSettings(
             idle_s=args.session_idle,
             absolute_s=args.session_max_age,
@@ -268,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as exc:
         print(f"ftcontrol: {exc.reason}", file=sys.stderr)
         return 1
+    except BgpConfigError as exc:
+        print(f"ftcontrol: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

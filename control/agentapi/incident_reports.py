@@ -103,6 +103,7 @@ class IncidentReports:
             top_sources=_sources(f),
             mitigation_rules=_rules(f),
             source_count=f.source_count,
+            rule_figures=f.rules,
         )
         try:
             incident = await self.service.open(
@@ -138,6 +139,7 @@ class IncidentReports:
             top_sources=_sources(f) if _heavier(f, row["top_sources"]) else None,
             mitigation_rules=_rules(f) if f.rules else None,
             source_count=f.source_count,
+            rule_figures=f.rules if f.rules else None,
         )
         incident = await self.service.update(node.workspace_id, incident_uuid, change)
         await self._set_seq(incident_id, f.seq)

@@ -22,6 +22,7 @@ from litestar.params import Body, FromPath, JSONBody
 from control.agentapi import node_control
 from control.agentapi.metrics_store import Overloaded
 from control.agentapi.runtime import AgentApi, agentapi_of
+from control.bgp.lifespan import upstream_of
 from control.core.auth import node_guard, provide_node
 from control.core.deps import Db, NodePolicyDep
 from control.core.errors import InvalidValue, PayloadTooLarge, ServiceBusy
@@ -101,6 +102,7 @@ class AgentController(Controller):
         except Overloaded as exc:
             raise ServiceBusy(str(exc)) from exc
         live_hub_of(state).publish_points(node.workspace_id, node.node_uuid, data.points)
+        upstream_of(state).on_points(node, data.points)  # automatic BGP escalation, if any
         return agent_api.OkReply(ok=True, accepted=len(data.points))
 
     @post(

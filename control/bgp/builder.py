@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
 
@@ -17,11 +18,17 @@ from control.bgp.announcements import FlowSpecRule, Rtbh
 from control.bgp.config import BgpConfig
 from ftcontract.agent_api import IncidentFigures, RuleFigure
 
+RefusalKind = Literal["not_allowed", "not_buildable", "cap", "rejected", "not_configured"]
+
 
 class Refusal(msgspec.Struct, frozen=True):
-    """Why nothing was announced; recorded on the incident as it is."""
+    """Why nothing was announced; recorded on the incident as it is. `kind` says which
+    rule refused it: the workspace's prefixes (not_allowed), the incident's figures
+    (not_buildable), max_announcements (cap), ExaBGP itself (rejected), or no BGP at all
+    (not_configured)."""
 
     reason: str
+    kind: RefusalKind = "not_allowed"
 
 
 def host_prefix(address: str) -> str:
@@ -51,12 +58,16 @@ def flowspec_from_figure(figure: RuleFigure, node_address: str) -> FlowSpecRule 
     if figure.dst is not None and ipaddress.ip_address(figure.dst) != ipaddress.ip_address(
         node_address
     ):
-        return Refusal(f"the rule's destination {figure.dst} is not the node's {node_address}")
+        return Refusal(
+            f"the rule's destination {figure.dst} is not the node's {node_address}", "not_buildable"
+        )
     source = None
     if figure.network is not None:
         net = ipaddress.ip_network(figure.network, strict=False)
         if net.version != ipaddress.ip_address(node_address).version:
-            return Refusal(f"the rule's source {figure.network} is not the node's family")
+            return Refusal(
+                f"the rule's source {figure.network} is not the node's family", "not_buildable"
+            )
         source = str(net)
     narrowed = (
         source,
@@ -67,13 +78,15 @@ def flowspec_from_figure(figure: RuleFigure, node_address: str) -> FlowSpecRule 
     )
     if all(value is None for value in narrowed):
         # a rule matching all traffic to the node is a blackhole: that is RTBH's decision
-        return Refusal("the rule matches all traffic to the node; escalate to RTBH instead")
+        return Refusal(
+            "the rule matches all traffic to the node; escalate to RTBH instead", "not_buildable"
+        )
     flags, mask = figure.tcp_flags, figure.tcp_flags_mask
     if flags is not None and mask is None:
         mask = flags
     rate_limited = figure.action == "rate_limit"
     if rate_limited and figure.rate_pps is None:
-        return Refusal("a rate_limit rule without rate_pps")
+        return Refusal("a rate_limit rule without rate_pps", "not_buildable")
     try:
         return FlowSpecRule(
             destination=destination,
@@ -89,7 +102,7 @@ def flowspec_from_figure(figure: RuleFigure, node_address: str) -> FlowSpecRule 
             else None,
         )
     except ValueError as exc:
-        return Refusal(f"the rule cannot be a FlowSpec rule: {exc}")
+        return Refusal(f"the rule cannot be a FlowSpec rule: {exc}", "not_buildable")
 
 
 class IncidentFlowSpec(msgspec.Struct, frozen=True):
@@ -101,15 +114,19 @@ class IncidentFlowSpec(msgspec.Struct, frozen=True):
 
 
 def flowspec_for_incident(figures: IncidentFigures, node_address: str) -> IncidentFlowSpec:
-    rules: dict[str, FlowSpecRule] = {}
+    return flowspec_for_rules(figures.rules, node_address)
+
+
+def flowspec_for_rules(rules: Sequence[RuleFigure], node_address: str) -> IncidentFlowSpec:
+    built_rules: dict[str, FlowSpecRule] = {}
     refusals: list[Refusal] = []
-    for figure in figures.rules:
+    for figure in rules:
         built = flowspec_from_figure(figure, node_address)
         if isinstance(built, Refusal):
-            refusals.append(Refusal(f"{figure.match}: {built.reason}"))
+            refusals.append(Refusal(f"{figure.match}: {built.reason}", "not_buildable"))
         else:
-            rules.setdefault(built.key(), built)  # the same match twice is one BGP route
-    return IncidentFlowSpec(rules=tuple(rules.values()), refusals=tuple(refusals))
+            built_rules.setdefault(built.key(), built)  # the same match twice is one route
+    return IncidentFlowSpec(rules=tuple(built_rules.values()), refusals=tuple(refusals))
 
 
 def rtbh_for(node_address: str, config: BgpConfig) -> Rtbh:

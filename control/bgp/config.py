@@ -7,6 +7,9 @@ rtbh_next_hop = "192.0.2.1"      # the address upstream routers route to discard
 rtbh_next_hop_v6 = "100::1"      # RFC 6666 discard-only prefix
 max_announcements = 200
 default_ttl_s = 300
+escalate_uplink_share = 0.8      # automatic FlowSpec at this share of the node's uplink_mbps
+rtbh_after_s = 60                # flowspec_then_rtbh: trigger still there this long -> RTBH
+withdraw_hold_down_s = 120       # an incident's announcements stay this long after it ends
 
 [listen]
 address = "192.0.2.10"
@@ -96,6 +99,14 @@ class BgpConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     rtbh_next_hop_v6: str = "100::1"
     max_announcements: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 200
     default_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=30 * 86400)] = 300
+    # Automatic escalation (a node whose mitigation_policy is not "local"): FlowSpec when
+    # the node receives at least this share of its declared uplink_mbps during an attack.
+    escalate_uplink_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
+    # flowspec_then_rtbh: the trigger still holds this long after FlowSpec went out -> RTBH.
+    rtbh_after_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60
+    # After an incident ends, its announcements are withdrawn once this long has passed
+    # (an attack that comes back at once finds the filter still there).
+    withdraw_hold_down_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 120
 
     def __post_init__(self) -> None:
         _ip(self.router_id, "router_id", version=4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 
 from control.core.errors import InvalidValue
@@ -44,6 +45,19 @@ def ip_address(value: str | None, field: str = "ip") -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise InvalidValue(field, f"not an IPv4 or IPv6 address: {text[:64]!r}") from None
+
+
+# 10 Tbit/s: far above any single uplink, and a finite bound for the arithmetic.
+UPLINK_MBPS_MAX = 10_000_000.0
+
+
+def uplink_mbps(value: float | None) -> float | None:
+    """A node's uplink capacity in Mbit/s: above 0 and finite, or None (not declared)."""
+    if value is None:
+        return None
+    if not (math.isfinite(value) and 0 < value <= UPLINK_MBPS_MAX):
+        raise InvalidValue("uplink_mbps", f"must be above 0 and at most {UPLINK_MBPS_MAX:.0f}")
+    return float(value)
 
 
 def interface_name(value: str | None) -> str:

@@ -13,7 +13,16 @@ from typing import Literal
 
 from control.incidents.schemas import Incident
 
-IncidentEventKind = Literal["opened", "escalated", "updated", "resolved", "false_positive"]
+IncidentEventKind = Literal[
+    "opened",
+    "escalated",
+    "updated",
+    "resolved",
+    "false_positive",
+    # upstream mitigation (control.bgp): a FlowSpec rule / RTBH route announced, withdrawn
+    "upstream_announced",
+    "upstream_withdrawn",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,8 @@ class IncidentEvent:
     incident_uuid: str
     # The incident as the REST API shows it (GET /api/v1/incidents/{uuid} "incident" object).
     incident: Incident
+    # upstream_* events: the announcement (the incident lists it under `announcements`)
+    announcement_id: int | None = None
 
 
 Subscriber = Callable[[IncidentEvent], Awaitable[None]]

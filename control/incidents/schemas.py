@@ -10,6 +10,7 @@ from typing import Literal
 
 import msgspec
 
+from control.bgp.schemas import UpstreamAnnouncement, UpstreamRefusal
 from ftcontract import agent_api
 from ftcontract.vocabulary import Family, ResolveReason, RuleAction, RuleKind, Severity
 
@@ -106,3 +107,7 @@ class Incident(IncidentListItem, kw_only=True):
     # why the agent resolved it (cooled_down, agent_stopped, agent_restarted); null while
     # active and when a person closed it
     end_reason: ResolveReason | None = None
+    # Upstream mitigation (BGP): what was announced for this incident (in force or past)
+    # and the escalations that announced nothing, with their reasons.
+    announcements: list[UpstreamAnnouncement] = []
+    upstream_refusals: list[UpstreamRefusal] = []

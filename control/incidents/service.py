@@ -13,6 +13,7 @@ from typing import Any, Literal
 import aiosqlite
 import msgspec
 
+from control.bgp import store as bgp_store
 from control.core import clock
 from control.core.db import SqlParams, transaction
 from control.core.errors import Conflict, InvalidValue, NotFound
@@ -33,6 +34,7 @@ from control.incidents.schemas import (
 )
 
 # The families the agent's classifier names are the only ones an incident may carry.
+from ftcontract import agent_api
 from ftcontract.vocabulary import FAMILIES, ResolveReason, Severity, severity_rank
 
 
@@ -52,6 +54,8 @@ class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mitigation_rules: list[MitigationRule] = []
     # distinct sources seen; stored as at least len(top_sources) (each is a distinct source)
     source_count: int = 0
+    # the agent's rules with their structured match fields (FlowSpec is built from these)
+    rule_figures: list[agent_api.RuleFigure] = []
 
 
 class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -72,6 +76,7 @@ class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     top_sources: list[TopSource] | None = None
     mitigation_rules: list[MitigationRule] | None = None
     source_count: int | None = None
+    rule_figures: list[agent_api.RuleFigure] | None = None
 
 
 class IncidentFilters(msgspec.Struct, kw_only=True):
@@ -110,7 +115,10 @@ class IncidentService:
             row = await cur.fetchone()
         if row is None:
             raise NotFound("incident not found")
-        return incident_from_row(row, clock.now())
+        incident = incident_from_row(row, clock.now())
+        incident.announcements = await bgp_store.incident_announcements(self.db, row["id"])
+        incident.upstream_refusals = await bgp_store.incident_refusals(self.db, row["id"])
+        return incident
 
     async def list(
         self, workspace_id: int, filters: IncidentFilters, *, limit: int, offset: int
@@ -187,8 +195,8 @@ class IncidentService:
                     """INSERT INTO incidents (uuid, workspace_id, node_id, family, subtype,
                            severity, status, started_at, mitigated_at, peak_pps, peak_bps,
                            peak_burst_pps, peak_burst_bps, source_count, protocols,
-                           top_sources, mitigation_rules, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           top_sources, mitigation_rules, rule_figures, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         new_uuid,
                         workspace_id,
@@ -206,6 +214,7 @@ class IncidentService:
                         _json(report.protocols),
                         sources,
                         _json(report.mitigation_rules),
+                        _json(report.rule_figures),
                         now,
                     ),
                 )
@@ -251,6 +260,8 @@ class IncidentService:
             )
             if seen > row["source_count"]:
                 sets["source_count"] = seen
+            if change.rule_figures is not None:
+                sets["rule_figures"] = _json(change.rule_figures)
             if change.mitigation_rules is not None:
                 sets["mitigation_rules"] = _json(change.mitigation_rules)
                 if change.mitigation_rules and row["mitigated_at"] is None:

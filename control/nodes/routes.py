@@ -6,6 +6,7 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from control.bgp.schemas import MitigationPolicy
 from control.core import validation
 from control.core.api_types import Ok
 from control.core.db import SqlParams
@@ -33,6 +34,11 @@ class NodeUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     os: str | msgspec.UnsetType | None = msgspec.UNSET
     interface: str | msgspec.UnsetType = msgspec.UNSET
     priority: NodePriority | msgspec.UnsetType = msgspec.UNSET
+    # upstream mitigation (BGP): when this node is escalated automatically
+    mitigation_policy: MitigationPolicy | msgspec.UnsetType = msgspec.UNSET
+    # the uplink's capacity in Mbit/s (null clears it); automatic FlowSpec at
+    # escalate_uplink_share of it
+    uplink_mbps: float | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class NodeList(msgspec.Struct, kw_only=True):
@@ -74,6 +80,10 @@ def _validated_changes(data: NodeUpdate) -> SqlParams:
         changes["interface"] = validation.interface_name(data.interface)
     if not isinstance(data.priority, msgspec.UnsetType):
         changes["priority"] = data.priority
+    if not isinstance(data.mitigation_policy, msgspec.UnsetType):
+        changes["mitigation_policy"] = data.mitigation_policy
+    if not isinstance(data.uplink_mbps, msgspec.UnsetType):
+        changes["uplink_mbps"] = validation.uplink_mbps(data.uplink_mbps)
     return changes
 
 

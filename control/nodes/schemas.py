@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from control.bgp.schemas import MitigationPolicy
+
 NodeStatus = Literal["online", "offline", "attack", "elevated"]
 NodePriority = Literal["production", "staging", "development", "normal", "high"]
 
@@ -29,6 +31,9 @@ class Node(msgspec.Struct, kw_only=True):
     active_incidents: int
     created_at: str
     last_seen: str | None
+    # upstream mitigation (BGP): local = XDP only; flowspec; flowspec_then_rtbh
+    mitigation_policy: MitigationPolicy = "local"
+    uplink_mbps: float | None = None  # the uplink's capacity; null: not declared
 
 
 class NodeDetail(Node, kw_only=True):

@@ -112,6 +112,8 @@ def node_from_row(row: aiosqlite.Row) -> Node:
         active_incidents=row["active_incidents"],
         created_at=clock.iso(row["created_at"]) or "",
         last_seen=clock.iso(row["last_seen"]),
+        mitigation_policy=row["mitigation_policy"],
+        uplink_mbps=row["uplink_mbps"],
     )
 
 
@@ -225,7 +227,16 @@ async def get_node(
     return _detail_from_row(row)
 
 
-UPDATABLE = ("name", "ip", "location", "os", "interface", "priority")
+UPDATABLE = (
+    "name",
+    "ip",
+    "location",
+    "os",
+    "interface",
+    "priority",
+    "mitigation_policy",
+    "uplink_mbps",
+)
 
 
 async def update_node(

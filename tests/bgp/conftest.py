@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,3 +21,11 @@ def bgp_lab() -> Iterator[BgpLab]:
         require(shutil.which(tool) is not None, f"{tool} (Debian bird2 / exabgp / util-linux)")
     with BgpLab.create() as lab:
         yield lab
+
+
+@pytest.fixture
+def bgp_workdir() -> Iterator[Path]:
+    """ExaBGP's directory for an in-process control plane: short, because its API socket
+    lives there and a Unix socket path must stay under 108 bytes."""
+    with tempfile.TemporaryDirectory(prefix="ftbgp-") as path:
+        yield Path(path)

@@ -27,6 +27,8 @@ LIST_FIELDS = {
     "source_count",
 }
 DETAIL_FIELDS = LIST_FIELDS | {
+    "announcements",
+    "upstream_refusals",
     "protocols",
     "top_sources",
     "geo_origin",

@@ -22,6 +22,8 @@ NODE_FIELDS = {
     "active_incidents",
     "created_at",
     "last_seen",
+    "mitigation_policy",
+    "uplink_mbps",
 }
 
 
