@@ -264,6 +264,7 @@ pages.node = async function () {
     $("xdp-mode").textContent = agent.agent.xdp_mode || "–";
     $("heartbeat").textContent = when(agent.agent.last_heartbeat);
     $("baseline").textContent = n.baseline ? `${num(n.baseline.avg_pps)} / ${num(n.baseline.p95_pps)}` : "learning";
+    showUpstream(n);
     const admin = state.me.role === "admin";
     fill($("rules").tBodies[0], rules.rules.filter((r) => !r.removed_at).map((r) => el("tr", {},
       cell(r.target), cell(r.status), cell(num(r.ttl_s), "num"), cell(when(r.expires_at)), cell(r.error || ""),
@@ -283,6 +284,34 @@ pages.node = async function () {
       cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)), cell(num(i.peak_pps), "num"))),
     "No incident yet.", 5);
   }
+
+  let upstreamShown = false;
+  function showUpstream(n) {
+    $("upstream-policy").textContent = (n.mitigation_policy || "local").replaceAll("_", " ");
+    $("uplink").textContent = n.uplink_mbps === null || n.uplink_mbps === undefined ? "not declared" : num(n.uplink_mbps);
+    if (upstreamShown) return; // the periodic refresh never overwrites what is being edited
+    upstreamShown = true;
+    $("mitigation-policy").value = n.mitigation_policy || "local";
+    $("uplink-mbps").value = n.uplink_mbps ?? "";
+  }
+
+  $("upstream-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("upstream-error"), "");
+    const raw = $("uplink-mbps").value.trim();
+    try {
+      const { node: n } = await api("PATCH", base, {
+        mitigation_policy: $("mitigation-policy").value,
+        uplink_mbps: raw === "" ? null : Number(raw),
+      });
+      upstreamShown = false;
+      showUpstream(n);
+      $("upstream-status").textContent = `Saved: ${n.mitigation_policy.replaceAll("_", " ")}, uplink ${n.uplink_mbps === null ? "not declared" : num(n.uplink_mbps) + " Mbit/s"}.`;
+    } catch (e) {
+      showError($("upstream-error"), e.message);
+      (e.field === "uplink_mbps" ? $("uplink-mbps") : $("mitigation-policy")).focus();
+    }
+  });
 
   $("block-form").addEventListener("submit", async (event) => {
     event.preventDefault();

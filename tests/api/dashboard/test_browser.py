@@ -48,8 +48,10 @@ EMAIL, PASSWORD = "admin@acme.example", "correct horse battery"
 VIEWER = "viewer@acme.example"  # made by the admin in the walk
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
 # (status, path) the walk provokes on purpose: signed-out visits (the page asks who is
-# signed in, then goes to the sign-in form), a wrong password, a refused channel config.
-EXPECTED_REFUSALS = {(401, "/api/dash/me"), (401, "/api/dash/login"), (400, "/api/dash/channels")}
+# signed in, then goes to the sign-in form), a wrong password, a refused channel config,
+# a refused uplink capacity.
+EXPECTED_REFUSALS = {(401, "/api/dash/me"), (401, "/api/dash/login"), (400, "/api/dash/channels"),
+                     (400, "/api/dash/nodes/{node}")}  # fmt: skip
 HISTORY_S = 120  # seconds of stored points before the browser opens a page
 WAIT_MS = 20_000  # upper bound for a page or live point to show up (not a measurement)
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
@@ -207,7 +209,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
         # own deliberate refusals. Any other failed request, and every script error, fails.
         url = str(message.location.get("url", "")).removeprefix(srv.base)
         for status, path in EXPECTED_REFUSALS:
-            if f"status of {status} " in message.text and url == path:
+            if f"status of {status} " in message.text and url == path.format(node=node.uuid):
                 return
         problems.append(f"console {message.type}: {message.text} ({message.location})")
 
@@ -305,6 +307,18 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#in-force")).to_contain_text("4,242,000")
             backfilled(page, "#pps-chart")
             points_above(page, "#pps-chart", points_above(page, "#pps-chart", 0))
+            # Upstream mitigation: the API's validation first, then saved.
+            expect(page.locator("#upstream-policy")).to_have_text("local")
+            page.select_option("#mitigation-policy", "flowspec_then_rtbh")
+            page.fill("#uplink-mbps", "0")
+            page.click("#upstream-form button[type=submit]")
+            expect(page.locator("#upstream-error")).to_contain_text("uplink_mbps")
+            expect(page.locator("#uplink-mbps")).to_be_focused()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("10000")
+            page.keyboard.press("Enter")
+            expect(page.locator("#upstream-status")).to_contain_text("Saved: flowspec then rtbh")
+            expect(page.locator("#uplink")).to_have_text("10,000")
             page.fill("#block-target", "198.51.100.7")
             page.fill("#block-ttl", "600")
             page.click("#block-form button[type=submit]")
