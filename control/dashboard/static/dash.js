@@ -285,6 +285,7 @@ pages.node = async function () {
     "No incident yet.", 5);
   }
 
+  let lastAttack = null; // of the newest live point
   let upstreamShown = false;
   function showUpstream(n) {
     $("upstream-policy").textContent = (n.mitigation_policy || "local").replaceAll("_", " ");
@@ -349,7 +350,16 @@ pages.node = async function () {
       $("pps-chart").dataset.backfill = String(b.points.length);
       draw();
     },
-    point: (p) => { upsert(p); points += 1; },
+    point: (p) => {
+      upsert(p);
+      points += 1;
+      // The first point, and an attack starting or ending: the status, banner, rules and
+      // incidents change now, not at the next periodic refresh.
+      if (p.attack !== lastAttack) {
+        lastAttack = p.attack;
+        refresh().catch(() => {});
+      }
+    },
   });
   setInterval(draw, 1000);
   setInterval(() => refresh().catch(() => {}), 15000);
