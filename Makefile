@@ -60,7 +60,7 @@ bench: setup
 	$(PY) -m bench
 
 demo: setup
-	$(PY) -m lab.demo
+	$(PY) -m lab.demo $(if $(DEMO_HOLD),--hold $(DEMO_HOLD))
 
 # The operator's install (not the developer's): runtime packages only, /opt/fasttrace,
 # /usr/local/bin, the systemd units. Needs root; see packaging/install.sh --help.

@@ -1,6 +1,7 @@
 """`make demo`: the whole loop on one machine, then everything it made is removed.
 
     python -m lab.demo [--flood-packets N] [--flood-pps P] [--keep-logs DIR]
+                       [--dashboard-port P] [--hold SECONDS]
 
 Builds the namespace lab (attacker <-veth-> victim, no default route), starts a real
 `ftcontrol serve` and a real `ftagent run` inside the victim namespace (the API over the
@@ -11,6 +12,12 @@ second (pps in, pps dropped, node status, as the control plane reports them), th
 incident as GET /api/v1/incidents/{uuid} returns it, and removes the processes, the XDP
 program and the namespaces, also on Ctrl-C.
 
+The dashboard: once the control plane is up the demo prints its URL (the node page, on
+the root namespace's 127.0.0.1, forwarded by this process into the victim namespace:
+see lab/port_forward.py) and a sign-in made for this run (an admin with a random
+password, printed once, gone with the demo's database), so the flood can be watched live.
+`--hold SECONDS` keeps everything up that long after the flood for a human to look.
+
 `Stack` is the same orchestration for the end-to-end tests and the benchmark.
 """
 
@@ -20,6 +27,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -36,9 +44,12 @@ import httpx
 import msgspec
 
 from lab.netns import Lab
+from lab.port_forward import PortForward
 
 T = TypeVar("T")
 CONTROL_PORT = 8080  # on the victim namespace's own loopback: always free there
+DASHBOARD_PORT = 8088  # the demo's dashboard on the root namespace's 127.0.0.1
+DEMO_EMAIL = "demo@fasttrace.example"
 
 
 def agent_settings(state_dir: Path) -> dict[str, dict[str, Any]]:
@@ -95,7 +106,8 @@ class Stack:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self, on_step: Callable[[str], None] = lambda _: None) -> None:
+    def start(self, on_step: Callable[[str], None] = lambda _: None, agent: bool = True) -> None:
+        """The lab, the control plane and (unless `agent` is False) the deployed agent."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         on_step("building the namespace lab")
         self.lab = Lab.create()
@@ -103,6 +115,8 @@ class Stack:
         self.token = self._workspace_token()
         on_step("starting the control plane in the victim namespace")
         self.start_control()
+        if not agent:
+            return
         on_step("registering the node with `ftagent deploy`")
         self._deploy()
         on_step("starting `ftagent run` on the victim interface")
@@ -295,14 +309,78 @@ def _interrupts_as_keyboard() -> Iterator[None]:
             signal.signal(s, h)
 
 
+@dataclass
+class DemoDashboard:
+    """The demo's dashboard: a port on the root namespace's loopback forwarded to the
+    control plane in the victim namespace, and an admin made for this run."""
+
+    forward: PortForward
+    email: str
+    password: str  # random, printed once; the demo's database goes at the end
+
+    @property
+    def base(self) -> str:
+        return self.forward.url
+
+    def page(self, node_uuid: str = "") -> str:
+        return f"{self.base}/dash/nodes/{node_uuid}" if node_uuid else f"{self.base}/dash"
+
+    def close(self) -> None:
+        self.forward.close()
+
+
+def open_dashboard(stack: Stack, port: int = DASHBOARD_PORT) -> DemoDashboard:
+    """Creates the demo's dashboard user and forwards 127.0.0.1:`port` (0: any free port)
+    of this namespace to the control plane (which must run with --insecure-cookies: the
+    forwarded dashboard is plain HTTP)."""
+    password = secrets.token_urlsafe(12)
+    done = subprocess.run(
+        [sys.executable, "-m", "control.cli", "user", "create", DEMO_EMAIL, "--workspace",
+         "demo", "--role", "admin", "--db", str(stack.db)],
+        input=password, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"ftcontrol user create failed: {done.stderr.strip()}")
+    try:
+        forward = PortForward(stack._lab().victim_ns, CONTROL_PORT, port).start()
+    except OSError as exc:
+        raise RuntimeError(
+            f"127.0.0.1:{port} is not free for the dashboard ({exc.strerror}): "
+            "pass --dashboard-port P (0 = any free port)"
+        ) from exc
+    return DemoDashboard(forward, DEMO_EMAIL, password)
+
+
 def _say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
-def run_demo(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]:
+def run_demo(
+    stack: Stack,
+    flood_packets: int,
+    flood_pps: int,
+    dashboard_port: int = DASHBOARD_PORT,
+    hold_s: float = 0.0,
+) -> dict[str, Any]:
+    stack.start(_say)
+    dashboard = open_dashboard(stack, dashboard_port)
+    try:
+        _say(f"dashboard (the node page, live): {dashboard.page(stack.node_uuid)}")
+        _say(f"sign in as {dashboard.email} with password {dashboard.password}")
+        _say("(that user is made for this run only: it goes with the demo's database)")
+        incident = _flood_and_report(stack, flood_packets, flood_pps)
+        if hold_s > 0:
+            _say(f"the dashboard stays up for {hold_s:.0f} s: {dashboard.page(stack.node_uuid)}")
+            _say("(Ctrl-C ends the demo sooner)")
+            time.sleep(hold_s)
+        return incident
+    finally:
+        dashboard.close()
+
+
+def _flood_and_report(stack: Stack, flood_packets: int, flood_pps: int) -> dict[str, Any]:
     from lab.trafgen import start_flood, stop_flood
 
-    stack.start(_say)
     _say("waiting for the baseline (light benign traffic)")
     benign = start_flood(stack._lab(), "benign", packets=100_000, pps=200)
     try:
@@ -364,16 +442,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flood-packets", type=int, default=200_000)
     p.add_argument("--flood-pps", type=int, default=25_000)
     p.add_argument("--keep-logs", metavar="DIR", help="copy the processes' logs here at the end")
+    p.add_argument(
+        "--dashboard-port", type=int, default=DASHBOARD_PORT, metavar="P",
+        help=f"the dashboard on 127.0.0.1:P (default {DASHBOARD_PORT}; 0 = any free port)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hold", type=float, default=0.0, metavar="SECONDS",
+        help="keep the stack and the dashboard up this long after the flood (default 0)",
+    )  # fmt: skip
     args = p.parse_args(argv)
+    if args.hold < 0 or not 0 <= args.dashboard_port <= 65535:
+        p.error("--hold must be >= 0 and --dashboard-port 0..65535")
     if os.geteuid() != 0:
         print("the demo needs root (network namespaces, XDP)", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="ftdemo-"))
-    stack = Stack(workdir)
+    stack = Stack(workdir, control_args=["--insecure-cookies"])  # the dashboard is plain HTTP
     code = 0
     try:
         with _interrupts_as_keyboard():
-            run_demo(stack, args.flood_packets, args.flood_pps)
+            run_demo(stack, args.flood_packets, args.flood_pps, args.dashboard_port, args.hold)
     except KeyboardInterrupt:
         _say("interrupted")
         code = 130

@@ -6,7 +6,8 @@ queue appends, not 50 database reads. Topics: a workspace (the overview: every n
 points and the incident changes) and a node of a workspace (its points).
 
 A subscriber's queue is bounded: a page that stops reading loses its oldest events rather
-than growing the server's memory.
+than growing the server's memory. Every point also goes into the workspace's running
+per-second totals (`totals`), which the overview's stream sends when it opens.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import msgspec
 from litestar.datastructures import State
 
+from control.dashboard.totals import WorkspaceTotals
 from ftcontract import agent_api
 
 QUEUE_EVENTS = 300  # five minutes of one point per second, plus incident changes
@@ -66,6 +68,7 @@ class LiveHub:
         # Set when the server is asked to stop: open streams end themselves (a live stream
         # never ends by itself, and uvicorn waits for open responses before exiting).
         self.closing = False
+        self.totals = WorkspaceTotals()
 
     def subscribers(self, workspace_id: int, node_uuid: str | None = None) -> int:
         return len(self._topics.get((workspace_id, node_uuid), ()))
@@ -95,6 +98,9 @@ class LiveHub:
     def publish_points(
         self, workspace_id: int, node_uuid: str, points: Iterable[agent_api.MetricPoint]
     ) -> None:
+        points = list(points)
+        # Kept whoever watches: a page opened later draws the last minutes from these.
+        self.totals.add(workspace_id, node_uuid, points)
         if (workspace_id, node_uuid) not in self._topics and (
             workspace_id,
             None,

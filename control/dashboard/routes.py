@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.types import ControllerRouterHandler
 
+from control.core import clock
 from control.core.api_types import Ok
 from control.core.deps import CallerDep, Db, NodePolicyDep
 from control.core.errors import DomainError, Unauthorized
 from control.core.ratelimit import FailureLimiter
+from control.dashboard import backfill as charts
 from control.dashboard import sessions, users
 from control.dashboard.auth import (
-    ADMIN_ONLY,
     OPEN,
     SESSION_COOKIE,
     VIEWER_MAY,
@@ -35,8 +37,9 @@ from control.dashboard.auth import (
 )
 from control.dashboard.channel_forms import channel_forms
 from control.dashboard.live import LiveEvent, live_hub_of
-from control.dashboard.schemas import ChannelForms, LoginRequest, Me, NewDeployToken, UserList
+from control.dashboard.schemas import ChannelForms, LoginRequest, Me, NewDeployToken
 from control.dashboard.settings import DashboardSettings
+from control.dashboard.user_routes import USER_ROUTES
 from control.nodes import service as node_store
 from control.workspace.service import rotate_token
 
@@ -135,11 +138,6 @@ async def me(request: Request[Any, Any, Any]) -> Me:
     )
 
 
-@get("/users", tags=["dashboard"], summary="The workspace's users (admin)", opt={ADMIN_ONLY: True})
-async def list_users(caller: CallerDep, db: Db) -> UserList:
-    return UserList(ok=True, users=await users.list_users(db, caller.workspace_id))
-
-
 @post(
     "/workspace/deploy-token",
     status_code=200,
@@ -159,12 +157,19 @@ async def get_channel_forms() -> ChannelForms:
 
 
 async def _stream(
-    state: State, workspace_id: int, node_uuid: str | None
+    state: State,
+    workspace_id: int,
+    node_uuid: str | None,
+    backfill: Callable[[], Awaitable[msgspec.Struct]],
 ) -> AsyncIterator[ServerSentEventMessage]:
     hub = live_hub_of(state)
     with hub.subscribe(workspace_id, node_uuid) as queue:
+        # The charts' last minutes, taken once subscribed, before this stream yields (the
+        # overview's totals: in the same step, so no point is in both them and the queue).
+        history = await backfill()
         # Sent once subscribed: a page (or test) that saw it misses nothing published after.
         yield ServerSentEventMessage(event="hello", data="{}")
+        yield ServerSentEventMessage(event="backfill", data=msgspec.json.encode(history).decode())
         idle = 0.0
         while not hub.closing:
             try:
@@ -181,7 +186,10 @@ async def _stream(
 
 @get("/live", tags=["dashboard"], summary="Live stream of the workspace (server-sent events)")
 async def live_workspace(caller: CallerDep, state: State) -> ServerSentEvent:
-    return ServerSentEvent(_stream(state, caller.workspace_id, None))
+    async def history() -> msgspec.Struct:
+        return charts.workspace_backfill(live_hub_of(state), caller.workspace_id)  # no await
+
+    return ServerSentEvent(_stream(state, caller.workspace_id, None, history))
 
 
 @get(
@@ -195,7 +203,11 @@ async def live_node(
     # One read when the page opens (the node must be the workspace's: 404 otherwise);
     # none per point.
     await node_store.get_node(db, caller.workspace_id, node_uuid, node_policy)
-    return ServerSentEvent(_stream(state, caller.workspace_id, node_uuid))
+
+    async def history() -> msgspec.Struct:
+        return await charts.node_backfill(db, caller.workspace_id, node_uuid, clock.now())
+
+    return ServerSentEvent(_stream(state, caller.workspace_id, node_uuid, history))
 
 
 def dash_router(v1_handlers: Sequence[ControllerRouterHandler]) -> Router:
@@ -207,7 +219,7 @@ def dash_router(v1_handlers: Sequence[ControllerRouterHandler]) -> Router:
             login,
             logout,
             me,
-            list_users,
+            *USER_ROUTES,
             new_deploy_token,
             get_channel_forms,
             live_workspace,

@@ -38,3 +38,27 @@ class NewDeployToken(msgspec.Struct, kw_only=True):
 class ChannelForms(msgspec.Struct, kw_only=True):
     ok: bool
     forms: list[ChannelForm]
+
+
+class UserCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new user of the caller's workspace. Without a password, one is made and answered
+    this once (only its hash is stored)."""
+
+    email: str
+    role: Role = "viewer"
+    password: str | None = None
+
+
+class UserRoleChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    role: Role
+
+
+class UserCreated(msgspec.Struct, kw_only=True):
+    ok: bool
+    user: UserItem
+    password: str | None  # the made password, shown this once; None when it was given
+
+
+class UserOne(msgspec.Struct, kw_only=True):
+    ok: bool
+    user: UserItem

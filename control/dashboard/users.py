@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -30,6 +31,7 @@ class DashUser:
 
 
 class UserItem(msgspec.Struct, kw_only=True):
+    id: int
     email: str
     role: Role
     created_at: str
@@ -68,7 +70,9 @@ async def create_user(
     if row is None:
         raise NotFound(f"workspace {workspace_name!r} not found")
     workspace_id = int(row["id"])
-    digest = passwords.hash_password(password)  # ~50 ms of CPU: outside the write lock
+    # ~50 ms of CPU (more under load): in a thread, outside the write lock, so open pages'
+    # live streams and the Agent API are not held up meanwhile.
+    digest = await asyncio.to_thread(passwords.hash_password, password)
     async with transaction(db):
         try:
             cur = await db.execute(
@@ -85,7 +89,7 @@ async def create_user(
 async def set_password(db: aiosqlite.Connection, email: str, password: str) -> None:
     """New password; every session of the user ends (a changed password signs out)."""
     _check_password(password)
-    digest = passwords.hash_password(password)
+    digest = await asyncio.to_thread(passwords.hash_password, password)
     async with transaction(db):
         cur = await db.execute(
             "UPDATE dash_users SET password_hash = ? WHERE email = ?", (digest, email.strip())
@@ -117,7 +121,7 @@ async def check_login(db: aiosqlite.Connection, email: str, password: str) -> Da
     ) as cur:
         row = await cur.fetchone()
     stored = str(row["password_hash"]) if row is not None else None
-    if not passwords.verify_password(stored, password) or row is None:
+    if not await asyncio.to_thread(passwords.verify_password, stored, password) or row is None:
         return None
     return DashUser(
         int(row["id"]),
@@ -128,17 +132,71 @@ async def check_login(db: aiosqlite.Connection, email: str, password: str) -> Da
     )
 
 
+def _item(row: aiosqlite.Row) -> UserItem:
+    return UserItem(
+        id=int(row["id"]),
+        email=str(row["email"]),
+        role=parse_role(str(row["role"])),
+        created_at=clock.iso(row["created_at"]) or "",
+    )
+
+
 async def list_users(db: aiosqlite.Connection, workspace_id: int) -> list[UserItem]:
     async with db.execute(
-        "SELECT email, role, created_at FROM dash_users WHERE workspace_id = ? ORDER BY email",
+        "SELECT id, email, role, created_at FROM dash_users WHERE workspace_id = ? ORDER BY email",
         (workspace_id,),
     ) as cur:
         rows = await cur.fetchall()
-    return [
-        UserItem(
-            email=str(r["email"]),
-            role=parse_role(str(r["role"])),
-            created_at=clock.iso(r["created_at"]) or "",
+    return [_item(r) for r in rows]
+
+
+# ---- a workspace admin's changes (the dashboard): by id, scoped to the workspace ----------
+
+
+async def get_user(db: aiosqlite.Connection, workspace_id: int, user_id: int) -> UserItem:
+    async with db.execute(
+        "SELECT id, email, role, created_at FROM dash_users WHERE id = ? AND workspace_id = ?",
+        (user_id, workspace_id),
+    ) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    return _item(row)
+
+
+async def _other_admins(db: aiosqlite.Connection, workspace_id: int, user_id: int) -> int:
+    async with db.execute(
+        "SELECT count(*) FROM dash_users WHERE workspace_id = ? AND role = 'admin' AND id != ?",
+        (workspace_id, user_id),
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def set_role(
+    db: aiosqlite.Connection, workspace_id: int, user_id: int, role: str
+) -> UserItem:
+    """Takes effect on the user's next request (a session reads the role each time).
+    The workspace's last admin stays admin: nobody could administer it any more."""
+    checked = parse_role(role)
+    async with transaction(db):
+        user = await get_user(db, workspace_id, user_id)
+        demoted = checked != "admin" and user.role == "admin"
+        if demoted and await _other_admins(db, workspace_id, user_id) == 0:
+            raise Conflict("the workspace's last admin cannot become a viewer")
+        await db.execute(
+            "UPDATE dash_users SET role = ? WHERE id = ? AND workspace_id = ?",
+            (checked, user_id, workspace_id),
         )
-        for r in rows
-    ]
+    return await get_user(db, workspace_id, user_id)
+
+
+async def remove_user(db: aiosqlite.Connection, workspace_id: int, user_id: int) -> None:
+    """Deletes the user and their sessions; never the workspace's last admin."""
+    async with transaction(db):
+        user = await get_user(db, workspace_id, user_id)
+        if user.role == "admin" and await _other_admins(db, workspace_id, user_id) == 0:
+            raise Conflict("the workspace's last admin cannot be deleted")
+        await db.execute(
+            "DELETE FROM dash_users WHERE id = ? AND workspace_id = ?", (user_id, workspace_id)
+        )

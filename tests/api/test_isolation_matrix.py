@@ -45,6 +45,7 @@ class Tenant:
     rule: int
     announcement: int  # a live BGP announcement for its incident (stored; no speaker here)
     dash: dict[str, str]  # a dashboard admin session of the workspace (cookie + CSRF token)
+    dash_user: int  # that admin's user id
 
     @property
     def rest(self) -> dict[str, str]:
@@ -114,10 +115,15 @@ async def _tenant(api: Api, name: str) -> Tenant:
     )
     assert r.status_code == 200, r.text
     dash_user = f"admin@{name}.example"
-    await users.create_user(api.app.state.db, dash_user, name, "admin", "correct horse battery")
+    user = await users.create_user(
+        api.app.state.db, dash_user, name, "admin", "correct horse battery"
+    )
     session = await login(api, dash_user, "correct horse battery")
     announcement = await _announcement(api, ws.id, node, incident)
-    return Tenant(ws.token, node, key, incident, channel, rule, announcement, session.headers())
+    return Tenant(
+        ws.token, node, key, incident, channel, rule, announcement, session.headers(),
+        user.user_id,
+    )  # fmt: skip
 
 
 async def _announcement(api: Api, workspace_id: int, node_uuid: str, incident_uuid: str) -> int:
@@ -174,14 +180,27 @@ def _matrix(a: Tenant, b: Tenant) -> list[tuple[str, str, str, dict[str, Any], s
         for method, route, url, kwargs, allowed in rows
         if route.startswith("/api/v1/") and not route.startswith("/api/v1/agent")
     ]
-    live = (
-        "GET",
-        "/api/dash/live/nodes/{node_uuid}",
-        f"/api/dash/live/nodes/{a.node}",
-        {"headers": b.dash},
-        {404},
-    )
-    return [*rows, *dash, live]  # fmt: skip
+    U = "/api/dash/users/{user_id}"
+    dash_own = [
+        (
+            "GET",
+            "/api/dash/live/nodes/{node_uuid}",
+            f"/api/dash/live/nodes/{a.node}",
+            {"headers": b.dash},
+            {404},
+        ),
+        # B's admin on A's (last) admin: neither demoted nor removed, and not even "last
+        # admin" (409) is told: not found.
+        (
+            "PATCH",
+            U,
+            f"/api/dash/users/{a.dash_user}",
+            {"headers": b.dash, "json": {"role": "viewer"}},
+            {404},
+        ),
+        ("DELETE", U, f"/api/dash/users/{a.dash_user}", {"headers": b.dash}, {404}),
+    ]
+    return [*rows, *dash, *dash_own]  # fmt: skip
 
 
 def _rest_and_agent_matrix(

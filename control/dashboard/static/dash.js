@@ -124,6 +124,7 @@ function timeChart(container, series, opts = {}) {
 function roleGate() {
   const admin = state.me && state.me.role === "admin";
   for (const node of document.querySelectorAll(".admin-only")) node.hidden = !admin;
+  for (const node of document.querySelectorAll(".viewer-only")) node.hidden = admin;
 }
 
 // ---- pages --------------------------------------------------------------------------------
@@ -152,8 +153,21 @@ pages.overview = async function () {
     { label: "Total pps", stroke: "#0550ae", width: 2 },
     { label: "Dropped pps", stroke: "#a40e26", width: 2, fill: "rgba(164,14,38,0.15)" },
   ]);
-  const perSecond = new Map(); // second -> {pps, dropped} summed over nodes
+  // Per second, pps and dropped pps summed over the nodes: the stream's backfill (the
+  // server's running totals when the page opened), then the live points, each node's
+  // second once (an agent's resend of a second it already sent live is left out).
+  const totals = new Map(); // second -> {pps, dropped}
+  const lastByNode = new Map(); // node -> newest second added
   let points = 0;
+
+  function add(node, ts, pps, dropped) {
+    const s = Math.floor(ts);
+    if (s <= (lastByNode.get(node) ?? -1)) return;
+    lastByNode.set(node, s);
+    const t = totals.get(s) || { pps: 0, dropped: 0 };
+    t.pps += pps; t.dropped += dropped;
+    totals.set(s, t);
+  }
 
   async function refresh() {
     const [status, active] = await Promise.all([
@@ -182,26 +196,26 @@ pages.overview = async function () {
   }
 
   function draw() {
-    const now = Math.floor(Date.now() / 1000);
-    for (const s of perSecond.keys()) if (s < now - WINDOW_S) perSecond.delete(s);
-    const secs = [...perSecond.keys()].sort((a, b) => a - b);
-    chart.setData([secs, secs.map((s) => perSecond.get(s).pps), secs.map((s) => perSecond.get(s).dropped)]);
+    const oldest = Math.floor(Date.now() / 1000) - WINDOW_S;
+    for (const s of totals.keys()) if (s < oldest) totals.delete(s);
+    const secs = [...totals.keys()].sort((a, b) => a - b);
+    const sums = secs.map((s) => totals.get(s));
+    chart.setData([secs, sums.map((v) => v.pps), sums.map((v) => v.dropped)]);
     $("chart").dataset.points = String(points);
     if (secs.length) {
-      const last = perSecond.get(secs[secs.length - 1]);
+      const last = sums[sums.length - 1];
       $("total-pps").textContent = num(last.pps);
       $("chart-note").textContent = `Last point ${new Date(secs[secs.length - 1] * 1000).toLocaleTimeString("en-GB")}: ${num(last.pps)} pps, ${num(last.dropped)} dropped.`;
     }
   }
 
   live("/live", {
-    point: (p) => {
-      const s = Math.floor(p.ts);
-      const agg = perSecond.get(s) || { pps: 0, dropped: 0 };
-      agg.pps += p.pps; agg.dropped += p.dropped_pps;
-      perSecond.set(s, agg);
-      points += 1;
+    backfill: (b) => {
+      for (const [ts, pps, dropped] of b.totals) totals.set(ts, { pps, dropped });
+      $("chart").dataset.backfill = String(b.totals.length);
+      draw();
     },
+    point: (p) => { add(p.node, p.ts, p.pps, p.dropped_pps); points += 1; },
     incident: () => { refresh().catch(() => {}); },
   });
   setInterval(draw, 1000);
@@ -224,7 +238,14 @@ pages.node = async function () {
     { label: "Received bps", stroke: "#0550ae", width: 2 },
     { label: "Dropped bps", stroke: "#a40e26", width: 2 },
   ], { height: 200 });
-  const rows = []; // live points, oldest first
+  const rows = []; // one point per second, oldest first (backfill, then live)
+
+  function upsert(p) {
+    p.ts = Math.floor(p.ts); // stored points are whole seconds: keep one per second
+    const at = rows.findLastIndex((r) => r.ts <= p.ts);
+    if (at !== -1 && rows[at].ts === p.ts) rows[at] = p; // agents resend: the newest wins
+    else rows.splice(at + 1, 0, p);
+  }
   let points = 0;
 
   async function refresh() {
@@ -243,6 +264,7 @@ pages.node = async function () {
     $("xdp-mode").textContent = agent.agent.xdp_mode || "–";
     $("heartbeat").textContent = when(agent.agent.last_heartbeat);
     $("baseline").textContent = n.baseline ? `${num(n.baseline.avg_pps)} / ${num(n.baseline.p95_pps)}` : "learning";
+    showUpstream(n);
     const admin = state.me.role === "admin";
     fill($("rules").tBodies[0], rules.rules.filter((r) => !r.removed_at).map((r) => el("tr", {},
       cell(r.target), cell(r.status), cell(num(r.ttl_s), "num"), cell(when(r.expires_at)), cell(r.error || ""),
@@ -262,6 +284,35 @@ pages.node = async function () {
       cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)), cell(num(i.peak_pps), "num"))),
     "No incident yet.", 5);
   }
+
+  let lastAttack = null; // of the newest live point
+  let upstreamShown = false;
+  function showUpstream(n) {
+    $("upstream-policy").textContent = (n.mitigation_policy || "local").replaceAll("_", " ");
+    $("uplink").textContent = n.uplink_mbps === null || n.uplink_mbps === undefined ? "not declared" : num(n.uplink_mbps);
+    if (upstreamShown) return; // the periodic refresh never overwrites what is being edited
+    upstreamShown = true;
+    $("mitigation-policy").value = n.mitigation_policy || "local";
+    $("uplink-mbps").value = n.uplink_mbps ?? "";
+  }
+
+  $("upstream-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("upstream-error"), "");
+    const raw = $("uplink-mbps").value.trim();
+    try {
+      const { node: n } = await api("PATCH", base, {
+        mitigation_policy: $("mitigation-policy").value,
+        uplink_mbps: raw === "" ? null : Number(raw),
+      });
+      upstreamShown = false;
+      showUpstream(n);
+      $("upstream-status").textContent = `Saved: ${n.mitigation_policy.replaceAll("_", " ")}, uplink ${n.uplink_mbps === null ? "not declared" : num(n.uplink_mbps) + " Mbit/s"}.`;
+    } catch (e) {
+      showError($("upstream-error"), e.message);
+      (e.field === "uplink_mbps" ? $("uplink-mbps") : $("mitigation-policy")).focus();
+    }
+  });
 
   $("block-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -294,12 +345,20 @@ pages.node = async function () {
 
   await refresh();
   live("/live/nodes/" + encodeURIComponent(uuid), {
+    backfill: (b) => {
+      for (const p of b.points) upsert(p);
+      $("pps-chart").dataset.backfill = String(b.points.length);
+      draw();
+    },
     point: (p) => {
-      const at = rows.findIndex((r) => r.ts >= p.ts); // agents resend: keep one per second
-      if (at === -1) rows.push(p);
-      else if (rows[at].ts === p.ts) rows[at] = p;
-      else rows.splice(at, 0, p);
+      upsert(p);
       points += 1;
+      // The first point, and an attack starting or ending: the status, banner, rules and
+      // incidents change now, not at the next periodic refresh.
+      if (p.attack !== lastAttack) {
+        lastAttack = p.attack;
+        refresh().catch(() => {});
+      }
     },
   });
   setInterval(draw, 1000);
@@ -507,8 +566,57 @@ pages.workspace = async function () {
   $("ws-sub").textContent = w.subscription_status.replace("_", " ");
   $("ws-nodes").textContent = `${w.node_count} / ${w.node_limit}`;
   if (state.me.role !== "admin") return;
-  const { users } = await api("GET", "/users");
-  fill($("users").tBodies[0], users.map((u) => el("tr", {}, cell(u.email), cell(u.role), cell(when(u.created_at)))), "No user.", 3);
+
+  async function loadUsers() {
+    const { users } = await api("GET", "/users");
+    fill($("users").tBodies[0], users.map((u) => {
+      const self = u.email === state.me.email;
+      const role = el("select", { "aria-label": "Role of " + u.email, disabled: self },
+        ...["viewer", "admin"].map((r) => el("option", { value: r, text: r, selected: r === u.role })));
+      role.addEventListener("change", () => userChange(`Role of ${u.email} is now ${role.value}.`,
+        () => api("PATCH", "/users/" + u.id, { role: role.value })));
+      return el("tr", {}, cell(u.email + (self ? " (you)" : "")), el("td", {}, role), cell(when(u.created_at)),
+        el("td", {}, self ? "" : el("button", { type: "button", class: "danger", text: "Remove",
+          "aria-label": "Remove " + u.email,
+          onclick: () => confirm(`Remove ${u.email}? Their sessions end at once.`) &&
+            userChange(`${u.email} removed.`, () => api("DELETE", "/users/" + u.id)) })));
+    }), "No user.", 4);
+  }
+
+  async function userChange(done, call) {
+    showError($("user-error"), "");
+    try {
+      await call();
+      $("user-status").textContent = done;
+    } catch (e) {
+      showError($("user-error"), e.message);
+    }
+    await loadUsers();
+  }
+
+  $("user-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError($("user-error"), "");
+    const once = $("user-password-once");
+    once.hidden = true;
+    const body = { email: $("user-email").value.trim(), role: $("user-role").value };
+    if ($("user-password").value) body.password = $("user-password").value;
+    try {
+      const r = await api("POST", "/users", body);
+      $("user-form").reset();
+      $("user-status").textContent = `${r.user.email} added as ${r.user.role}.`;
+      if (r.password) {
+        once.textContent = `Password of ${r.user.email} (shown once, copy it now): ${r.password}`;
+        once.hidden = false;
+        once.focus();
+      }
+      await loadUsers();
+    } catch (e) {
+      showError($("user-error"), e.message);
+      (e.field === "password" ? $("user-password") : e.field === "role" ? $("user-role") : $("user-email")).focus();
+    }
+  });
+  await loadUsers();
   $("rotate").addEventListener("click", async () => {
     if (!confirm("Revoke the current deploy token and make a new one?")) return;
     const out = $("new-token");

@@ -24,12 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.api.served import Node, Served, served_control
 from tests.capability import require
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -42,11 +45,23 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 EMAIL, PASSWORD = "admin@acme.example", "correct horse battery"
+VIEWER = "viewer@acme.example"  # made by the admin in the walk
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "dashboard"
 # (status, path) the walk provokes on purpose: signed-out visits (the page asks who is
-# signed in, then goes to the sign-in form), a wrong password, a refused channel config.
-EXPECTED_REFUSALS = {(401, "/api/dash/me"), (401, "/api/dash/login"), (400, "/api/dash/channels")}
+# signed in, then goes to the sign-in form), a wrong password, a refused channel config,
+# a refused uplink capacity.
+EXPECTED_REFUSALS = {(401, "/api/dash/me"), (401, "/api/dash/login"), (400, "/api/dash/channels"),
+                     (400, "/api/dash/nodes/{node}")}  # fmt: skip
+HISTORY_S = 120  # seconds of stored points before the browser opens a page
 WAIT_MS = 20_000  # upper bound for a page or live point to show up (not a measurement)
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+OVERFLOW_JS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+# Visible form controls with no label, aria-label or aria-labelledby (by id or name).
+UNLABELLED_JS = """[...document.querySelectorAll("input, select, textarea")]
+  .filter((e) => e.type !== "hidden" && e.offsetParent !== null && !e.labels.length
+    && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby"))
+  .map((e) => e.id || e.name || e.outerHTML)"""
 
 
 def _pcap(packets: int) -> bytes:
@@ -142,6 +157,16 @@ def _setup(srv: Served) -> tuple[Node, str, bytes]:
         json={"version": "0.9.1-test", "xdp_mode": "native"},
     )  # fmt: skip
     assert r.status_code == 200, r.text
+    # Two minutes of the attack before anyone looks: pages opened now draw them at once.
+    now = int(time.time())
+    history = [
+        {"ts": float(t), "pps": 51000.0, "bps": 4e8, "dropped_pps": 47000.0, "dropped_bps": 3.7e8,
+         "protocols": {"udp": 49000.0, "tcp": 2000.0}, "attack": True,
+         "baseline_avg_pps": 900.0, "baseline_p95_pps": 1400.0}
+        for t in range(now - HISTORY_S, now - 1)
+    ]  # fmt: skip
+    r = srv.request("POST", "/api/v1/agent/metrics", headers=node.headers, json={"points": history})
+    assert r.status_code == 200, r.text
     incident = str(uuid.uuid4())
     figures = {
         "seq": 1, "family": "udp_flood", "severity": "critical", "peak_pps": 52000.0,
@@ -175,6 +200,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     problems: list[str] = []
+    foreign: list[str] = []  # requests to anywhere but the control plane
 
     def console(message: ConsoleMessage) -> None:
         if message.type not in ("error", "assert"):
@@ -183,7 +209,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
         # own deliberate refusals. Any other failed request, and every script error, fails.
         url = str(message.location.get("url", "")).removeprefix(srv.base)
         for status, path in EXPECTED_REFUSALS:
-            if f"status of {status} " in message.text and url == path:
+            if f"status of {status} " in message.text and url == path.format(node=node.uuid):
                 return
         problems.append(f"console {message.type}: {message.text} ({message.location})")
 
@@ -191,7 +217,17 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
         problems.append(f"page error: {error.message}")
 
     def shot(page: Page, name: str) -> None:
+        """Every control labelled; screenshots at 1280x800 and at phone width, where the
+        page must reflow without a horizontal scroll bar."""
+        unlabelled = page.evaluate(UNLABELLED_JS)
+        assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(100)  # the charts redraw on resize
+        overflow = page.evaluate(OVERFLOW_JS)
+        assert overflow <= 0, f"{name}: {overflow} px wider than a phone screen"
+        page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
+        page.set_viewport_size(DESKTOP)
 
     def points(page: Page, chart: str) -> int:
         return int(page.get_attribute(chart, "data-points") or "0")
@@ -205,6 +241,12 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
         assert now > count, f"{chart}: still {now} live points, wanted more than {count}"
         return now
 
+    def backfilled(page: Page, chart: str) -> None:
+        """The chart drew the stored last minutes when the page opened (then goes live)."""
+        expect(page.locator(chart)).to_have_attribute("data-backfill", re.compile(r"^\d+$"))
+        drawn = int(page.get_attribute(chart, "data-backfill") or "0")
+        assert drawn >= HISTORY_S - 2, f"{chart}: {drawn} stored seconds drawn at open"
+
     try:
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
@@ -212,15 +254,16 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
                 executable_path=CHROMIUM,
                 headless=True,
                 args=CHROMIUM_FLAGS,
-                viewport={"width": 1280, "height": 800},
+                viewport=DESKTOP,
                 accept_downloads=True,
             )
             context.set_default_timeout(WAIT_MS)
             expect.set_options(timeout=WAIT_MS)
             page = context.new_page()
+            base = srv.base
+            page.on("request", lambda r: None if r.url.startswith(base) else foreign.append(r.url))
             page.on("console", console)
             page.on("pageerror", page_error)
-            base = srv.base
 
             # Signed out: any page leads to the sign-in form. Sign in with the keyboard.
             page.goto(base + "/dash")
@@ -242,19 +285,16 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#banner")).to_be_visible()
             expect(page.locator("#nodes")).to_contain_text("edge-fra-1")
             expect(page.locator("#active")).to_contain_text("udp_flood")
+            backfilled(page, "#chart")
+            # Keyboard: the first Tab reaches "Skip to content", which moves to the content.
+            page.keyboard.press("Tab")
+            expect(page.locator("a.skip")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.locator("#main")).to_be_focused()
             seen = points_above(page, "#chart", 1)
             points_above(page, "#chart", seen)  # the agent's next post reached the open page
             expect(page.locator("#chart-note")).to_contain_text("pps")
             shot(page, "overview")
-
-            # Phone width: the page reflows without a horizontal scroll bar.
-            page.set_viewport_size({"width": 390, "height": 844})
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 0, f"{overflow} px wider than a phone screen"
-            shot(page, "overview-phone")
-            page.set_viewport_size({"width": 1280, "height": 800})
 
             # Node page: agent facts, live chart, block and unblock an address with a TTL.
             page.click("#nodes a:has-text('edge-fra-1')")
@@ -265,7 +305,20 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#baseline")).not_to_have_text("…")
             expect(page.locator("#in-force")).to_contain_text("sport=11211")
             expect(page.locator("#in-force")).to_contain_text("4,242,000")
+            backfilled(page, "#pps-chart")
             points_above(page, "#pps-chart", points_above(page, "#pps-chart", 0))
+            # Upstream mitigation: the API's validation first, then saved.
+            expect(page.locator("#upstream-policy")).to_have_text("local")
+            page.select_option("#mitigation-policy", "flowspec_then_rtbh")
+            page.fill("#uplink-mbps", "0")
+            page.click("#upstream-form button[type=submit]")
+            expect(page.locator("#upstream-error")).to_contain_text("uplink_mbps")
+            expect(page.locator("#uplink-mbps")).to_be_focused()
+            page.keyboard.press("Control+A")
+            page.keyboard.type("10000")
+            page.keyboard.press("Enter")
+            expect(page.locator("#upstream-status")).to_contain_text("Saved: flowspec then rtbh")
+            expect(page.locator("#uplink")).to_have_text("10,000")
             page.fill("#block-target", "198.51.100.7")
             page.fill("#block-ttl", "600")
             page.click("#block-form button[type=submit]")
@@ -314,15 +367,49 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             assert tests, receiver.posts
             assert json.loads(tests[-1])  # a JSON body was delivered to the receiver
 
-            # Workspace: plan, node usage, users; then sign out.
+            # Workspace: plan, node usage; users added (a made password shown once),
+            # re-roled and removed; then sign out.
             page.click("header a:has-text('Workspace')")
             expect(page.locator("#ws-nodes")).to_have_text(re.compile(r"^1 / \d+$"))
-            expect(page.locator("#users")).to_contain_text(EMAIL)
+            expect(page.locator("#users")).to_contain_text(EMAIL + " (you)")
+            page.fill("#user-email", VIEWER)
+            page.click("#user-form button[type=submit]")
+            once = page.locator("#user-password-once")
+            expect(once).to_contain_text("shown once")
+            expect(once).to_be_focused()
+            viewer_password = (once.text_content() or "").rsplit(": ", 1)[1]
+            role = page.locator(f"select[aria-label='Role of {VIEWER}']")
+            expect(role).to_have_value("viewer")
+            page.fill("#user-email", "temp@acme.example")
+            page.select_option("#user-role", "admin")
+            page.fill("#user-password", "a password for temp")
+            page.keyboard.press("Enter")
+            expect(page.locator("#user-status")).to_contain_text("temp@acme.example added as admin")
+            expect(once).to_be_hidden()  # a given password is never shown
+            page.select_option("select[aria-label='Role of temp@acme.example']", "viewer")
+            expect(page.locator("#user-status")).to_contain_text("is now viewer")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("button[aria-label='Remove temp@acme.example']")
+            expect(page.locator("#users")).not_to_contain_text("temp@acme.example")
             shot(page, "workspace")
             page.click("#logout")
             page.wait_for_url("**/dash/login")
             page.goto(base + "/dash/workspace")
             page.wait_for_url("**/dash/login?next=*")
+
+            # The viewer just made: reads the workspace, sees no user or token controls.
+            page.fill("#email", VIEWER)
+            page.fill("#password", viewer_password)
+            page.keyboard.press("Enter")
+            page.wait_for_url(base + "/dash/workspace")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            expect(page.locator("#ws-name")).to_have_text("acme")
+            expect(page.locator(".viewer-only")).to_be_visible()
+            for hidden in ("#users", "#rotate", "#user-form"):
+                expect(page.locator(hidden)).to_be_hidden()
+            shot(page, "workspace-viewer")
+            page.click("#logout")
+            page.wait_for_url("**/dash/login")
             context.close()
     finally:
         agent.stop.set()
@@ -332,9 +419,11 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     assert agent.failures == [], agent.failures[:3]
     names = sorted(p.name for p in ARTIFACTS.iterdir())
     assert names == sorted(
-        f"{n}.png"
-        for n in ("login", "overview", "overview-phone", "node", "incidents", "incident",
-                  "channels", "workspace")
+        f"{n}{size}.png"
+        for n in ("login", "overview", "node", "incidents", "incident", "channels", "workspace",
+                  "workspace-viewer")
+        for size in ("", "-phone")
     )  # fmt: skip
+    assert foreign == [], foreign  # nothing from the internet (no CDN, no fonts)
     for name in names:
         assert (ARTIFACTS / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -160,3 +161,66 @@ def test_serve_stops_promptly_with_a_stream_open(srv: Served) -> None:
     assert srv.proc is not None
     assert srv.proc.returncode in (0, -signal.SIGTERM), srv.log.read_text()[-2000:]
     assert "Traceback" not in srv.log.read_text()
+
+
+def test_a_stream_opens_with_the_last_minutes_then_goes_live(srv: Served) -> None:
+    """A page opened mid-attack draws the last minutes at once (the node page: one read of
+    the stored points when its stream opens; the overview: the hub's running totals), then
+    the live points; never another workspace's."""
+    acme, other = srv.workspace("acme"), srv.workspace("globex")
+    node, second, theirs = srv.node(acme, "edge-1"), srv.node(acme, "edge-2"), srv.node(other, "x")
+    _user(srv, "ops@acme.example", "acme")
+    now = int(time.time())
+    history: list[dict[str, Any]] = [
+        {"ts": float(t), "pps": 1000.0 + t % 7, "bps": 8e6, "dropped_pps": 900.0,
+         "protocols": {"udp": 990.0, "tcp": 10.0}, "attack": True,
+         "baseline_avg_pps": 40.0, "baseline_p95_pps": 60.0}
+        for t in range(now - 120, now - 1)
+    ]  # fmt: skip
+    for who, points in ((node, history), (second, history[-30:]), (theirs, history)):
+        r = srv.request("POST", "/api/v1/agent/metrics", headers=who.headers,
+                        json={"points": points})  # fmt: skip
+        assert r.status_code == 200, r.text
+    # Before the charts' window, and a resend of a second already reported.
+    old = {"ts": float(now - 600), "pps": 5.0, "bps": 40.0}
+    resent = {**history[-1], "pps": 123456.0}
+    r = srv.request(
+        "POST", "/api/v1/agent/metrics", headers=node.headers, json={"points": [old, resent]}
+    )
+    assert r.status_code == 200, r.text
+
+    client = _session(srv, "ops@acme.example")
+    try:
+        with client.stream("GET", f"/api/dash/live/nodes/{node.uuid}") as response:
+            events = _events(response.iter_lines())
+            _next(events, "hello")
+            got: Any = _next(events, "backfill")["points"]
+            assert [p["ts"] for p in got] == [p["ts"] for p in history]
+            first = got[0]
+            assert (first["pps"], first["dropped_pps"], first["attack"]) == (
+                history[0]["pps"], 900.0, True,
+            )  # fmt: skip
+            assert first["protocols"] == {"udp": 990.0, "tcp": 10.0}
+            assert (first["baseline_avg_pps"], first["baseline_p95_pps"]) == (40.0, 60.0)
+            live = {"ts": float(now), "pps": 77.0, "bps": 616.0}
+            r = srv.request(
+                "POST", "/api/v1/agent/metrics", headers=node.headers, json={"points": [live]}
+            )
+            assert r.status_code == 200, r.text
+            assert _next(events, "point")["pps"] == 77.0
+
+        with client.stream("GET", "/api/dash/live") as response:
+            events = _events(response.iter_lines())
+            _next(events, "hello")
+            overview: Any = _next(events, "backfill")
+            totals = {ts: (pps, dropped) for ts, pps, dropped in overview["totals"]}
+            # Summed over acme's two nodes, each second once (the resent and the too old
+            # point left out); globex's node not at all.
+            expect = {}
+            for p in history:
+                both = p["ts"] >= history[-30]["ts"]
+                expect[int(p["ts"])] = (p["pps"] * (2 if both else 1), 900.0 * (2 if both else 1))
+            expect[now] = (77.0, 0.0)  # the live point posted while the node page was open
+            assert totals == expect
+    finally:
+        client.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
+import msgspec
+
 from control.dashboard.live import LiveHub
 from ftcontract.agent_api import MetricPoint
 
@@ -37,3 +39,20 @@ def test_nobody_watching_costs_no_encoding() -> None:
     hub.publish_points(1, "n", [MetricPoint(ts=1.0, pps=1.0, bps=8.0)])
     hub.publish_incident(1, "opened", "u", {"uuid": "u"})
     assert hub.published == 0
+
+
+def test_workspace_totals_count_each_nodes_second_once_within_the_window() -> None:
+    hub = LiveHub()
+    totals = hub.totals
+    hub.publish_points(1, "a", [MetricPoint(ts=100.2, pps=10.0, bps=0.0, dropped_pps=4.0)])
+    hub.publish_points(1, "b", [MetricPoint(ts=100.7, pps=5.0, bps=0.0, dropped_pps=1.0)])
+    hub.publish_points(1, "a", [MetricPoint(ts=100.0, pps=999.0, bps=0.0)])  # a resend
+    hub.publish_points(2, "c", [MetricPoint(ts=100.0, pps=7.0, bps=0.0)])  # elsewhere
+    assert [tuple(msgspec.to_builtins(t)) for t in totals.snapshot(1)] == [(100, 15.0, 5.0)]
+    # Newer seconds push the oldest out of the window; a point older than it is left out.
+    late = totals.window_s + 150
+    hub.publish_points(1, "a", [MetricPoint(ts=float(t), pps=1.0, bps=0.0) for t in (101, late)])
+    hub.publish_points(1, "b", [MetricPoint(ts=101.0, pps=1.0, bps=0.0)])
+    assert [t.ts for t in totals.snapshot(1)] == [late]
+    assert [t.ts for t in totals.snapshot(2)] == [100]
+    assert totals.snapshot(3) == []
