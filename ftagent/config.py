@@ -141,6 +141,9 @@ class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     # Prefix lengths used when widening source rules.
     widen_prefix_v4: Annotated[int, msgspec.Meta(ge=8, le=32)] = 24
     widen_prefix_v6: Annotated[int, msgspec.Meta(ge=16, le=128)] = 64
+    # Set net.ipv4.tcp_syncookies to 1 at start when it is 0 (SYN rules hand SYNs for
+    # listening ports to the kernel's SYN cookies); false: only warn (log and /health).
+    enable_syncookies: bool = False
 
 
 class CaptureConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
