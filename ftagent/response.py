@@ -95,9 +95,11 @@ class IncidentResponse:
         self.leaks: dict[str, deque[float]] = {}
         self.widen_failed: set[str] = set()
         self.pcap: IncidentPcap | None = None
-        # Rule counters at the last look (monotonic ns, spec -> spared packets): what the
-        # rules spared since then, per second, is not a leak (see _benign_spared_pps).
-        self.spared_mark: tuple[int, dict[RuleSpec, int]] = (time.monotonic_ns(), {})
+        # Rule counters at the last look (spec -> spared packets) and the seconds of
+        # windows seen since: what the rules spared per second is not always a leak (see
+        # _benign_spared_pps). Windows tile the kernel's time, so their durations are it.
+        self.spared_mark: dict[RuleSpec, int] = {}
+        self.spared_seconds = 0.0
         self.opened_reported = False
         self.last_update = time.monotonic()
         tools.sources.set_active(True)
@@ -135,7 +137,8 @@ class IncidentResponse:
         """Note the rules' spared counts now (after a rule change: a replaced rule's spec
         is new but its kernel counters are not)."""
         kernel = self._kernel_rules()
-        self.spared_mark = (time.monotonic_ns(), {s: r.spared_packets for s, r in kernel.items()})
+        self.spared_mark = {s: r.spared_packets for s, r in kernel.items()}
+        self.spared_seconds = 0.0
         return kernel
 
     def _benign_spared_pps(self) -> dict[str, float]:
@@ -144,10 +147,8 @@ class IncidentResponse:
         SYN cookies, segments of real connections, answers to the node's own queries,
         known sources. The leak check leaves them out; a UDP rule sparing any socket is
         not left out, so a spoofed flood at an open UDP port still leaks (and widens)."""
-        then, before = self.spared_mark
+        before, seconds = self.spared_mark, self.spared_seconds
         kernel = self._mark_spared()
-        now = self.spared_mark[0]
-        seconds = (now - then) / 1e9
         out: dict[str, float] = {}
         if seconds <= 0:
             return out
@@ -335,6 +336,7 @@ class IncidentResponse:
         `packets`: the last second of sampled packets."""
         inc, t = self.incident, self.t
         inc.observe(w)
+        self.spared_seconds += w.duration_s
         if not self.opened_reported:
             if inc.has_full_window:
                 self._report_open(w)
