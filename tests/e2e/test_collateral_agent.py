@@ -121,22 +121,25 @@ ALL = ("tcp_connect", "udp_request", "dns_lookup", "ping")
 
 
 @pytest.mark.parametrize(
-    ("profile", "family"),
+    ("profile", "family", "limited"),
     [
-        ("ack_flood", "ack_flood"),
-        ("udp_flood", "udp_flood"),
-        ("dns_amplification", "dns_amplification"),
-        ("icmp_flood", "icmp_flood"),
-        ("fragment_flood", "fragment_flood"),
+        ("ack_flood", "ack_flood", False),
+        ("udp_flood", "udp_flood", False),
+        ("dns_amplification", "dns_amplification", False),
+        ("icmp_flood", "icmp_flood", True),  # echo: new sources share a limit
+        ("fragment_flood", "fragment_flood", False),
+        # random sources at the UDP service's own port: the client talked with the node
+        # before (known), new sources share a limit
+        ("udp_service_flood", "udp_flood", True),
     ],
 )
 def test_flood_is_dropped_and_the_client_stays_served(
-    setup: Setup, profile: str, family: str
+    setup: Setup, profile: str, family: str, limited: bool
 ) -> None:
     out = flood(setup, profile)
     assert out.opened.figures.family == family
     rules = out.resolved.figures.rules
-    assert rules and all(r.kind != "rate_limit" or family == "icmp_flood" for r in rules), rules
+    assert rules and all((r.kind == "rate_limit") == limited for r in rules), rules
     assert out.dropped_after_rule >= ATTACK_SHARE * out.attack_after_rule, out
     assert_served(setup.quiet, out.during, ALL)
     if family == "ack_flood":
