@@ -35,9 +35,9 @@ from ftagent.response import IncidentResponse, Tools
 from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
 from lab.netns import Lab
-from tests.capability import require_root
 from tests.e2e.agent_harness import RecordingSink
 
+from .conftest import XdpProgram
 from .synth import window
 from .test_response import at
 
@@ -61,20 +61,9 @@ class Kernel:
 
 
 @pytest.fixture(scope="module")
-def kernel() -> Iterator[Kernel]:
-    require_root()
-    from bcc import BPF
-
-    from ftagent.bpf.maps import DatapathMaps
-    from ftagent.bpf.program import compile_xdp
-
-    bpf = compile_xdp(top_sources_size=1024)
-    try:
-        fd = bpf.load_func(b"xdp_main", BPF.XDP).fd
-        with Lab.create() as lab:
-            yield Kernel(lab, DatapathMaps(bpf), fd)
-    finally:
-        bpf.cleanup()
+def kernel(xdp_program: XdpProgram) -> Iterator[Kernel]:
+    with Lab.create() as lab:
+        yield Kernel(lab, xdp_program.maps, xdp_program.fd)
 
 
 def open_response(k: Kernel, tmp: Path, first: Window) -> tuple[IncidentResponse, RecordingSink]:
