@@ -1,6 +1,6 @@
-"""Rule planning: a pure function of the classification, the sampled attack packets and
-what the socket guard allows (`ftagent.mitigator` installs, renews and removes what is
-planned here).
+"""Rule planning: a function of the classification, the sampled attack packets and what
+the socket guard allows (its one question to the kernel: does a UDP port have a service
+socket). `ftagent.mitigator` installs, renews and removes what is planned here.
 
 - any flood whose sampled sources are few (<= max_source_rules carrying >= source_share),
   amplification excepted: exact source rules;
@@ -181,7 +181,7 @@ def plan_vector(
             plan.notes.append(f"{len(few)} sources carry >= {cfg.source_share:.0%} of {v.family}")
             if plan.rules:
                 return plan
-    if v.family in ("fragment_flood", "unknown") and v.amp_port is None:
+    if v.family in ("fragment_flood", "unknown"):
         prefixes: Counter[IPNetwork] = Counter(
             _prefix_of(a, cfg.widen_prefix_v4, cfg.widen_prefix_v6) for a in sources.elements()
         )
