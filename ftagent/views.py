@@ -60,6 +60,11 @@ def health(agent: Agent) -> dict[str, Any]:
         "incident": incident,
         "incidents_total": sum(agent.incidents_by_family.values()),
         "link": link_health(agent.link.state),
+        # Whether rules spare what the node's sockets want; else plain rules (the reason).
+        "socket_guard": agent.guard.available,
+        "socket_guard_reason": agent.guard.reason,
+        "tcp_syncookies": agent.syncookies.value,
+        "warnings": warnings(agent),
     }
 
 
@@ -76,6 +81,19 @@ def link_health(state: LinkState) -> dict[str, Any]:
         "rx_fifo_errors": losses.fifo if losses else None,
         "error": state.error or None,
     }
+
+
+def warnings(agent: Agent) -> list[str]:
+    """What an operator should fix: mitigation works, but worse than it could."""
+    out = []
+    if not agent.guard.available:
+        out.append(
+            f"socket guard off ({agent.guard.reason}): plain rules, real users share "
+            "the rate limits"
+        )
+    if agent.syncookies.warning is not None:
+        out.append(agent.syncookies.warning)
+    return out
 
 
 def gauges(agent: Agent) -> dict[str, Any]:

@@ -22,7 +22,12 @@ def render(h: dict[str, Any]) -> str:
         f" ({h.get('baseline_samples')} s)",
         "thresholds:   " + ", ".join(f"{k} {v:g}" for k, v in (h.get("thresholds") or {}).items()),
         f"mitigation:   {h.get('mitigation_mode')}, {h.get('rules_active')} rules active",
+        "socket guard: "
+        + ("on" if h.get("socket_guard") else f"off ({h.get('socket_guard_reason')})")
+        + f", tcp_syncookies {h.get('tcp_syncookies')}",
     ]
+    for text in h.get("warnings") or []:
+        lines.append(f"  warning     {text}")
     for r in h.get("rules") or []:
         lines.append(f"  rule        {r}")
     link = h.get("link")
