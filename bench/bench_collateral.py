@@ -89,6 +89,9 @@ class Settings:
     ip_versions: tuple[int, ...]
     flood_s: float = FLOOD_S
     pps: int = FLOOD_PPS
+    modes: tuple[str, ...] = MODES
+    quiet_s: float = QUIET_S
+    before_s: float = BEFORE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,8 @@ class Outcome:
     mode: str
     legit: LegitResult
     download_before_bytes_s: float
-    achieved: AchievedRate | None
+    achieved: AchievedRate | None  # the victim interface's rx (legitimate traffic too)
+    attack_pps: float  # the attacker's frames into the bridge, mean over the flood
     family: str  # the incident's family as the agent opened it ("-": no incident)
     detect_ms: float | None  # flood's first packets -> incident opened
     rule_ms: float | None  # flood's first packets -> first rule in
@@ -153,29 +157,35 @@ class AttackMeter:
 
 @dataclass(frozen=True, slots=True)
 class AttackWindows:
-    start: float  # monotonic time of the flood's first busy window's start
+    start: float  # monotonic start of the first window the flood reached (0.0: none did)
     dropped: float | None
+    mean_pps: float  # the attack's rate into the bridge over the span's full windows
 
 
 def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | None) -> AttackWindows:
     """The flood's span (windows with at least a tenth of the busiest one's arrivals) and
     the share dropped over its full windows from the first one starting at or after
-    `since` (None: the whole span but its first and last, partly filled, windows)."""
+    `since` (None: the whole span but its first and last, partly filled, windows).
+    `start` is the first window with at least 1 % of the busiest one's arrivals (the
+    flood's first packets)."""
     windows = [
         (t0, t1, a1 - a0, p1 - p0)
         for (t0, a0, p0), (t1, a1, p1) in itertools.pairwise(samples)
         if t1 > t0
     ]
     if not windows or max(w[2] for w in windows) <= 0:
-        return AttackWindows(0.0, None)
-    floor = max(w[2] for w in windows) * 0.1
-    busy = [i for i, w in enumerate(windows) if w[2] > 0 and w[2] >= floor]
+        return AttackWindows(0.0, None, 0.0)
+    peak = max(w[2] for w in windows)
+    busy = [i for i, w in enumerate(windows) if w[2] > 0 and w[2] >= peak * 0.1]
     span = windows[busy[0] : busy[-1] + 1]
+    inner = span[1:-1] or span
+    mean_pps = sum(w[2] for w in inner) / sum(w[1] - w[0] for w in inner)
+    first = next(w for w in windows if w[2] >= peak * 0.01)
     full = span[1:-1] if since is None else [w for w in span[:-1] if w[0] >= since]
     arrived = sum(w[2] for w in full)
     passed = sum(min(w[3], w[2]) for w in full)
     dropped = 1.0 - passed / arrived if arrived > 0 else None
-    return AttackWindows(span[0][0], dropped)
+    return AttackWindows(first[0], dropped, mean_pps)
 
 
 def agent_config(interface: str, state_dir: Path, mode: str) -> str:
@@ -228,7 +238,7 @@ def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed:
     from lab.trafgen import start_flood, stop_flood
 
     ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
-    time.sleep(BEFORE_S)
+    time.sleep(settings.before_s)
     fresh: list[str] = []
     if attack == NEW_CLIENT_ATTACK:
         # one request a second from each of NEW_CLIENT_PER_S fresh clients; at most 60 a
@@ -247,7 +257,7 @@ def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed:
     finally:
         achieved = stop_flood(flood)
         meter.stop()
-    before, _ = legit.download_over(t0 - BEFORE_S, t0)
+    before, _ = legit.download_over(t0 - settings.before_s, t0)
     opened = ra.sink.of("opened", t0_ns)
     added = [e for e in ra.sink.of("rule", t0_ns) if e.data.action in ("added", "widened")]
     first_rule = added[0].at_ns / 1e9 if added else None
@@ -260,6 +270,7 @@ def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed:
         legit=result,
         download_before_bytes_s=before,
         achieved=achieved,
+        attack_pps=span.mean_pps,
         family=str(opened[0].data.figures.family) if opened else "-",
         detect_ms=(opened[0].at_ns / 1e9 - start) * 1e3 if opened else None,
         rule_ms=(first_rule - start) * 1e3 if first_rule is not None else None,
@@ -287,14 +298,14 @@ def run(settings: Settings, tmp: Path,
         for ip_version in settings.ip_versions:
             attacks = [a for a in settings.attacks if ip_version == 4 or a in IPV6_PROFILES]
             with LegitTraffic.start(lab, ip_version=ip_version) as legit:
-                for mode in MODES:
+                for mode in settings.modes:
                     with running_agent(lab, tmp, mode) as ra:
                         ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "a quiet agent")
                         t0 = time.monotonic()
-                        base = legit.measure(QUIET_S)
-                        dl, _ = legit.download_over(t0, t0 + QUIET_S)
+                        base = legit.measure(settings.quiet_s)
+                        dl, _ = legit.download_over(t0, t0 + settings.quiet_s)
                         quiet.append(Outcome("(no flood)", ip_version, mode, base, dl, None,
-                                             "-", None, None, (), None))  # fmt: skip
+                                             0.0, "-", None, None, (), None))  # fmt: skip
                         for attack in attacks:
                             row = one_flood(lab, ra, legit, passed, attack, ip_version, mode,
                                             settings)  # fmt: skip
@@ -335,16 +346,17 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
         off, on = by.get((attack, version, "off")), by.get((attack, version, "on"))
         ref = on or off
         assert ref is not None
-        kpps = f"{ref.achieved.mean_pps / 1000:5.1f}" if ref.achieved is not None else f"{'-':>5}"
+        kpps = f"{ref.attack_pps / 1000:5.1f}" if ref.attack_pps else f"{'-':>5}"
         cells = []
         for o in (off, on):
             vals = [_pct(o.success(c)) if o is not None else "-" for c in CLASSES]
             cells.append(" ".join(f"{v:>5}" for v in vals))
+        family = on.family if on else "-"
+        rules = "; ".join(on.rules) if on and on.rules else "-"
         lines.append(
-            f"{attack:<24} {version:>1} {kpps} {(on.family if on else '-'):<24} | OFF {cells[0]} | "
-            f"ON  {cells[1]} | {_pct(off.dropped if off else None):>8} "
-            f"{_pct(on.dropped if on else None):>7} {_ms(on.detect_ms if on else None):>6} "
-            f"{_ms(on.rule_ms if on else None):>7} | {'; '.join(on.rules) if on else '-'}"
+            f"{attack:<24} {version:>1} {kpps} {family:<24} | OFF {cells[0]} | ON  {cells[1]} | "
+            f"{_pct(off.dropped if off else None):>8} {_pct(on.dropped if on else None):>7} "
+            f"{_ms(on.detect_ms if on else None):>6} {_ms(on.rule_ms if on else None):>7} | {rules}"
         )
     fresh = [o for o in rows if o.legit.udp_new_client is not None]
     if fresh:
@@ -399,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         quiet, rows = run(settings, Path(d))
     print(
         f"floods: {settings.pps:,} pps asked for, {settings.flood_s:g} s each, paced by a tbf "
-        f"qdisc, random sources; kpps: mean rate the victim's interface saw (ON run)"
+        f"qdisc, random sources; kpps: the attack's mean rate into the bridge (ON run)"
     )
     for line in table(quiet, rows):
         print(line)

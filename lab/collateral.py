@@ -162,11 +162,15 @@ class CollateralLab(InNamespaces):
         with NetNS(self.client_ns, flags=0) as nsr:
             idx = nsr.link_lookup(ifname=self.client.ifname)[0]
             for address in made:
+                # preferred lifetime 0 (deprecated): the kernel never picks it as the
+                # source of the client's other traffic (its TCP connections, the
+                # resolver's answers), yet a socket bound to it sends from it
                 if ip_version == 4:
-                    nsr.addr("add", index=idx, address=address, prefixlen=V4_PREFIX)
+                    nsr.addr("add", index=idx, address=address, prefixlen=V4_PREFIX,
+                             preferred_lft=0)  # fmt: skip
                 else:
                     nsr.addr("add", index=idx, address=address, prefixlen=V6_PREFIX,
-                             flags=IFA_F_NODAD)  # fmt: skip
+                             flags=IFA_F_NODAD, preferred_lft=0)  # fmt: skip
         return made
 
     # ---------- the hosts, under the names the flood runner knows -----------------------
