@@ -281,7 +281,7 @@ def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed:
 
 def run(settings: Settings, tmp: Path,
         progress: bool = True) -> tuple[list[Outcome], list[Outcome]]:  # fmt: skip
-    """(no-flood rows, flood rows) for every IP version, mode and attack asked for."""
+    """(no-flood rows, flood rows) for every mode, IP version and attack asked for."""
     from lab.collateral import CollateralLab
     from lab.legit import LegitTraffic
     from lab.passcount import PassCounter
@@ -295,11 +295,12 @@ def run(settings: Settings, tmp: Path,
         LabServices.start(lab),
         PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
     ):
-        for ip_version in settings.ip_versions:
-            attacks = [a for a in settings.attacks if ip_version == 4 or a in IPV6_PROFILES]
-            with LegitTraffic.start(lab, ip_version=ip_version) as legit:
-                for mode in settings.modes:
-                    with running_agent(lab, tmp, mode) as ra:
+        for mode in settings.modes:  # one agent run per mode: the XDP build is the slow part
+            with running_agent(lab, tmp, mode) as ra:
+                for ip_version in settings.ip_versions:
+                    attacks = [a for a in settings.attacks
+                               if ip_version == 4 or a in IPV6_PROFILES]  # fmt: skip
+                    with LegitTraffic.start(lab, ip_version=ip_version) as legit:
                         ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "a quiet agent")
                         t0 = time.monotonic()
                         base = legit.measure(settings.quiet_s)
