@@ -45,7 +45,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from lab.collateral import CollateralLab
@@ -109,6 +109,8 @@ class Outcome:
     detect_ms: float | None  # flood's first packets -> incident opened
     rule_ms: float | None  # flood's first packets -> first rule in
     rules: tuple[str, ...]  # RuleSpec.describe() of every rule added or widened
+    # per rule in the kernel at the flood's end: (describe(), dropped, spared) packets
+    rule_counts: tuple[tuple[str, int, int], ...]
     dropped: float | None  # share of the attack's packets kept from the stack, 0..1
 
     def success(self, name: str) -> float:
@@ -118,6 +120,42 @@ class Outcome:
             before = self.download_before_bytes_s
             return self.legit.download_bytes_s / before if before > 0 else 0.0
         return self.legit.classes()[name].success_rate
+
+
+@dataclass
+class RuleCounts:
+    """The kernel's per-rule counters, read on the agent loop's own thread (between two
+    of its windows) when asked: the bench never touches the data path concurrently."""
+
+    _wanted: threading.Event = field(default_factory=threading.Event)
+    _done: threading.Event = field(default_factory=threading.Event)
+    _got: tuple[tuple[str, int, int], ...] = ()
+
+    def hook(self, ra: RunningAgent) -> None:
+        def after_window(w: Any, agent: Any) -> None:
+            if self._wanted.is_set():
+                self._got = tuple(
+                    (r.spec.describe(), r.dropped_packets, r.spared_packets)
+                    for r in ra.dp.list_rules()
+                )
+                self._wanted.clear()
+                self._done.set()
+
+        ra.after_window = after_window
+
+    def read(self, timeout_s: float = 2.0) -> tuple[tuple[str, int, int], ...]:
+        """The counters after the agent's next window (() when it did not come in time)."""
+        self._got = ()
+        self._done.clear()
+        self._wanted.set()
+        self._done.wait(timeout_s)
+        return self._got
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRun:
+    agent: RunningAgent
+    rule_counts: RuleCounts
 
 
 @dataclass
@@ -216,7 +254,7 @@ enabled = false
 
 
 @contextlib.contextmanager
-def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[RunningAgent]:
+def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun]:
     from ftagent.config import decode
     from lab.netns import Lab
     from tests.e2e.agent_harness import RunningAgent
@@ -224,19 +262,23 @@ def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[RunningA
     cfg = decode(agent_config(lab.victim_if, tmp / f"agent-{mode}", mode))
     # The harness needs a lab's inside(), victim_ns and victim_if, which CollateralLab has
     # under the same names as the two-namespace Lab it is typed with.
-    ra = RunningAgent(cast(Lab, lab), cfg).start()
+    ra = RunningAgent(cast(Lab, lab), cfg)
+    counts = RuleCounts()
+    counts.hook(ra)
+    ra.start()
     try:
         ra.wait_baseline(60.0)
-        yield ra
+        yield AgentRun(ra, counts)
     finally:
         ra.stop()
 
 
-def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed: PassCounter,
+def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, passed: PassCounter,
               attack: str, ip_version: int, mode: str, settings: Settings) -> Outcome:  # fmt: skip
     from lab.legit import NEW_CLIENT_PER_S
     from lab.trafgen import start_flood, stop_flood
 
+    ra = agent_run.agent
     ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
     time.sleep(settings.before_s)
     fresh: list[str] = []
@@ -252,6 +294,7 @@ def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed:
     flood = start_flood(lab, attack, packets=packets, pps=settings.pps, ip_version=ip_version)
     try:
         result = legit.measure(settings.flood_s, fresh_sources=fresh)
+        counts = agent_run.rule_counts.read()  # before the flood's rules expire
         with contextlib.suppress(Exception):
             flood.wait(2.0)  # it ends by itself once its packets are out
     finally:
@@ -275,6 +318,7 @@ def one_flood(lab: CollateralLab, ra: RunningAgent, legit: LegitTraffic, passed:
         detect_ms=(opened[0].at_ns / 1e9 - start) * 1e3 if opened else None,
         rule_ms=(first_rule - start) * 1e3 if first_rule is not None else None,
         rules=tuple(dict.fromkeys(e.data.rule for e in added)),
+        rule_counts=counts,
         dropped=span.dropped,
     )
 
@@ -296,19 +340,20 @@ def run(settings: Settings, tmp: Path,
         PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
     ):
         for mode in settings.modes:  # one agent run per mode: the XDP build is the slow part
-            with running_agent(lab, tmp, mode) as ra:
+            with running_agent(lab, tmp, mode) as agent_run:
                 for ip_version in settings.ip_versions:
                     attacks = [a for a in settings.attacks
                                if ip_version == 4 or a in IPV6_PROFILES]  # fmt: skip
                     with LegitTraffic.start(lab, ip_version=ip_version) as legit:
-                        ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "a quiet agent")
+                        agent = agent_run.agent
+                        agent.wait_for(agent.quiet, SETTLE_TIMEOUT_S, "a quiet agent")
                         t0 = time.monotonic()
                         base = legit.measure(settings.quiet_s)
                         dl, _ = legit.download_over(t0, t0 + settings.quiet_s)
                         quiet.append(Outcome("(no flood)", ip_version, mode, base, dl, None,
-                                             0.0, "-", None, None, (), None))  # fmt: skip
+                                             0.0, "-", None, None, (), (), None))  # fmt: skip
                         for attack in attacks:
-                            row = one_flood(lab, ra, legit, passed, attack, ip_version, mode,
+                            row = one_flood(lab, agent_run, legit, passed, attack, ip_version, mode,
                                             settings)  # fmt: skip
                             rows.append(row)
                             if progress:
@@ -331,6 +376,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _rules_text(o: Outcome) -> str:
+    """Each rule in the kernel at the flood's end with the packets it dropped and spared
+    (the rules reported as added when the counters could not be read)."""
+    if o.rule_counts:
+        return "; ".join(f"{d} [dropped {n:,}, spared {m:,}]" for d, n, m in o.rule_counts)
+    return "; ".join(o.rules) or "-"
+
+
 def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
     """The printed table: one line per attack and IP version, OFF and ON side by side."""
     by = {(o.attack, o.ip_version, o.mode): o for o in (*quiet, *rows)}
@@ -341,7 +394,8 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
         "dropped: % of the attack's packets kept from the victim's stack from the first "
         "full 100 ms window after the first rule (no rule: over the whole flood)",
         f"{'attack':<24} {'v':>1} {'kpps':>5} {'family (ON)':<24} | OFF {heads} | "
-        f"ON  {heads} | {'drop OFF':>8} {'drop ON':>7} {'det ms':>6} {'rule ms':>7} | rules (ON)",
+        f"ON  {heads} | {'drop OFF':>8} {'drop ON':>7} {'det ms':>6} {'rule ms':>7} | "
+        "rules (ON) [their packets at the flood's end]",
     ]
     for attack, version in keys:
         off, on = by.get((attack, version, "off")), by.get((attack, version, "on"))
@@ -353,7 +407,7 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
             vals = [_pct(o.success(c)) if o is not None else "-" for c in CLASSES]
             cells.append(" ".join(f"{v:>5}" for v in vals))
         family = on.family if on else "-"
-        rules = "; ".join(on.rules) if on and on.rules else "-"
+        rules = _rules_text(on) if on else "-"
         lines.append(
             f"{attack:<24} {version:>1} {kpps} {family:<24} | OFF {cells[0]} | ON  {cells[1]} | "
             f"{_pct(off.dropped if off else None):>8} {_pct(on.dropped if on else None):>7} "
