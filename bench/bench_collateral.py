@@ -38,6 +38,7 @@ import itertools
 import logging
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -428,6 +429,16 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
                 f"{_pct(c.success_rate):>5}  ({c.succeeded}/{c.attempts}); the same UDP "
                 f"service from the client that talked before: {_pct(o.success('udp_request'))}"
             )
+    rates = sorted(o.attack_pps for o in rows if o.attack_pps)
+    bursts = [o.achieved.burstiness for o in rows if o.achieved is not None and o.achieved.mean_pps]
+    if rates:
+        lines.append("")
+        lines.append(
+            f"attack rate into the bridge over {len(rates)} floods: min {rates[0] / 1000:.1f}, "
+            f"median {statistics.median(rates) / 1000:.1f}, max {rates[-1] / 1000:.1f} kpps; "
+            "busiest 100 ms window at the victim over its mean: at most "
+            f"{max(bursts, default=0.0):.2f}"
+        )
     return lines
 
 
