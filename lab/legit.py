@@ -101,7 +101,6 @@ class LegitResult:
     ping: ClassResult
     download_bytes_s: float  # over the interval
     download_longest_stall_s: float  # longest time in the interval without a byte
-    started_at: float = 0.0  # time.monotonic() when the interval began
     udp_new_client: ClassResult | None = None  # measured only when asked (fresh sources)
 
     def classes(self) -> dict[str, ClassResult]:
@@ -284,7 +283,7 @@ class LegitTraffic:
         )
         bytes_s, stall = self._download.over(t0, t0 + duration_s)
         return LegitResult(self.ip_version, duration_s, tcp, udp, dns, ping, bytes_s, stall,
-                           t0, new)  # fmt: skip
+                           new)  # fmt: skip
 
     async def _new_clients(self, duration_s: float, fresh: list[str]) -> ClassResult | None:
         if not fresh:
