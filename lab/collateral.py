@@ -13,7 +13,8 @@ fourth namespace, for measuring what real users lose while a flood is mitigated.
 
 Names are unique per run (`<role>-<pid>-<n>`, interfaces `fc<role><pid>x<n>` in the
 role namespaces and `fb<role><pid>x<n>` as bridge ports). Addresses 10.78.0.0/24 and
-fd78::/64: attacker .1 / ::1, victim .2 / ::2, client .3 / ::3; loopback up; no default
+fd78::/64: attacker .1 / ::1, victim .2 / ::2, client .3 / ::3 (more client addresses
+on demand, add_client_addresses: sources first seen during a flood); loopback up; no default
 route anywhere, so spoofed floods reach nothing but the bridge's hosts. Every host's MAC
 is a static entry on its bridge port: frames for the victim never flood to the client's
 port (not even before the bridge has learned). Removed by destroy()/__exit__ (also after
@@ -37,6 +38,7 @@ ADDRESSES = {  # role -> (IPv4, IPv6)
     "victim": ("10.78.0.2", "fd78::2"),
     "client": ("10.78.0.3", "fd78::3"),
 }
+FRESH_V4_FIRST, FRESH_V4_MAX = 100, 155  # add_client_addresses: 10.78.0.100 .. .254
 BRIDGE = "br0"  # inside the bridge namespace: no clash with anything
 NUD_NOARP = 0x40  # a static forwarding entry (`bridge fdb add ... static`)
 NTF_MASTER = 0x04
@@ -60,6 +62,8 @@ class CollateralLab(InNamespaces):
     run_id: str
     bridge_ns: str
     hosts: dict[str, Host] = field(default_factory=dict)
+    # client addresses handed out by add_client_addresses, per IP version
+    _fresh_used: dict[int, int] = field(default_factory=lambda: {4: 0, 6: 0})
 
     @classmethod
     def create(cls) -> CollateralLab:
@@ -136,6 +140,38 @@ class CollateralLab(InNamespaces):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
         self.destroy()
+
+    def add_client_addresses(self, count: int, ip_version: int) -> list[str]:
+        """Give the client `count` more addresses of `ip_version`, never used before in
+        this lab: sources the victim has not heard from (clients first seen during a
+        flood). IPv4 from 10.78.0.100 up (FRESH_V4_MAX in a lab's life), IPv6
+        fd78::1:<n> (as many as asked)."""
+        from pyroute2 import NetNS
+
+        if ip_version not in (4, 6):
+            raise ValueError(f"ip_version: 4 or 6, got {ip_version!r}")
+        used = self._fresh_used[ip_version]
+        left = FRESH_V4_MAX - used if ip_version == 4 else 0xFFFF - used
+        if not 0 < count <= left:
+            raise ValueError(f"count: 1..{left} more IPv{ip_version} addresses, got {count}")
+        self._fresh_used[ip_version] = used + count
+        if ip_version == 4:
+            made = [f"10.78.0.{FRESH_V4_FIRST + i}" for i in range(used, used + count)]
+        else:
+            made = [f"fd78::1:{i:x}" for i in range(used, used + count)]
+        with NetNS(self.client_ns, flags=0) as nsr:
+            idx = nsr.link_lookup(ifname=self.client.ifname)[0]
+            for address in made:
+                # preferred lifetime 0 (deprecated): the kernel never picks it as the
+                # source of the client's other traffic (its TCP connections, the
+                # resolver's answers), yet a socket bound to it sends from it
+                if ip_version == 4:
+                    nsr.addr("add", index=idx, address=address, prefixlen=V4_PREFIX,
+                             preferred_lft=0)  # fmt: skip
+                else:
+                    nsr.addr("add", index=idx, address=address, prefixlen=V6_PREFIX,
+                             flags=IFA_F_NODAD, preferred_lft=0)  # fmt: skip
+        return made
 
     # ---------- the hosts, under the names the flood runner knows -----------------------
 

@@ -16,7 +16,13 @@ returns once the last attempt has succeeded or timed out):
   namespace; success is a matching answer within 1 s;
 - ping: ICMP echo from the client to the victim, 10/s, answered within 1 s;
 - download: one HTTP download (port 443) started with the generator and read for its
-  whole life: bytes/s over the interval and the longest stall without data.
+  whole life: bytes/s over the interval and the longest stall without data
+  (download_over(t0, t1) gives the same for any other stretch of its life, e.g. the
+  seconds before a flood);
+- udp_new_client (only when measure() is given fresh source addresses): requests to the
+  UDP service, 10/s, each from a new socket bound to the next fresh address: a client
+  the victim has never heard from before (the addresses must be the client's, see
+  CollateralLab.add_client_addresses).
 
 Everything runs on one asyncio loop in a thread that lives in the client namespace; the
 victim's DNS sockets are made inside the victim namespace and then used from that loop.
@@ -26,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import random
 import socket
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -47,6 +54,7 @@ TCP_CONNECT_PER_S = 20
 UDP_REQUEST_PER_S = 50
 DNS_LOOKUP_PER_S = 10
 PING_PER_S = 10
+NEW_CLIENT_PER_S = 10
 TCP_PORT, DOWNLOAD_PORT = HTTP_PORTS  # 80: new connections; 443: the long download
 LOOKUP_NAME = "www.example.test"
 T = TypeVar("T")
@@ -93,10 +101,15 @@ class LegitResult:
     ping: ClassResult
     download_bytes_s: float  # over the interval
     download_longest_stall_s: float  # longest time in the interval without a byte
+    udp_new_client: ClassResult | None = None  # measured only when asked (fresh sources)
 
     def classes(self) -> dict[str, ClassResult]:
-        return {"tcp_connect": self.tcp_connect, "udp_request": self.udp_request,
-                "dns_lookup": self.dns_lookup, "ping": self.ping}  # fmt: skip
+        """The classes measured by attempts (udp_new_client only when it was measured)."""
+        out = {"tcp_connect": self.tcp_connect, "udp_request": self.udp_request,
+               "dns_lookup": self.dns_lookup, "ping": self.ping}  # fmt: skip
+        if self.udp_new_client is not None:
+            out["udp_new_client"] = self.udp_new_client
+        return out
 
 
 def _checksum(data: bytes) -> int:
@@ -238,22 +251,48 @@ class LegitTraffic:
 
     # ---------- measuring ----------------------------------------------------------------
 
-    def measure(self, duration_s: float) -> LegitResult:
-        """Run every class for `duration_s`; returns once every attempt has ended."""
+    def measure(self, duration_s: float, fresh_sources: Sequence[str] = ()) -> LegitResult:
+        """Run every class for `duration_s`; returns once every attempt has ended.
+
+        With `fresh_sources` (addresses of this generator's IP version, never used
+        before), udp_new_client is measured too: one request from each, NEW_CLIENT_PER_S
+        a second, as many as the interval holds and the addresses allow."""
         if duration_s <= 0:
             raise ValueError(f"duration_s must be positive, got {duration_s}")
-        return self._call(lambda: self._measure(duration_s), duration_s + 30.0)
+        for address in fresh_sources:
+            if ipaddress.ip_address(address).version != self.ip_version:
+                raise ValueError(f"fresh_sources: {address} is not IPv{self.ip_version}")
+        return self._call(lambda: self._measure(duration_s, list(fresh_sources)),
+                          duration_s + 30.0)  # fmt: skip
 
-    async def _measure(self, duration_s: float) -> LegitResult:
+    def download_over(self, t0: float, t1: float) -> tuple[float, float]:
+        """The long download between monotonic times t0 and t1: (bytes/s, longest stall
+        in s)."""
+        if t1 <= t0:
+            raise ValueError(f"download_over: t1 ({t1}) must be after t0 ({t0})")
+        return self._download.over(t0, t1)
+
+    async def _measure(self, duration_s: float, fresh: list[str]) -> LegitResult:
         t0 = time.monotonic()
-        tcp, udp, dns, ping = await asyncio.gather(
+        tcp, udp, dns, ping, new = await asyncio.gather(
             self._repeat(TCP_CONNECT_PER_S, duration_s, self._tcp_connect),
             self._repeat(UDP_REQUEST_PER_S, duration_s, self._udp_request),
             self._repeat(DNS_LOOKUP_PER_S, duration_s, self._dns_lookup),
             self._repeat(PING_PER_S, duration_s, self._ping),
+            self._new_clients(duration_s, fresh),
         )
         bytes_s, stall = self._download.over(t0, t0 + duration_s)
-        return LegitResult(self.ip_version, duration_s, tcp, udp, dns, ping, bytes_s, stall)
+        return LegitResult(self.ip_version, duration_s, tcp, udp, dns, ping, bytes_s, stall,
+                           new)  # fmt: skip
+
+    async def _new_clients(self, duration_s: float, fresh: list[str]) -> ClassResult | None:
+        if not fresh:
+            return None
+        count = min(len(fresh), int(NEW_CLIENT_PER_S * duration_s))
+        sources = iter(fresh[:count])
+        # (count + 0.5) / rate: _repeat makes int(rate x duration) attempts, exactly count
+        return await self._repeat(NEW_CLIENT_PER_S, (count + 0.5) / NEW_CLIENT_PER_S,
+                                  lambda: self._new_client_request(next(sources)))  # fmt: skip
 
     async def _repeat(self, per_s: int, duration_s: float,
                       attempt: Callable[[], Awaitable[bool]]) -> ClassResult:  # fmt: skip
@@ -296,6 +335,18 @@ class LegitTraffic:
             return bool(await waiter)
         finally:
             self._udp_waiting.pop(seq, None)
+
+    async def _new_client_request(self, source: str) -> bool:
+        """One request from a socket bound to `source`: a client never heard from before."""
+        with socket.socket(self.family, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.bind((source, 0))
+            sock.connect((self.victim, UDP_SERVICE_PORT))
+            await self.loop.sock_sendall(sock, b"\x00\x00new client")
+            while True:
+                answer = await self.loop.sock_recv(sock, 2048)
+                if answer == b"ok:\x00\x00new client":
+                    return True
 
     def _udp_readable(self) -> None:
         assert self._udp is not None

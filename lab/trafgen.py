@@ -14,6 +14,12 @@ fragments), benign (steady moderate mixed traffic from the attacker's own addres
 `spoof=None` uses each profile's default; `spoof=True` gives random IPv4 sources (IPv6:
 random low 32 bits in 2001:db8::/96).
 
+`ip_version=6` (config_text, run_flood, start_flood) sends the same attack over IPv6 for
+every profile in IPV6_PROFILES (all but benign and udp6_flood, which is IPv6 already):
+the same ports and flags, ICMPv6 echo requests for icmp_flood, and for fragment_flood
+non-first fragments behind an IPv6 fragment header. Frames keep the IPv4 size where the
+headers allow (IPv6 TCP frames are 74 bytes, not 60): frame_bytes(profile, ip_version).
+
 Every flood is bounded by a packet count (trafgen -n) and a timeout (the process group is
 killed). `pps=None` sends as fast as trafgen's TX_RING goes. A rate is held steadily by a
 tbf qdisc on a macvlan of the attacker veth made for this flood (lab.pacing; trafgen
@@ -30,7 +36,9 @@ and the busiest 100 ms window).
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import random
 import re
 import signal
 import subprocess
@@ -122,6 +130,7 @@ AMPLIFICATION_SPORTS = {  # the reflector's service port, the source of its answ
     "chargen_amplification": 19,
 }
 
+IPV6_PROFILES = frozenset(PROFILES) - {"benign", "udp6_flood"}
 _ETH_V4 = "0x0800"
 _ETH_V6 = "0x86dd"  # trafgen 0.6.8 leaves the EtherType 0 for ipv6() unless told
 
@@ -143,12 +152,32 @@ def _pad(frame_bytes: int, headers: int) -> str:
     return f"fill(0x41, {max(0, frame_bytes - headers)})"
 
 
-def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> str:
-    """The trafgen configuration for `profile` between the given endpoints."""
+def frame_bytes(profile: str, ip_version: int = 4) -> int:
+    """The frame size on the wire of `profile` over IPv4 or IPv6 (what pacing counts)."""
+    size = PROFILES[profile].frame_bytes
+    if ip_version == 6 and profile in ("syn_flood", "ack_flood", "rst_flood"):
+        return 14 + 40 + 20  # no padding: the IPv6 and TCP headers alone are 74 bytes
+    return size
+
+
+def _check_version(profile: str, ip_version: int) -> None:
     if profile not in PROFILES:
         raise TrafgenError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if ip_version not in (4, 6):
+        raise TrafgenError(f"ip_version: 4 or 6, got {ip_version!r}")
+    if ip_version == 6 and profile not in IPV6_PROFILES:
+        raise TrafgenError(f"profile {profile!r} has no ip_version=6 variant")
+
+
+def config_text(
+    profile: str, ep: Endpoints, *, spoof: bool | None = None, ip_version: int = 4
+) -> str:
+    """The trafgen configuration for `profile` between the given endpoints."""
+    _check_version(profile, ip_version)
     prof = PROFILES[profile]
     spoof = prof.spoof if spoof is None else spoof
+    if ip_version == 6:
+        return _config_v6(profile, ep, spoof)
     e4 = _eth(ep, _ETH_V4)
     hdr_udp4 = 14 + 20 + 8
     if profile == "udp_flood":
@@ -200,6 +229,59 @@ def config_text(profile: str, ep: Endpoints, *, spoof: bool | None = None) -> st
             f"{_ip4(ep, spoof)}, udp(sp=drnd(20000, 60000), dp=8080), {_pad(200, hdr_udp4)}",
         ]
     return "".join(f"{{ {e4}, {b} }}\n" for b in body)
+
+
+def _ip6(ep: Endpoints, spoof: bool, extra: str = "") -> str:
+    sa = "2001:db8::, sa[12:4]=drnd()" if spoof else ep.src_v6
+    return f"ipv6(sa={sa}, da={ep.dst_v6}, hl=64{extra})"
+
+
+def _config_v6(profile: str, ep: Endpoints, spoof: bool) -> str:
+    size = frame_bytes(profile, 6)
+    ip, hdr_udp6 = _ip6(ep, spoof), 14 + 40 + 8
+    if profile == "udp_flood":
+        body = f"{ip}, udp(sp=drnd(), dp=drnd()), {_pad(size, hdr_udp6)}"
+    elif profile == "udp_service_flood":
+        body = f"{ip}, udp(sp=drnd(), dp={UDP_SERVICE_PORT}), {_pad(size, hdr_udp6)}"
+    elif profile in AMPLIFICATION_SPORTS:
+        sport = AMPLIFICATION_SPORTS[profile]
+        body = f"{ip}, udp(sp={sport}, dp=drnd(1024, 65535)), {_pad(size, hdr_udp6)}"
+    elif profile == "syn_flood":
+        body = f"{ip}, tcp(sp=drnd(), dp=80, seq=drnd(), syn, win=64240)"
+    elif profile == "ack_flood":
+        body = f"{ip}, tcp(sp=drnd(), dp=443, seq=drnd(), aseq=drnd(), ack, win=501)"
+    elif profile == "rst_flood":
+        body = f"{ip}, tcp(sp=drnd(), dp=443, seq=drnd(), rst, win=0)"
+    elif profile == "icmp_flood":
+        return _icmp6_echo_frames(ep, spoof, size)
+    else:  # fragment_flood: a fragment header (next header UDP), offset > 0, M set
+        # offset field: high byte counting 1..255 (offset 32..8160 units of 8 bytes), low
+        # byte M=1; identification random
+        frag = "c8(17), c8(0), dinc(1, 255), c8(1), drnd(4)"
+        body = f"{_ip6(ep, spoof, ', nh=44')}, {frag}, {_pad(size, 14 + 40 + 8)}"
+    return f"{{ {_eth(ep, _ETH_V6)}, {body} }}\n"
+
+
+ICMP6_SPOOFED_SOURCES = 512
+
+
+def _icmp6_echo_frames(ep: Endpoints, spoof: bool, size: int) -> str:
+    """ICMPv6 echo requests. trafgen 0.6.8 does not recompute the ICMPv6 checksum when
+    the source address is random (the victim would discard every frame as corrupt), so
+    a spoofed flood is ICMP6_SPOOFED_SOURCES static frames, each from its own random
+    source in 2001:db8::/96 (same seed every time), which trafgen sends in turn."""
+    rng = random.Random(0x4654)
+    sources = (
+        [str(ipaddress.IPv6Address((0x20010DB8 << 96) | rng.getrandbits(32)))
+         for _ in range(ICMP6_SPOOFED_SOURCES)]
+        if spoof else [ep.src_v6]
+    )  # fmt: skip
+    pad = _pad(size, 14 + 40 + 8)
+    return "".join(
+        f"{{ {_eth(ep, _ETH_V6)}, ipv6(sa={sa}, da={ep.dst_v6}, hl=64), icmp6(echorequest), "
+        f"c16(0x4654), c16({i}), {pad} }}\n"
+        for i, sa in enumerate(sources)
+    )
 
 
 def lab_endpoints(lab: FloodLab) -> Endpoints:
@@ -270,10 +352,10 @@ def trafgen_argv(
     return argv
 
 
-def _pacer(lab: FloodLab, profile: str, pps: int | None) -> PacedLink | None:
+def _pacer(lab: FloodLab, profile: str, pps: int | None, ip_version: int) -> PacedLink | None:
     if pps is None or not paced_by_qdisc(profile, pps):
         return None
-    params = tbf_params(pps, PROFILES[profile].frame_bytes)
+    params = tbf_params(pps, frame_bytes(profile, ip_version))
     return PacedLink.create(lab.attacker_ns, lab.attacker_if, params)
 
 
@@ -294,15 +376,17 @@ def run_flood(
     timeout_s: float = 10.0,
     spoof: bool | None = None,
     cpus: int = 1,
+    ip_version: int = 4,
 ) -> FloodResult:
     """Run one bounded flood from the attacker namespace out of the attacker veth; the
     result states what trafgen sent and the rate the victim's interface saw."""
     check_bounds(packets, pps)
-    text = config_text(profile, lab_endpoints(lab), spoof=spoof)
+    _check_version(profile, ip_version)
+    text = config_text(profile, lab_endpoints(lab), spoof=spoof, ip_version=ip_version)
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", prefix=f"ft-{profile}-") as cfg:
         cfg.write(text)
         cfg.flush()
-        pacer = _pacer(lab, profile, pps)
+        pacer = _pacer(lab, profile, pps, ip_version)
         try:
             dev = pacer.ifname if pacer else lab.attacker_if
             argv = trafgen_argv(cfg.name, dev, packets=packets, pps=pps, profile=profile,
@@ -327,12 +411,14 @@ def start_flood(
     pps: int | None = None,
     spoof: bool | None = None,
     cpus: int = 1,
+    ip_version: int = 4,
 ) -> Flood:
     """Start a bounded flood in the background; the caller waits for it (or not) and
     ends it with stop_flood, which also returns the rate the victim saw."""
     check_bounds(packets, pps)
-    text = config_text(profile, lab_endpoints(lab), spoof=spoof)
-    pacer = _pacer(lab, profile, pps)
+    _check_version(profile, ip_version)
+    text = config_text(profile, lab_endpoints(lab), spoof=spoof, ip_version=ip_version)
+    pacer = _pacer(lab, profile, pps, ip_version)
     meter: RxRateMeter | None = None
     try:
         # The configuration goes through stdin (-i -): no file to clean up, no start-up race.

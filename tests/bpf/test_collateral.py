@@ -12,6 +12,7 @@ import pytest
 from lab.collateral import BRIDGE, CollateralLab
 from lab.legit import LegitTraffic
 from lab.netns import NETNS_DIR, enter_netns
+from lab.passcount import PassCounter
 from lab.rxrate import rx_packets
 from lab.services import DOWNLOAD_BYTES_S, LabServices
 from lab.trafgen import run_flood
@@ -23,6 +24,13 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(autouse=True)
 def root() -> None:
     require_root()
+
+
+def ip_in_receives() -> int:
+    """Ip InReceives (IPv4 packets the stack took in) of this thread's namespace."""
+    with open("/proc/thread-self/net/snmp") as fh:
+        head, values = [line.split() for line in fh if line.startswith("Ip:")][:2]
+    return int(values[head.index("InReceives")])
 
 
 def _links(lab: CollateralLab, ns: str) -> dict[str, dict[str, object]]:
@@ -75,9 +83,11 @@ def test_legit_traffic_all_succeeds_without_a_flood(ip_version: int) -> None:
         LabServices.start(lab),
         LegitTraffic.start(lab, ip_version=ip_version) as legit,
     ):
-        result = legit.measure(3.0)
+        fresh = lab.add_client_addresses(5, ip_version)
+        result = legit.measure(3.0, fresh_sources=fresh)
     assert result.ip_version == ip_version
     assert result.tcp_connect.attempts == 60 and result.udp_request.attempts == 150
+    assert result.udp_new_client is not None and result.udp_new_client.attempts == 5
     assert result.dns_lookup.attempts == 30 and result.ping.attempts == 30
     for name, cls in result.classes().items():
         assert cls.success_rate >= 0.95, (name, cls)
@@ -100,14 +110,55 @@ def test_legit_traffic_fails_when_the_services_are_gone() -> None:
 
 def test_paced_flood_reaches_the_victim_only() -> None:
     require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
-    with CollateralLab.create() as lab:
+    with (
+        CollateralLab.create() as lab,
+        PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
+    ):
         with enter_netns(lab.client_ns):
             client_before = rx_packets(lab.client.ifname)
+        with enter_netns(lab.victim_ns):
+            ip_before = ip_in_receives()
         res = run_flood(lab, "udp_flood", packets=20_000, pps=10_000, timeout_s=30)
         with enter_netns(lab.client_ns):
             client_after = rx_packets(lab.client.ifname)
+        with enter_netns(lab.victim_ns):
+            ip_received = ip_in_receives() - ip_before
+        # no XDP program: every flood packet that reached the victim's stack counts once
+        # in the kernel's own Ip InReceives (the client is idle), and the pass counter
+        # saw each of them (plus at most a few frames of the attacker's own IPv6
+        # neighbour discovery, which InReceives leaves out)
+        assert ip_received >= 10_000 and 0 <= passed.read() - ip_received <= 50
     assert res.sent == 20_000 and res.achieved is not None
     assert res.achieved.packets >= 20_000
     assert res.achieved.max_window_pps <= 2 * res.achieved.mean_pps, res.achieved.windows_pps
     assert res.achieved.mean_pps <= 10_000 * 1.1
     assert client_after - client_before < 100  # at most neighbour discovery, never the flood
+
+
+def test_pass_counter_counts_only_what_xdp_let_through() -> None:
+    require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
+    from bcc import BPF
+
+    from ftagent.bpf.headers import use_kernel_headers
+
+    use_kernel_headers()
+    drop_all = BPF(text="int drop_all(struct xdp_md *ctx) { return XDP_DROP; }")
+    with (
+        CollateralLab.create() as lab,
+        PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
+    ):
+        with enter_netns(lab.victim_ns):
+            ip_before = ip_in_receives()
+        run_flood(lab, "udp_flood", packets=1000, pps=10_000, timeout_s=30)
+        through = passed.read()
+        with enter_netns(lab.victim_ns):
+            ip_received = ip_in_receives() - ip_before
+            drop_all.attach_xdp(lab.victim_if, drop_all.load_func("drop_all", BPF.XDP), 0)
+        try:
+            sent = run_flood(lab, "udp_flood", packets=1000, pps=10_000, timeout_s=30).sent
+            assert sent == 1000 and passed.read() == through  # XDP dropped all of it
+        finally:
+            with enter_netns(lab.victim_ns):
+                drop_all.remove_xdp(lab.victim_if, 0)
+    drop_all.cleanup()
+    assert ip_received >= 500 and 0 <= through - ip_received <= 50

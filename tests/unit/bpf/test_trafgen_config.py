@@ -10,16 +10,19 @@ from typing import Any
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
 from lab.services import UDP_SERVICE_PORT
 from lab.trafgen import (
+    AMPLIFICATION_SPORTS,
+    IPV6_PROFILES,
     PROFILES,
     Endpoints,
     TrafgenError,
     config_text,
+    frame_bytes,
     paced_by_qdisc,
     run_flood,
     start_flood,
@@ -143,3 +146,52 @@ def test_bad_bounds_are_refused_before_anything_is_made() -> None:
             run_flood(object(), "udp_flood", packets=packets, pps=pps)  # type: ignore[arg-type]
         with pytest.raises(TrafgenError, match=match):
             start_flood(object(), "udp_flood", packets=packets, pps=pps)  # type: ignore[arg-type]
+
+
+def render_v6(tmp_path: Path, profile: str, n: int = 24) -> list[Any]:
+    require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
+    cfg = tmp_path / f"{profile}-v6.cfg"
+    cfg.write_text(config_text(profile, EP, ip_version=6))
+    out = tmp_path / f"{profile}-v6.pcap"
+    subprocess.run(["trafgen", "-i", str(cfg), "-o", str(out), "-n", str(n), "-P", "1"],
+                   check=True, capture_output=True, timeout=30)  # fmt: skip
+    pkts = list(rdpcap(str(out)))
+    assert len(pkts) == n
+    return pkts
+
+
+def _checksum_ok(p: Any, layer: Any, name: str = "chksum") -> bool:
+    """The frame's own L4 checksum equals the one scapy computes for it."""
+    rebuilt = p.copy()
+    delattr(rebuilt[layer], name)
+    return bool(getattr(p[layer], name) == getattr(Ether(bytes(rebuilt))[layer], name))
+
+
+@pytest.mark.parametrize("profile", sorted(IPV6_PROFILES))
+def test_ipv6_variants_are_the_same_attack_over_ipv6(tmp_path: Path, profile: str) -> None:
+    pkts = render_v6(tmp_path, profile)
+    assert all(p[IPv6].dst == EP.dst_v6 and p[Ether].type == 0x86DD for p in pkts)
+    assert len({p[IPv6].src for p in pkts}) > 12  # spoofed sources
+    assert all(len(p) == frame_bytes(profile, 6) for p in pkts)
+    if profile in AMPLIFICATION_SPORTS:
+        assert {p[UDP].sport for p in pkts} == {AMPLIFICATION_SPORTS[profile]}
+    flags = {"syn_flood": "S", "ack_flood": "A", "rst_flood": "R"}
+    if profile in flags:
+        assert all(p[TCP].flags == flags[profile] and _checksum_ok(p, TCP) for p in pkts)
+    elif profile == "icmp_flood":  # valid checksums despite the random sources
+        assert all(p[ICMPv6EchoRequest].type == 128 for p in pkts)
+        assert all(_checksum_ok(p, ICMPv6EchoRequest, "cksum") for p in pkts)
+    elif profile == "fragment_flood":
+        frags = [p[IPv6ExtHdrFragment] for p in pkts]
+        assert all(f.offset > 0 and f.m == 1 and f.nh == 17 for f in frags)
+    else:
+        assert all(_checksum_ok(p, UDP) for p in pkts)
+    if profile == "udp_service_flood":
+        assert {p[UDP].dport for p in pkts} == {UDP_SERVICE_PORT}
+
+
+def test_ipv6_is_refused_where_a_profile_has_no_variant() -> None:
+    with pytest.raises(TrafgenError, match="no ip_version=6 variant"):
+        config_text("benign", EP, ip_version=6)
+    with pytest.raises(TrafgenError, match="ip_version: 4 or 6"):
+        config_text("udp_flood", EP, ip_version=5)

@@ -1,0 +1,488 @@
+"""Collateral benchmark (root): what the node's real users keep while a flood is
+mitigated, with the real agent's mitigation off (observe only) and on.
+
+The collateral lab (lab.collateral: attacker, client and victim namespaces joined by a
+bridge, no default route) with real services on the victim (lab.services) and legitimate
+traffic from the client (lab.legit): new TCP connections (HTTP, 20/s, 1 s timeout), one
+long download started before the flood (bytes/s during the flood over the seconds just
+before it), the UDP service from a client that talked to it before the flood (50/s), the
+victim's own DNS lookups to the resolver in the client namespace (10/s) and ICMP echo
+(10/s). The agent loop runs in this process on the victim's one interface
+(tests.e2e.agent_harness.RunningAgent: the real Agent, XdpDatapath and mitigator), once
+with `[mitigation] mode = "off"`, once with "on", for each IP version.
+
+Each attack: a flood paced evenly by a tbf qdisc (lab.trafgen, bounded in packets and
+killed after its seconds at the latest) while the legitimate traffic is measured; the
+rate the victim's interface saw is printed. "dropped" is the share of the attack's
+packets that did not reach the victim's stack, from the first full 100 ms window after
+the agent's first rule was in (for a run without a rule: over the whole flood): the
+attacker's packets entering the bridge (its bridge port's rx counter) against those
+that passed XDP (lab.passcount, a tc ingress counter of the attacker's MAC). For
+udp_service_flood (random sources at the UDP service's own port) clients first seen
+during the flood (each request from a client address never used before) are measured
+too and reported separately.
+
+    python -m bench collateral              # everything (a few minutes)
+    python -m bench.bench_collateral --quick
+    python -m bench.bench_collateral --attack syn_flood --attack udp_flood --ip 4
+    python -m bench.bench_collateral --seconds 4 --pps 45000
+
+A benchmark: it prints numbers and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from lab.collateral import CollateralLab
+    from lab.legit import LegitResult, LegitTraffic
+    from lab.passcount import PassCounter
+    from lab.rxrate import AchievedRate
+    from tests.e2e.agent_harness import RunningAgent
+
+FLOOD_PPS = 45_000  # what this 2-core lab sustains evenly (the achieved rate is printed)
+FLOOD_S = 4.0
+QUICK_FLOOD_S = 2.0
+BEFORE_S = 1.5  # the download's rate before a flood: over these seconds just before it
+QUIET_S = 3.0  # the no-flood measurement of each agent run
+SETTLE_TIMEOUT_S = 30.0  # for the incident to resolve and its rules to go between attacks
+WINDOW_S = 0.1
+ATTACKS = (
+    "udp_flood",
+    "syn_flood",
+    "ack_flood",
+    "rst_flood",
+    "icmp_flood",
+    "fragment_flood",
+    "dns_amplification",
+    "ntp_amplification",
+    "memcached_amplification",
+    "ssdp_amplification",
+    "cldap_amplification",
+    "chargen_amplification",
+    "udp_service_flood",
+)
+QUICK_ATTACKS = ("udp_flood", "syn_flood", "ack_flood", "dns_amplification", "udp_service_flood")
+NEW_CLIENT_ATTACK = "udp_service_flood"
+MODES = ("off", "on")
+CLASSES = ("tcp_connect", "download", "udp_request", "dns_lookup", "ping")
+CLASS_HEADS = ("tcp", "dl", "udp", "dns", "ping")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    attacks: tuple[str, ...]
+    ip_versions: tuple[int, ...]
+    flood_s: float = FLOOD_S
+    pps: int = FLOOD_PPS
+    modes: tuple[str, ...] = MODES
+    quiet_s: float = QUIET_S
+    before_s: float = BEFORE_S
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One flood against one agent run."""
+
+    attack: str
+    ip_version: int
+    mode: str
+    legit: LegitResult
+    download_before_bytes_s: float
+    achieved: AchievedRate | None  # the victim interface's rx (legitimate traffic too)
+    attack_pps: float  # the attacker's frames into the bridge, mean over the flood
+    family: str  # the incident's family as the agent opened it ("-": no incident)
+    detect_ms: float | None  # flood's first packets -> incident opened
+    rule_ms: float | None  # flood's first packets -> first rule in
+    rules: tuple[str, ...]  # RuleSpec.describe() of every rule added or widened
+    # per rule in the kernel at the flood's end: (describe(), dropped, spared) packets
+    rule_counts: tuple[tuple[str, int, int], ...]
+    dropped: float | None  # share of the attack's packets kept from the stack, 0..1
+
+    def success(self, name: str) -> float:
+        """Share (0..1) of a class that succeeded; the download: bytes/s during over
+        bytes/s before."""
+        if name == "download":
+            before = self.download_before_bytes_s
+            return self.legit.download_bytes_s / before if before > 0 else 0.0
+        return self.legit.classes()[name].success_rate
+
+
+@dataclass
+class RuleCounts:
+    """The kernel's per-rule counters, read on the agent loop's own thread (between two
+    of its windows) when asked: the bench never touches the data path concurrently."""
+
+    _wanted: threading.Event = field(default_factory=threading.Event)
+    _done: threading.Event = field(default_factory=threading.Event)
+    _got: tuple[tuple[str, int, int], ...] = ()
+
+    def hook(self, ra: RunningAgent) -> None:
+        def after_window(w: Any, agent: Any) -> None:
+            if self._wanted.is_set():
+                self._got = tuple(
+                    (r.spec.describe(), r.dropped_packets, r.spared_packets)
+                    for r in ra.dp.list_rules()
+                )
+                self._wanted.clear()
+                self._done.set()
+
+        ra.after_window = after_window
+
+    def read(self, timeout_s: float = 2.0) -> tuple[tuple[str, int, int], ...]:
+        """The counters after the agent's next window (() when it did not come in time)."""
+        self._got = ()
+        self._done.clear()
+        self._wanted.set()
+        self._done.wait(timeout_s)
+        return self._got
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRun:
+    agent: RunningAgent
+    rule_counts: RuleCounts
+
+
+@dataclass
+class AttackMeter:
+    """Every 100 ms: (monotonic time, attacker frames into the bridge, attacker frames
+    that passed XDP). Runs in the bridge namespace on its own thread."""
+
+    lab: CollateralLab
+    passed: PassCounter
+    samples: list[tuple[float, int, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> AttackMeter:
+        self._thread = threading.Thread(target=self._run, name="attack-meter", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from lab.netns import enter_netns
+        from lab.rxrate import rx_packets
+
+        with enter_netns(self.lab.bridge_ns):
+            next_at = time.monotonic()
+            while True:
+                at = time.monotonic()
+                self.samples.append((at, rx_packets(self.lab.attacker.port), self.passed.read()))
+                next_at += WINDOW_S
+                if self._stop.wait(max(0.0, next_at - time.monotonic())):
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class AttackWindows:
+    start: float  # monotonic start of the first window the flood reached (0.0: none did)
+    dropped: float | None
+    mean_pps: float  # the attack's rate into the bridge over the span's full windows
+
+
+def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | None) -> AttackWindows:
+    """The flood's span (windows with at least a tenth of the busiest one's arrivals) and
+    the share dropped over its full windows from the first one starting at or after
+    `since` (None: the whole span but its first and last, partly filled, windows).
+    `start` is the first window with at least 1 % of the busiest one's arrivals (the
+    flood's first packets)."""
+    windows = [
+        (t0, t1, a1 - a0, p1 - p0)
+        for (t0, a0, p0), (t1, a1, p1) in itertools.pairwise(samples)
+        if t1 > t0
+    ]
+    if not windows or max(w[2] for w in windows) <= 0:
+        return AttackWindows(0.0, None, 0.0)
+    peak = max(w[2] for w in windows)
+    busy = [i for i, w in enumerate(windows) if w[2] > 0 and w[2] >= peak * 0.1]
+    span = windows[busy[0] : busy[-1] + 1]
+    inner = span[1:-1] or span
+    mean_pps = sum(w[2] for w in inner) / sum(w[1] - w[0] for w in inner)
+    first = next(w for w in windows if w[2] >= peak * 0.01)
+    full = span[1:-1] if since is None else [w for w in span[:-1] if w[0] >= since]
+    arrived = sum(w[2] for w in full)
+    passed = sum(min(w[3], w[2]) for w in full)
+    dropped = 1.0 - passed / arrived if arrived > 0 else None
+    return AttackWindows(first[0], dropped, mean_pps)
+
+
+def agent_config(interface: str, state_dir: Path, mode: str) -> str:
+    """The lab's short intervals (as the e2e harness), the default rate-limit floor (what
+    an operator runs), `mode` as asked, the local HTTP endpoint off."""
+    return f"""
+[agent]
+interface = "{interface}"
+state_dir = "{state_dir}"
+poll_interval_ms = 100
+log_format = "json"
+[baseline]
+window_s = 60
+min_samples = 2
+recompute_interval_s = 1
+[detection]
+cooldown_s = 1.0
+[mitigation]
+mode = "{mode}"
+rule_ttl_s = 3.0
+holddown_s = 1.0
+verify_windows = 3
+[capture]
+pre_attack_s = 2.0
+[http]
+enabled = false
+"""
+
+
+@contextlib.contextmanager
+def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun]:
+    from ftagent.config import decode
+    from lab.netns import Lab
+    from tests.e2e.agent_harness import RunningAgent
+
+    cfg = decode(agent_config(lab.victim_if, tmp / f"agent-{mode}", mode))
+    # The harness needs a lab's inside(), victim_ns and victim_if, which CollateralLab has
+    # under the same names as the two-namespace Lab it is typed with.
+    ra = RunningAgent(cast(Lab, lab), cfg)
+    counts = RuleCounts()
+    counts.hook(ra)
+    ra.start()
+    try:
+        ra.wait_baseline(60.0)
+        yield AgentRun(ra, counts)
+    finally:
+        ra.stop()
+
+
+def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, passed: PassCounter,
+              attack: str, ip_version: int, mode: str, settings: Settings) -> Outcome:  # fmt: skip
+    from lab.legit import NEW_CLIENT_PER_S
+    from lab.trafgen import start_flood, stop_flood
+
+    ra = agent_run.agent
+    ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
+    time.sleep(settings.before_s)
+    fresh: list[str] = []
+    if attack == NEW_CLIENT_ATTACK:
+        # one request a second from each of NEW_CLIENT_PER_S fresh clients; at most 60 a
+        # flood (the lab has 155 fresh IPv4 addresses in all)
+        count = min(60, int(settings.flood_s * NEW_CLIENT_PER_S))
+        fresh = lab.add_client_addresses(count, ip_version)
+    meter = AttackMeter(lab, passed).start()
+    t0_ns = time.monotonic_ns()
+    t0 = t0_ns / 1e9
+    packets = int(settings.pps * settings.flood_s)
+    flood = start_flood(lab, attack, packets=packets, pps=settings.pps, ip_version=ip_version)
+    try:
+        result = legit.measure(settings.flood_s, fresh_sources=fresh)
+        counts = agent_run.rule_counts.read()  # before the flood's rules expire
+        with contextlib.suppress(Exception):
+            flood.wait(2.0)  # it ends by itself once its packets are out
+    finally:
+        achieved = stop_flood(flood)
+        meter.stop()
+    before, _ = legit.download_over(t0 - settings.before_s, t0)
+    opened = ra.sink.of("opened", t0_ns)
+    added = [e for e in ra.sink.of("rule", t0_ns) if e.data.action in ("added", "widened")]
+    first_rule = added[0].at_ns / 1e9 if added else None
+    span = attack_windows(meter.samples, first_rule)
+    start = span.start or t0
+    return Outcome(
+        attack=attack,
+        ip_version=ip_version,
+        mode=mode,
+        legit=result,
+        download_before_bytes_s=before,
+        achieved=achieved,
+        attack_pps=span.mean_pps,
+        family=str(opened[0].data.figures.family) if opened else "-",
+        detect_ms=(opened[0].at_ns / 1e9 - start) * 1e3 if opened else None,
+        rule_ms=(first_rule - start) * 1e3 if first_rule is not None else None,
+        rules=tuple(dict.fromkeys(e.data.rule for e in added)),
+        rule_counts=counts,
+        dropped=span.dropped,
+    )
+
+
+def run(settings: Settings, tmp: Path,
+        progress: bool = True) -> tuple[list[Outcome], list[Outcome]]:  # fmt: skip
+    """(no-flood rows, flood rows) for every mode, IP version and attack asked for."""
+    from lab.collateral import CollateralLab
+    from lab.legit import LegitTraffic
+    from lab.passcount import PassCounter
+    from lab.services import LabServices
+    from lab.trafgen import IPV6_PROFILES
+
+    quiet: list[Outcome] = []
+    rows: list[Outcome] = []
+    with (
+        CollateralLab.create() as lab,
+        LabServices.start(lab),
+        PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
+    ):
+        for mode in settings.modes:  # one agent run per mode: the XDP build is the slow part
+            with running_agent(lab, tmp, mode) as agent_run:
+                for ip_version in settings.ip_versions:
+                    attacks = [a for a in settings.attacks
+                               if ip_version == 4 or a in IPV6_PROFILES]  # fmt: skip
+                    with LegitTraffic.start(lab, ip_version=ip_version) as legit:
+                        agent = agent_run.agent
+                        agent.wait_for(agent.quiet, SETTLE_TIMEOUT_S, "a quiet agent")
+                        t0 = time.monotonic()
+                        base = legit.measure(settings.quiet_s)
+                        dl, _ = legit.download_over(t0, t0 + settings.quiet_s)
+                        quiet.append(Outcome("(no flood)", ip_version, mode, base, dl, None,
+                                             0.0, "-", None, None, (), (), None))  # fmt: skip
+                        for attack in attacks:
+                            row = one_flood(lab, agent_run, legit, passed, attack, ip_version, mode,
+                                            settings)  # fmt: skip
+                            rows.append(row)
+                            if progress:
+                                print(f"  done: IPv{ip_version} {mode:<3} {attack}", flush=True,
+                                      file=sys.stderr)  # fmt: skip
+    return quiet, rows
+
+
+# ---------- the table --------------------------------------------------------------------
+
+
+def _pct(share: float | None) -> str:
+    if share is None:
+        return "-"
+    value = share * 100
+    return f"{value:.0f}" if value >= 99.95 or value < 10 else f"{value:.1f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _rules_text(o: Outcome) -> str:
+    """Each rule in the kernel at the flood's end with the packets it dropped and spared
+    (the rules reported as added when the counters could not be read)."""
+    if o.rule_counts:
+        return "; ".join(f"{d} [dropped {n:,}, spared {m:,}]" for d, n, m in o.rule_counts)
+    return "; ".join(o.rules) or "-"
+
+
+def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
+    """The printed table: one line per attack and IP version, OFF and ON side by side."""
+    by = {(o.attack, o.ip_version, o.mode): o for o in (*quiet, *rows)}
+    keys = list(dict.fromkeys((o.attack, o.ip_version) for o in (*quiet, *rows)))
+    heads = " ".join(f"{h:>5}" for h in CLASS_HEADS)
+    lines = [
+        "legit success in % (dl: download bytes/s during the flood over before it); "
+        "dropped: % of the attack's packets kept from the victim's stack from the first "
+        "full 100 ms window after the first rule (no rule: over the whole flood)",
+        f"{'attack':<24} {'v':>1} {'kpps':>5} {'family (ON)':<24} | OFF {heads} | "
+        f"ON  {heads} | {'drop OFF':>8} {'drop ON':>7} {'det ms':>6} {'rule ms':>7} | "
+        "rules (ON) [their packets at the flood's end]",
+    ]
+    for attack, version in keys:
+        off, on = by.get((attack, version, "off")), by.get((attack, version, "on"))
+        ref = on or off
+        assert ref is not None
+        kpps = f"{ref.attack_pps / 1000:5.1f}" if ref.attack_pps else f"{'-':>5}"
+        cells = []
+        for o in (off, on):
+            vals = [_pct(o.success(c)) if o is not None else "-" for c in CLASSES]
+            cells.append(" ".join(f"{v:>5}" for v in vals))
+        family = on.family if on else "-"
+        rules = _rules_text(on) if on else "-"
+        lines.append(
+            f"{attack:<24} {version:>1} {kpps} {family:<24} | OFF {cells[0]} | ON  {cells[1]} | "
+            f"{_pct(off.dropped if off else None):>8} {_pct(on.dropped if on else None):>7} "
+            f"{_ms(on.detect_ms if on else None):>6} {_ms(on.rule_ms if on else None):>7} | {rules}"
+        )
+    fresh = [o for o in rows if o.legit.udp_new_client is not None]
+    if fresh:
+        lines.append("")
+        lines.append(
+            "UDP service, clients first seen during the flood (one request each from an "
+            "address never used before), success in %:"
+        )
+        for o in fresh:
+            assert o.legit.udp_new_client is not None
+            c = o.legit.udp_new_client
+            lines.append(
+                f"  {o.attack:<22} IPv{o.ip_version} {o.mode.upper():<3} "
+                f"{_pct(c.success_rate):>5}  ({c.succeeded}/{c.attempts}); the same UDP "
+                f"service from the client that talked before: {_pct(o.success('udp_request'))}"
+            )
+    rates = sorted(o.attack_pps for o in rows if o.attack_pps)
+    bursts = [o.achieved.burstiness for o in rows if o.achieved is not None and o.achieved.mean_pps]
+    if rates:
+        lines.append("")
+        lines.append(
+            f"attack rate into the bridge over {len(rates)} floods: min {rates[0] / 1000:.1f}, "
+            f"median {statistics.median(rates) / 1000:.1f}, max {rates[-1] / 1000:.1f} kpps; "
+            "busiest 100 ms window at the victim over its mean: at most "
+            f"{max(bursts, default=0.0):.2f}"
+        )
+    return lines
+
+
+def parse_args(argv: Sequence[str]) -> Settings:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_collateral",
+                                description=__doc__.split("\n\n")[0])  # fmt: skip
+    p.add_argument("--attack", action="append", choices=ATTACKS, metavar="PROFILE",
+                   help=f"only this attack (repeatable); one of: {', '.join(ATTACKS)}")  # fmt: skip
+    p.add_argument("--ip", type=int, choices=(4, 6), action="append",
+                   help="only this IP version (repeatable)")  # fmt: skip
+    quick = f"{len(QUICK_ATTACKS)} attacks, IPv4 only, {QUICK_FLOOD_S:.0f} s floods"
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument("--seconds", type=float, help=f"flood length (default {FLOOD_S:.0f})")
+    p.add_argument("--pps", type=int, default=FLOOD_PPS, help="flood rate asked for")
+    args = p.parse_args(argv)
+    if args.seconds is not None and not 0.5 <= args.seconds <= 30:
+        p.error("--seconds: 0.5 .. 30")
+    if not 1000 <= args.pps <= 200_000:
+        p.error("--pps: 1000 .. 200000")
+    attacks = tuple(args.attack or (QUICK_ATTACKS if args.quick else ATTACKS))
+    versions = tuple(sorted(set(args.ip or ((4,) if args.quick else (4, 6)))))
+    seconds = args.seconds or (QUICK_FLOOD_S if args.quick else FLOOD_S)
+    return Settings(attacks, versions, seconds, args.pps)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # `python -m bench collateral` passes its own arguments: only ours count here
+    settings = parse_args([] if argv is None and __name__ != "__main__" else
+                          (sys.argv[1:] if argv is None else argv))  # fmt: skip
+    if os.geteuid() != 0 or shutil.which("trafgen") is None:
+        print("bench_collateral: needs root and trafgen (the collateral lab); skipped")
+        return
+    logging.getLogger("ftagent").setLevel(logging.ERROR)  # the table, not the agent's log
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ftbench-collateral-") as d:
+        quiet, rows = run(settings, Path(d))
+    print(
+        f"floods: {settings.pps:,} pps asked for, {settings.flood_s:g} s each, paced by a tbf "
+        f"qdisc, random sources; kpps: the attack's mean rate into the bridge (ON run)"
+    )
+    for line in table(quiet, rows):
+        print(line)
+    print(f"(bench took {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
