@@ -227,3 +227,27 @@ async def test_channels_hear_of_escalation_and_withdrawal(
             assert len(upstream_notices()) == 2
     finally:
         receiver.close()
+
+
+async def test_automatic_rule_is_renewed_while_the_trigger_holds(
+    bgp_lab: BgpLab, tmp_path: Path, bgp_workdir: Path
+) -> None:
+    async with running_product(bgp_lab, tmp_path, bgp_workdir, default_ttl_s=4) as p:
+        node = await p.node("edge-4", "203.0.113.7", mitigation_policy="flowspec", uplink_mbps=10)
+        await p.incident(node, UDP_AMPLIFICATION)
+        await p.metrics(node, 9e6)
+        await eventually(lambda: table(bgp_lab, FLOW4), "the automatic rule")
+        [first] = await p.announcements()
+        await asyncio.sleep(2.2)  # less than half of the 4 s TTL left: due for renewal
+        await p.metrics(node, 9e6)
+
+        async def renewed() -> dict[str, Any] | None:
+            [now] = await p.announcements()
+            return now if now["expires_at"] > first["expires_at"] else None
+
+        deadline = time.monotonic() + 10
+        while (again := await renewed()) is None:
+            assert time.monotonic() < deadline, "the rule was not renewed"
+            await asyncio.sleep(0.05)
+        assert (again["id"], again["in_force"]) == (first["id"], True)  # the same route
+        assert len(table(bgp_lab, FLOW4)) == 1
