@@ -59,6 +59,12 @@ class Accepted(msgspec.Struct, frozen=True, kw_only=True):
     evicted: tuple[int, ...] = ()  # ids withdrawn to stay within max_announcements
 
 
+def _same_workspace(a: Owner | None, b: Owner | None) -> bool:
+    if a is None or b is None:
+        return True  # ownerless announcements (engine tests, the bench) belong to nobody
+    return a.workspace_id == b.workspace_id
+
+
 class BgpEngine:
     def __init__(
         self,
@@ -158,6 +164,9 @@ class BgpEngine:
         key = announcement.key()
         same = next((a for a in self._live.values() if a.announcement.key() == key), None)
         evicted: list[int] = []
+        if same is not None and not _same_workspace(same.owner, owner):
+            # one route, two tenants (overlapping declared prefixes): the first keeps it
+            return Refusal(f"{announcement.destination} is announced for another workspace")
         if same is None:
             while len(self._live) >= self.config.max_announcements:
                 oldest = self._eviction_candidate(owner)

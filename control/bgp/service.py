@@ -55,6 +55,8 @@ class Escalation(msgspec.Struct, kw_only=True):
     refusals: list[UpstreamRefusal]  # the parts that could not be announced
 
 
+_ANSWER_ORDER = ("not_configured", "not_allowed", "cap", "rejected", "not_buildable")
+
 _TARGET = """SELECT i.id, i.uuid, i.status, i.workspace_id, i.rule_figures, n.id AS node_id,
     n.ip AS node_ip
 FROM incidents i JOIN nodes n ON n.id = i.node_id"""
@@ -186,7 +188,8 @@ class Upstream:
                 accepted.append(result)
         recorded = await self._record(target, action, trigger, refusals)
         if not accepted:
-            raise EscalationRefused(refusals[0])
+            # the most fundamental reason answers: who may be announced, then the cap...
+            raise EscalationRefused(min(refusals, key=lambda r: _ANSWER_ORDER.index(r.kind)))
         new = [a.live.id for a in accepted if a.replaced is None]
         if new:
             await self._publish("upstream_announced", target, new[0])
@@ -216,6 +219,11 @@ class Upstream:
         refusals: list[Refusal],
     ) -> list[UpstreamRefusal]:
         now = clock.iso(clock.now()) or ""
+        # every rule refused for the same reason (the address, the cap) is one refusal
+        unique: dict[str, Refusal] = {}
+        for refusal in refusals:
+            unique.setdefault(refusal.reason, refusal)
+        refusals = list(unique.values())
         for refusal in refusals:
             await bgp_store.record_refusal(
                 self.db, target.workspace_id, target.incident_id, action, trigger, refusal.reason

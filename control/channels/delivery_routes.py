@@ -41,7 +41,9 @@ class TestResponse(msgspec.Struct, kw_only=True):
 class DeliveryAttempt(msgspec.Struct, kw_only=True):
     id: int
     delivery_id: int
-    event: str  # opened | escalated | resolved | false_positive | test
+    # opened | escalated | resolved | false_positive | test | upstream_announced |
+    # upstream_withdrawn
+    event: str
     incident_uuid: str | None
     attempt: int  # 1 for a delivery's first try
     attempted_at: str

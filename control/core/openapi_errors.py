@@ -19,12 +19,14 @@ _REASONS = {
     400: "Invalid request: a value is missing, malformed or out of range (`field` names it)",
     401: "Missing, unknown or revoked credentials",
     402: "No active subscription, or the plan's node limit is reached",
-    403: "Dashboard: missing or wrong CSRF token, or the role does not allow it",
+    403: "Dashboard: missing or wrong CSRF token, or the role does not allow it; "
+    "escalate: the address is outside the workspace's declared prefixes",
     404: "No such object in the caller's workspace",
     409: "The change conflicts with the current state (duplicate name, transition)",
     413: "Request body larger than the limit",
     415: "Content type not accepted (sign-in takes application/json only)",
     429: "Too many failed authentication attempts from this address (see Retry-After)",
+    502: "The BGP speaker (ExaBGP) rejected the announcement",
     503: "Temporarily unable to take the request; retry later",
 }
 
@@ -41,6 +43,11 @@ _EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/agent/incidents/{incident_uuid}"): (409,),
     ("POST", "/api/v1/agent/incidents/{incident_uuid}/resolve"): (409,),
     ("POST", "/api/v1/nodes/{node_uuid}/rules"): (409,),
+    # BGP: 409 "BGP is not configured" (no --bgp-config), not active, cap, nothing to build
+    ("POST", "/api/v1/incidents/{incident_uuid}/escalate"): (403, 409, 502),
+    ("GET", "/api/v1/bgp/announcements"): (409,),
+    ("DELETE", "/api/v1/bgp/announcements/{announcement_id}"): (409,),
+    ("GET", "/api/v1/bgp/peers"): (409,),
 }
 _DASH_EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/dash/login"): (415,),

@@ -11,12 +11,30 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from control.bgp.schemas import UpstreamAnnouncement
 from control.incidents.schemas import Incident, IncidentStatus
 from control.incidents.summary import format_duration, format_rate
 from ftcontract.vocabulary import Family, Severity
 
-NoticeKind = Literal["opened", "escalated", "resolved", "false_positive", "test"]
-NOTICE_KINDS: tuple[NoticeKind, ...] = ("opened", "escalated", "resolved", "false_positive", "test")
+NoticeKind = Literal[
+    "opened",
+    "escalated",
+    "resolved",
+    "false_positive",
+    "test",
+    "upstream_announced",  # a FlowSpec rule / RTBH route went out to the upstream routers
+    "upstream_withdrawn",
+]
+NOTICE_KINDS: tuple[NoticeKind, ...] = (
+    "opened",
+    "escalated",
+    "resolved",
+    "false_positive",
+    "test",
+    "upstream_announced",
+    "upstream_withdrawn",
+)
+UPSTREAM_KINDS: tuple[NoticeKind, ...] = ("upstream_announced", "upstream_withdrawn")
 
 
 def notice_kind(value: str) -> NoticeKind:
@@ -33,7 +51,38 @@ _HEADLINES: dict[str, str] = {
     "resolved": "DDoS attack ended",
     "false_positive": "Incident marked false positive",
     "test": "Test notification",
+    "upstream_announced": "DDoS attack escalated upstream (BGP)",
+    "upstream_withdrawn": "Upstream mitigation withdrawn (BGP)",
 }
+
+
+def describe_announcement(a: UpstreamAnnouncement) -> str:
+    """ "FlowSpec discard 203.0.113.7/32 proto 17 sport 11211" / "RTBH 203.0.113.7/32 ..." """
+    if a.kind == "rtbh":
+        return f"RTBH {a.destination} community {a.community}"
+    terms = [f"FlowSpec {a.action}", a.destination]
+    for name, value in (
+        ("from", a.source),
+        ("proto", a.protocol),
+        ("sport", a.src_port),
+        ("dport", a.dst_port),
+        ("tcp-flags", a.tcp_flags),
+    ):
+        if value is not None:
+            terms.append(f"{name} {value}")
+    if a.rate_pps is not None:
+        terms.append(f"at {a.rate_pps:g} pps")
+    return " ".join(terms)
+
+
+def _upstream(kind: NoticeKind, incident: Incident) -> str:
+    """What is in force upstream (announced), or what was taken back (withdrawn)."""
+    if kind not in UPSTREAM_KINDS:
+        return ""
+    wanted = kind == "upstream_announced"
+    return "; ".join(
+        describe_announcement(a) for a in incident.announcements if a.in_force == wanted
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +101,8 @@ class Notice:
     started_at: str | None
     ended_at: str | None
     summary: str
+    # upstream_* notices: the announcements in force (announced) or withdrawn
+    upstream: str = ""
 
     @classmethod
     def from_incident(cls, kind: NoticeKind, incident: Incident) -> Notice:
@@ -70,6 +121,7 @@ class Notice:
             started_at=incident.started_at,
             ended_at=incident.ended_at,
             summary=incident.summary,
+            upstream=_upstream(kind, incident),
         )
 
     @property
@@ -95,6 +147,7 @@ class Notice:
             ("Sources", str(self.source_count)),
             ("Duration", format_duration(self.duration_sec)),
             ("Incident", self.incident_uuid),
+            *([("Upstream", self.upstream)] if self.upstream else []),
         ]
 
     def details(self) -> dict[str, str | float | int]:
@@ -111,6 +164,7 @@ class Notice:
             "duration_sec": self.duration_sec,
             "incident_uuid": self.incident_uuid,
             "summary": self.summary,
+            **({"upstream": self.upstream} if self.upstream else {}),
         }
 
     def text(self) -> str:

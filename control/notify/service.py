@@ -44,7 +44,16 @@ from ftcontract.vocabulary import severity_rank
 log = logging.getLogger("control.notify")
 
 # Incident event kinds that notify people; "updated" (new peak, new sources) does not.
-NOTIFY_KINDS: frozenset[str] = frozenset({"opened", "escalated", "resolved", "false_positive"})
+NOTIFY_KINDS: frozenset[str] = frozenset(
+    {
+        "opened",
+        "escalated",
+        "resolved",
+        "false_positive",
+        "upstream_announced",
+        "upstream_withdrawn",
+    }
+)
 
 
 class NotifySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -69,6 +78,9 @@ def event_key(event: IncidentEvent) -> str | None:
     if event.kind == "escalated":
         # Severity only rises, so each escalation step is a distinct event.
         return f"{event.incident_uuid}:escalated:{event.incident.severity}"
+    if event.kind in ("upstream_announced", "upstream_withdrawn"):
+        # one notice per announcement made, and per announcement taken back
+        return f"{event.incident_uuid}:{event.kind}:{event.announcement_id}"
     return f"{event.incident_uuid}:{event.kind}"
 
 

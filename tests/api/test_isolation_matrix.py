@@ -26,6 +26,9 @@ from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from control.app import create_app
+from control.bgp.announcements import FlowSpecRule
+from control.bgp.ledger import Owner
+from control.bgp.store import SqliteLedger
 from control.dashboard import users
 from tests.api.agentapi.conftest import settings_for
 from tests.api.conftest import Api
@@ -40,6 +43,7 @@ class Tenant:
     incident: str
     channel: int
     rule: int
+    announcement: int  # a live BGP announcement for its incident (stored; no speaker here)
     dash: dict[str, str]  # a dashboard admin session of the workspace (cookie + CSRF token)
 
     @property
@@ -112,7 +116,21 @@ async def _tenant(api: Api, name: str) -> Tenant:
     dash_user = f"admin@{name}.example"
     await users.create_user(api.app.state.db, dash_user, name, "admin", "correct horse battery")
     session = await login(api, dash_user, "correct horse battery")
-    return Tenant(ws.token, node, key, incident, channel, rule, session.headers())
+    announcement = await _announcement(api, ws.id, node, incident)
+    return Tenant(ws.token, node, key, incident, channel, rule, announcement, session.headers())
+
+
+async def _announcement(api: Api, workspace_id: int, node_uuid: str, incident_uuid: str) -> int:
+    """A live announcement as the BGP engine stores it (through its ledger)."""
+    db = api.app.state.db
+    [[node_id]] = await db.execute_fetchall("SELECT id FROM nodes WHERE uuid = ?", (node_uuid,))
+    [[incident_id]] = await db.execute_fetchall(
+        "SELECT id FROM incidents WHERE uuid = ?", (incident_uuid,)
+    )
+    owner = Owner(workspace_id=workspace_id, node_id=node_id, incident_id=incident_id,
+                  trigger="manual")  # fmt: skip
+    rule = FlowSpecRule(destination="198.51.100.10/32", protocol=17, src_port=123)
+    return await SqliteLedger(db).added(rule, owner, time.time(), time.time() + 300)
 
 
 def _db_state(db: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -200,6 +218,10 @@ def _rest_and_agent_matrix(
         ("PATCH", INC, f"/api/v1/incidents/{a.incident}",
          {"headers": rest, "json": {"status": "false_positive"}}, nf),
         ("GET", INC + "/pcap", f"/api/v1/incidents/{a.incident}/pcap", {"headers": rest}, nf),
+        ("POST", INC + "/escalate", f"/api/v1/incidents/{a.incident}/escalate",
+         {"headers": rest, "json": {"action": "rtbh"}}, nf),
+        ("DELETE", "/api/v1/bgp/announcements/{announcement_id}",
+         f"/api/v1/bgp/announcements/{a.announcement}", {"headers": rest}, nf),
         ("GET", "/api/v1/incidents", f"/api/v1/incidents?node={a.node}", {"headers": rest}, nf),
         ("DELETE", CH, f"/api/v1/channels/{a.channel}", {"headers": rest}, nf),
         ("POST", CH + "/test", f"/api/v1/channels/{a.channel}/test", {"headers": rest}, nf),

@@ -45,6 +45,17 @@ DASH_PASSWORD = "correct horse battery"
 # Left out of the session's run: sign-out would end the fuzzer's session half way, and a
 # live stream never ends (it is read by the dashboard tests).
 DASH_NOT_FUZZED = "^/api/dash/(logout|live.*)$"
+BGP_CONFIG = """\
+router_id = "127.0.0.1"
+local_as = 64513
+[listen]
+address = "127.0.0.1"
+port = 1790
+[[peers]]
+address = "127.0.0.2"
+peer_as = 64512
+port = 1791
+"""
 
 
 @dataclass
@@ -60,13 +71,35 @@ class Seeded:
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     require_root()
     tmp = tmp_path_factory.mktemp("fuzz")
+    # BGP configured, so the BGP routes run their real paths: ExaBGP runs in the server's
+    # namespace; its peer (on the loopback, nothing listening) never comes up, and what
+    # the fuzz announces stays in ExaBGP.
+    (tmp / "bgp.toml").write_text(BGP_CONFIG)
+    extra = ["--bgp-config", str(tmp / "bgp.toml"), "--bgp-workdir", str(tmp / "bgp")]
     # The fuzzer's wrong tokens must reach the app, not the failure limiter.
-    with served_control(tmp, isolated=True, extra_args=["--auth-max-failures", "1000000"]) as srv:
+    with served_control(
+        tmp, isolated=True, extra_args=["--auth-max-failures", "1000000", *extra]
+    ) as srv:
         alpha, beta = srv.workspace("alpha"), srv.workspace("beta")
+        done = subprocess.run(
+            [sys.executable, "-m", "control.cli", "workspace", "prefixes", "alpha", "add",
+             "203.0.113.0/24", "--db", str(srv.db)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
         srv.start()
         # alpha's objects are the REST fuzz's to change (it may rotate keys, delete nodes);
         # the Agent API fuzz uses beta's node, which alpha's token cannot touch.
-        srv.incident(srv.node(alpha, "edge-1"))
+        incident = srv.incident(srv.node(alpha, "edge-1"))
+        r = srv.request(
+            "POST",
+            f"/api/v1/incidents/{incident}/escalate",
+            headers=alpha.headers,
+            json={"action": "rtbh"},
+        )
+        assert r.status_code == 200, r.text  # one announcement in force for the fuzz to see
+        r = srv.request("GET", "/api/v1/bgp/peers", headers=alpha.headers)
+        assert r.status_code == 200 and r.json()["peers"][0]["state"] != "up", r.text
         node = srv.node(beta, "edge-b")
         srv.incident(node)
         r = srv.request(

@@ -6,13 +6,17 @@ its BGP engine; ExaBGP and BIRD are real, in the lab's namespaces."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from control.workspace.service import create_workspace
 from lab.bird import FLOW4, FLOW6, UNICAST4, BgpLab
+from tests.api.notify import receivers as rx
 from tests.bgp.daemons import eventually, table, wait_routes
 from tests.bgp.product import UDP_AMPLIFICATION, running_product
 
@@ -31,7 +35,7 @@ async def test_manual_escalation_reaches_bird_and_delete_withdraws(
         refused_incident = await p.incident(outside, UDP_AMPLIFICATION)
         v4 = await p.node("edge-4", "203.0.113.7")
         v6 = await p.node("edge-6", "2001:db8:5::7")
-        inc4 = await p.incident(v4, UDP_AMPLIFICATION)
+        inc4 = await p.incident(v4, UDP_AMPLIFICATION, {"kind": "signature", "match": "any"})
         inc6 = await p.incident(v6, {**UDP_AMPLIFICATION, "src_port": 53})
 
         # outside the workspace's prefixes: refused, recorded, never announced
@@ -44,6 +48,10 @@ async def test_manual_escalation_reaches_bird_and_delete_withdraws(
 
         flow = await p.escalate(inc4, "flowspec")
         [announced] = flow["announcements"]
+        [partial] = flow["refusals"]  # the rule that matches everything is RTBH's business
+        assert partial["reason"] == (
+            "any: the rule matches all traffic to the node; escalate to RTBH instead"
+        )
         assert (announced["kind"], announced["destination"], announced["protocol"]) == (
             "flowspec", "203.0.113.7/32", 17)  # fmt: skip
         assert (announced["src_port"], announced["action"], announced["in_force"]) == (
@@ -68,6 +76,18 @@ async def test_manual_escalation_reaches_bird_and_delete_withdraws(
             ("rtbh", "203.0.113.7/32")]  # fmt: skip
         shown = (await p.call("GET", f"/api/v1/incidents/{inc4}"))["incident"]["announcements"]
         assert sorted(a["kind"] for a in shown) == ["flowspec", "rtbh"]
+
+        # another workspace sees none of it and cannot withdraw it
+        _, other = await create_workspace(p.app.state.db, "globex", "pro")
+        theirs = {"Authorization": f"Bearer {other}"}
+        r = await p.client.get("/api/v1/bgp/announcements", headers=theirs)
+        assert (r.status_code, r.json()["announcements"]) == (200, [])
+        r = await p.client.delete(f"/api/v1/bgp/announcements/{announced['id']}", headers=theirs)
+        assert r.status_code == 404
+        r = await p.client.post(
+            f"/api/v1/incidents/{inc4}/escalate", json={"action": "rtbh"}, headers=theirs
+        )
+        assert r.status_code == 404
 
         body = await p.call("DELETE", f"/api/v1/bgp/announcements/{announced['id']}")
         assert (body["announcement"]["in_force"], body["announcement"]["withdraw_reason"]) == (
@@ -168,3 +188,66 @@ async def test_automatic_escalation_from_agent_metrics_and_withdrawal_after_reso
         reasons = {(a["kind"], a["withdraw_reason"]) for a in await p.announcements(in_force=False)}
         assert reasons == {("flowspec", "resolved"), ("rtbh", "resolved")}
         assert len(table(bgp_lab, FLOW6)) == 1  # the other incident is still active
+
+
+async def test_channels_hear_of_escalation_and_withdrawal(
+    bgp_lab: BgpLab, tmp_path: Path, bgp_workdir: Path
+) -> None:
+    receiver = rx.webhook()
+    try:
+        async with running_product(bgp_lab, tmp_path, bgp_workdir) as p:
+            e = receiver.expect
+            config = {"url": receiver.base_url + e["path"], "secret": e["secret"]}
+            await p.call("POST", "/api/v1/channels", 201,
+                         json={"name": "noc", "type": "webhook", "config": config})  # fmt: skip
+            node = await p.node("edge-4", "203.0.113.7")
+            incident = await p.incident(node, UDP_AMPLIFICATION)
+            [announced] = (await p.escalate(incident, "flowspec"))["announcements"]
+            await p.escalate(incident, "flowspec")  # the same rule renewed: no new notice
+            await eventually(lambda: table(bgp_lab, FLOW4), "the rule in BIRD")
+            await p.call("DELETE", f"/api/v1/bgp/announcements/{announced['id']}")
+
+            def upstream_notices() -> list[dict[str, Any]]:
+                bodies = [json.loads(r.body) for r in receiver.requests]
+                return [b for b in bodies if b["kind"].startswith("upstream_")]
+
+            def two_notices() -> list[dict[str, Any]] | None:
+                found = upstream_notices()
+                return found if len(found) >= 2 else None
+
+            notices = await eventually(two_notices, "two upstream notices")
+            assert notices is not None
+            assert [n["event"] for n in notices] == ["upstream_announced", "upstream_withdrawn"]
+            rule = "FlowSpec discard 203.0.113.7/32 proto 17 sport 11211"
+            assert [n["incident"]["upstream"] for n in notices] == [rule, rule]
+            assert notices[0]["title"].startswith("DDoS attack escalated upstream (BGP)")
+            assert all(n["incident"]["incident_uuid"] == incident for n in notices)
+            assert receiver.problems() == []
+            await asyncio.sleep(0.3)  # a notice for the renewal would have arrived by now
+            assert len(upstream_notices()) == 2
+    finally:
+        receiver.close()
+
+
+async def test_automatic_rule_is_renewed_while_the_trigger_holds(
+    bgp_lab: BgpLab, tmp_path: Path, bgp_workdir: Path
+) -> None:
+    async with running_product(bgp_lab, tmp_path, bgp_workdir, default_ttl_s=4) as p:
+        node = await p.node("edge-4", "203.0.113.7", mitigation_policy="flowspec", uplink_mbps=10)
+        await p.incident(node, UDP_AMPLIFICATION)
+        await p.metrics(node, 9e6)
+        await eventually(lambda: table(bgp_lab, FLOW4), "the automatic rule")
+        [first] = await p.announcements()
+        await asyncio.sleep(2.2)  # less than half of the 4 s TTL left: due for renewal
+        await p.metrics(node, 9e6)
+
+        async def renewed() -> dict[str, Any] | None:
+            [now] = await p.announcements()
+            return now if now["expires_at"] > first["expires_at"] else None
+
+        deadline = time.monotonic() + 10
+        while (again := await renewed()) is None:
+            assert time.monotonic() < deadline, "the rule was not renewed"
+            await asyncio.sleep(0.05)
+        assert (again["id"], again["in_force"]) == (first["id"], True)  # the same route
+        assert len(table(bgp_lab, FLOW4)) == 1

@@ -23,6 +23,8 @@ EVENT_NAMES = {
     "resolved": "attack_end",
     "false_positive": "attack_end",
     "test": "test",
+    "upstream_announced": "upstream_announced",
+    "upstream_withdrawn": "upstream_withdrawn",
 }
 
 

@@ -362,7 +362,15 @@ def check_webhook(req: Received, expect: dict[str, Any]) -> None:
     _need(req, hmac.compare_digest(header, f"sha256={digest}"), "HMAC signature mismatch")
     _need(
         req,
-        body.get("event") in ("attack_start", "attack_update", "attack_end", "test"),
+        body.get("event")
+        in (
+            "attack_start",
+            "attack_update",
+            "attack_end",
+            "test",
+            "upstream_announced",
+            "upstream_withdrawn",
+        ),
         "unknown event",
     )
     _need(req, req.headers.get("x-webhook-delivery") == body.get("delivery"), "delivery id")
