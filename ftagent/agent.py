@@ -150,10 +150,10 @@ class Agent:
             self.dp.set_allowlist(self.protection.kernel_allowlist())
             self.sampler.adjust(False, 0.0, force=True)
             self.prev = self.dp.read_counters()
+        self.link.start()
         self.sink.start(self.status())
         self._resolve_left_over_incident()
         self.sources.start()
-        self.link.start()
         self._snapshot()
         log.info(
             "agent started on %s (poll %d ms, mitigation %s, socket guard %s, baseline %s)",

@@ -35,6 +35,8 @@ DISCARD = "(generic, 0x80060000, 0x0)"  # traffic-rate-bytes 0: discard (RFC 895
 AGENT_HTTP = "http://127.0.0.1:9477"  # the agent's /health, on the victim's loopback
 # one lossy second makes the verdict (the defaults want 3): the test stays short
 LINK = {"saturation_lost_pps": 500.0, "saturation_s": 1, "clear_s": 2}
+DROPPED = "ftagent_dropped_packets_total"
+LOST = "ftagent_link_rx_lost_packets_total{counter=rx_dropped}"
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,9 @@ def test_a_flood_over_the_uplink_share_is_filtered_upstream_then_withdrawn(stack
     # so it detects on the static floors, which the flood is far above (no need to wait).
     stack.wait_until(lambda: stack.node()["last_seen"], 60.0, "the agent's first heartbeat")
     assert stack.flowspec_routes() == []  # the benign traffic escalates nothing
+    before = stack.wait_until(
+        lambda: (m := agent_metrics(stack)) and LOST in m and m, 10.0, "the agent's /metrics"
+    )
 
     flood = start_flood(lab, "memcached_amplification", packets=FLOOD_PPS * 8, pps=FLOOD_PPS)
     try:
@@ -100,6 +105,11 @@ def test_a_flood_over_the_uplink_share_is_filtered_upstream_then_withdrawn(stack
         "the incident to resolve",
     )
     stack.wait_until(lambda: not stack.flowspec_routes(), 20.0, "the withdrawal in BIRD")
+    # XDP dropped the flood, and none of what it dropped counts as a loss of the link
+    after = agent_metrics(stack)
+    dropped = f"{DROPPED}{{reason=drop_signature}}"
+    assert after[dropped] - before[dropped] > 1000, (before[dropped], after[dropped])
+    assert after[LOST] == before[LOST], (before[LOST], after[LOST])
     shown = stack.get(f"/api/v1/incidents/{incident['uuid']}")["incident"]
     [gone] = shown["announcements"]
     assert gone["id"] == live["id"] and gone["withdraw_reason"] == "resolved", gone
@@ -111,6 +121,21 @@ def seconds(iso: str) -> int:
     return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
+def agent_metrics(stack: Any) -> dict[str, float]:
+    """The agent's /metrics samples, keyed `name` or `name{label=value}`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    lab = stack._lab()
+    with lab.inside(lab.victim_ns):
+        text = httpx.get(f"{AGENT_HTTP}/metrics", timeout=5).raise_for_status().text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = "".join(f"{{{k}={v}}}" for k, v in sample.labels.items())
+            out[f"{sample.name}{labels}"] = sample.value
+    return out
+
+
 def agent_health(stack: Any) -> dict[str, Any]:
     lab = stack._lab()
     with lab.inside(lab.victim_ns):
@@ -119,6 +144,7 @@ def agent_health(stack: Any) -> dict[str, Any]:
 
 
 def test_the_agents_link_saturated_verdict_alone_escalates(stack: Any) -> None:
+    from ftagent.commands.status import render
     from lab.trafgen import start_flood, stop_flood
     from lab.unclaimed import UnclaimedFrames
 
@@ -145,7 +171,8 @@ def test_the_agents_link_saturated_verdict_alone_escalates(stack: Any) -> None:
     flood = start_flood(lab, "memcached_amplification", packets=FLOOD_PPS * 10, pps=FLOOD_PPS)
     try:
         routes = stack.wait_until(stack.flowspec_routes, 20.0, "the FlowSpec rule in BIRD")
-        link = agent_health(stack)["link"]
+        health = agent_health(stack)
+        gauges = agent_metrics(stack)
     finally:
         stop_flood(flood)
         stop.set()
@@ -155,5 +182,10 @@ def test_the_agents_link_saturated_verdict_alone_escalates(stack: Any) -> None:
     assert route.net.startswith(f"flow4 {{ dst {lab.victim_v4}/32; proto 17;"), route.net
     [live] = stack.get("/api/v1/bgp/announcements", in_force=True)["announcements"]
     assert live["trigger"] == "link_saturated", live
+    # what the agent showed locally meanwhile: /health, /metrics and `ftagent status`
+    link = health["link"]
     assert link["saturated"] is True and link["rx_lost_pps"] >= LINK["saturation_lost_pps"], link
+    assert gauges["ftagent_link_saturated"] == 1.0
+    assert gauges["ftagent_link_rx_lost_pps"] >= LINK["saturation_lost_pps"]
+    assert f"SATURATED since {link['saturated_since']}" in render(health)
     stack.wait_until(lambda: not stack.flowspec_routes(), 30.0, "the withdrawal in BIRD")
