@@ -125,7 +125,7 @@ async def test_node_key_only_on_agent_api_and_deploy_token_only_on_rest(api: Api
     # The deploy token as if it were this node's key (with the right node UUID).
     token_as_key = {"Authorization": f"Bearer {ws.token}", "X-Node-UUID": node_uuid}
     fake = {"node_uuid": node_uuid, "incident_uuid": str(uuid.uuid4()), "channel_id": "1",
-            "rule_id": "1", "announcement_id": "1"}  # fmt: skip
+            "rule_id": "1", "announcement_id": "1", "user_id": "1"}  # fmt: skip
     checked = 0
     # The limiter would stop this walk half way; every refusal here is expected.
     api.app.state.auth_limiter.max_failures = 10_000
