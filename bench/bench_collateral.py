@@ -106,7 +106,6 @@ class Outcome:
     download_before_bytes_s: float
     achieved: AchievedRate | None  # the victim interface's rx (legitimate traffic too)
     attack_pps: float  # the attacker's frames into the bridge, mean over the flood
-    attack_max_window_pps: float  # ... in the flood's busiest 100 ms window
     family: str  # the incident's family as the agent opened it ("-": no incident)
     detect_ms: float | None  # flood's first packets -> incident opened
     rule_ms: float | None  # flood's first packets -> first rule in
@@ -200,7 +199,6 @@ class AttackWindows:
     start: float  # monotonic start of the first window the flood reached (0.0: none did)
     dropped: float | None
     mean_pps: float  # the attack's rate into the bridge over the span's full windows
-    max_window_pps: float  # its busiest 100 ms window among them
 
 
 def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | None) -> AttackWindows:
@@ -215,19 +213,18 @@ def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | Non
         if t1 > t0
     ]
     if not windows or max(w[2] for w in windows) <= 0:
-        return AttackWindows(0.0, None, 0.0, 0.0)
+        return AttackWindows(0.0, None, 0.0)
     peak = max(w[2] for w in windows)
     busy = [i for i, w in enumerate(windows) if w[2] > 0 and w[2] >= peak * 0.1]
     span = windows[busy[0] : busy[-1] + 1]
     inner = span[1:-1] or span
     mean_pps = sum(w[2] for w in inner) / sum(w[1] - w[0] for w in inner)
-    max_window_pps = max(w[2] / (w[1] - w[0]) for w in inner)
     first = next(w for w in windows if w[2] >= peak * 0.01)
     full = span[1:-1] if since is None else [w for w in span[:-1] if w[0] >= since]
     arrived = sum(w[2] for w in full)
     passed = sum(min(w[3], w[2]) for w in full)
     dropped = 1.0 - passed / arrived if arrived > 0 else None
-    return AttackWindows(first[0], dropped, mean_pps, max_window_pps)
+    return AttackWindows(first[0], dropped, mean_pps)
 
 
 def agent_config(interface: str, state_dir: Path, mode: str) -> str:
@@ -318,7 +315,6 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
         download_before_bytes_s=before,
         achieved=achieved,
         attack_pps=span.mean_pps,
-        attack_max_window_pps=span.max_window_pps,
         family=str(opened[0].data.figures.family) if opened else "-",
         detect_ms=(opened[0].at_ns / 1e9 - start) * 1e3 if opened else None,
         rule_ms=(first_rule - start) * 1e3 if first_rule is not None else None,
@@ -356,8 +352,7 @@ def run(settings: Settings, tmp: Path,
                         base = legit.measure(settings.quiet_s)
                         dl, _ = legit.download_over(t0, t0 + settings.quiet_s)
                         quiet.append(Outcome("(no flood)", ip_version, mode, base, dl, None,
-                                             0.0, 0.0, "-", None, None, (), (),
-                                             None))  # fmt: skip
+                                             0.0, "-", None, None, (), (), None))  # fmt: skip
                         for attack in attacks:
                             row = one_flood(lab, agent_run, legit, passed, attack, ip_version, mode,
                                             settings)  # fmt: skip
@@ -435,14 +430,12 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
                 f"service from the client that talked before: {_pct(o.success('udp_request'))}"
             )
     rates = sorted(o.attack_pps for o in rows if o.attack_pps)
-    bursts = sorted(o.attack_max_window_pps / o.attack_pps for o in rows if o.attack_pps)
     if rates:
         lines.append("")
         lines.append(
             f"attack rate into the bridge over {len(rates)} floods: min {rates[0] / 1000:.1f}, "
-            f"median {statistics.median(rates) / 1000:.1f}, max {rates[-1] / 1000:.1f} kpps; "
-            "a flood's busiest 100 ms window over its mean: median "
-            f"{statistics.median(bursts):.2f}, at most {bursts[-1]:.2f}"
+            f"median {statistics.median(rates) / 1000:.1f}, max {rates[-1] / 1000:.1f} kpps "
+            "(what the lab sustained while shared; the tbf qdisc paces evenly, see lab.pacing)"
         )
     return lines
 
