@@ -23,9 +23,10 @@ import msgspec
 
 from ftagent.baseline import Baseline
 from ftagent.config import Config, ConfigError, parse_networks
-from ftagent.datapath import Counters, Datapath, IPNetwork
+from ftagent.datapath import Counters, Datapath, IPNetwork, Rule
 from ftagent.detector import Detector, Transition
 from ftagent.events import AgentStatus, EventSink, NullSink
+from ftagent.guard import SyncookieState, check_syncookies, guard_of
 from ftagent.journal import IncidentJournal
 from ftagent.mitigator import Mitigator
 from ftagent.operator_rules import apply_command
@@ -93,6 +94,8 @@ class Agent:
             parse_networks(m.management_prefixes, "mitigation.management_prefixes"),
         )
         self.mitigator = Mitigator(datapath, m, self.protection.protected)
+        self.guard = guard_of(datapath.attach_info)
+        self.syncookies = SyncookieState(None, None)  # read at start()
         self.sources = SourceWatcher(datapath, cfg.agent.top_sources, cfg.agent.source_idle_s)
         self.sampler = Sampler(datapath, cfg.capture, self.lock)
         self.seconds = Seconds(
@@ -120,6 +123,7 @@ class Agent:
             self.sink,
             self.journal,
             wall_clock,
+            self.guard,
         )
         self.prev: Counters | None = None
         self.windows: deque[Window] = deque(maxlen=64)
@@ -133,6 +137,7 @@ class Agent:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.syncookies = check_syncookies(self.cfg.mitigation.enable_syncookies)
         with self.lock:
             self.dp.set_allowlist(self.protection.kernel_allowlist())
             self.sampler.adjust(False, 0.0, force=True)
@@ -142,10 +147,11 @@ class Agent:
         self.sources.start()
         self._snapshot()
         log.info(
-            "agent started on %s (poll %d ms, mitigation %s, baseline %s)",
+            "agent started on %s (poll %d ms, mitigation %s, socket guard %s, baseline %s)",
             self.cfg.agent.interface,
             self.cfg.agent.poll_interval_ms,
             self.mitigator.mode,
+            self.guard.reason,
             "ready" if self.baseline.ready else f"learning ({self.baseline.samples} s)",
         )
 
@@ -322,7 +328,6 @@ class Agent:
         with self.lock:
             return self.dp.read_counters()
 
-    def scrape_rules_active(self) -> int:
-        now = time.monotonic_ns()
+    def scrape_rules(self) -> list[Rule]:
         with self.lock:
-            return sum(1 for r in self.dp.list_rules() if r.expires_ns > now)
+            return self.dp.list_rules()

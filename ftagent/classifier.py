@@ -10,7 +10,8 @@ baseline is ready the mean is 0 and raw rates are used).
    - tcp: syn_flood when SYN is > 50 % of the TCP excess, ack_flood / rst_flood likewise
      for ACK / RST, else tcp_flood;
    - udp: an amplification family when one reflector source port carries > 50 % of the
-     UDP excess whose port is readable (non-first fragments have none): 53 dns, 123 ntp,
+     UDP excess whose port is readable (non-first fragments have none), and >= 10 % of
+     all the UDP excess: 53 dns, 123 ntp,
      389 cldap, 1900 ssdp, 11211 memcached, 19 chargen; (161 snmp, 3702 ws-discovery,
      5353 mdns have no family of their own: udp_flood, subtype `<name>_reflection`);
      else fragment_flood when fragments are > 60 % of the UDP excess; else udp_flood;
@@ -44,6 +45,10 @@ AMP_PORT_OF: dict[str, int] = {v: k for k, v in AMP_FAMILY.items()}
 VECTOR_SHARE = 0.30
 FLAG_SHARE = 0.50
 AMP_SHARE = 0.50
+# ... and the port must carry this share of ALL the UDP excess: in a flood of later
+# fragments (no ports at all) the readable remainder is a few packets, and the node's
+# own answers from port 53 would otherwise name it dns_amplification.
+AMP_MIN_SHARE_OF_UDP = 0.10
 FRAGMENT_SHARE = 0.60
 DST_PORT_FOCUS = 0.80
 
@@ -94,7 +99,7 @@ def _name_udp(
         "amp_port_share_of_udp": round(port_pps / readable, 3),
         "fragment_share_of_udp": round(ex["fragment_pps"] / udp, 3) if udp > 0 else 0.0,
     }
-    if port_pps / readable > AMP_SHARE:
+    if port_pps / readable > AMP_SHARE and port_pps >= AMP_MIN_SHARE_OF_UDP * udp:
         if port in AMP_FAMILY:
             return AMP_FAMILY[port], port, evidence
         evidence["reflection"] = REFLECTION_NAME.get(port, str(port))

@@ -139,6 +139,22 @@ class RuleSpec:
     fragments: bool = False
     spare_known: bool = False
 
+    def same_match(self, other: RuleSpec) -> bool:
+        """Whether the kernel holds both as ONE rule: a signature rule is found by its match
+        alone (installing one with another rate or spare updates it in place); a source or
+        prefix rule by its network."""
+        if self.kind != other.kind:
+            return False
+        if self.kind != "signature":
+            return self.network == other.network
+        return (
+            self.proto, self.src_port, self.dst_port, self.tcp_flags, self.tcp_flags_mask,
+            self.dst, self.fragments,
+        ) == (
+            other.proto, other.src_port, other.dst_port, other.tcp_flags, other.tcp_flags_mask,
+            other.dst, other.fragments,
+        )  # fmt: skip
+
     def describe(self) -> str:
         """Short human text, used in logs and `ftagent rules`."""
         if self.kind in ("src", "prefix"):

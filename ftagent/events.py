@@ -72,12 +72,16 @@ class RuleMatch(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tcp_flags_mask: int | None = None
     dst: str | None = None
     rate_pps: int | None = None
+    spare: str = "none"  # RuleSpec.spare: what the node's sockets want passes
+    spare_known: bool = False
+    fragments: bool = False
 
 
 class RuleChange(msgspec.Struct, frozen=True, kw_only=True):
-    """A rule the mitigator added, renewed, widened, would add (dry_run) or removed."""
+    """A rule the mitigator added, renewed, widened, would add (dry_run), removed, or
+    replaced (a rule with the same match took its place: a tightened guard)."""
 
-    action: str  # added | renewed | widened | would_add | removed
+    action: str  # added | renewed | widened | would_add | removed | replaced
     rule: str  # RuleSpec.describe(): for people and logs
     kind: str  # src | prefix | signature
     spec: RuleMatch

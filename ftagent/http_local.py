@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ftagent.datapath import Counters
+from ftagent.datapath import Counters, Rule
 from ftagent.rates import DROP_VERDICTS
 
 log = logging.getLogger("ftagent.http")
@@ -29,7 +30,7 @@ class AgentView(Protocol):
 
     def scrape_counters(self) -> Counters: ...
 
-    def scrape_rules_active(self) -> int: ...
+    def scrape_rules(self) -> list[Rule]: ...
 
     def health(self) -> dict[str, Any]: ...
 
@@ -51,6 +52,8 @@ class AgentCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         c = self.view.scrape_counters()
         g = self.view.gauges()
+        rules = self.view.scrape_rules()
+        now = time.monotonic_ns()
         yield _labelled("ftagent_packets", "Packets received, by class", "proto", c.packets)
         yield _labelled("ftagent_bytes", "Bytes received, by class", "proto", c.bytes)
         yield _labelled("ftagent_tcp_flags_packets", "TCP packets by flags", "flags", c.tcp_flags)
@@ -89,7 +92,11 @@ class AgentCollector(Collector):
         for name, text, value in (
             ("ftagent_baseline_ready", "1 when learned thresholds apply", g["baseline_ready"]),
             ("ftagent_attack_active", "1 while an incident is active", g["attack_active"]),
-            ("ftagent_rules_active", "Drop rules in the kernel", self.view.scrape_rules_active()),
+            (
+                "ftagent_rules_active",
+                "Drop rules in the kernel",
+                sum(1 for r in rules if r.expires_ns > now),
+            ),
             ("ftagent_sample_one_in", "Kernel sampling ratio (1 in N)", g["sample_one_in"]),
             ("ftagent_uptime_seconds", "Seconds since the agent started", g["uptime_s"]),
         ):
@@ -97,7 +104,22 @@ class AgentCollector(Collector):
             gm.add_metric([], float(value))
             yield gm
         yield _labelled("ftagent_incidents", "Incidents opened", "family", g["incidents"])
+        yield from _rule_counters(rules)
         yield _xdp_attached(self.view.health())
+
+
+def _rule_counters(rules: list[Rule]) -> Iterator[Metric]:
+    """Per rule (label: its description, as `ftagent rules` shows it): what it dropped and
+    what it spared (passed because a socket of the node wanted it). Bounded by the rule
+    tables' sizes."""
+    for what, text in (("dropped", "dropped by the rule"), ("spared", "spared by the rule")):
+        for unit in ("packets", "bytes"):
+            family = CounterMetricFamily(
+                f"ftagent_rule_{what}_{unit}", f"{unit.capitalize()} {text}", labels=["rule"]
+            )
+            for r in rules:
+                family.add_metric([r.spec.describe()], getattr(r, f"{what}_{unit}"))
+            yield family
 
 
 def _xdp_attached(health: dict[str, Any]) -> Metric:

@@ -29,8 +29,11 @@ FULL_SECOND_S = 0.9
 MITIGATING_ACTIONS = ("rules_added", "widened")
 
 
-def rule_figure(spec: RuleSpec, ttl_s: float, dropped_packets: int) -> agent_api.RuleFigure:
-    """A rule as the incident reports it, from the spec's own fields."""
+def rule_figure(
+    spec: RuleSpec, ttl_s: float, dropped_packets: int, spared_packets: int = 0
+) -> agent_api.RuleFigure:
+    """A rule as the incident reports it, from the spec's own fields, with what it dropped
+    and what it spared (passed because a socket of the node wanted it)."""
     limited = spec.rate_pps is not None
     kind = {"src": "source", "prefix": "prefix", "signature": "signature"}[spec.kind]
     return agent_api.RuleFigure(
@@ -39,6 +42,7 @@ def rule_figure(spec: RuleSpec, ttl_s: float, dropped_packets: int) -> agent_api
         action="rate_limit" if limited else "drop",
         ttl_sec=int(ttl_s),
         dropped_packets=dropped_packets,
+        spared_packets=spared_packets,
         network=str(spec.network) if spec.network is not None else None,
         proto=spec.proto,
         src_port=spec.src_port,

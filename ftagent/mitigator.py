@@ -65,6 +65,9 @@ class Mitigator:
                 tcp_flags_mask=spec.tcp_flags_mask,
                 dst=str(spec.dst) if spec.dst is not None else None,
                 rate_pps=spec.rate_pps,
+                spare=spec.spare,
+                spare_known=spec.spare_known,
+                fragments=spec.fragments,
             ),
             ttl_s=self.ttl_s,
             incident_uuid=uuid,
@@ -96,6 +99,16 @@ class Mitigator:
                 )
                 continue
             owned = self.rules.get(spec)
+            if owned is None:
+                # The kernel finds a signature rule by its match: a spec with the same
+                # match and another rate or spare (a tightened guard) replaces it in place.
+                for old in [s for s in self.rules if s.same_match(spec)]:
+                    previous = self.rules.pop(old)
+                    changes.append(
+                        self._change(
+                            "replaced", old, previous.incident_uuid, f"by {spec.describe()}"
+                        )
+                    )
             if self.mode == "on":
                 try:
                     self.dp.add_rule(spec, self.ttl_s)

@@ -1,18 +1,15 @@
-"""Rule planning: a pure function of the classification and the sampled attack packets.
+"""Rule planning: a function of the classification, the sampled attack packets and what
+the socket guard allows (its one question to the kernel: does a UDP port have a service
+socket). `ftagent.mitigator` installs, renews and removes what is planned here.
 
-(`ftagent.mitigator` installs, renews and removes what is planned here.)
-
-
-- amplification (reflector source port P): signature UDP sport=P, drop (P = 53 or 123,
-  which the node may use itself: rate limit instead);
-- any flood whose sampled sources are few (<= max_source_rules carrying >= source_share):
-  exact source rules;
-- syn_flood: signature TCP SYN-without-ACK, rate limit;
-- ack_flood / rst_flood: signature TCP ACK-only / RST, rate limit;
-- tcp_flood / udp_flood: signature on the protocol (+ the destination port when >= 80 % of
-  the samples hit one), rate limit;
-- icmp_flood: signature ICMP (and/or ICMPv6, as sampled), rate limit;
-- fragment_flood / unknown: source rules, else prefix rules when few prefixes carry it.
+- any flood whose sampled sources are few (<= max_source_rules carrying >= source_share),
+  amplification excepted: exact source rules;
+- otherwise the vector's signature rules (`ftagent.signatures`): socket-aware when the
+  data path has the socket guard (drop what no socket of the node wants, pass what one
+  does, rate-limit only where a socket cannot tell: a UDP service's port, ICMP echo),
+  today's class rate limits when it has not;
+- fragment_flood / unknown: prefix rules when few prefixes carry it; else (fragments,
+  guard on) the fragment rule.
 
 Rate limits pass max(rate_limit_min_pps, multiplier x baseline p99 of the metric).
 A source or prefix rule is never made for an address in the allow-list, the control
@@ -21,7 +18,9 @@ overlaps them); each refusal is recorded. Allow-listed, control-plane and manage
 networks are also put in the kernel allow-list, so signature rules spare them too.
 
 Widening (`plan_widening`), when the incident response finds a vector still leaking:
-new sources -> source rules, then sources -> prefixes (/24, /64), then the signature rule.
+new sources -> source rules, then sources -> prefixes (/24, /64), then the signature rule,
+then (guard on) a guarded UDP rule that spares any socket is tightened to connected
+sockets + known sources + a rate limit for the rest (`signatures.tightened`).
 """
 
 from __future__ import annotations
@@ -35,13 +34,13 @@ from typing import TypeVar
 from ftagent.classifier import Classification, Vector
 from ftagent.config import MitigationConfig
 from ftagent.datapath import IPAddress, IPNetwork, RuleSpec
+from ftagent.guard import NO_GUARD, SocketGuard
 from ftagent.protection import Protected
 from ftagent.samples import PacketInfo
+from ftagent.signatures import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, guarded, plain, tightened
 
 T = TypeVar("T")
 
-TCP_SYN, TCP_RST, TCP_ACK, TCP_FIN = 0x02, 0x04, 0x10, 0x01
-RATE_LIMITED_AMP_PORTS = (53, 123)
 MIN_SAMPLES_FOR_SOURCES = 20
 
 # Which metric measures each family's traffic (leak checks, rate limits).
@@ -154,80 +153,56 @@ def source_rules(nets: Iterable[IPNetwork], protected: Protected, plan: Plan, ki
             plan.rules.append(spec)
 
 
+def _focus_port(mine: list[PacketInfo]) -> int | None:
+    """The destination port >= 80 % of the vector's samples hit, if any."""
+    dports: Counter[int] = Counter(p.dport for p in mine if p.dport is not None)
+    if not dports or len(mine) < MIN_SAMPLES_FOR_SOURCES:
+        return None
+    port, count = dports.most_common(1)[0]
+    return port if count / sum(dports.values()) >= 0.8 else None
+
+
 def plan_vector(
     v: Vector,
     packets: list[PacketInfo],
     cfg: MitigationConfig,
     protected: Protected,
     rate_limit: Callable[[str], int],
+    guard: SocketGuard = NO_GUARD,
 ) -> Plan:
     """The narrowest rules for one attack vector."""
     plan = Plan()
     mine = [p for p in packets if matches_vector(v)(p)]
     sources: Counter[IPAddress] = Counter(p.src for p in mine if p.src is not None)
-    if v.amp_port is not None:
-        port = v.amp_port
-        rate = rate_limit(vector_metric(v)) if port in RATE_LIMITED_AMP_PORTS else None
-        plan.rules.append(RuleSpec(kind="signature", proto=17, src_port=port, rate_pps=rate))
-        plan.notes.append(f"amplification from UDP source port {port}")
-        return plan
-    few = _concentrated(sources, cfg.max_source_rules, cfg.source_share)
-    if few:
-        source_rules((host_network(a) for a in few), protected, plan, "src")
-        plan.notes.append(f"{len(few)} sources carry >= {cfg.source_share:.0%} of {v.family}")
-        if plan.rules:
-            return plan
-    limit = rate_limit(vector_metric(v))
-    dports: Counter[int] = Counter(p.dport for p in mine if p.dport is not None)
-    focus = None
-    if dports:
-        port, count = dports.most_common(1)[0]
-        if count / sum(dports.values()) >= 0.8 and len(mine) >= MIN_SAMPLES_FOR_SOURCES:
-            focus = port
-    f = v.family
-    if f == "syn_flood":
-        plan.rules.append(
-            RuleSpec(
-                kind="signature",
-                proto=6,
-                tcp_flags=TCP_SYN,
-                tcp_flags_mask=TCP_SYN | TCP_ACK,
-                rate_pps=limit,
-            )
-        )
-    elif f == "ack_flood":
-        plan.rules.append(
-            RuleSpec(
-                kind="signature",
-                proto=6,
-                tcp_flags=TCP_ACK,
-                tcp_flags_mask=TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN,
-                rate_pps=limit,
-            )
-        )
-    elif f == "rst_flood":
-        plan.rules.append(
-            RuleSpec(
-                kind="signature", proto=6, tcp_flags=TCP_RST, tcp_flags_mask=TCP_RST, rate_pps=limit
-            )
-        )
-    elif f in ("tcp_flood", "udp_flood"):
-        proto = 6 if f == "tcp_flood" else 17
-        plan.rules.append(RuleSpec(kind="signature", proto=proto, dst_port=focus, rate_pps=limit))
-    elif f == "icmp_flood":
-        versions = {p.ip_version for p in mine} or {4}
-        for ver in sorted(versions):
-            proto = 1 if ver == 4 else 58
-            plan.rules.append(RuleSpec(kind="signature", proto=proto, rate_pps=limit))
-    else:
+    if v.amp_port is None:
+        few = _concentrated(sources, cfg.max_source_rules, cfg.source_share)
+        if few:
+            source_rules((host_network(a) for a in few), protected, plan, "src")
+            plan.notes.append(f"{len(few)} sources carry >= {cfg.source_share:.0%} of {v.family}")
+            if plan.rules:
+                return plan
+    if v.family in ("fragment_flood", "unknown"):
         prefixes: Counter[IPNetwork] = Counter(
             _prefix_of(a, cfg.widen_prefix_v4, cfg.widen_prefix_v6) for a in sources.elements()
         )
         few_prefixes = _concentrated(prefixes, cfg.max_source_rules, cfg.source_share)
         if few_prefixes:
             source_rules(few_prefixes, protected, plan, "prefix")
-        else:
-            plan.notes.append(f"no narrow rule fits {f}: sources are many and spread")
+            if plan.rules:
+                return plan
+    limit = rate_limit(vector_metric(v))
+    focus = _focus_port(mine)
+    if guard.available:
+        rules, note = guarded(v, mine, focus, limit, guard.udp_bound)
+        if note:
+            plan.notes.append(note)
+    else:
+        rules = plain(v, mine, focus, limit)
+        if v.amp_port is not None:
+            plan.notes.append(f"amplification from UDP source port {v.amp_port}")
+    plan.rules.extend(r for r in rules if r not in plan.rules)
+    if not rules and not plan.rules:
+        plan.notes.append(f"no narrow rule fits {v.family}: sources are many and spread")
     return plan
 
 
@@ -237,10 +212,11 @@ def plan_rules(
     cfg: MitigationConfig,
     protected: Protected,
     rate_limit: Callable[[str], int],
+    guard: SocketGuard = NO_GUARD,
 ) -> Plan:
     plan = Plan()
     for v in cls.vectors:
-        plan.extend(plan_vector(v, packets, cfg, protected, rate_limit))
+        plan.extend(plan_vector(v, packets, cfg, protected, rate_limit, guard))
     if len(plan.rules) > cfg.max_rules:
         plan.notes.append(f"plan cut to max_rules={cfg.max_rules} (had {len(plan.rules)})")
         plan.rules = plan.rules[: cfg.max_rules]
@@ -254,6 +230,7 @@ def plan_widening(
     cfg: MitigationConfig,
     protected: Protected,
     rate_limit: Callable[[str], int],
+    guard: SocketGuard = NO_GUARD,
 ) -> Plan:
     """Rules to add when this vector's attack still gets through `current`.
 
@@ -279,10 +256,43 @@ def plan_widening(
             plan.notes.append(f"widened: sources to {len(plan.rules)} prefixes")
             return plan
     # Sources too spread: fall back to the vector's signature rule if not there yet.
-    sig = plan_vector(v, [], cfg, protected, rate_limit)
-    plan.rules = [r for r in sig.rules if r not in current]
+    sig = plan_vector(v, [], cfg, protected, rate_limit, guard)
+    # (a rule with the same match counts as there: it may be a tightened one)
+    plan.rules = [r for r in sig.rules if not any(r.same_match(c) for c in current)]
     if plan.rules:
         plan.notes.append("widened: sources too spread, signature rule")
+        return plan
+    # The signature is in and the attack still passes it: tighten a guard that lets it.
+    limit = rate_limit(vector_metric(v))
+    for spec in current:
+        tight = tightened(spec, limit) if matches_rule(v, spec) else None
+        if tight is not None and tight not in current:
+            plan.rules.append(tight)
+    if plan.rules:
+        plan.notes.append(
+            "widened: a UDP rule sparing any socket lets the flood through; now only "
+            "connected sockets and known sources pass, new sources share "
+            f"{limit} pps"
+        )
     else:
         plan.notes.append("cannot widen further")
     return plan
+
+
+def matches_rule(v: Vector, spec: RuleSpec) -> bool:
+    """Whether `spec` is one of the signature rules planned for `v` (same protocol, and
+    the amplification port for an amplification vector)."""
+    if spec.kind != "signature":
+        return False
+    if v.amp_port is not None:
+        return spec.proto == 17 and spec.src_port == v.amp_port
+    wanted = {
+        "udp_flood": (17,),
+        "fragment_flood": (17, 6, 1, 58),
+        "tcp_flood": (6,),
+        "syn_flood": (6,),
+        "ack_flood": (6,),
+        "rst_flood": (6,),
+        "icmp_flood": (1, 58),
+    }.get(v.family, ())
+    return spec.proto in wanted

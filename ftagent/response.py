@@ -28,17 +28,19 @@ from pathlib import Path
 from ftagent.capture import IncidentPcap
 from ftagent.classifier import Classification, classify
 from ftagent.config import Config
-from ftagent.datapath import Datapath, IPAddress, Sample
+from ftagent.datapath import Datapath, IPAddress, Rule, RuleSpec, Sample
 from ftagent.detector import Transition
+from ftagent.guard import NO_GUARD, SocketGuard
 from ftagent.incident import Incident, rule_figure
 from ftagent.journal import IncidentJournal
 from ftagent.mitigator import Mitigator
-from ftagent.planning import plan_rules, plan_widening, vector_metric
+from ftagent.planning import matches_rule, plan_rules, plan_widening, vector_metric
 from ftagent.protection import Protection
 from ftagent.rates import Window, merge_windows
 from ftagent.reference import Reference
 from ftagent.samples import PacketInfo, summarize
 from ftagent.shield import ShieldedSink
+from ftagent.signatures import spared_may_be_attack
 from ftagent.sources import SourceWatcher, top_source_figures
 from ftcontract import agent_api
 from ftcontract.vocabulary import ResolveReason, severity_rank
@@ -64,6 +66,7 @@ class Tools:
     sink: ShieldedSink
     journal: IncidentJournal
     wall: Callable[[], float]
+    guard: SocketGuard = NO_GUARD  # what the data path's rules may spare
 
 
 class IncidentResponse:
@@ -92,6 +95,11 @@ class IncidentResponse:
         self.leaks: dict[str, deque[float]] = {}
         self.widen_failed: set[str] = set()
         self.pcap: IncidentPcap | None = None
+        # Rule counters at the last look (spec -> spared packets) and the seconds of
+        # windows seen since: what the rules spared per second is not always a leak (see
+        # _benign_spared_pps). Windows tile the kernel's time, so their durations are it.
+        self.spared_mark: dict[RuleSpec, int] = {}
+        self.spared_seconds = 0.0
         self.opened_reported = False
         self.last_update = time.monotonic()
         tools.sources.set_active(True)
@@ -103,18 +111,55 @@ class IncidentResponse:
 
     # ---- reports ---------------------------------------------------------------------
 
+    def _kernel_rules(self) -> dict[RuleSpec, Rule]:
+        """The kernel's rules with their counters (read under the lock); {} when the read
+        fails (a map read failing must not stop a report or a check)."""
+        try:
+            with self.t.lock:
+                return {r.spec: r for r in self.t.datapath.list_rules()}
+        except Exception as exc:
+            log.debug("rule counters unavailable: %s", exc)
+            return {}
+
     def _rule_figures(self) -> list[agent_api.RuleFigure]:
-        """The incident's rules with their kernel drop counts (read under the lock)."""
+        """The incident's rules with their kernel counts: dropped and spared."""
         specs = self.incident.rules
-        dropped: dict[object, int] = {}
-        if specs:
-            try:
-                with self.t.lock:
-                    dropped = {r.spec: r.dropped_packets for r in self.t.datapath.list_rules()}
-            except Exception as exc:  # a map read failing must not stop the report
-                log.debug("rule counters unavailable: %s", exc)
+        kernel = self._kernel_rules() if specs else {}
         ttl = self.t.mitigator.ttl_s
-        return [rule_figure(s, ttl, dropped.get(s, 0)) for s in specs]
+        figures = []
+        for s in specs:
+            r = kernel.get(s)
+            dropped, spared = (r.dropped_packets, r.spared_packets) if r is not None else (0, 0)
+            figures.append(rule_figure(s, ttl, dropped, spared))
+        return figures
+
+    def _mark_spared(self) -> dict[RuleSpec, Rule]:
+        """Note the rules' spared counts now (after a rule change: a replaced rule's spec
+        is new but its kernel counters are not)."""
+        kernel = self._kernel_rules()
+        self.spared_mark = {s: r.spared_packets for s, r in kernel.items()}
+        self.spared_seconds = 0.0
+        return kernel
+
+    def _benign_spared_pps(self) -> dict[str, float]:
+        """Per vector family: packets per second its rules spared since the last look that
+        cannot be the attack (signatures.spared_may_be_attack): SYNs handed to the kernel's
+        SYN cookies, segments of real connections, answers to the node's own queries,
+        known sources. The leak check leaves them out; a UDP rule sparing any socket is
+        not left out, so a spoofed flood at an open UDP port still leaks (and widens)."""
+        before, seconds = self.spared_mark, self.spared_seconds
+        kernel = self._mark_spared()
+        out: dict[str, float] = {}
+        if seconds <= 0:
+            return out
+        for v in self.incident.classification.vectors:
+            spared = sum(
+                r.spared_packets - before.get(s, 0)
+                for s, r in kernel.items()
+                if s in self.incident.rules and matches_rule(v, s) and not spared_may_be_attack(s)
+            )
+            out[v.family] = max(0.0, spared / seconds)
+        return out
 
     def _refresh_sources(self, w: Window | None) -> None:
         inc = self.incident
@@ -182,7 +227,7 @@ class IncidentResponse:
     def _mitigate(self, cls: Classification, packets: list[PacketInfo], reason: str) -> None:
         inc, t = self.incident, self.t
         plan = plan_rules(
-            cls, packets, t.cfg.mitigation, t.protection.protected, t.reference.rate_limit
+            cls, packets, t.cfg.mitigation, t.protection.protected, t.reference.rate_limit, t.guard
         )
         for r in plan.refused:
             log.warning(
@@ -214,6 +259,7 @@ class IncidentResponse:
         self.windows_since_change = 0
         self.leaks = {}
         self.passed_since_change = []
+        self._mark_spared()
 
     def _verify(self, w: Window) -> None:
         """Does the attack still get through? Widen if it does, for verify_windows windows."""
@@ -223,14 +269,17 @@ class IncidentResponse:
         inc, t = self.incident, self.t
         n = t.cfg.mitigation.verify_windows
         leaking = []
+        benign: dict[str, float] | None = None
         for v in inc.classification.vectors:
             metric = vector_metric(v)
             threshold = t.reference.threshold(metric)
             rate = w.metrics.get(metric, 0.0)
             if rate <= threshold:
                 continue
+            if benign is None:
+                benign = self._benign_spared_pps()
             leaks = self.leaks.setdefault(v.family, deque(maxlen=n))
-            leaks.append(rate - w.dropped_pps)
+            leaks.append(rate - w.dropped_pps - benign.get(v.family, 0.0))
             mean_leak = sum(leaks) / len(leaks)
             if len(leaks) >= n and mean_leak > threshold:
                 leaking.append((v, mean_leak))
@@ -247,6 +296,7 @@ class IncidentResponse:
                 t.cfg.mitigation,
                 t.protection.protected,
                 t.reference.rate_limit,
+                t.guard,
             )
             if not plan.rules:
                 if v.family not in self.widen_failed:  # once per vector, not every check
@@ -277,6 +327,7 @@ class IncidentResponse:
             t.sink.rules_changed(changes)
         inc.rules = t.mitigator.rules_of(inc.uuid)
         self.passed_since_change = []
+        self._mark_spared()
 
     # ---- each window -----------------------------------------------------------------
 
@@ -285,6 +336,7 @@ class IncidentResponse:
         `packets`: the last second of sampled packets."""
         inc, t = self.incident, self.t
         inc.observe(w)
+        self.spared_seconds += w.duration_s
         if not self.opened_reported:
             if inc.has_full_window:
                 self._report_open(w)

@@ -58,7 +58,25 @@ def health(agent: Agent) -> dict[str, Any]:
         },
         "incident": incident,
         "incidents_total": sum(agent.incidents_by_family.values()),
+        # Whether rules spare what the node's sockets want; else plain rules (the reason).
+        "socket_guard": agent.guard.available,
+        "socket_guard_reason": agent.guard.reason,
+        "tcp_syncookies": agent.syncookies.value,
+        "warnings": warnings(agent),
     }
+
+
+def warnings(agent: Agent) -> list[str]:
+    """What an operator should fix: mitigation works, but worse than it could."""
+    out = []
+    if not agent.guard.available:
+        out.append(
+            f"socket guard off ({agent.guard.reason}): plain rules, real users share "
+            "the rate limits"
+        )
+    if agent.syncookies.warning is not None:
+        out.append(agent.syncookies.warning)
+    return out
 
 
 def gauges(agent: Agent) -> dict[str, Any]:

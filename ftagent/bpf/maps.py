@@ -412,9 +412,7 @@ class DatapathMaps:
 
     @staticmethod
     def _same_match(a: RuleSpec, b: RuleSpec) -> bool:
-        return (
-            a.proto, a.src_port, a.dst_port, a.tcp_flags, a.tcp_flags_mask, a.dst, a.fragments
-        ) == (b.proto, b.src_port, b.dst_port, b.tcp_flags, b.tcp_flags_mask, b.dst, b.fragments)
+        return a.same_match(b)
 
     def _set_n_sig(self, slots: list[Any]) -> None:
         used = [i for i, s in enumerate(slots) if s.rule.expires_ns]

@@ -65,7 +65,17 @@ def parse_target(text: str) -> RuleSpec:
 def format_rules(rules: list[Rule], now_ns: int) -> str:
     if not rules:
         return "no rules\n"
-    rows = [("RULE", "ACTION", "EXPIRES", "DROPPED PKTS", "DROPPED BYTES", "SPARED PKTS")]
+    rows = [
+        (
+            "RULE",
+            "ACTION",
+            "EXPIRES",
+            "DROPPED PKTS",
+            "DROPPED BYTES",
+            "SPARED PKTS",
+            "SPARED BYTES",
+        )
+    ]
     for r in sorted(rules, key=lambda r: (r.spec.kind, r.spec.describe())):
         left = (r.expires_ns - now_ns) / 1e9
         expires = f"in {left:.0f}s" if left > 0 else "expired"
@@ -79,6 +89,7 @@ def format_rules(rules: list[Rule], now_ns: int) -> str:
                 str(r.dropped_packets),
                 str(r.dropped_bytes),
                 str(r.spared_packets),
+                str(r.spared_bytes),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -73,7 +73,12 @@ def _run(cfg: Config, stop: threading.Event) -> int:
         log.error("cannot create state_dir %s: %s", cfg.agent.state_dir, exc)
         return 1
     try:
-        dp = XdpDatapath.open(cfg.agent.interface, mode=cfg.agent.xdp_mode, handle_signals=False)
+        dp = XdpDatapath.open(
+            cfg.agent.interface,
+            mode=cfg.agent.xdp_mode,
+            handle_signals=False,
+            learn_one_in=cfg.agent.learn_one_in,
+        )
     except Exception as exc:
         log.error("cannot start the XDP data path on %s: %s", cfg.agent.interface, exc)
         return 1

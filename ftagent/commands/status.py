@@ -20,10 +20,14 @@ def render(h: dict[str, Any]) -> str:
         f"traffic:      {h.get('pps')} pps, {h.get('bps')} bps, dropped {h.get('dropped_pps')} pps",
         f"baseline:     {'ready' if h.get('baseline_ready') else 'learning'}"
         f" ({h.get('baseline_samples')} s)",
-        "thresholds:   "
-        + ", ".join(f"{k} {v:g}" for k, v in (h.get("thresholds") or {}).items()),
+        "thresholds:   " + ", ".join(f"{k} {v:g}" for k, v in (h.get("thresholds") or {}).items()),
         f"mitigation:   {h.get('mitigation_mode')}, {h.get('rules_active')} rules active",
+        "socket guard: "
+        + ("on" if h.get("socket_guard") else f"off ({h.get('socket_guard_reason')})")
+        + f", tcp_syncookies {h.get('tcp_syncookies')}",
     ]
+    for text in h.get("warnings") or []:
+        lines.append(f"  warning     {text}")
     for r in h.get("rules") or []:
         lines.append(f"  rule        {r}")
     inc = h.get("incident")

@@ -20,6 +20,7 @@ from ftagent.config import Config, decode
 from ftagent.events import AgentStatus, IncidentReport, RuleChange
 from ftagent.rates import Window
 from ftcontract import agent_api
+from lab.collateral import CollateralLab
 from lab.netns import Lab
 
 
@@ -146,7 +147,7 @@ class WindowRecord:
 
 
 class RunningAgent:
-    def __init__(self, lab: Lab, cfg: Config) -> None:
+    def __init__(self, lab: Lab | CollateralLab, cfg: Config) -> None:
         self.lab = lab
         self.cfg = cfg
         self.sink = RecordingSink()

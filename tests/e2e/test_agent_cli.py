@@ -95,6 +95,9 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
             assert health["status"] == "ok" and health["interface"] == lab.victim_if
             assert health["xdp_mode"] in ("native", "generic")
             assert health["baseline_ready"] is True and health["attack_active"] is False
+            # this kernel has the socket helpers: rules spare what the node's sockets want
+            assert health["socket_guard"] is True and health["socket_guard_reason"] == "on"
+            assert health["tcp_syncookies"] in (1, 2) and health["warnings"] == []
             for name in (
                 'ftagent_packets_total{proto="udp"}',
                 'ftagent_bytes_total{proto="total"}',
@@ -118,6 +121,10 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
                     during = httpx.get("http://127.0.0.1:9477/metrics", timeout=5).text
                 assert "ftagent_attack_active 1.0" in during
                 assert "ftagent_rules_active 1.0" in during
+                # each rule's own counters: dropped and spared, packets and bytes
+                rule = 'rule="signature proto=17 sport=11211 spare=connected"'
+                for name in ("dropped_packets", "dropped_bytes", "spared_packets", "spared_bytes"):
+                    assert f"ftagent_rule_{name}_total{{{rule}}}" in during, name
             finally:
                 stop_flood(flood)
             wait_until(

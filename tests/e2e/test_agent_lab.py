@@ -106,7 +106,8 @@ def test_memcached_amplification_and_its_pcap(running: RunningAgent) -> None:
     assert f.top_sources and f.top_sources[0].ip
     assert f.evidence["mean_packet_size"] > 1300
     sig = [r for r in rules if r.action == "added"]
-    assert [r.rule for r in sig] == ["signature proto=17 sport=11211"]
+    # dropped, but answers to the node's own (connected) sockets would pass
+    assert [r.rule for r in sig] == ["signature proto=17 sport=11211 spare=connected"]
     assert dropped_share_after_rules(running, t0) > 0.95
     assert_rules_gone(running, rules)
     # The pcap: a standard file a pcap library reads, holding the attack's packets.
@@ -130,7 +131,10 @@ def test_syn_flood_from_random_sources(running: RunningAgent) -> None:
     assert "many_sources" in (opened.figures.subtype or "")
     added = [r for r in rules if r.action == "added"]
     assert added and all(r.kind == "signature" for r in added), added
-    assert added[0].spec.tcp_flags == 0x02 and added[0].spec.rate_pps is not None
+    # socket-aware, not a rate limit: SYNs to listeners go on to the kernel's SYN cookies,
+    # SYNs to closed ports (all of this flood's: nothing listens on :80 here) drop
+    assert added[0].spec.tcp_flags == 0x02 and added[0].spec.rate_pps is None
+    assert added[0].spec.spare == "sockets"
     assert dropped_share_after_rules(running, t0) > 0.9
     assert_rules_gone(running, rules)
 
@@ -276,7 +280,7 @@ def test_two_simultaneous_vectors_make_a_multi_vector_incident(running: RunningA
     assert resolved.family == "multi_vector", resolved.family
     assert set(resolved.subtype.split("+")) == {"memcached_amplification", "syn_flood"}
     added = {e.data.rule for e in running.sink.of("rule", t0) if e.data.action == "added"}
-    assert "signature proto=17 sport=11211" in added
+    assert "signature proto=17 sport=11211 spare=connected" in added
     assert any(r.startswith("signature proto=6") and "flags=0x02/0x12" in r for r in added), added
     assert len(running.sink.of("opened", t0)) == 1
 

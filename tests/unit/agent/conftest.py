@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -8,20 +9,35 @@ import pytest
 from tests.capability import require_root
 
 
-@pytest.fixture(scope="module")
-def kernel_maps() -> Iterator[Any]:
-    """The XDP program's maps, compiled and loaded (not attached to any interface): a real
-    Datapath for rules, the allow-list and sampling. Root only."""
+@dataclass
+class XdpProgram:
+    maps: Any  # ftagent.bpf.maps.DatapathMaps
+    fd: int  # the program, for BPF_PROG_TEST_RUN
+
+
+@pytest.fixture(scope="session")
+def xdp_program() -> Iterator[XdpProgram]:
+    """The XDP program compiled and loaded once for the session (not attached to any
+    interface): compiling takes seconds, and each module cleans up the rules it made."""
     require_root()
+    from bcc import BPF
+
     from ftagent.bpf.maps import DatapathMaps
     from ftagent.bpf.program import compile_xdp
 
     bpf = compile_xdp(top_sources_size=1024)
-    maps = DatapathMaps(bpf)
     try:
-        yield maps
+        fd = bpf.load_func(b"xdp_main", BPF.XDP).fd
+        yield XdpProgram(DatapathMaps(bpf), fd)
     finally:
         bpf.cleanup()
+
+
+@pytest.fixture(scope="module")
+def kernel_maps(xdp_program: XdpProgram) -> Any:
+    """The XDP program's maps: a real Datapath for rules, the allow-list and sampling.
+    Root only."""
+    return xdp_program.maps
 
 
 @pytest.fixture

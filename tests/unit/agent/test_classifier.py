@@ -46,6 +46,13 @@ def test_amplification_subtype_and_port():
     assert c.evidence["mean_packet_size"] == 1400.0
 
 
+def test_a_fragment_flood_is_not_named_after_the_nodes_own_dns_answers():
+    # Later fragments carry no ports; what little UDP is readable is the node's own DNS
+    # answers (port 53). Seen in the collateral lab: this was named dns_amplification.
+    w = window(udp=25_000, fragment=24_990, udp_sport={53: 8})
+    assert classify(w, {}).family == "fragment_flood"
+
+
 def test_fragmented_dns_amplification_is_still_dns():
     # A 4 kB DNS answer in 3 fragments: only the first carries source port 53.
     c = classify(window(udp=30_000, fragment=30_000, udp_sport={53: 10_000}), {})

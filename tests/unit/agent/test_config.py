@@ -87,3 +87,11 @@ def test_ftagent_run_exits_2_on_a_bad_config(tmp_path: Path, capsys: pytest.Capt
     assert main(["run", "--config", str(p)]) == 2
     err = capsys.readouterr().err
     assert "agent.colour: unknown key" in err
+
+
+def test_learn_one_in_defaults_to_the_data_paths_own_default():
+    from ftagent.bpf.loader import DEFAULT_LEARN_ONE_IN
+    from ftagent.config import AgentSection
+
+    assert AgentSection().learn_one_in == DEFAULT_LEARN_ONE_IN
+    assert decode('[agent]\nlearn_one_in = 0\n').agent.learn_one_in == 0  # learning off

@@ -49,3 +49,19 @@ def test_no_running_agent_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     cfg.write_text(f"[http]\nport = {port}\n")
     assert cmd_status(argparse.Namespace(config=str(cfg))) == 1
     assert "no running agent answers" in capsys.readouterr().err
+
+
+def test_render_shows_the_socket_guard_and_its_warnings():
+    on = render({**HEALTH, "socket_guard": True, "tcp_syncookies": 1, "warnings": []})
+    assert "socket guard: on, tcp_syncookies 1" in on and "warning" not in on
+    off = render(
+        {
+            **HEALTH,
+            "socket_guard": False,
+            "socket_guard_reason": "kernel lacks bpf_sk_lookup_udp",
+            "tcp_syncookies": 0,
+            "warnings": ["net.ipv4.tcp_syncookies is 0: ..."],
+        }
+    )
+    assert "socket guard: off (kernel lacks bpf_sk_lookup_udp), tcp_syncookies 0" in off
+    assert "  warning     net.ipv4.tcp_syncookies is 0: ..." in off

@@ -68,9 +68,9 @@ def test_format_rules_shows_what_a_rule_spared() -> None:
     now = 10**12
     spec = RuleSpec("signature", proto=17, src_port=53, rate_pps=50, spare="connected")
     lines = format_rules([Rule(spec, now + 10**10, 7, 700, 123, 9000)], now).splitlines()
-    assert lines[0].split()[-2:] == ["SPARED", "PKTS"]
+    assert lines[0].split()[-4:] == ["SPARED", "PKTS", "SPARED", "BYTES"]
     assert "signature proto=17 sport=53 spare=connected" in lines[1]
-    assert "rate 50 pps" in lines[1] and lines[1].split()[-1] == "123"
+    assert "rate 50 pps" in lines[1] and lines[1].split()[-2:] == ["123", "9000"]
 
 
 @pytest.mark.parametrize(
