@@ -40,6 +40,8 @@ def test_counts_from_the_first_full_window_after_the_rule() -> None:
     )
     assert got.dropped == pytest.approx(0.99)
     assert got.start == pytest.approx(0.1)  # the first window with the flood in it
+    # the rate over the full windows only (not the partial first and last ones)
+    assert got.mean_pps == pytest.approx(40_000)
 
 
 def test_without_a_rule_the_whole_flood_but_its_edge_windows() -> None:
