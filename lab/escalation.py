@@ -40,7 +40,7 @@ class EscalationStack(Stack):
     agent_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     bgp: BgpLab | None = None
 
-    def start(self, on_step: Callable[[str], None] = lambda _: None) -> None:
+    def start(self, on_step: Callable[[str], None] = lambda _: None, agent: bool = True) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         on_step("building the namespace lab and BIRD's namespace, peered with the victim")
         self.lab = Lab.create()
@@ -52,6 +52,8 @@ class EscalationStack(Stack):
         self.declare_prefix(str(ip_network(f"{self.lab.victim_v4}/{V4_PREFIX}", strict=False)))
         on_step("starting the control plane (and its ExaBGP) in the victim namespace")
         self.start_control()
+        if not agent:
+            return
         on_step("registering the node with `ftagent deploy`")
         self._deploy()
         on_step("starting `ftagent run` on the victim interface")
