@@ -3,10 +3,10 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# What an edge node runs (packaging/install.sh installs only these, for the running
-# kernel's headers) and what only development and tests need (never on a node).
-RUNTIME_DEBS := python3-bpfcc python3-venv iproute2 linux-headers-amd64
-DEV_DEBS := bpftool xdp-tools netsniff-ng tcpdump tshark shellcheck prometheus curl bird2 exabgp chromium
+# What the installed programs run (packaging/install.sh installs these: the agent's for the running
+# kernel's headers, ExaBGP for the control plane's BGP) and what only development and tests need.
+RUNTIME_DEBS := python3-bpfcc python3-venv iproute2 linux-headers-amd64 exabgp
+DEV_DEBS := bpftool xdp-tools netsniff-ng tcpdump tshark shellcheck prometheus curl bird2 chromium
 DEBS  := $(RUNTIME_DEBS) $(DEV_DEBS)
 # make install / make uninstall: PREFIX for a staged tree, INSTALL_ARGS e.g. --agent-only.
 PREFIX ?=

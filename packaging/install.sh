@@ -184,6 +184,10 @@ install_debs() {
 	if has_part agent; then
 		wanted="$wanted python3-bpfcc iproute2 $(headers_package)"
 	fi
+	if has_part control; then
+		# the BGP speaker ftcontrol drives when it is served with --bgp-config
+		wanted="$wanted exabgp"
+	fi
 	missing=''
 	for p in $wanted; do
 		installed "$p" || missing="$missing $p"

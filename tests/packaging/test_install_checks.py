@@ -107,9 +107,9 @@ def _asked_for(stubs: Stubs) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ((), ["python3-venv", "python3-bpfcc", "iproute2"]),
+        ((), ["python3-venv", "python3-bpfcc", "iproute2", "exabgp"]),
         (("--agent-only",), ["python3-venv", "python3-bpfcc", "iproute2"]),
-        (("--control-only",), ["python3-venv"]),
+        (("--control-only",), ["python3-venv", "exabgp"]),
     ],
 )
 def test_a_bare_node_gets_runtime_packages_only(
