@@ -113,7 +113,14 @@ class AutoEscalation:
         )
         if rows:
             node_id = int(rows[0]["id"])
-            await self.check(node_id, rows[0]["last_bps"], self._saturated.get(node_id, False))
+            bps = float(rows[0]["last_bps"] or 0.0)
+            if event.kind == "opened":
+                # At detection the node's last one-second point is up to a second old; the
+                # agent's opening report already has the attack's windows. Deciding on
+                # them announces ~1 s sooner. Later checks use the newest point only, so a
+                # peak from the past never keeps a trigger (or its RTBH timer) alive.
+                bps = max(bps, event.incident.peak_bps, event.incident.peak_burst_bps)
+            await self.check(node_id, bps, self._saturated.get(node_id, False))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -67,11 +67,16 @@ class Product:
             await self.call("PATCH", f"/api/v1/nodes/{node.uuid}", json=patch)
         return node
 
-    async def incident(self, node: Node, *rules: dict[str, Any]) -> str:
-        """An incident opened by the node's agent, with its rules' structured fields."""
+    async def incident(
+        self, node: Node, *rules: dict[str, Any], peak_bps: float = 2e9, burst_bps: float = 0.0
+    ) -> str:
+        """An incident opened by the node's agent, with its rules' structured fields and
+        its peaks so far (one-second `peak_bps`, one-window `burst_bps`)."""
         incident = str(uuid.uuid4())
         figures = {"seq": 1, "family": "memcached_amplification", "severity": "critical",
-                   "peak_pps": 2e5, "peak_bps": 2e9, "rules": list(rules)}  # fmt: skip
+                   "peak_pps": peak_bps / 8000, "peak_bps": peak_bps,
+                   "peak_burst_pps": burst_bps / 8000, "peak_burst_bps": burst_bps,
+                   "rules": list(rules)}  # fmt: skip
         r = await self.client.post(
             "/api/v1/agent/incidents",
             json={"uuid": incident, "started_at": time.time() - 2, "figures": figures},

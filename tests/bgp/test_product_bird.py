@@ -155,9 +155,12 @@ async def test_automatic_escalation_from_agent_metrics_and_withdrawal_after_reso
                             mitigation_policy="flowspec_then_rtbh", uplink_mbps=100)  # fmt: skip
         local = await p.node("edge-local", "203.0.113.8", uplink_mbps=100)  # policy local
         saturated = await p.node("edge-6", "2001:db8:5::7", mitigation_policy="flowspec")
-        incident = await p.incident(node, UDP_AMPLIFICATION)
+        # opened below the share: the metrics decide (an opening above it: next test)
+        incident = await p.incident(node, UDP_AMPLIFICATION, peak_bps=60e6)
         await p.incident(local, UDP_AMPLIFICATION)
-        sat_incident = await p.incident(saturated, {**UDP_AMPLIFICATION, "src_port": 389})
+        sat_incident = await p.incident(
+            saturated, {**UDP_AMPLIFICATION, "src_port": 389}, peak_bps=1e6
+        )
 
         await p.metrics(node, 70e6)  # below the share: nothing
         await p.metrics(local, 500e6)  # policy local: never escalated
@@ -251,3 +254,19 @@ async def test_automatic_rule_is_renewed_while_the_trigger_holds(
             await asyncio.sleep(0.05)
         assert (again["id"], again["in_force"]) == (first["id"], True)  # the same route
         assert len(table(bgp_lab, FLOW4)) == 1
+
+
+async def test_an_opening_report_over_the_share_escalates_before_any_metrics_post(
+    bgp_lab: BgpLab, tmp_path: Path, bgp_workdir: Path
+) -> None:
+    """At detection the node's last one-second point is up to a second old; the agent's
+    opening report already carries the attack's windows, and they decide."""
+    async with running_product(bgp_lab, tmp_path, bgp_workdir) as p:
+        node = await p.node("edge-4", "203.0.113.7", mitigation_policy="flowspec", uplink_mbps=100)
+        quiet = await p.node("edge-5", "203.0.113.9", mitigation_policy="flowspec", uplink_mbps=100)
+        await p.incident(quiet, UDP_AMPLIFICATION, peak_bps=30e6, burst_bps=50e6)  # under 80
+        incident = await p.incident(node, UDP_AMPLIFICATION, peak_bps=60e6, burst_bps=120e6)
+        [route] = await eventually(lambda: table(bgp_lab, FLOW4), "the rule from the opening")
+        assert route.net == "flow4 { dst 203.0.113.7/32; proto 17; sport 11211; }"
+        [announced] = await p.announcements()
+        assert (announced["incident_uuid"], announced["trigger"]) == (incident, "uplink_share")
