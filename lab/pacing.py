@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from dataclasses import dataclass
 
 from lab.netns import NETNS_DIR
@@ -34,6 +35,9 @@ MIN_BURST_FRAMES = 4
 # Bytes the qdisc may hold: far above a socket's default send buffer (~208 KiB of
 # truesize), so the sender blocks on its buffer and the qdisc never drops.
 QUEUE_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+DRAIN_POLL_S = 0.02
 
 
 class PacingError(RuntimeError):
@@ -95,6 +99,33 @@ class PacedLink:
                 nsr.link("del", index=nsr.link_lookup(ifname=link.ifname)[0])
                 raise
         return link
+
+    def queued(self) -> int:
+        """Frames waiting in the tbf qdisc now (0 when the link is gone)."""
+        from pyroute2 import NetNS
+
+        if not (NETNS_DIR / self.ns).exists():
+            return 0
+        with NetNS(self.ns, flags=0) as nsr:
+            found = nsr.link_lookup(ifname=self.ifname)
+            if not found:
+                return 0
+            for qdisc in nsr.get_qdiscs(index=found[0]):
+                stats = qdisc.get_attr("TCA_STATS")
+                if qdisc.get_attr("TCA_KIND") == "tbf" and stats is not None:
+                    return int(stats["qlen"])
+        return 0
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until the qdisc has sent everything queued (a sender that exits hands its
+        last frames to the qdisc, which paces them out after it; closing the link before
+        would drop them). True when drained within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while self.queued() > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(DRAIN_POLL_S)
+        return True
 
     def close(self) -> None:
         """Remove the macvlan (and its qdisc). Idempotent; a vanished namespace is fine."""
