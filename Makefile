@@ -46,14 +46,19 @@ bpf: setup
 e2e: setup
 	$(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
 
-# Two passes. The unit, control-plane and packaging suites are CPU-bound and share
-# nothing (own databases, ports chosen by the kernel, own namespaces): two workers. The
-# kernel, lab, router and end-to-end suites measure packet rates and wait on timers: one
-# test at a time, so no test's rate depends on another's load. Both always run.
+# Two passes, both always run. First, on two pytest-xdist workers (a module's tests stay
+# on one worker, so module fixtures are built once): the suites that share nothing and
+# measure no packet rate (unit, control plane, packaging, BGP against BIRD, the real
+# installs, the frame fuzzers). Then one test at a time: the kernel and lab suites that
+# pace floods and judge rates, so no test's rate depends on another's load.
+PARALLEL_TESTS := tests/unit tests/api tests/packaging tests/bgp tests/e2e/test_install.py \
+	tests/bpf/test_fuzz.py tests/bpf/test_fuzz_million.py
+SERIAL_TESTS := tests/bpf tests/e2e --ignore=tests/e2e/test_install.py \
+	--ignore=tests/bpf/test_fuzz.py --ignore=tests/bpf/test_fuzz_million.py
 test: setup lint
 	@rc=0; \
-	$(VENV)/bin/pytest -q -rs -n 2 tests/unit tests/api tests/packaging $(PYTEST_ARGS) || rc=1; \
-	$(VENV)/bin/pytest -q -rs tests/bpf tests/bgp tests/e2e $(PYTEST_ARGS) || rc=1; \
+	$(VENV)/bin/pytest -q -rs -n 2 --dist loadscope --durations=15 $(PARALLEL_TESTS) $(PYTEST_ARGS) || rc=1; \
+	$(VENV)/bin/pytest -q -rs --durations=15 $(SERIAL_TESTS) $(PYTEST_ARGS) || rc=1; \
 	exit $$rc
 
 bench: setup
