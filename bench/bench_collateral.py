@@ -227,40 +227,13 @@ def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | Non
     return AttackWindows(first[0], dropped, mean_pps)
 
 
-def agent_config(interface: str, state_dir: Path, mode: str) -> str:
-    """The lab's short intervals (as the e2e harness), the default rate-limit floor (what
-    an operator runs), `mode` as asked, the local HTTP endpoint off."""
-    return f"""
-[agent]
-interface = "{interface}"
-state_dir = "{state_dir}"
-poll_interval_ms = 100
-log_format = "json"
-[baseline]
-window_s = 60
-min_samples = 2
-recompute_interval_s = 1
-[detection]
-cooldown_s = 1.0
-[mitigation]
-mode = "{mode}"
-rule_ttl_s = 3.0
-holddown_s = 1.0
-verify_windows = 3
-[capture]
-pre_attack_s = 2.0
-[http]
-enabled = false
-"""
-
-
 @contextlib.contextmanager
 def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun]:
-    from ftagent.config import decode
     from lab.netns import Lab
-    from tests.e2e.agent_harness import RunningAgent
+    from tests.e2e.agent_harness import RunningAgent, lab_config
 
-    cfg = decode(agent_config(lab.victim_if, tmp / f"agent-{mode}", mode))
+    # the lab's short intervals, the default rate-limit floor (what an operator runs)
+    cfg = lab_config(lab.victim_if, tmp / f"agent-{mode}", mode=mode, rate_limit_min_pps=None)
     # The harness needs a lab's inside(), victim_ns and victim_if, which CollateralLab has
     # under the same names as the two-namespace Lab it is typed with.
     ra = RunningAgent(cast(Lab, lab), cfg)

@@ -96,6 +96,10 @@ class AutoEscalation:
             return
         latest = max(points, key=lambda p: p.ts)
         self._saturated[node_id] = latest.link_saturated
+        if not (latest.attack or latest.link_saturated):
+            # No incident on the node and a link with room: nothing to escalate, and no
+            # database read per quiet post (every node posts once a second).
+            return
         self._spawn(self.check(node_id, latest.bps, latest.link_saturated))
 
     async def _on_event(self, event: IncidentEvent) -> None:

@@ -25,6 +25,10 @@ FROM bgp_announcements a JOIN nodes n ON n.id = a.node_id
 LEFT JOIN incidents i ON i.id = a.incident_id"""  # noqa: S608 (fixed fragments)
 
 
+# A FlowSpec rule's fields, stored one column each under the same names.
+FLOWSPEC_COLUMNS: tuple[str, ...] = FlowSpecRule.__struct_fields__
+
+
 def announcement_from_row(row: aiosqlite.Row) -> Announcement:
     if row["kind"] == "rtbh":
         return Rtbh(
@@ -32,19 +36,7 @@ def announcement_from_row(row: aiosqlite.Row) -> Announcement:
             next_hop=row["next_hop"],
             community=parse_community(row["community"], "community"),
         )
-    return FlowSpecRule(
-        destination=row["destination"],
-        source=row["source"],
-        protocol=row["protocol"],
-        src_port=row["src_port"],
-        dst_port=row["dst_port"],
-        tcp_flags=row["tcp_flags"],
-        tcp_flags_mask=row["tcp_flags_mask"],
-        packet_length_min=row["packet_length_min"],
-        packet_length_max=row["packet_length_max"],
-        action=row["action"],
-        rate_pps=row["rate_pps"],
-    )
+    return FlowSpecRule(**{c: row[c] for c in FLOWSPEC_COLUMNS})
 
 
 def _columns(announcement: Announcement) -> dict[str, str | int | float | None]:
@@ -57,20 +49,7 @@ def _columns(announcement: Announcement) -> dict[str, str | int | float | None]:
             "next_hop": announcement.next_hop,
             "community": f"{high}:{low}",
         }
-    return {
-        "kind": "flowspec",
-        "destination": announcement.destination,
-        "source": announcement.source,
-        "protocol": announcement.protocol,
-        "src_port": announcement.src_port,
-        "dst_port": announcement.dst_port,
-        "tcp_flags": announcement.tcp_flags,
-        "tcp_flags_mask": announcement.tcp_flags_mask,
-        "packet_length_min": announcement.packet_length_min,
-        "packet_length_max": announcement.packet_length_max,
-        "action": announcement.action,
-        "rate_pps": announcement.rate_pps,
-    }
+    return {"kind": "flowspec", **{c: getattr(announcement, c) for c in FLOWSPEC_COLUMNS}}
 
 
 class SqliteLedger:
@@ -164,17 +143,7 @@ def view_from_row(row: aiosqlite.Row) -> UpstreamAnnouncement:
         node_uuid=row["node_uuid"],
         incident_uuid=row["incident_uuid"],
         trigger=row["trigger"],
-        destination=row["destination"],
-        source=row["source"],
-        protocol=row["protocol"],
-        src_port=row["src_port"],
-        dst_port=row["dst_port"],
-        tcp_flags=row["tcp_flags"],
-        tcp_flags_mask=row["tcp_flags_mask"],
-        packet_length_min=row["packet_length_min"],
-        packet_length_max=row["packet_length_max"],
-        action=row["action"],
-        rate_pps=row["rate_pps"],
+        **{c: row[c] for c in FLOWSPEC_COLUMNS},
         next_hop=row["next_hop"],
         community=row["community"],
         announced_at=clock.iso(row["announced_at"]) or "",

@@ -108,8 +108,17 @@ class RecordingSink:
             return [e for e in self.events if e.kind == kind and e.at_ns >= since_ns]
 
 
-def lab_config(interface: str, state_dir: Path, extra: str = "") -> Config:
-    """Short intervals so a test sees baseline, attack, resolution and expiry in seconds."""
+def lab_config(
+    interface: str,
+    state_dir: Path,
+    extra: str = "",
+    *,
+    mode: str = "on",
+    rate_limit_min_pps: int | None = 100,
+) -> Config:
+    """Short intervals so a test sees baseline, attack, resolution and expiry in seconds.
+    `rate_limit_min_pps` None keeps the default floor (what an operator runs)."""
+    floor = "" if rate_limit_min_pps is None else f"rate_limit_min_pps = {rate_limit_min_pps}"
     text = f"""
 [agent]
 interface = "{interface}"
@@ -123,10 +132,10 @@ recompute_interval_s = 1
 [detection]
 cooldown_s = 1.0
 [mitigation]
-mode = "on"
+mode = "{mode}"
 rule_ttl_s = 3.0
 holddown_s = 1.0
-rate_limit_min_pps = 100
+{floor}
 verify_windows = 3
 [capture]
 pre_attack_s = 2.0
