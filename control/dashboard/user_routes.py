@@ -15,9 +15,9 @@ from typing import Any
 
 from litestar import Request, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
-from control.core.api_types import ErrorBody, Ok
+from control.core.api_types import ErrorBody, Ok, RowId
 from control.core.deps import CallerDep, Db
 from control.core.errors import Conflict
 from control.dashboard import users
@@ -66,7 +66,7 @@ async def create_user(data: JSONBody[UserCreate], caller: CallerDep, db: Db) -> 
     responses=CONFLICT,
 )
 async def change_role(
-    user_id: FromPath[int],
+    user_id: RowId,
     data: JSONBody[UserRoleChange],
     caller: CallerDep,
     db: Db,
@@ -84,7 +84,7 @@ async def change_role(
     responses=CONFLICT,
 )
 async def remove_user(
-    user_id: FromPath[int], caller: CallerDep, db: Db, request: Request[Any, Any, Any]
+    user_id: RowId, caller: CallerDep, db: Db, request: Request[Any, Any, Any]
 ) -> Ok:
     _not_yourself(request, user_id)
     await users.remove_user(db, caller.workspace_id, user_id)
