@@ -24,6 +24,8 @@ FT_TABLE("percpu_array", int, struct ft_stats, stats, 1, 0);
 FT_TABLE("array", int, struct ft_config, config, 1, 0);
 FT_TABLE("lru_percpu_hash", __u32, struct ft_src_stat, top_v4, FT_TOP_SOURCES_SIZE, 0);
 FT_TABLE("lru_percpu_hash", struct ft_in6, struct ft_src_stat, top_v6, FT_TOP_SOURCES_SIZE, 0);
+FT_TABLE("percpu_array", int, struct ft_src_slot_v4, top_cache_v4, FT_TOP_CACHE_SLOTS, 0);
+FT_TABLE("percpu_array", int, struct ft_src_slot_v6, top_cache_v6, FT_TOP_CACHE_SLOTS, 0);
 FT_TABLE("lpm_trie", struct ft_lpm_v4, __u32, allow_v4, FT_ALLOW_MAX, BPF_F_NO_PREALLOC);
 FT_TABLE("lpm_trie", struct ft_lpm_v6, __u32, allow_v6, FT_ALLOW_MAX, BPF_F_NO_PREALLOC);
 FT_TABLE("hash", __u32, struct ft_rule, rsrc_v4, FT_SRC_RULES_MAX, 0);

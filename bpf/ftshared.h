@@ -78,6 +78,9 @@
 #ifndef FT_TOP_SOURCES_SIZE
 #define FT_TOP_SOURCES_SIZE  16384   /* per family; -DFT_TOP_SOURCES_SIZE=N */
 #endif
+#define FT_TOP_CACHE_BITS    8       /* top sources' front cache: 2^N slots per family per CPU */
+#define FT_TOP_CACHE_SLOTS   (1 << FT_TOP_CACHE_BITS)
+#define FT_TOP_CACHE_FLUSH   64      /* a cached source's counts go into top_v4/v6 every N */
 #define FT_SRC_RULES_MAX     4096    /* exact-source rules per family */
 #define FT_PREFIX_RULES_MAX  1024    /* prefix rules per family */
 #ifndef FT_SIG_RULES_MAX
@@ -181,6 +184,29 @@ struct ft_src_stat {
     __u64 packets;
     __u64 bytes;
     __u64 last_seen_ns;  /* bpf_ktime_get_coarse_ns(): same clock, jiffy resolution */
+};
+
+/* Top sources' front cache (per-CPU arrays top_cache_v4/v6, slot = a hash of the
+ * address): a source already in top_v4/top_v6 is counted in its slot, without the hash
+ * map's lookup (a third of the pass path's cost), and the slot's packets and bytes are
+ * added into the map every FT_TOP_CACHE_FLUSH packets and when another tracked source
+ * takes the slot. Readers add the packets/bytes of occupied slots (seen != 0) to the
+ * map's figures for the same address, and take the later last_seen_ns. */
+struct ft_src_slot_v4 {
+    __u32 addr;          /* network order */
+    __u32 pad;
+    __u64 packets;       /* not yet added into top_v4 */
+    __u64 bytes;
+    __u64 last_seen_ns;
+    __u64 seen;          /* the source's packet number on this CPU (0: empty slot) */
+};
+
+struct ft_src_slot_v6 {
+    struct ft_in6 addr;
+    __u64 packets;
+    __u64 bytes;
+    __u64 last_seen_ns;
+    __u64 seen;
 };
 
 /* A source or prefix rule. rate_pps == 0: drop every match; otherwise a token bucket

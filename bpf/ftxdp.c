@@ -396,6 +396,60 @@ static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __
 }
 #endif
 
+/* Top sources' front cache (ftshared.h, struct ft_src_slot_v4): the slot of an
+ * address is a multiplicative hash of it. */
+#define FT_HASH_MUL 0x9E3779B1U
+
+static __always_inline int slot_v6(struct ft_in6 *a)
+{
+    __u32 *w = (__u32 *)a->addr;
+    return (__u32)((w[0] ^ w[1] ^ w[2] ^ w[3]) * FT_HASH_MUL) >> (32 - FT_TOP_CACHE_BITS);
+}
+
+static __always_inline int same_in6(struct ft_in6 *a, struct ft_in6 *b)
+{
+    return *(__u64 *)a->addr == *(__u64 *)b->addr &&
+           *(__u64 *)(a->addr + 8) == *(__u64 *)(b->addr + 8);
+}
+
+/* Add a slot's counts into the map and empty them. A source the LRU evicted meanwhile
+ * is admitted again: it was admitted before, and it is still sending. */
+static __always_inline void flush_slot_v4(struct ft_src_slot_v4 *c)
+{
+    if (!c->packets)
+        return;
+    struct ft_src_stat *s = top_v4.lookup(&c->addr);
+    if (s) {
+        s->packets += c->packets;
+        s->bytes += c->bytes;
+        s->last_seen_ns = c->last_seen_ns;
+    } else {
+        struct ft_src_stat n = {.packets = c->packets, .bytes = c->bytes,
+                                .last_seen_ns = c->last_seen_ns};
+        top_v4.update(&c->addr, &n);
+    }
+    c->packets = 0;
+    c->bytes = 0;
+}
+
+static __always_inline void flush_slot_v6(struct ft_src_slot_v6 *c)
+{
+    if (!c->packets)
+        return;
+    struct ft_src_stat *s = top_v6.lookup(&c->addr);
+    if (s) {
+        s->packets += c->packets;
+        s->bytes += c->bytes;
+        s->last_seen_ns = c->last_seen_ns;
+    } else {
+        struct ft_src_stat n = {.packets = c->packets, .bytes = c->bytes,
+                                .last_seen_ns = c->last_seen_ns};
+        top_v6.update(&c->addr, &n);
+    }
+    c->packets = 0;
+    c->bytes = 0;
+}
+
 /* Parse the packet into *p; returns 1 when a header was cut or invalid. */
 static __always_inline int parse(void *data, void *data_end, struct ft_pkt *p)
 {
@@ -735,14 +789,38 @@ done:
     if (pp->verdict == FT_V_DROP_SRC || pp->verdict == FT_V_DROP_PREFIX)
         goto sampled;
     /* The v4 and v6 branches are the same code on two maps: bcc rewrites map methods only
-     * where they are written out, not inside a macro or through a map pointer. */
+     * where they are written out, not inside a macro or through a map pointer.
+     * A tracked source is counted in its front-cache slot (ftshared.h, struct
+     * ft_src_slot_v4); the hash map is asked only on a slot miss and every
+     * FT_TOP_CACHE_FLUSH packets. */
     if (pp->family == 4 && l3_read) {
+        int slot = (__u32)(pp->saddr4 * FT_HASH_MUL) >> (32 - FT_TOP_CACHE_BITS);
+        struct ft_src_slot_v4 *c = top_cache_v4.lookup(&slot);
+        if (!c)
+            goto sampled;
+        if (c->seen && c->addr == pp->saddr4) {
+            c->packets++;
+            c->bytes += len;
+            c->last_seen_ns = coarse_now(sc);
+            c->seen++;
+            learn = (c->seen & learn_mask) == 0;
+            if (c->packets >= FT_TOP_CACHE_FLUSH)
+                flush_slot_v4(c);
+            goto sampled;
+        }
         struct ft_src_stat *s = top_v4.lookup(&pp->saddr4);
         if (s) {
-            s->packets++;
+            __u64 n_packets = ++s->packets;
             s->bytes += len;
-            s->last_seen_ns = coarse_now(sc);
-            learn = (s->packets & learn_mask) == 0;
+            __u64 now = coarse_now(sc);
+            s->last_seen_ns = now;
+            learn = (n_packets & learn_mask) == 0;
+            /* A tracked source takes the slot (the latest wins): the occupant's counts
+             * go into the map first. */
+            flush_slot_v4(c);
+            c->addr = pp->saddr4;
+            c->last_seen_ns = now;
+            c->seen = n_packets;
         } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
@@ -753,12 +831,31 @@ done:
             st->src_insert_countdown--;
         }
     } else if (pp->family == 6 && l3_read) {
+        int slot = slot_v6(&pp->saddr6);
+        struct ft_src_slot_v6 *c = top_cache_v6.lookup(&slot);
+        if (!c)
+            goto sampled;
+        if (c->seen && same_in6(&c->addr, &pp->saddr6)) {
+            c->packets++;
+            c->bytes += len;
+            c->last_seen_ns = coarse_now(sc);
+            c->seen++;
+            learn = (c->seen & learn_mask) == 0;
+            if (c->packets >= FT_TOP_CACHE_FLUSH)
+                flush_slot_v6(c);
+            goto sampled;
+        }
         struct ft_src_stat *s = top_v6.lookup(&pp->saddr6);
         if (s) {
-            s->packets++;
+            __u64 n_packets = ++s->packets;
             s->bytes += len;
-            s->last_seen_ns = coarse_now(sc);
-            learn = (s->packets & learn_mask) == 0;
+            __u64 now = coarse_now(sc);
+            s->last_seen_ns = now;
+            learn = (n_packets & learn_mask) == 0;
+            flush_slot_v6(c);
+            c->addr = pp->saddr6;
+            c->last_seen_ns = now;
+            c->seen = n_packets;
         } else if (cfg->src_insert_one_in <= 1 || st->src_insert_countdown <= 1 ||
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;

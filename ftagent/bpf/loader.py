@@ -75,6 +75,8 @@ PINNED_MAPS = (
     "config",
     "top_v4",
     "top_v6",
+    "top_cache_v4",
+    "top_cache_v6",
     "allow_v4",
     "allow_v6",
     "rsrc_v4",

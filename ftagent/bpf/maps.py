@@ -18,6 +18,7 @@ in different files.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes as ct
 import ipaddress
 import sys
@@ -144,6 +145,20 @@ def _u32_addr(value: int) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(int(value).to_bytes(4, sys.byteorder))
 
 
+def _source_address(table: str, key: Any) -> IPAddress:
+    """The address of a top_v4 / top_v6 key."""
+    if table == "top_v4":
+        return _u32_addr(key.value)
+    return ipaddress.IPv6Address(bytes(key.addr))
+
+
+def _slot_address(cache: str, slot: Any) -> IPAddress:
+    """The address of a top_cache_v4 / top_cache_v6 slot."""
+    if cache == "top_cache_v4":
+        return _u32_addr(slot.addr)
+    return ipaddress.IPv6Address(bytes(slot.addr.addr))
+
+
 def _bytes_into(array: Any, data: bytes) -> None:
     ct.memmove(ct.addressof(array), data, len(data))
 
@@ -202,17 +217,34 @@ class DatapathMaps:
                     continue
 
     def _sources(self) -> Iterator[tuple[str, Any, IPAddress, int, int, int]]:
-        for name in ("top_v4", "top_v6"):
+        """(map, key or None, address, packets, bytes, last_seen_ns) per tracked source: the
+        map's figures plus the counts still in the per-CPU front cache (ftshared.h,
+        struct ft_src_slot_v4). key is None for a source only the cache holds (the LRU
+        evicted it since its last flush)."""
+        for name, cache in (("top_v4", "top_cache_v4"), ("top_v6", "top_cache_v6")):
+            merged: dict[IPAddress, list[Any]] = {}
             for key, per_cpu in self._iter_table(name):
-                packets = sum(v.packets for v in per_cpu)
-                nbytes = sum(v.bytes for v in per_cpu)
-                last = max(v.last_seen_ns for v in per_cpu)
-                addr: IPAddress
-                if name == "top_v4":
-                    addr = _u32_addr(key.value)
-                else:
-                    addr = ipaddress.IPv6Address(bytes(key.addr))
+                merged[_source_address(name, key)] = [
+                    key,
+                    sum(v.packets for v in per_cpu),
+                    sum(v.bytes for v in per_cpu),
+                    max(v.last_seen_ns for v in per_cpu),
+                ]
+            for _, slot, addr in self._cached(cache):
+                entry = merged.setdefault(addr, [None, 0, 0, 0])
+                entry[1] += slot.packets
+                entry[2] += slot.bytes
+                entry[3] = max(entry[3], slot.last_seen_ns)
+            for addr, (key, packets, nbytes, last) in merged.items():
                 yield name, key, addr, packets, nbytes, last
+
+    def _cached(self, cache: str) -> Iterator[tuple[int, Any, IPAddress]]:
+        """(slot, per-CPU slot value, address) for every front-cache slot copy holding
+        counts not yet added into the map."""
+        for key, per_cpu in self._iter_table(cache):
+            for slot in per_cpu:
+                if slot.seen and slot.packets:
+                    yield int(key.value), slot, _slot_address(cache, slot)
 
     def top_sources(self, limit: int) -> list[SourceStat]:
         stats = [
@@ -224,19 +256,31 @@ class DatapathMaps:
 
     def age_sources(self, older_than_ns: int) -> int:
         stale: dict[str, list[Any]] = {"top_v4": [], "top_v6": []}
-        for name, key, _, _, _, last in self._sources():
+        stale_addresses: set[IPAddress] = set()
+        for name, key, addr, _, _, last in self._sources():
             if last < older_than_ns:
-                stale[name].append(key)
-        removed = 0
+                stale_addresses.add(addr)
+                if key is not None:
+                    stale[name].append(key)
         for name, keys in stale.items():
             table = self._t(name)
             for key in keys:
-                try:
+                with contextlib.suppress(KeyError):  # deleted meanwhile
                     del table[key]
-                    removed += 1
-                except KeyError:
-                    pass
-        return removed
+        # The cache copies of the same sources go too (else their counts would bring the
+        # source back). The slot is rewritten for every CPU at once: a copy another
+        # source updates between the read and the write loses those packets, the same
+        # race as deleting a map entry the program is counting into.
+        for cache in ("top_cache_v4", "top_cache_v6"):
+            table = self._t(cache)
+            slots = {i for i, _, addr in self._cached(cache) if addr in stale_addresses}
+            for i in sorted(slots):
+                per_cpu = table.getvalue(table.Key(i))
+                for slot in per_cpu:
+                    if slot.seen and _slot_address(cache, slot) in stale_addresses:
+                        ct.memset(ct.addressof(slot), 0, ct.sizeof(slot))
+                table[table.Key(i)] = per_cpu
+        return len(stale_addresses)
 
     # ---------- rules ----------
 
