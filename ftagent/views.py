@@ -63,6 +63,8 @@ def health(agent: Agent) -> dict[str, Any]:
         # Whether rules spare what the node's sockets want; else plain rules (the reason).
         "socket_guard": agent.guard.available,
         "socket_guard_reason": agent.guard.reason,
+        # Clients that only exchanged UDP with the node become known sources: "on" or why not.
+        "udp_egress_learning": info.udp_egress_learning,
         "tcp_syncookies": agent.syncookies.value,
         "warnings": warnings(agent),
     }
@@ -90,6 +92,11 @@ def warnings(agent: Agent) -> list[str]:
         out.append(
             f"socket guard off ({agent.guard.reason}): plain rules, real users share "
             "the rate limits"
+        )
+    if agent.guard.available and agent.dp.attach_info.udp_egress_learning != "on":
+        out.append(
+            f"UDP egress learning {agent.dp.attach_info.udp_egress_learning}: clients that "
+            "only exchanged UDP with the node are not known sources"
         )
     if agent.syncookies.warning is not None:
         out.append(agent.syncookies.warning)

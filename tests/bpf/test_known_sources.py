@@ -120,6 +120,30 @@ def test_known_sources_keep_ping_under_an_echo_rule(prog: Prog, lab: Lab) -> Non
     assert [r.spec for r in prog.maps.list_rules()] == [spec]
 
 
+def test_a_newcomer_that_sends_again_passes_on_its_own_budget(prog: Prog, lab: Lab) -> None:
+    """Second chance: a source first seen during the attack takes the shared budget with
+    its first packet; when it sends again it passes up to newcomer_source_pps a second of
+    its own (not spared: it is not known). One-off random sources only get the shared
+    budget, so a spoofed flood stays dropped."""
+    spec = RuleSpec("signature", proto=17, dst_port=9000, rate_pps=1, spare_known=True)
+    prog.maps.set_newcomer_source_pps(5)
+    prog.maps.add_rule(spec, ttl_s=60)
+    client = IP(src="203.0.113.7", dst=lab.victim_v4) / UDP(sport=5, dport=9000) / Raw(b"q")
+    with lab.inside(lab.victim_ns):
+        # 1: the shared budget's one token; 2-6: its own budget; the rest: shared, empty
+        _, d = prog.run(bytes(ETH / client), repeat=20)
+        assert d.verdicts == {"passed": 6, "rate_limited": 14}
+        for i in range(300):  # a spoofed flood: every source new, none repeats
+            src = f"198.51.{i // 250}.{i % 250 + 1}"
+            spoofed = IP(src=src, dst=lab.victim_v4) / UDP(sport=5, dport=9000)
+            assert prog.run(bytes(ETH / spoofed))[1].verdicts == {"rate_limited": 1}
+        six = IPv6(src="2001:db8::77", dst=lab.victim_v6) / UDP(sport=5, dport=9000)
+        _, d = prog.run(bytes(ETH / six), repeat=10)
+        assert d.verdicts == {"passed": 5, "rate_limited": 5}
+    rule = rule_of(prog, spec)
+    assert rule.spared_packets == 0 and rule.dropped_packets == 14 + 300 + 5
+
+
 def test_learn_rate_must_be_a_power_of_two(prog: Prog) -> None:
     with pytest.raises(ValueError, match="power of two, got 48"):
         prog.maps.set_learn_rate(48)
