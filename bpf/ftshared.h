@@ -136,8 +136,10 @@
  * Sources first seen during an attack: the first packet of each takes the rule's shared
  * budget (rate_pps); the source goes into newcomers_v4/v6 (LRU), and its later packets
  * pass up to newcomer_source_pps each per second ("second chance": a real client sends
- * again, a random spoofed address almost never repeats). Past that, the shared budget.
- * Neither counts as spared: only known sources are. */
+ * again, a random spoofed address almost never repeats), while the rule's second bucket
+ * (ft_sig_rule.repeat, the same rate) has tokens. Past either, the shared budget. So
+ * newcomers pass at most 2 x rate_pps in all. Neither counts as spared: only known
+ * sources (and what sockets want) are. */
 #define FT_GUARD_KNOWN      0x04
 
 /* ---- map layouts ---- */
@@ -229,6 +231,11 @@ struct ft_sig_rule {
     __u8 dst[16];           /* v4: first 4 bytes */
     __u8 guard;             /* FT_GUARD_* bits; 0: drop/rate-limit every match */
     __u8 pad[7];
+    /* FT_GUARD_KNOWN: the budget that repeating newcomers (each within its own
+     * newcomer_source_pps) share; only its token bucket and rate_pps are used, and user
+     * space sets rate_pps to the rule's own. Bounds what a small pool of spoofed
+     * addresses that repeat can pass, whatever the pool's size. */
+    struct ft_rule repeat;
 };
 
 /* A fragmented datagram: the key of frag_spared (value: coarse ns when spared). */

@@ -736,8 +736,10 @@ int xdp_main(struct xdp_md *ctx)
                     stat_idx = r->stat_idx;
                     goto spared;
                 }
-                if (g)
-                    goto done;  /* a repeating newcomer: passes, and is not spared */
+                /* A repeating newcomer within its own budget passes (not spared) while
+                 * the rule's repeat bucket has a token; else the shared budget decides. */
+                if (g == FT_GUARD_NEWCOMER && !bucket_empty(&hit->repeat, bpf_ktime_get_ns()))
+                    goto done;
             }
             APPLY_RULE(r, FT_V_DROP_SIGNATURE);
         }

@@ -427,6 +427,7 @@ class DatapathMaps:
             if leaf.rule.expires_ns and self._same_match(self._decode_sig(leaf), spec):
                 leaf.rule.expires_ns = expires
                 leaf.rule.rate_pps = spec.rate_pps or 0
+                leaf.repeat.rate_pps = spec.rate_pps or 0
                 leaf.guard = self._sig_fields(spec)[7]
                 table[table.Key(i)] = leaf
                 slots[i] = leaf
@@ -445,6 +446,7 @@ class DatapathMaps:
         leaf.sport, leaf.dport = sport, dport
         _bytes_into(leaf.dst, dst)
         leaf.rule.rate_pps = spec.rate_pps or 0
+        leaf.repeat.rate_pps = spec.rate_pps or 0  # what repeating newcomers share
         leaf.rule.stat_idx = self._stat_base("rsig") + slot
         leaf.rule.expires_ns = expires
         self._zero_rule_counts(int(leaf.rule.stat_idx))
