@@ -882,7 +882,12 @@ int tc_egress_learn(struct __sk_buff *skb)
         if (now < cfg->learn_paused_until_ns)
             return TC_ACT_OK;
         __u32 daddr = ip.daddr;
-        known_v4.update(&daddr, &now);
+        /* A peer known already is refreshed in place: a lookup, not an LRU insert. */
+        __u64 *seen = known_v4.lookup(&daddr);
+        if (seen)
+            *seen = now;
+        else
+            known_v4.update(&daddr, &now);
     } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr ip6;
         /* extension headers before UDP: not learned */
@@ -895,7 +900,11 @@ int tc_egress_learn(struct __sk_buff *skb)
             return TC_ACT_OK;
         struct ft_in6 daddr;
         __builtin_memcpy(daddr.addr, &ip6.daddr, 16);
-        known_v6.update(&daddr, &now);
+        __u64 *seen = known_v6.lookup(&daddr);
+        if (seen)
+            *seen = now;
+        else
+            known_v6.update(&daddr, &now);
     }
     return TC_ACT_OK;
 }
