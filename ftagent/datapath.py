@@ -219,9 +219,12 @@ class AttachInfo:
     # "bpf_sk_lookup_udp"); when any is missing the program is built without them and
     # rules with spare != "none" are refused: the agent falls back to plain rules.
     missing_helpers: tuple[str, ...] = ()
-    # Known sources from the UDP the node sends (a TC egress program): "on", or
-    # "off: <why>" (then a client that only exchanged UDP with the node is never known).
-    udp_egress_learning: str = "off: not attached"
+    # Known sources from the UDP the node sends (a TC egress program beside XDP). Off
+    # when configured off (egress_learn_one_in = 0) or without the socket guard; when the
+    # kernel refused it, `udp_egress_error` says why (then a client that only exchanged
+    # UDP with the node is never known, and /health warns).
+    udp_egress_learning: bool = False
+    udp_egress_error: str | None = None
 
     @property
     def socket_guard(self) -> bool:

@@ -26,7 +26,7 @@
 - egress_learn_one_in: the TC egress program (ftagent.bpf.egress) marks the peer of 1 UDP
   datagram in N the node sends as known ("exchanged UDP both ways"; a UDP service's
   bound socket never shows its clients to the lookup above); 0: not attached. When the
-  kernel refuses it, XDP runs without it and attach_info.udp_egress_learning says why.
+  kernel refuses it, XDP runs without it and attach_info.udp_egress_error says why.
 - newcomer_source_pps: under a known-sources rule, a source first seen during the attack
   that sends again passes this many packets per second of its own (0: off).
 
@@ -409,7 +409,7 @@ class XdpDatapath:
         dp._link = self_id
         _open[self_id] = dp
         try:
-            info.udp_egress_learning = dp._attach_egress(egress_learn_one_in)
+            dp._attach_egress(egress_learn_one_in)
             if pin_dir is not None:
                 dp._pin(pin_dir / interface, fn.fd)
                 info.extra["pin_dir"] = str(pin_dir / interface)
@@ -422,21 +422,21 @@ class XdpDatapath:
             _install_handlers()
         return dp
 
-    def _attach_egress(self, one_in: int) -> str:
-        """Put tc_egress_learn on the interface; "on", or "off: why" (then the agent warns
-        in its log and /health, and UDP-only clients are not learned)."""
-        if self._info.missing_helpers:
-            return "off: the socket guard is off (no known-sources rules)"
-        if not one_in:
-            return "off: egress_learn_one_in = 0"
+    def _attach_egress(self, one_in: int) -> None:
+        """Put tc_egress_learn on the interface when asked for (and the socket guard is
+        on: only its rules use known sources); a kernel refusal is logged and kept in
+        attach_info.udp_egress_error (the agent's /health warns), XDP runs on."""
+        if self._info.missing_helpers or not one_in:
+            return
         try:
             attach_egress(self._bpf, self._info.ifindex)
         except EgressError as exc:
             log.warning("%s: UDP egress learning off: %s", self._info.interface, exc)
-            return f"off: {exc}"
+            self._info.udp_egress_error = str(exc)
+            return
         self._egress = True
+        self._info.udp_egress_learning = True
         self._maps.set_egress_learn_rate(one_in)
-        return "on"
 
     def _pin(self, path: Path, prog_fd: int) -> None:
         # We hold the directory's lock (open), so whatever is pinned here is left over from

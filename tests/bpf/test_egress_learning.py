@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ftagent.bpf.egress import attach_egress, egress_filter_count
+from ftagent.bpf.egress import EgressError, attach_egress, egress_filter_count
 from ftagent.bpf.loader import XdpDatapath, ifindex_of
 from ftagent.datapath import RuleSpec
 from lab.netns import Lab
@@ -62,7 +62,7 @@ def test_a_udp_exchange_with_a_bound_service_makes_the_peer_known(
     attached: tuple[Lab, XdpDatapath],
 ) -> None:
     lab, dp = attached
-    assert dp.attach_info.udp_egress_learning == "on"
+    assert dp.attach_info.udp_egress_learning and dp.attach_info.udp_egress_error is None
     dp.maps.clear_known_sources()
     assert exchange(lab) == lab.attacker_v4
     assert exchange(lab, v6=True) == lab.attacker_v6
@@ -95,6 +95,12 @@ def test_attaching_again_replaces_the_filter(attached: tuple[Lab, XdpDatapath]) 
         assert egress_filter_count(ifindex) == 1
         attach_egress(dp.bpf, ifindex)
         assert egress_filter_count(ifindex) == 1
+
+
+def test_a_refused_attach_says_why(attached: tuple[Lab, XdpDatapath]) -> None:
+    _, dp = attached
+    with pytest.raises(EgressError, match="cannot attach the TC egress program"):
+        attach_egress(dp.bpf, 0x7FFFFFF0)  # no such interface
 
 
 def test_close_removes_the_egress_program(attached: tuple[Lab, XdpDatapath]) -> None:
