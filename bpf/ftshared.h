@@ -97,6 +97,9 @@
 #ifndef FT_KNOWN_MAX
 #define FT_KNOWN_MAX         65536   /* known sources per family (LRU); -DFT_KNOWN_MAX=N */
 #endif
+#ifndef FT_NEWCOMERS_MAX
+#define FT_NEWCOMERS_MAX     65536   /* sources first seen under a known-sources rule, per family (LRU) */
+#endif
 
 /* ---- signature-rule match bits (ft_sig_rule.match) ---- */
 #define FT_SIG_SPORT  0x01
@@ -128,7 +131,18 @@
  * learns sources while it passes traffic: every learn_one_in-th packet of a source in
  * the top-sources map (TCP non-SYN / UDP) is looked up, and a source with an established TCP connection (the handshake
  * completed) or a connected UDP socket (the node asked it, it answered) is remembered.
- * Sources first seen during an attack share the rule's own rate (rate_pps). */
+ * The TC egress program (tc_egress_learn) learns the other half: a peer the node sends
+ * UDP to (1 egress UDP datagram in egress_learn_one_in) is remembered, except while
+ * learn_paused_until_ns is ahead (user space sets it to the latest expiry of its
+ * known-sources rules: the node's answer to a spoofed newcomer that got through must
+ * not make that address known).
+ * Sources first seen during an attack: the first packet of each takes the rule's shared
+ * budget (rate_pps); the source goes into newcomers_v4/v6 (LRU), and its later packets
+ * pass up to newcomer_source_pps each per second ("second chance": a real client sends
+ * again, a random spoofed address almost never repeats), while the rule's second bucket
+ * (ft_sig_rule.repeat, the same rate) has tokens. Past either, the shared budget. So
+ * newcomers pass at most 2 x rate_pps in all. Neither counts as spared: only known
+ * sources (and what sockets want) are. */
 #define FT_GUARD_KNOWN      0x04
 
 /* ---- map layouts ---- */
@@ -162,6 +176,18 @@ struct ft_config {
     __u32 n_allow_v6;
     __u32 learn_one_in;         /* known sources: 0 off; else (a power of two) look up every
                                  * Nth packet of each tracked source (TCP non-SYN / UDP) */
+    __u32 egress_learn_one_in;  /* known sources from egress UDP: 0 off; else 1 datagram in N
+                                 * (per-CPU countdown) marks its destination known */
+    __u32 newcomer_source_pps;  /* second chance: a repeating newcomer passes up to this many
+                                 * packets per second; 0: newcomers share rate_pps only */
+    __u32 pad0;
+    __u64 learn_paused_until_ns; /* no egress learning before this (coarse ns) */
+};
+
+/* A source first seen under a known-sources rule (value of newcomers_v4/v6). */
+struct ft_newcomer {
+    __u64 window_ns;        /* start of the current one-second budget window */
+    __u64 packets;          /* packets passed in that window */
 };
 
 struct ft_in6 {
@@ -231,6 +257,11 @@ struct ft_sig_rule {
     __u8 dst[16];           /* v4: first 4 bytes */
     __u8 guard;             /* FT_GUARD_* bits; 0: drop/rate-limit every match */
     __u8 pad[7];
+    /* FT_GUARD_KNOWN: the budget that repeating newcomers (each within its own
+     * newcomer_source_pps) share; only its token bucket and rate_pps are used, and user
+     * space sets rate_pps to the rule's own. Bounds what a small pool of spoofed
+     * addresses that repeat can pass, whatever the pool's size. */
+    struct ft_rule repeat;
 };
 
 /* A fragmented datagram: the key of frag_spared (value: coarse ns when spared). */

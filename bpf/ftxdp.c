@@ -8,12 +8,16 @@
  * (fail open), consult the allow-list only when a rule would drop, sample 1 in N
  * to user space. Every packet gets exactly one verdict counter.
  *
+ * Second entry point: tc_egress_learn (TC egress, clsact, direct-action) marks the peers
+ * the node sends UDP to as known sources; it shares this module's maps.
+ *
  * Options (cflags): -DFT_TOP_SOURCES_SIZE=N, -DFT_PERFBUF (perf buffer instead of a
  * ring buffer for samples, for kernels without BPF_MAP_TYPE_RINGBUF).
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/in.h>
+#include <uapi/linux/pkt_cls.h>
 #include <uapi/linux/ip.h>
 #include <uapi/linux/ipv6.h>
 #include <uapi/linux/tcp.h>
@@ -35,6 +39,10 @@ BPF_RINGBUF_OUTPUT(samples, FT_RINGBUF_PAGES);
 #endif
 
 #define FT_NSEC_PER_SEC 1000000000ULL
+
+/* guard_spares' answers */
+#define FT_GUARD_SPARED    1  /* a socket wants it, or a known source: counted as spared */
+#define FT_GUARD_NEWCOMER  2  /* a repeating newcomer within its budget: passes, not spared */
 
 /* Wire layouts parsed here only (not shared with Python). */
 struct ft_vlan_hdr {
@@ -342,6 +350,44 @@ static __always_inline int source_known(struct ft_pkt *p)
     return known_v6.lookup(&p->saddr6) != NULL;
 }
 
+/* Sources first seen under a known-sources rule (see FT_GUARD_KNOWN). */
+BPF_TABLE("lru_hash", __u32, struct ft_newcomer, newcomers_v4, FT_NEWCOMERS_MAX);
+BPF_TABLE("lru_hash", struct ft_in6, struct ft_newcomer, newcomers_v6, FT_NEWCOMERS_MAX);
+
+/* Second chance for a source no one knows: 1 when it sent before (it is in the newcomers
+ * LRU) and its own budget of newcomer_source_pps this second has room; a source seen for
+ * the first time is entered and gets 0 (its first packet takes the shared budget). Only
+ * reached under a known-sources rule: the attack path pays it, peace time does not. */
+static __always_inline int newcomer_passes(struct ft_pkt *p, struct ft_config *cfg)
+{
+    __u32 budget = cfg->newcomer_source_pps;
+    if (!budget)
+        return 0;
+    __u64 now = bpf_ktime_get_coarse_ns();
+    struct ft_newcomer *n;
+    if (p->family == 4)
+        n = newcomers_v4.lookup(&p->saddr4);
+    else
+        n = newcomers_v6.lookup(&p->saddr6);
+    if (!n) {
+        struct ft_newcomer fresh = {.window_ns = now};
+        if (p->family == 4)
+            newcomers_v4.update(&p->saddr4, &fresh);
+        else
+            newcomers_v6.update(&p->saddr6, &fresh);
+        return 0;
+    }
+    /* Per-source counter in one-second windows (races between CPUs only blur it). */
+    if (now - n->window_ns > FT_NSEC_PER_SEC) {
+        n->window_ns = now;
+        n->packets = 0;
+    }
+    if (n->packets >= budget)
+        return 0;
+    n->packets++;
+    return 1;
+}
+
 /* Learning: remember the source of a packet that belongs to an established TCP
  * connection or a connected UDP socket (both are in state ESTABLISHED). */
 static __always_inline void learn_source(struct xdp_md *ctx, struct ft_pkt *p)
@@ -357,13 +403,9 @@ static __always_inline void learn_source(struct xdp_md *ctx, struct ft_pkt *p)
         known_v6.update(&p->saddr6, &now);
 }
 
-/* 1 when a guarded rule spares the packet (a socket of the node wants it). */
-static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
+/* 1 when a socket of the node wants the packet (FT_GUARD_SOCKET). */
+static __always_inline int guard_socket_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
 {
-    if ((guard & FT_GUARD_KNOWN) && p->l3_ok && source_known(p))
-        return 1;
-    if (!(guard & FT_GUARD_SOCKET))
-        return 0;
     if (p->fragment && !p->l4_ok) {
         /* A later fragment: spared when the first fragment of its datagram was. */
         struct ft_frag_key k = {};
@@ -387,10 +429,28 @@ static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __
     }
     return wanted;
 }
+
+/* What a guarded rule does with the packet: FT_GUARD_SPARED, FT_GUARD_NEWCOMER, or 0
+ * (the rule applies). The socket checks come first, so a newcomer's budget is spent
+ * only on packets no socket asked for. */
+static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard,
+                                        struct ft_config *cfg)
+{
+    if ((guard & FT_GUARD_KNOWN) && p->l3_ok && source_known(p))
+        return FT_GUARD_SPARED;
+    if (guard & FT_GUARD_SOCKET) {
+        if (guard_socket_spares(ctx, p, guard))
+            return FT_GUARD_SPARED;
+    }
+    if ((guard & FT_GUARD_KNOWN) && p->l3_ok && newcomer_passes(p, cfg))
+        return FT_GUARD_NEWCOMER;
+    return 0;
+}
 #else
 /* Built without the socket helpers (the kernel lacks one): guards never spare, and the
  * loader refuses guarded rules, so this is never reached with one installed. */
-static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard)
+static __always_inline int guard_spares(struct xdp_md *ctx, struct ft_pkt *p, __u8 guard,
+                                        struct ft_config *cfg)
 {
     return 0;
 }
@@ -747,9 +807,16 @@ int xdp_main(struct xdp_md *ctx)
         }
         if (hit) {
             struct ft_rule *r = &hit->rule;
-            if (hit->guard && guard_spares(ctx, pp, hit->guard)) {
-                stat_idx = r->stat_idx;
-                goto spared;
+            if (hit->guard) {
+                int g = guard_spares(ctx, pp, hit->guard, cfg);
+                if (g == FT_GUARD_SPARED) {
+                    stat_idx = r->stat_idx;
+                    goto spared;
+                }
+                /* A repeating newcomer within its own budget passes (not spared) while
+                 * the rule's repeat bucket has a token; else the shared budget decides. */
+                if (g == FT_GUARD_NEWCOMER && !bucket_empty(&hit->repeat, bpf_ktime_get_ns()))
+                    goto done;
             }
             APPLY_RULE(r, FT_V_DROP_SIGNATURE);
         }
@@ -892,3 +959,73 @@ sampled:
         return XDP_DROP;
     return XDP_PASS;
 }
+
+#ifndef FT_NO_SOCKET_GUARD
+/* ---- TC egress: peers the node sends UDP to become known sources ----
+ * "Exchanged UDP both ways": the node answering (or asking) a peer over UDP is what makes
+ * the peer known; a UDP service's socket is bound, not connected, so the XDP side's socket
+ * lookup never learns its clients. 1 egress datagram in egress_learn_one_in per CPU is
+ * looked at (a countdown, no per-packet map write). Paused while a known-sources rule is
+ * in force (learn_paused_until_ns), and it never changes or drops a packet. */
+BPF_PERCPU_ARRAY(egress_countdown, __u32, 1);
+
+/* 1 when this CPU's countdown says: look at this datagram (1 in N). */
+static __always_inline int egress_sampled(__u32 n)
+{
+    int zero = 0;
+    __u32 *countdown = egress_countdown.lookup(&zero);
+    if (!countdown)
+        return 0;
+    /* A countdown above N is left from an earlier, sparser rate: restart it. */
+    if (*countdown > 1 && *countdown <= n) {
+        (*countdown)--;
+        return 0;
+    }
+    *countdown = n;
+    return 1;
+}
+
+int tc_egress_learn(struct __sk_buff *skb)
+{
+    int zero = 0;
+    struct ft_config *cfg = config.lookup(&zero);
+    if (!cfg || !cfg->egress_learn_one_in)
+        return TC_ACT_OK;
+    __u32 n = cfg->egress_learn_one_in;
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        struct iphdr ip;
+        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.protocol != IPPROTO_UDP)
+            return TC_ACT_OK;
+        if (!egress_sampled(n))
+            return TC_ACT_OK;
+        __u64 now = bpf_ktime_get_coarse_ns();
+        if (now < cfg->learn_paused_until_ns)
+            return TC_ACT_OK;
+        __u32 daddr = ip.daddr;
+        /* A peer known already is refreshed in place: a lookup, not an LRU insert. */
+        __u64 *seen = known_v4.lookup(&daddr);
+        if (seen)
+            *seen = now;
+        else
+            known_v4.update(&daddr, &now);
+    } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr ip6;
+        /* extension headers before UDP: not learned */
+        if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0 || ip6.nexthdr != IPPROTO_UDP)
+            return TC_ACT_OK;
+        if (!egress_sampled(n))
+            return TC_ACT_OK;
+        __u64 now = bpf_ktime_get_coarse_ns();
+        if (now < cfg->learn_paused_until_ns)
+            return TC_ACT_OK;
+        struct ft_in6 daddr;
+        __builtin_memcpy(daddr.addr, &ip6.daddr, 16);
+        __u64 *seen = known_v6.lookup(&daddr);
+        if (seen)
+            *seen = now;
+        else
+            known_v6.update(&daddr, &now);
+    }
+    return TC_ACT_OK;
+}
+#endif

@@ -47,6 +47,10 @@ class AgentSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # many per tracked source is looked up in the socket tables; 0 turns learning off.
     # A power of two (measured cost at 64: a few ns per passed packet, bench_datapath).
     learn_one_in: Annotated[int, msgspec.Meta(ge=0, le=65536)] = 64
+    # Known sources from the UDP the node sends ("exchanged UDP both ways"): a TC egress
+    # program marks the destination of 1 UDP datagram in this many (per CPU) as known;
+    # 0 turns it off. Paused while a rule that passes known sources is in force.
+    egress_learn_one_in: Annotated[int, msgspec.Meta(ge=0, le=65536)] = 4
 
 
 class ControlConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -140,6 +144,13 @@ class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     source_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     # Rate-limit rules pass max(rate_limit_min_pps, multiplier x baseline p99).
     rate_limit_min_pps: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    # Rules that pass known sources (a UDP service's port, ICMP echo): sources first seen
+    # during the attack share max(newcomer_min_pps, newcomer_share x the vector's rate) ...
+    newcomer_share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.005
+    newcomer_min_pps: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
+    # ... and one that sends again ("second chance": a random spoofed address almost never
+    # repeats) passes up to this many packets per second of its own; 0 turns that off.
+    newcomer_source_pps: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 100
     # Windows after a rule change before its effect is judged (and widened if it leaks).
     verify_windows: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     # Prefix lengths used when widening source rules.

@@ -122,8 +122,12 @@ class RuleSpec:
     or rate-limits anything (see SpareMode); they are counted as spared, per rule.
     `spare_known` (signature rules): packets from known sources pass too: sources the
     data path saw in an established TCP connection or answering a connected UDP socket
-    (learned on 1 TCP/UDP packet in `learn_one_in` while they pass), or added by user
-    space. Sources first seen during the attack share the rule's rate_pps (or drop).
+    (learned on 1 TCP/UDP packet in `learn_one_in` while they pass), peers the node sent
+    UDP to (the TC egress program, 1 datagram in `egress_learn_one_in`; paused while such
+    a rule is in force), or added by user space. Sources first seen during the attack:
+    the first packet of each shares the rule's rate_pps; one that sends again passes up to
+    newcomer_source_pps of its own (not counted as spared: only known sources and what
+    sockets want are).
     """
 
     kind: RuleKind
@@ -215,6 +219,12 @@ class AttachInfo:
     # "bpf_sk_lookup_udp"); when any is missing the program is built without them and
     # rules with spare != "none" are refused: the agent falls back to plain rules.
     missing_helpers: tuple[str, ...] = ()
+    # Known sources from the UDP the node sends (a TC egress program beside XDP). Off
+    # when configured off (egress_learn_one_in = 0) or without the socket guard; when the
+    # kernel refused it, `udp_egress_error` says why (then a client that only exchanged
+    # UDP with the node is never known, and /health warns).
+    udp_egress_learning: bool = False
+    udp_egress_error: str | None = None
 
     @property
     def socket_guard(self) -> bool:

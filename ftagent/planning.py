@@ -11,7 +11,10 @@ socket). `ftagent.mitigator` installs, renews and removes what is planned here.
 - fragment_flood / unknown: prefix rules when few prefixes carry it; else (fragments,
   guard on) the fragment rule.
 
-Rate limits pass max(rate_limit_min_pps, multiplier x baseline p99 of the metric).
+Rate limits pass max(rate_limit_min_pps, multiplier x baseline p99 of the metric); a rule
+that passes known sources gives the sources first seen during the attack their own, small
+budget instead (`newcomer_budget`): a share of the vector's rate, so the share of the
+attack let in stays bounded however large the flood.
 A source or prefix rule is never made for an address in the allow-list, the control
 plane's address, the node's own addresses or a management prefix (prefixes: never one that
 overlaps them); each refusal is recorded. Allow-listed, control-plane and management
@@ -162,6 +165,16 @@ def _focus_port(mine: list[PacketInfo]) -> int | None:
     return port if count / sum(dports.values()) >= 0.8 else None
 
 
+def newcomer_budget(v: Vector, cfg: MitigationConfig) -> int:
+    """What the sources first seen during the attack share (pps) under a rule that passes
+    known sources: `newcomer_share` of the vector's measured rate, at least
+    `newcomer_min_pps`. A class rate limit (rate_limit_min_pps, 1,000 by default) let about
+    2.5 % of a 40 kpps flood in; this keeps the share near newcomer_share. Real clients that
+    are new lose little more: one that sends again passes on its own budget in the kernel
+    (newcomer_source_pps)."""
+    return max(cfg.newcomer_min_pps, int(cfg.newcomer_share * v.pps))
+
+
 def plan_vector(
     v: Vector,
     packets: list[PacketInfo],
@@ -193,7 +206,7 @@ def plan_vector(
     limit = rate_limit(vector_metric(v))
     focus = _focus_port(mine)
     if guard.available:
-        rules, note = guarded(v, mine, focus, limit, guard.udp_bound)
+        rules, note = guarded(v, mine, focus, newcomer_budget(v, cfg), guard.udp_bound)
         if note:
             plan.notes.append(note)
     else:
@@ -263,7 +276,7 @@ def plan_widening(
         plan.notes.append("widened: sources too spread, signature rule")
         return plan
     # The signature is in and the attack still passes it: tighten a guard that lets it.
-    limit = rate_limit(vector_metric(v))
+    limit = newcomer_budget(v, cfg)
     for spec in current:
         tight = tightened(spec, limit) if matches_rule(v, spec) else None
         if tight is not None and tight not in current:

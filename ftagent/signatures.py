@@ -13,13 +13,15 @@ With the guard (`guarded`), the kernel decides per packet whether the node wants
   node's connections pass, the rest matches no socket and drops. No rate limit.
 - udp_flood to one port that has a bound service socket (a "udp service flood"): that
   port, spare=connected + spare_known + rate limit: sources that talked with the node
-  before the attack pass, new sources share the limit (a socket cannot tell a real new
-  client from a spoofed one there).
+  before the attack pass; sources first seen during it share the newcomers' budget (a
+  share of the vector's rate, `planning.newcomer_budget`), and one that sends again gets
+  its own small budget in the kernel (a socket cannot tell a real new client from a
+  spoofed one there; a random spoofed address almost never repeats).
 - udp_flood otherwise (random ports, or one port with no service): spare=sockets, drop:
   datagrams for a bound or connected socket pass, closed ports drop.
 - icmp_flood: per IP version, rate limit, spare=sockets + spare_known: errors about the
   node's own flows always pass (path-MTU discovery), known sources pass, echo requests
-  of new sources share the limit.
+  of new sources share the newcomers' budget (and a repeating one its own).
 - fragment_flood: fragments=True, spare=sockets, drop: a first fragment a socket wants
   makes its later fragments pass (the node's large answers); the rest drops. Dropped,
   not rate-limited: the guard already passes the fragments the node wants, and every
@@ -82,11 +84,12 @@ def guarded(
     v: Vector,
     mine: list[PacketInfo],
     focus: int | None,
-    limit: int,
+    newcomer_pps: int,
     udp_bound: Callable[[int], bool],
 ) -> tuple[list[RuleSpec], str]:
     """Socket-aware rules and a note saying what they spare ([] when the family has no
-    signature: unknown)."""
+    signature: unknown). `newcomer_pps`: what sources first seen during the attack share
+    under a rule that passes known sources."""
     if v.amp_port is not None:
         port = v.amp_port
         rule = RuleSpec("signature", proto=17, src_port=port, spare="connected")
@@ -111,22 +114,22 @@ def guarded(
                 dst_port=focus,
                 spare="connected",
                 spare_known=True,
-                rate_pps=limit,
+                rate_pps=newcomer_pps,
             )
             return [rule], (
                 f"udp service flood on port {focus}: known sources and the node's own "
-                f"sockets pass, new sources share {limit} pps"
+                f"sockets pass, new sources share {newcomer_pps} pps"
             )
         rule = RuleSpec("signature", proto=17, dst_port=focus, spare="sockets")
         return [rule], "udp_flood: datagrams for the node's sockets pass, closed ports drop"
     if f == "icmp_flood":
         rules = [
-            RuleSpec("signature", proto=p, rate_pps=limit, spare="sockets", spare_known=True)
+            RuleSpec("signature", proto=p, rate_pps=newcomer_pps, spare="sockets", spare_known=True)
             for p in _icmp_protos(mine)
         ]
         return rules, (
             f"icmp_flood: errors about the node's flows and known sources pass, the rest "
-            f"shares {limit} pps"
+            f"shares {newcomer_pps} pps"
         )
     if f == "fragment_flood":
         seen = {p.proto for p in mine if p.proto in FRAGMENT_PROTOS}
@@ -136,12 +139,12 @@ def guarded(
     return [], ""
 
 
-def tightened(spec: RuleSpec, limit: int) -> RuleSpec | None:
+def tightened(spec: RuleSpec, newcomer_pps: int) -> RuleSpec | None:
     """The next step for a guarded rule that still lets the attack through, or None.
 
     Only a UDP rule sparing any socket can pass a spoofed flood at scale (datagrams to a
     bound service port); it becomes connected-only, known sources first, new sources
-    rate-limited. Same match, so the kernel updates the rule in its place."""
+    share `newcomer_pps`. Same match, so the kernel updates the rule in its place."""
     if spec.kind == "signature" and spec.proto == 17 and spec.spare == "sockets":
         return RuleSpec(
             "signature",
@@ -152,7 +155,7 @@ def tightened(spec: RuleSpec, limit: int) -> RuleSpec | None:
             fragments=spec.fragments,
             spare="connected",
             spare_known=True,
-            rate_pps=limit,
+            rate_pps=newcomer_pps,
         )
     return None
 

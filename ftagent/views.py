@@ -63,6 +63,10 @@ def health(agent: Agent) -> dict[str, Any]:
         # Whether rules spare what the node's sockets want; else plain rules (the reason).
         "socket_guard": agent.guard.available,
         "socket_guard_reason": agent.guard.reason,
+        # Clients that only exchanged UDP with the node become known sources (TC egress);
+        # the error says why the kernel refused it (then a warning too).
+        "udp_egress_learning": info.udp_egress_learning,
+        "udp_egress_error": info.udp_egress_error,
         "tcp_syncookies": agent.syncookies.value,
         "warnings": warnings(agent),
     }
@@ -90,6 +94,12 @@ def warnings(agent: Agent) -> list[str]:
         out.append(
             f"socket guard off ({agent.guard.reason}): plain rules, real users share "
             "the rate limits"
+        )
+    egress_error = agent.dp.attach_info.udp_egress_error
+    if egress_error is not None:
+        out.append(
+            f"UDP egress learning off ({egress_error}): clients that only exchanged UDP "
+            "with the node are not known sources"
         )
     if agent.syncookies.warning is not None:
         out.append(agent.syncookies.warning)

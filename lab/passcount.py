@@ -17,6 +17,7 @@ qdisc (close(), or the namespace going away) removes the counter.
 from __future__ import annotations
 
 import contextlib
+import errno
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -71,7 +72,7 @@ class PassCounter:
     @classmethod
     def attach(cls, ns: str, ifname: str, mac: str) -> PassCounter:
         from bcc import BPF
-        from pyroute2 import NetNS
+        from pyroute2 import NetlinkError, NetNS
 
         from ftagent.bpf.headers import use_kernel_headers
 
@@ -84,7 +85,11 @@ class PassCounter:
                 found = nsr.link_lookup(ifname=ifname)
                 if not found:
                     raise LabError(f"no interface {ifname!r} in namespace {ns!r}")
-                nsr.tc("add", "clsact", found[0])
+                try:  # the agent's own clsact (its TC egress program) may be there
+                    nsr.tc("add", "clsact", found[0])
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
                 nsr.tc("add-filter", "bpf", found[0], ":1", fd=fn.fd, name=fn.name,
                        parent=TC_INGRESS_PARENT, classid=1, direct_action=True)  # fmt: skip
         except BaseException:

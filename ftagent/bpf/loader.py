@@ -23,6 +23,12 @@
   today's plain rules. `pretend_missing_helpers` simulates that on a kernel that has them.
 - learn_one_in: known sources (RuleSpec.spare_known) are learned by looking 1 passed
   TCP (non-SYN) / UDP packet in N up in the socket tables; 0 turns learning off.
+- egress_learn_one_in: the TC egress program (ftagent.bpf.egress) marks the peer of 1 UDP
+  datagram in N the node sends as known ("exchanged UDP both ways"; a UDP service's
+  bound socket never shows its clients to the lookup above); 0: not attached. When the
+  kernel refuses it, XDP runs without it and attach_info.udp_egress_error says why.
+- newcomer_source_pps: under a known-sources rule, a source first seen during the attack
+  that sends again passes this many packets per second of its own (0: off).
 
 Why one module over 400 lines: compiling, attaching, pinning and the dead-agent takeover
 share one lifecycle (the flock, the pins and the attached program are created and undone
@@ -51,6 +57,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal
 
+from ftagent.bpf.egress import EgressError, attach_egress, detach_egress
 from ftagent.bpf.features import missing_socket_helpers
 from ftagent.bpf.headers import DEFAULT_CACHE_DIR
 from ftagent.bpf.maps import DatapathMaps
@@ -91,6 +98,10 @@ PINNED_MAPS = (
 )
 # Known sources: verify 1 passed TCP/UDP packet in this many (a socket lookup each).
 DEFAULT_LEARN_ONE_IN = 64
+# Known sources from egress UDP: 1 datagram the node sends in this many (per CPU).
+DEFAULT_EGRESS_LEARN_ONE_IN = 4
+# Second chance: what a repeating newcomer may pass per second under a known-sources rule.
+DEFAULT_NEWCOMER_SOURCE_PPS = 100
 PINNED_PROG = "prog"  # the attached program, so a restart can recognise its own
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
@@ -272,6 +283,7 @@ class XdpDatapath:
         self._lock_fd = -1  # flock on the pin directory while attached (see open)
         self._closed = False
         self._link = (0, info.ifindex)
+        self._egress = False  # tc_egress_learn is attached (close() removes it)
 
     @classmethod
     def open(
@@ -288,6 +300,8 @@ class XdpDatapath:
         header_cache_dir: Path = DEFAULT_CACHE_DIR,
         pretend_missing_helpers: Collection[str] = (),
         learn_one_in: int = DEFAULT_LEARN_ONE_IN,
+        egress_learn_one_in: int = DEFAULT_EGRESS_LEARN_ONE_IN,
+        newcomer_source_pps: int = DEFAULT_NEWCOMER_SOURCE_PPS,
     ) -> XdpDatapath:
         """Compile, load, attach to `interface` and pin the maps (pin_dir=None: no pins)."""
         if mode not in ("auto", "native", "generic"):
@@ -302,6 +316,7 @@ class XdpDatapath:
                     interface, ifindex, mode, top_sources_size, sample_rate,
                     src_insert_one_in, pin_dir, perf_buffer, handle_signals,
                     header_cache_dir, lock_fd, tuple(pretend_missing_helpers), learn_one_in,
+                    egress_learn_one_in, newcomer_source_pps,
                 )
             except BaseException:
                 if lock_fd >= 0:
@@ -315,6 +330,8 @@ class XdpDatapath:
         perf_buffer: bool | None, handle_signals: bool, header_cache_dir: Path, lock_fd: int,
         pretend_missing_helpers: tuple[str, ...] = (),
         learn_one_in: int = 0,
+        egress_learn_one_in: int = 0,
+        newcomer_source_pps: int = 0,
     ) -> XdpDatapath:
         from bcc import BPF
 
@@ -347,6 +364,7 @@ class XdpDatapath:
         maps.set_sample_rate(sample_rate)
         maps.set_source_insert_rate(src_insert_one_in)
         maps.set_learn_rate(0 if missing else learn_one_in)
+        maps.set_newcomer_source_pps(newcomer_source_pps)
         attempts = {"auto": ("native", "generic"), "native": ("native",),
                     "generic": ("generic",)}[mode]
         replace = False
@@ -393,6 +411,7 @@ class XdpDatapath:
         dp._link = self_id
         _open[self_id] = dp
         try:
+            dp._attach_egress(egress_learn_one_in)
             if pin_dir is not None:
                 dp._pin(pin_dir / interface, fn.fd)
                 info.extra["pin_dir"] = str(pin_dir / interface)
@@ -404,6 +423,22 @@ class XdpDatapath:
         if handle_signals:
             _install_handlers()
         return dp
+
+    def _attach_egress(self, one_in: int) -> None:
+        """Put tc_egress_learn on the interface when asked for (and the socket guard is
+        on: only its rules use known sources); a kernel refusal is logged and kept in
+        attach_info.udp_egress_error (the agent's /health warns), XDP runs on."""
+        if self._info.missing_helpers or not one_in:
+            return
+        try:
+            attach_egress(self._bpf, self._info.ifindex)
+        except EgressError as exc:
+            log.warning("%s: UDP egress learning off: %s", self._info.interface, exc)
+            self._info.udp_egress_error = str(exc)
+            return
+        self._egress = True
+        self._info.udp_egress_learning = True
+        self._maps.set_egress_learn_rate(one_in)
 
     def _pin(self, path: Path, prog_fd: int) -> None:
         # We hold the directory's lock (open), so whatever is pinned here is left over from
@@ -493,6 +528,9 @@ class XdpDatapath:
                     BPF.remove_xdp(self._info.interface.encode(),
                                    self._flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST)
         finally:
+            if self._egress:
+                with contextlib.suppress(Exception):
+                    detach_egress(self._info.ifindex)
             with contextlib.suppress(Exception):
                 self._unpin()
             if self._lock_fd >= 0:

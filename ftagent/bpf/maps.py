@@ -471,8 +471,11 @@ class DatapathMaps:
             if leaf.rule.expires_ns and self._same_match(self._decode_sig(leaf), spec):
                 leaf.rule.expires_ns = expires
                 leaf.rule.rate_pps = spec.rate_pps or 0
+                leaf.repeat.rate_pps = spec.rate_pps or 0
                 leaf.guard = self._sig_fields(spec)[7]
                 table[table.Key(i)] = leaf
+                slots[i] = leaf
+                self._pause_learning(slots)
                 return Rule(spec, expires, *self._rule_counts(int(leaf.rule.stat_idx)))
         free = [i for i, s in enumerate(slots) if not s.rule.expires_ns]
         if not free:  # reuse the slot of a rule that has expired
@@ -487,13 +490,27 @@ class DatapathMaps:
         leaf.sport, leaf.dport = sport, dport
         _bytes_into(leaf.dst, dst)
         leaf.rule.rate_pps = spec.rate_pps or 0
+        leaf.repeat.rate_pps = spec.rate_pps or 0  # what repeating newcomers share
         leaf.rule.stat_idx = self._stat_base("rsig") + slot
         leaf.rule.expires_ns = expires
         self._zero_rule_counts(int(leaf.rule.stat_idx))
         table[table.Key(slot)] = leaf
         slots[slot] = leaf
         self._set_n_sig(slots)
+        self._pause_learning(slots)
         return Rule(spec, expires)
+
+    def _pause_learning(self, slots: list[Any]) -> None:
+        """Egress learning stays off until the last known-sources rule expires: while one
+        is in force, the node's answer to a spoofed newcomer that got through must not make
+        that address known (and let its flood in). Tied to the rules' own expiry, so it
+        ends on its own when the agent dies (fail open, like the rules)."""
+        until = max(
+            (int(s.rule.expires_ns) for s in slots
+             if s.rule.expires_ns and int(s.guard) & GUARD_KNOWN),
+            default=0,
+        )  # fmt: skip
+        self._config_update(lambda c: setattr(c, "learn_paused_until_ns", until))
 
     def remove_rule(self, spec: RuleSpec) -> bool:
         validate_spec(spec)
@@ -505,6 +522,7 @@ class DatapathMaps:
                     table[table.Key(i)] = table.Leaf()
                     slots[i] = table.Leaf()
                     self._set_n_sig(slots)
+                    self._pause_learning(slots)
                     return True
             return False
         name, key = self._spec_location(spec)
@@ -578,6 +596,26 @@ class DatapathMaps:
         if one_in < 0 or one_in & (one_in - 1):
             raise ValueError(f"learn rate must be 0 or a power of two, got {one_in}")
         self._config_update(lambda c: setattr(c, "learn_one_in", one_in))
+
+    def set_egress_learn_rate(self, one_in: int) -> None:
+        """The TC egress program marks the destination of 1 UDP datagram in `one_in` the
+        node sends (per CPU) as a known source; 0 turns it off."""
+        if one_in < 0:
+            raise ValueError(f"egress learn rate must be >= 0, got {one_in}")
+        self._config_update(lambda c: setattr(c, "egress_learn_one_in", one_in))
+
+    def set_newcomer_source_pps(self, pps: int) -> None:
+        """Under a known-sources rule, a source first seen during the attack that sends
+        again passes up to `pps` packets per second of its own; 0: newcomers only share
+        the rule's rate."""
+        if pps < 0:
+            raise ValueError(f"newcomer source pps must be >= 0, got {pps}")
+        self._config_update(lambda c: setattr(c, "newcomer_source_pps", pps))
+
+    def learning_paused_until_ns(self) -> int:
+        """Kernel time until which egress learning is paused (0: not paused)."""
+        table = self._t("config")
+        return int(table[table.Key(0)].learn_paused_until_ns)
 
     def known_sources(self) -> list[IPAddress]:
         found: list[IPAddress] = []

@@ -78,6 +78,8 @@ def _run(cfg: Config, stop: threading.Event) -> int:
             mode=cfg.agent.xdp_mode,
             handle_signals=False,
             learn_one_in=cfg.agent.learn_one_in,
+            egress_learn_one_in=cfg.agent.egress_learn_one_in,
+            newcomer_source_pps=cfg.mitigation.newcomer_source_pps,
         )
     except Exception as exc:
         log.error("cannot start the XDP data path on %s: %s", cfg.agent.interface, exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -118,6 +119,38 @@ def test_known_sources_keep_ping_under_an_echo_rule(prog: Prog, lab: Lab) -> Non
         _, d = prog.run(bytes(ETH / IP(src="192.0.2.20", dst=lab.victim_v4) / ICMP()), 50)
         assert d.verdicts == {"passed": 50}
     assert [r.spec for r in prog.maps.list_rules()] == [spec]
+
+
+@pytest.mark.parametrize(("own_pps", "passed"), [(5, 2), (0, 1)])
+def test_a_newcomer_that_sends_again_gets_a_second_chance(
+    prog: Prog, lab: Lab, own_pps: int, passed: int
+) -> None:
+    """Second chance: a source first seen during the attack takes the shared budget with
+    its first packet; when it sends again it passes on its own budget (newcomer_source_pps
+    a second; 0: none) while the rule's repeat bucket (the rule's rate) has a token. Not
+    spared: it is not known. One-off random sources only get the shared budget."""
+    spec = RuleSpec("signature", proto=17, dst_port=9000, rate_pps=1, spare_known=True)
+    prog.maps.set_newcomer_source_pps(own_pps)
+    prog.maps.add_rule(spec, ttl_s=60)
+    client = IP(src="203.0.113.7", dst=lab.victim_v4) / UDP(sport=5, dport=9000) / Raw(b"q")
+    six = IPv6(src="2001:db8::77", dst=lab.victim_v6) / UDP(sport=5, dport=9000)
+    with lab.inside(lab.victim_ns):
+        # 1 a second in each bucket: the first packet takes the shared token, the second
+        # the repeat token (with its own budget), the rest find both empty
+        _, d = prog.run(bytes(ETH / client), repeat=20)
+        assert d.verdicts == {"passed": passed, "rate_limited": 20 - passed}
+        start, through = time.monotonic(), 0
+        for i in range(100):  # a spoofed flood: every source new, none repeats
+            spoofed = IP(src=f"198.51.100.{i + 1}", dst=lab.victim_v4) / UDP(dport=9000)
+            through += prog.run(bytes(ETH / spoofed))[1].verdicts.get("passed", 0)
+        # the shared bucket refills 1 token a second: nothing more gets through
+        assert through <= int(time.monotonic() - start)
+        assert prog.maps.remove_rule(spec)
+        prog.maps.add_rule(spec, ttl_s=60)  # fresh buckets
+        _, d = prog.run(bytes(ETH / six), repeat=10)
+        assert d.verdicts == {"passed": passed, "rate_limited": 10 - passed}
+    rule = rule_of(prog, spec)
+    assert rule.spared_packets == 0 and rule.dropped_packets == 10 - passed
 
 
 def test_learn_rate_must_be_a_power_of_two(prog: Prog) -> None:

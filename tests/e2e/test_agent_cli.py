@@ -98,6 +98,7 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
             # this kernel has the socket helpers: rules spare what the node's sockets want
             assert health["socket_guard"] is True and health["socket_guard_reason"] == "on"
             assert health["tcp_syncookies"] in (1, 2) and health["warnings"] == []
+            assert health["udp_egress_learning"] is True and health["udp_egress_error"] is None
             for name in (
                 'ftagent_packets_total{proto="udp"}',
                 'ftagent_bytes_total{proto="total"}',

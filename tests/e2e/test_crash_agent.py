@@ -27,6 +27,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from ftagent.bpf.egress import egress_filter_count
 from ftagent.bpf.loader import (
     DEFAULT_PIN_ROOT,
     PINNED_PROG,
@@ -159,6 +160,7 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
     assert _received(lab, BURST) >= BURST * 0.95
     with lab.inside(lab.victim_ns):
         assert xdp_prog_id(ifindex) == prog_id  # still attached: fail-open, not detach
+        assert egress_filter_count(ifindex) == 1  # its TC egress program is left too
 
     # Restart: one step from the dead agent's program to the new one; pins taken over.
     with lab.inside(lab.victim_ns):
@@ -170,6 +172,7 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
         with lab.inside(lab.victim_ns):
             assert xdp_prog_id(ifindex) == info.prog_id != prog_id
             assert xdp_attached_mode(ifindex) == 2  # one program (4 would mean several)
+            assert egress_filter_count(ifindex) == 1  # replaced, not a second one
         assert pinned_prog_id(pins / PINNED_PROG) == info.prog_id
         assert dp.list_rules() == []  # fresh maps: the dead agent's rules are gone
         # The old program is freed once nothing holds it (RCU: allow a moment).
@@ -193,6 +196,7 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
             dp.close()
     with lab.inside(lab.victim_ns):
         assert xdp_prog_id(ifindex) == 0
+        assert egress_filter_count(ifindex) == 0
     assert not pins.exists()
 
 

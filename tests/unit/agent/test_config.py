@@ -58,6 +58,13 @@ def test_full_file_and_round_trip():
         ("[detection.floors]\nsyn_pps = -1", "detection.floors.syn_pps: Expected `float` >= 0"),
         ('[mitigation]\nallowlist = ["10.0.0.0/33"]', "mitigation.allowlist[0]: '10.0.0.0/33'"),
         ("[agent]\ninterface = 3", "agent.interface: Expected `str`, got `int`"),
+        ("[agent]\negress_learn_one_in = -1", "agent.egress_learn_one_in: Expected `int` >= 0"),
+        ("[mitigation]\nnewcomer_share = 1.5", "mitigation.newcomer_share: Expected `float` <= 1"),
+        ("[mitigation]\nnewcomer_min_pps = 0", "mitigation.newcomer_min_pps: Expected `int` >= 1"),
+        (
+            "[mitigation]\nnewcomer_source_pps = -5",
+            "mitigation.newcomer_source_pps: Expected `int` >= 0",
+        ),
         ("[agent\n", "not valid TOML"),
     ],
 )
@@ -94,4 +101,4 @@ def test_learn_one_in_defaults_to_the_data_paths_own_default():
     from ftagent.config import AgentSection
 
     assert AgentSection().learn_one_in == DEFAULT_LEARN_ONE_IN
-    assert decode('[agent]\nlearn_one_in = 0\n').agent.learn_one_in == 0  # learning off
+    assert decode("[agent]\nlearn_one_in = 0\n").agent.learn_one_in == 0  # learning off

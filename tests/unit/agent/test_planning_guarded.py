@@ -22,6 +22,9 @@ from .packets import ETH, icmp, icmp6, sample, syn, udp
 
 CFG = MitigationConfig(max_source_rules=4, source_share=0.8, rate_limit_min_pps=500)
 SERVICE_PORT = 9000
+# What sources first seen during a 100 kpps attack share under a known-sources rule:
+# newcomer_share (0.5 %) of the vector's rate, not the class limit below.
+NEWCOMERS = 500
 
 
 def limit(metric: str) -> int:
@@ -107,9 +110,19 @@ def test_udp_service_flood_passes_known_sources_and_limits_new_ones() -> None:
             dst_port=SERVICE_PORT,
             spare="connected",
             spare_known=True,
-            rate_pps=777,
+            rate_pps=NEWCOMERS,
         )
     ]
+
+
+def test_newcomers_share_a_share_of_the_flood_with_a_floor() -> None:
+    # not the class rate limit (777 here): 0.5 % of the vector's rate, at least the floor
+    pkts = [udp(s, 1000 + i, SERVICE_PORT) for i, s in enumerate(spread())]
+    big = plan(Vector("udp_flood", "udp", 1.0, 4e5), pkts)
+    small = plan(Vector("udp_flood", "udp", 1.0, 2e3), pkts)
+    assert [r.rate_pps for r in big] == [2000]
+    assert [r.rate_pps for r in small] == [CFG.newcomer_min_pps]
+    assert CFG.newcomer_min_pps == 100 and CFG.newcomer_share == 0.005
 
 
 def test_amplification_drops_all_but_answers_to_own_sockets_53_and_123_included() -> None:
@@ -124,7 +137,7 @@ def test_amplification_drops_all_but_answers_to_own_sockets_53_and_123_included(
 def test_icmp_flood_limits_echo_and_spares_errors_and_known_sources() -> None:
     pkts = [icmp(s) for s in spread(40)] + [icmp6(f"2001:db8::{i:x}") for i in range(1, 40)]
     assert plan(Vector("icmp_flood", "icmp", 1.0, 1e5), pkts) == [
-        RuleSpec("signature", proto=p, rate_pps=777, spare="sockets", spare_known=True)
+        RuleSpec("signature", proto=p, rate_pps=NEWCOMERS, spare="sockets", spare_known=True)
         for p in (1, 58)
     ]
 
@@ -172,7 +185,7 @@ def test_a_udp_guard_the_flood_gets_through_is_tightened_then_widening_stops() -
     assert spared_may_be_attack(first[0])
     passed = [udp(s, 1000 + i, SERVICE_PORT) for i, s in enumerate(spread())]
     wider = plan_widening(v, passed, first, CFG, Protected(), limit, GUARD)
-    tight = RuleSpec("signature", proto=17, spare="connected", spare_known=True, rate_pps=777)
+    tight = RuleSpec("signature", proto=17, spare="connected", spare_known=True, rate_pps=NEWCOMERS)
     assert wider.rules == [tight] and tight.same_match(first[0])
     assert not spared_may_be_attack(tight)
     again = plan_widening(v, passed, [tight], CFG, Protected(), limit, GUARD)
