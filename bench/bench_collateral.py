@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from lab.collateral import CollateralLab
+    from lab.collateral import CollateralLab, PathCounters
     from lab.legit import LegitResult, LegitTraffic
     from lab.passcount import PassCounter
     from lab.rxrate import AchievedRate
@@ -62,6 +62,7 @@ BEFORE_S = 1.5  # the download's rate before a flood: over these seconds just be
 QUIET_S = 3.0  # the no-flood measurement of each agent run
 SETTLE_TIMEOUT_S = 30.0  # for the incident to resolve and its rules to go between attacks
 WINDOW_S = 0.1
+DL_BIN_S = 0.25  # the download's timeline, bins of this length
 ATTACKS = (
     "udp_flood",
     "syn_flood",
@@ -93,6 +94,7 @@ class Settings:
     modes: tuple[str, ...] = MODES
     quiet_s: float = QUIET_S
     before_s: float = BEFORE_S
+    repeat: int = 1  # runs of each cell (attack, IP version, mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,15 @@ class Outcome:
     # per rule in the kernel at the flood's end: (describe(), dropped, spared) packets
     rule_counts: tuple[tuple[str, int, int], ...]
     dropped: float | None  # share of the attack's packets kept from the stack, 0..1
+    # the download's bytes/s from the first rule to the flood's end (None: no rule)
+    download_from_rule_bytes_s: float | None = None
+    # the download's bytes/s in DL_BIN_S bins from before_s before the flood to its end
+    download_bins: tuple[float, ...] = ()
+    path: PathCounters | None = None  # the loss counters over the flood (after - before)
+    # the client's frames that it sent and that did not reach the victim's stack (lost on
+    # the way or dropped by XDP): its interface's tx count against the pass counter
+    client_lost: int | None = None
+    repeat: int = 0  # which repetition of this cell (0-based)
 
     def success(self, name: str) -> float:
         """Share (0..1) of a class that succeeded; the download: bytes/s during over
@@ -121,6 +132,13 @@ class Outcome:
             before = self.download_before_bytes_s
             return self.legit.download_bytes_s / before if before > 0 else 0.0
         return self.legit.classes()[name].success_rate
+
+    def download_from_rule(self) -> float | None:
+        """The download from the first rule on, over the same before (None: no rule)."""
+        before = self.download_before_bytes_s
+        if self.download_from_rule_bytes_s is None or before <= 0:
+            return None
+        return self.download_from_rule_bytes_s / before
 
 
 @dataclass
@@ -248,7 +266,8 @@ def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun
 
 
 def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, passed: PassCounter,
-              attack: str, ip_version: int, mode: str, settings: Settings) -> Outcome:  # fmt: skip
+              attack: str, ip_version: int, mode: str, settings: Settings,
+              repeat: int = 0) -> Outcome:  # fmt: skip
     from lab.legit import NEW_CLIENT_PER_S
     from lab.trafgen import start_flood, stop_flood
 
@@ -256,18 +275,23 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
     ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
     time.sleep(settings.before_s)
     fresh: list[str] = []
-    if attack == NEW_CLIENT_ATTACK:
+    if attack == NEW_CLIENT_ATTACK and repeat == 0:
         # one request a second from each of NEW_CLIENT_PER_S fresh clients; at most 60 a
-        # flood (the lab has 155 fresh IPv4 addresses in all)
+        # flood (the lab has 155 fresh IPv4 addresses in all: the first run of each mode
+        # and IP version measures them, repetitions do not)
         count = min(60, int(settings.flood_s * NEW_CLIENT_PER_S))
         fresh = lab.add_client_addresses(count, ip_version)
     meter = AttackMeter(lab, passed).start()
+    path_before = lab.path_counters()
+    client_passed_before = passed.read(lab.client.mac)
     t0_ns = time.monotonic_ns()
     t0 = t0_ns / 1e9
     packets = int(settings.pps * settings.flood_s)
     flood = start_flood(lab, attack, packets=packets, pps=settings.pps, ip_version=ip_version)
     try:
         result = legit.measure(settings.flood_s, fresh_sources=fresh)
+        path = lab.path_counters() - path_before
+        client_passed = passed.read(lab.client.mac) - client_passed_before
         counts = agent_run.rule_counts.read()  # before the flood's rules expire
         with contextlib.suppress(Exception):
             flood.wait(2.0)  # it ends by itself once its packets are out
@@ -280,6 +304,14 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
     first_rule = added[0].at_ns / 1e9 if added else None
     span = attack_windows(meter.samples, first_rule)
     start = span.start or t0
+    end = t0 + settings.flood_s
+    from_rule = (legit.download_over(first_rule, end)[0]
+                 if first_rule is not None and first_rule < end - DL_BIN_S else None)  # fmt: skip
+    bins = tuple(
+        legit.download_over(a, a + DL_BIN_S)[0]
+        for a in (t0 - settings.before_s + i * DL_BIN_S
+                  for i in range(int((settings.before_s + settings.flood_s) / DL_BIN_S)))
+    )  # fmt: skip
     return Outcome(
         attack=attack,
         ip_version=ip_version,
@@ -294,6 +326,11 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
         rules=tuple(dict.fromkeys(e.data.rule for e in added)),
         rule_counts=counts,
         dropped=span.dropped,
+        download_from_rule_bytes_s=from_rule,
+        download_bins=bins,
+        path=path,
+        client_lost=path.hosts["client"].tx_packets - client_passed,
+        repeat=repeat,
     )
 
 
@@ -311,7 +348,9 @@ def run(settings: Settings, tmp: Path,
     with (
         CollateralLab.create() as lab,
         LabServices.start(lab),
-        PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
+        PassCounter.attach(
+            lab.victim_ns, lab.victim_if, lab.attacker_mac, lab.client.mac
+        ) as passed,
     ):
         for mode in settings.modes:  # one agent run per mode: the XDP build is the slow part
             with running_agent(lab, tmp, mode) as agent_run:
@@ -326,12 +365,15 @@ def run(settings: Settings, tmp: Path,
                         dl, _ = legit.download_over(t0, t0 + settings.quiet_s)
                         quiet.append(Outcome("(no flood)", ip_version, mode, base, dl, None,
                                              0.0, "-", None, None, (), (), None))  # fmt: skip
-                        for attack in attacks:
+                        # each repetition runs every attack once, so a passing spell of
+                        # load on the shared machine does not fall on one cell's runs alone
+                        for repeat, attack in itertools.product(range(settings.repeat), attacks):
                             row = one_flood(lab, agent_run, legit, passed, attack, ip_version, mode,
-                                            settings)  # fmt: skip
+                                            settings, repeat)  # fmt: skip
                             rows.append(row)
                             if progress:
-                                print(f"  done: IPv{ip_version} {mode:<3} {attack}", flush=True,
+                                print(f"  done: IPv{ip_version} {mode:<3} {attack} "
+                                      f"(run {repeat + 1}/{settings.repeat})", flush=True,
                                       file=sys.stderr)  # fmt: skip
     return quiet, rows
 
