@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -38,6 +39,7 @@ ADDRESSES = {  # role -> (IPv4, IPv6)
     "victim": ("10.78.0.2", "fd78::2"),
     "client": ("10.78.0.3", "fd78::3"),
 }
+SPOOFED_V6 = "2001:db8::/96"  # where lab.trafgen's spoofed IPv6 sources lie
 FRESH_V4_FIRST, FRESH_V4_MAX = 100, 155  # add_client_addresses: 10.78.0.100 .. .254
 BRIDGE = "br0"  # inside the bridge namespace: no clash with anything
 NUD_NOARP = 0x40  # a static forwarding entry (`bridge fdb add ... static`)
@@ -282,6 +284,25 @@ class CollateralLab(InNamespaces):
             ports = {role: _link_drops(host.port) for role, host in self.hosts.items()}
         dropped, squeeze = _softnet()
         return PathCounters(hosts, ports, dropped, squeeze, stack)
+
+    @contextlib.contextmanager
+    def answers_to_spoofed_v6(self) -> Iterator[None]:
+        """For the block, the victim routes SPOOFED_V6 (the spoofed IPv6 sources of
+        lab.trafgen's floods) to the attacker's address: the victim's answers to a
+        spoofed flood (SYN-ACKs) then leave its interface, as they would on the
+        Internet, and end in the attacker's namespace (which does not forward them).
+        Without it they find no route and the victim's kernel drops them before
+        sending. Not a default route: IPv4's random sources stay unanswerable."""
+        from pyroute2 import NetNS
+
+        with NetNS(self.victim_ns, flags=0) as nsr:
+            nsr.route("add", dst=SPOOFED_V6, gateway=self.attacker_v6)
+        try:
+            yield
+        finally:
+            if (NETNS_DIR / self.victim_ns).exists():
+                with contextlib.suppress(Exception), NetNS(self.victim_ns, flags=0) as nsr:
+                    nsr.route("del", dst=SPOOFED_V6, gateway=self.attacker_v6)
 
     # ---------- the hosts, under the names the flood runner knows -----------------------
 

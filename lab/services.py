@@ -7,8 +7,8 @@ client namespace: a DNS resolver on port 53 that the victim queries (its answers
 from UDP port 53 to the victim). All listen on both IPv4 and IPv6 (`::`, dual stack).
 ICMP echo needs nothing: the victim's kernel answers.
 
-The HTTP server runs in a process of its own in the victim namespace (`python -m
-lab.services http`), as a real server does: in the process that runs the benchmark it
+The HTTP server runs as a process of its own per port in the victim namespace (`python
+-m lab.services http PORT`), as a real server does: in the process that runs the benchmark it
 shared the interpreter with the agent under test, whose garbage collections (50-215 ms
 each, several per flood) and GIL stalled the download and showed up as collateral of
 the mitigation. The UDP service and the resolver are sockets made inside their
@@ -169,30 +169,30 @@ def dns_answer(data: bytes) -> bytes:
     return minidns.encode_answer(data, ANSWER_V4, ANSWER_V6)
 
 
-def serve_http() -> None:
-    """The HTTP server process: listen on HTTP_PORTS in this process's namespace, print
-    READY, serve until stdin closes (the parent went away or closed it) or SIGTERM."""
-    servers = [_DualStackHTTPServer(("::", port), _Handler) for port in HTTP_PORTS]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                         daemon=True, name="http").start()  # fmt: skip
+def serve_http(port: int) -> None:
+    """The HTTP server process: listen on `port` in this process's namespace, print
+    READY, serve until stdin closes (the parent closed it, or went away)."""
+    server = _DualStackHTTPServer(("::", port), _Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                     name="http").start()  # fmt: skip
     print(READY, flush=True)
-    sys.stdin.read()  # returns at EOF: the parent closed the pipe or exited
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    sys.stdin.read()  # returns at EOF
+    server.shutdown()
+    server.server_close()
 
 
-def start_http(ns: str) -> subprocess.Popen[str]:
-    """Start the HTTP server process in namespace `ns`; returns once it listens."""
+def start_http(ns: str, port: int) -> subprocess.Popen[str]:
+    """Start the HTTP server process for `port` in namespace `ns`; returns once it
+    listens."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen(nsenter_argv(ns, [sys.executable, "-m", "lab.services", "http"]),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            cwd=REPO_ROOT, env=env, start_new_session=True)  # fmt: skip
+    argv = [sys.executable, "-m", "lab.services", "http", str(port)]
+    proc = subprocess.Popen(nsenter_argv(ns, argv), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env,
+                            start_new_session=True)  # fmt: skip
     ready = read_line(proc.stdout, START_TIMEOUT_S)
     if ready != READY:
         stop_http(proc)
-        raise ServiceError(f"the HTTP server in {ns!r} did not start (said {ready!r})")
+        raise ServiceError(f"the HTTP server for :{port} in {ns!r} did not start ({ready!r})")
     return proc
 
 
@@ -223,7 +223,8 @@ def stop_http(proc: subprocess.Popen[str]) -> None:
 
 @dataclass
 class LabServices:
-    http: subprocess.Popen[str]  # the HTTP server process (ports 80 and 443) on the victim
+    victim_ns: str
+    http: dict[int, subprocess.Popen[str]]  # port -> its HTTP server process, on the victim
     udp_service: UdpResponder
     resolver: UdpResponder
     _closed: bool = False
@@ -231,7 +232,7 @@ class LabServices:
     @classmethod
     def start(cls, lab: ServiceLab) -> LabServices:
         """Bind the UDP sockets inside their namespaces, serve them from threads, and
-        start the HTTP server process on the victim."""
+        start an HTTP server process per HTTP_PORTS port on the victim."""
         with enter_netns(lab.victim_ns):
             udp_sock = _dual_stack_udp(UDP_SERVICE_PORT)
         try:
@@ -240,21 +241,37 @@ class LabServices:
         except BaseException:
             udp_sock.close()
             raise
+        services = cls(lab.victim_ns, {}, UdpResponder(udp_sock, udp_service_answer).start(),
+                       UdpResponder(dns_sock, dns_answer).start())  # fmt: skip
         try:
-            http = start_http(lab.victim_ns)
+            for port in HTTP_PORTS:
+                services.open_http(port)
         except BaseException:
-            udp_sock.close()
-            dns_sock.close()
+            services.close()
             raise
-        return cls(http, UdpResponder(udp_sock, udp_service_answer).start(),
-                   UdpResponder(dns_sock, dns_answer).start())  # fmt: skip
+        return services
+
+    def open_http(self, port: int) -> None:
+        """Start the HTTP server on `port` (one of HTTP_PORTS) if it is not running."""
+        if port not in HTTP_PORTS:
+            raise ServiceError(f"port: one of {HTTP_PORTS}, got {port}")
+        if port not in self.http:
+            self.http[port] = start_http(self.victim_ns, port)
+
+    def close_http(self, port: int) -> None:
+        """Stop the HTTP server on `port`: nothing listens there until open_http (the
+        other port's server, and the download it serves, go on)."""
+        proc = self.http.pop(port, None)
+        if proc is not None:
+            stop_http(proc)
 
     def close(self) -> None:
         """Stop every service. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        stop_http(self.http)
+        for port in list(self.http):
+            self.close_http(port)
         self.udp_service.close()
         self.resolver.close()
 
@@ -267,6 +284,6 @@ class LabServices:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["http"]:
-        raise SystemExit("usage: python -m lab.services http  (run inside the victim namespace)")
-    serve_http()
+    if len(sys.argv) != 3 or sys.argv[1] != "http" or not sys.argv[2].isdigit():
+        raise SystemExit("usage: python -m lab.services http PORT  (inside the victim namespace)")
+    serve_http(int(sys.argv[2]))
