@@ -49,10 +49,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from lab.collateral import CollateralLab
-    from lab.legit import LegitResult, LegitTraffic
+    from lab.collateral import CollateralLab, PathCounters
+    from lab.legit import ClassResult, LegitResult, LegitTraffic
     from lab.passcount import PassCounter
     from lab.rxrate import AchievedRate
+    from lab.services import LabServices
     from tests.e2e.agent_harness import RunningAgent
 
 FLOOD_PPS = 45_000  # what this 2-core lab sustains evenly (the achieved rate is printed)
@@ -62,6 +63,7 @@ BEFORE_S = 1.5  # the download's rate before a flood: over these seconds just be
 QUIET_S = 3.0  # the no-flood measurement of each agent run
 SETTLE_TIMEOUT_S = 30.0  # for the incident to resolve and its rules to go between attacks
 WINDOW_S = 0.1
+DL_BIN_S = 0.25  # the download's timeline, bins of this length
 ATTACKS = (
     "udp_flood",
     "syn_flood",
@@ -79,6 +81,18 @@ ATTACKS = (
 )
 QUICK_ATTACKS = ("udp_flood", "syn_flood", "ack_flood", "dns_amplification", "udp_service_flood")
 NEW_CLIENT_ATTACK = "udp_service_flood"
+# runs of each cell by default (the table shows the median and the range); IPv6 once, so
+# the whole bench stays near 10 minutes on the 2-core machine
+REPEAT, REPEAT_V6 = 3, 1
+SYN_PORT = 80  # where syn_flood aims (lab.trafgen); closed for the closed-port cases
+SYN_CPU_SKIP_S = 1.0  # the CPU is measured from this long after the flood's start (rule in)
+# (label, agent mode, flood sent, :80 listening)
+SYN_CPU_CASES = (
+    ("open port, mitigation off", "off", True, True),
+    ("no flood", "on", False, True),
+    ("open port, mitigation on", "on", True, True),
+    ("closed port, mitigation on", "on", True, False),
+)
 MODES = ("off", "on")
 CLASSES = ("tcp_connect", "download", "udp_request", "dns_lookup", "ping")
 CLASS_HEADS = ("tcp", "dl", "udp", "dns", "ping")
@@ -93,6 +107,13 @@ class Settings:
     modes: tuple[str, ...] = MODES
     quiet_s: float = QUIET_S
     before_s: float = BEFORE_S
+    repeat: int = 1  # runs of each IPv4 cell (attack, mode)
+    repeat_v6: int = 1  # runs of each IPv6 cell
+    # the SYN-flood CPU cases to run (of SYN_CPU_CASES), per mode and IP version
+    syn_cpu: tuple[tuple[str, str, bool, bool], ...] = ()
+
+    def repeats(self, ip_version: int) -> int:
+        return self.repeat if ip_version == 4 else self.repeat_v6
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +134,15 @@ class Outcome:
     # per rule in the kernel at the flood's end: (describe(), dropped, spared) packets
     rule_counts: tuple[tuple[str, int, int], ...]
     dropped: float | None  # share of the attack's packets kept from the stack, 0..1
+    # the download's bytes/s from the first rule to the flood's end (None: no rule)
+    download_from_rule_bytes_s: float | None = None
+    # the download's bytes/s in DL_BIN_S bins from before_s before the flood to its end
+    download_bins: tuple[float, ...] = ()
+    path: PathCounters | None = None  # the loss counters over the flood (after - before)
+    # the client's frames that it sent and that did not reach the victim's stack (lost on
+    # the way or dropped by XDP): its interface's tx count against the pass counter
+    client_lost: int | None = None
+    repeat: int = 0  # which repetition of this cell (0-based)
 
     def success(self, name: str) -> float:
         """Share (0..1) of a class that succeeded; the download: bytes/s during over
@@ -121,6 +151,13 @@ class Outcome:
             before = self.download_before_bytes_s
             return self.legit.download_bytes_s / before if before > 0 else 0.0
         return self.legit.classes()[name].success_rate
+
+    def download_from_rule(self) -> float | None:
+        """The download from the first rule on, over the same before (None: no rule)."""
+        before = self.download_before_bytes_s
+        if self.download_from_rule_bytes_s is None or before <= 0:
+            return None
+        return self.download_from_rule_bytes_s / before
 
 
 @dataclass
@@ -153,10 +190,49 @@ class RuleCounts:
         return self._got
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentRun:
     agent: RunningAgent
     rule_counts: RuleCounts
+    last_flood_end: float = 0.0  # monotonic end of this run's last flood
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    """The machine's CPU time (/proc/stat's "cpu" line) in seconds, at one moment."""
+
+    softirq_s: float
+    system_s: float
+    at: float  # time.monotonic()
+
+    @classmethod
+    def read(cls) -> CpuTimes:
+        with open("/proc/stat") as fh:
+            cols = fh.readline().split()
+        tick = os.sysconf("SC_CLK_TCK")
+        # cpu user nice system idle iowait irq softirq ...
+        return cls(int(cols[7]) / tick, int(cols[3]) / tick, time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class SynCpu:
+    """One SYN-flood CPU case: the machine's softirq and system time over the flood (in
+    cores: CPU seconds per second), what the victim's kernel answered, and the clients."""
+
+    label: str
+    mode: str
+    ip_version: int
+    flood: bool
+    port_open: bool
+    softirq_cores: float
+    system_cores: float
+    syncookies_sent: int  # the victim's TcpExt.SyncookiesSent over the window
+    victim_tx: int  # frames the victim's interface sent over the window (SYN-ACKs ...)
+    no_route: int  # the victim's Ip.OutNoRoutes over the window (answers with no route)
+    window_s: float
+    connected: ClassResult | None  # new connections to :80 (None: :80 closed)
+    attack_pps: float
+    rules: tuple[tuple[str, int, int], ...]
 
 
 @dataclass
@@ -248,31 +324,40 @@ def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun
 
 
 def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, passed: PassCounter,
-              attack: str, ip_version: int, mode: str, settings: Settings) -> Outcome:  # fmt: skip
+              attack: str, ip_version: int, mode: str, settings: Settings,
+              repeat: int = 0) -> Outcome:  # fmt: skip
     from lab.legit import NEW_CLIENT_PER_S
     from lab.trafgen import start_flood, stop_flood
 
     ra = agent_run.agent
     ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
-    time.sleep(settings.before_s)
+    # the download's "before": the before_s just before this flood, none of the last one's
+    # in it (the wait for a quiet agent usually took that long already)
+    time.sleep(max(0.0, agent_run.last_flood_end + settings.before_s - time.monotonic()))
     fresh: list[str] = []
-    if attack == NEW_CLIENT_ATTACK:
+    if attack == NEW_CLIENT_ATTACK and repeat == 0:
         # one request a second from each of NEW_CLIENT_PER_S fresh clients; at most 60 a
-        # flood (the lab has 155 fresh IPv4 addresses in all)
+        # flood (the lab has 155 fresh IPv4 addresses in all: the first run of each mode
+        # and IP version measures them, repetitions do not)
         count = min(60, int(settings.flood_s * NEW_CLIENT_PER_S))
         fresh = lab.add_client_addresses(count, ip_version)
     meter = AttackMeter(lab, passed).start()
+    path_before = lab.path_counters()
+    client_passed_before = passed.read(lab.client.mac)
     t0_ns = time.monotonic_ns()
     t0 = t0_ns / 1e9
     packets = int(settings.pps * settings.flood_s)
     flood = start_flood(lab, attack, packets=packets, pps=settings.pps, ip_version=ip_version)
     try:
         result = legit.measure(settings.flood_s, fresh_sources=fresh)
+        path = lab.path_counters() - path_before
+        client_passed = passed.read(lab.client.mac) - client_passed_before
         counts = agent_run.rule_counts.read()  # before the flood's rules expire
         with contextlib.suppress(Exception):
             flood.wait(2.0)  # it ends by itself once its packets are out
     finally:
         achieved = stop_flood(flood)
+        agent_run.last_flood_end = time.monotonic()
         meter.stop()
     before, _ = legit.download_over(t0 - settings.before_s, t0)
     opened = ra.sink.of("opened", t0_ns)
@@ -280,6 +365,14 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
     first_rule = added[0].at_ns / 1e9 if added else None
     span = attack_windows(meter.samples, first_rule)
     start = span.start or t0
+    end = t0 + settings.flood_s
+    from_rule = (legit.download_over(first_rule, end)[0]
+                 if first_rule is not None and first_rule < end - DL_BIN_S else None)  # fmt: skip
+    bins = tuple(
+        legit.download_over(a, a + DL_BIN_S)[0]
+        for a in (t0 - settings.before_s + i * DL_BIN_S
+                  for i in range(int((settings.before_s + settings.flood_s) / DL_BIN_S)))
+    )  # fmt: skip
     return Outcome(
         attack=attack,
         ip_version=ip_version,
@@ -294,12 +387,83 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
         rules=tuple(dict.fromkeys(e.data.rule for e in added)),
         rule_counts=counts,
         dropped=span.dropped,
+        download_from_rule_bytes_s=from_rule,
+        download_bins=bins,
+        path=path,
+        client_lost=path.hosts["client"].tx_packets - client_passed,
+        repeat=repeat,
+    )
+
+
+def syn_cpu_case(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic,
+                 services: LabServices, passed: PassCounter, case: tuple[str, str, bool, bool],
+                 ip_version: int, settings: Settings) -> SynCpu:  # fmt: skip
+    """One SYN_CPU_CASES case: the CPU counters from SYN_CPU_SKIP_S after the flood's
+    start (the rule is in by then) to its end, the clients over the whole flood."""
+    from lab.trafgen import start_flood, stop_flood
+
+    label, mode, flood_sent, port_open = case
+    ra = agent_run.agent
+    ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
+    if not port_open:
+        services.close_http(SYN_PORT)
+    try:
+        t0 = time.monotonic()
+        meter = AttackMeter(lab, passed).start()
+        flood = None
+        if flood_sent:
+            packets = int(settings.pps * settings.flood_s)
+            flood = start_flood(lab, "syn_flood", packets=packets, pps=settings.pps,
+                                ip_version=ip_version)  # fmt: skip
+        reads: list[tuple[CpuTimes, PathCounters]] = []
+
+        def read_at(at: float) -> None:
+            time.sleep(max(0.0, at - time.monotonic()))
+            reads.append((CpuTimes.read(), lab.path_counters()))
+
+        skip = min(SYN_CPU_SKIP_S, settings.flood_s / 2)
+        window = [threading.Thread(target=read_at, args=(t0 + d,), daemon=True)
+                  for d in (skip, settings.flood_s)]  # fmt: skip
+        for t in window:
+            t.start()
+        try:
+            result = legit.measure(settings.flood_s)
+            counts = agent_run.rule_counts.read() if mode == "on" else ()
+            for t in window:
+                t.join(settings.flood_s + 5.0)
+        finally:
+            if flood is not None:
+                stop_flood(flood)
+                agent_run.last_flood_end = time.monotonic()
+            meter.stop()
+    finally:
+        services.open_http(SYN_PORT)
+    (c0, p0), (c1, p1) = sorted(reads, key=lambda r: r[0].at)
+    seconds = c1.at - c0.at
+    path = p1 - p0
+    span = attack_windows(meter.samples, None)
+    return SynCpu(
+        label=label,
+        mode=mode,
+        ip_version=ip_version,
+        flood=flood_sent,
+        port_open=port_open,
+        softirq_cores=(c1.softirq_s - c0.softirq_s) / seconds,
+        system_cores=(c1.system_s - c0.system_s) / seconds,
+        syncookies_sent=path.victim_stack["TcpExt.SyncookiesSent"],
+        victim_tx=path.hosts["victim"].tx_packets,
+        no_route=path.victim_stack["Ip.OutNoRoutes"],
+        window_s=seconds,
+        connected=result.tcp_connect if port_open else None,
+        attack_pps=span.mean_pps if flood_sent else 0.0,
+        rules=counts,
     )
 
 
 def run(settings: Settings, tmp: Path,
-        progress: bool = True) -> tuple[list[Outcome], list[Outcome]]:  # fmt: skip
-    """(no-flood rows, flood rows) for every mode, IP version and attack asked for."""
+        progress: bool = True) -> tuple[list[Outcome], list[Outcome], list[SynCpu]]:  # fmt: skip
+    """(no-flood rows, flood rows, SYN-flood CPU cases) for every mode, IP version and
+    attack asked for (the CPU cases only with settings.syn_cpu)."""
     from lab.collateral import CollateralLab
     from lab.legit import LegitTraffic
     from lab.passcount import PassCounter
@@ -308,10 +472,13 @@ def run(settings: Settings, tmp: Path,
 
     quiet: list[Outcome] = []
     rows: list[Outcome] = []
+    syn: list[SynCpu] = []
     with (
         CollateralLab.create() as lab,
-        LabServices.start(lab),
-        PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
+        LabServices.start(lab) as services,
+        PassCounter.attach(
+            lab.victim_ns, lab.victim_if, lab.attacker_mac, lab.client.mac
+        ) as passed,
     ):
         for mode in settings.modes:  # one agent run per mode: the XDP build is the slow part
             with running_agent(lab, tmp, mode) as agent_run:
@@ -326,14 +493,32 @@ def run(settings: Settings, tmp: Path,
                         dl, _ = legit.download_over(t0, t0 + settings.quiet_s)
                         quiet.append(Outcome("(no flood)", ip_version, mode, base, dl, None,
                                              0.0, "-", None, None, (), (), None))  # fmt: skip
-                        for attack in attacks:
+                        # each repetition runs every attack once, so a passing spell of
+                        # load on the shared machine does not fall on one cell's runs alone
+                        repeats = settings.repeats(ip_version)
+                        for repeat, attack in itertools.product(range(repeats), attacks):
                             row = one_flood(lab, agent_run, legit, passed, attack, ip_version, mode,
-                                            settings)  # fmt: skip
+                                            settings, repeat)  # fmt: skip
                             rows.append(row)
                             if progress:
-                                print(f"  done: IPv{ip_version} {mode:<3} {attack}", flush=True,
+                                print(f"  done: IPv{ip_version} {mode:<3} {attack} "
+                                      f"(run {repeat + 1}/{repeats})", flush=True,
                                       file=sys.stderr)  # fmt: skip
-    return quiet, rows
+                        cases = [c for c in settings.syn_cpu if c[1] == mode]
+                        if not cases:
+                            continue
+                        # IPv6: the victim's SYN-ACKs to the spoofed sources leave its
+                        # interface (a route to the attacker); IPv4: no route back
+                        with (lab.answers_to_spoofed_v6() if ip_version == 6
+                              else contextlib.nullcontext()):  # fmt: skip
+                            for repeat, case in itertools.product(range(repeats), cases):
+                                syn.append(syn_cpu_case(lab, agent_run, legit, services, passed,
+                                                        case, ip_version, settings))  # fmt: skip
+                                if progress:
+                                    print(f"  done: SYN CPU IPv{ip_version} {mode} {case[0]} "
+                                          f"(run {repeat + 1}/{repeats})", flush=True,
+                                          file=sys.stderr)  # fmt: skip
+    return quiet, rows, syn
 
 
 # ---------- the table --------------------------------------------------------------------
@@ -358,41 +543,70 @@ def _rules_text(o: Outcome) -> str:
     return "; ".join(o.rules) or "-"
 
 
+def _cell(values: Sequence[float | None]) -> str:
+    """One cell over a cell's runs: the value, or with several runs the median and the
+    range, "median [min-max]" ("-": nothing measured)."""
+    got = sorted(v for v in values if v is not None)
+    if not got:
+        return "-"
+    if len(got) == 1 or got[0] == got[-1]:
+        return _pct(got[0])
+    return f"{_pct(statistics.median(got))} [{_pct(got[0])}-{_pct(got[-1])}]"
+
+
+def _count(values: Sequence[int | None]) -> str:
+    """Counts over a cell's runs: their median, and the largest when it differs."""
+    got = sorted(v for v in values if v is not None)
+    if not got:
+        return "-"
+    med = statistics.median(got)
+    return f"{med:g}" if got[-1] == med else f"{med:g} (max {got[-1]})"
+
+
 def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
-    """The printed table: one line per attack and IP version, OFF and ON side by side."""
-    by = {(o.attack, o.ip_version, o.mode): o for o in (*quiet, *rows)}
-    keys = list(dict.fromkeys((o.attack, o.ip_version) for o in (*quiet, *rows)))
-    heads = " ".join(f"{h:>5}" for h in CLASS_HEADS)
+    """The printed table: one line per attack, IP version and mode, each cell the median
+    of its runs with the range when they differ."""
+    runs: dict[tuple[str, int, str], list[Outcome]] = {}
+    for o in (*quiet, *rows):
+        runs.setdefault((o.attack, o.ip_version, o.mode), []).append(o)
+    repeat = max((len(v) for v in runs.values()), default=1)
     lines = [
-        "legit success in % (dl: download bytes/s during the flood over before it); "
-        "dropped: % of the attack's packets kept from the victim's stack from the first "
-        "full 100 ms window after the first rule (no rule: over the whole flood)",
-        f"{'attack':<24} {'v':>1} {'kpps':>5} {'family (ON)':<24} | OFF {heads} | "
-        f"ON  {heads} | {'drop OFF':>8} {'drop ON':>7} {'det ms':>6} {'rule ms':>7} | "
-        "rules (ON) [their packets at the flood's end]",
+        "legit success in % (dl: the download's bytes/s during the flood over the "
+        f"{BEFORE_S:g} s before it; dl@rule: the same from the first rule to the flood's end); "
+        "dropped: % of the attack's packets kept from the victim's stack from the first full "
+        "100 ms window after the first rule (no rule: over the whole flood); "
+        + (f"median [min-max] of {repeat} runs; " if repeat > 1 else "")
+        + "lost: the client's frames that did not reach the victim's stack (pass counter "
+        "against its interface's tx, +-2 from reading the two apart); drops: frames any lab "
+        "interface, bridge port or input backlog dropped; retx: the victim's TCP "
+        "retransmissions",
     ]
-    for attack, version in keys:
-        off, on = by.get((attack, version, "off")), by.get((attack, version, "on"))
-        ref = on or off
-        assert ref is not None
-        kpps = f"{ref.attack_pps / 1000:5.1f}" if ref.attack_pps else f"{'-':>5}"
-        cells = []
-        for o in (off, on):
-            vals = [_pct(o.success(c)) if o is not None else "-" for c in CLASSES]
-            cells.append(" ".join(f"{v:>5}" for v in vals))
-        family = on.family if on else "-"
-        rules = _rules_text(on) if on else "-"
-        lines.append(
-            f"{attack:<24} {version:>1} {kpps} {family:<24} | OFF {cells[0]} | ON  {cells[1]} | "
-            f"{_pct(off.dropped if off else None):>8} {_pct(on.dropped if on else None):>7} "
-            f"{_ms(on.detect_ms if on else None):>6} {_ms(on.rule_ms if on else None):>7} | {rules}"
-        )
+    for (attack, version, mode), cell in runs.items():
+        ref = cell[0]
+        kpps = statistics.median(o.attack_pps for o in cell) / 1000
+        parts = [
+            f"{h} {_cell([o.success(c) for o in cell])}"
+            for h, c in zip(CLASS_HEADS, CLASSES, strict=True)
+        ]
+        parts.append(f"dl@rule {_cell([o.download_from_rule() for o in cell])}")
+        parts.append(f"dropped {_cell([o.dropped for o in cell])}")
+        parts.append(f"lost {_count([o.client_lost for o in cell])}")
+        parts.append(f"drops {_count([o.path.link_drops if o.path else None for o in cell])}")
+        retx = [o.path.victim_stack.get("Tcp.RetransSegs") if o.path else None for o in cell]
+        parts.append(f"retx {_count(retx)}")
+        if ref.rule_ms is not None:
+            parts.append(f"det/rule ms {_ms(statistics.median(o.detect_ms or 0 for o in cell))}/"
+                         f"{_ms(statistics.median(o.rule_ms or 0 for o in cell))}")  # fmt: skip
+        head = f"{attack:<24} v{version} {mode.upper():<3} {kpps:5.1f} kpps  {ref.family:<24}"
+        lines.append(f"{head} | " + " | ".join(parts))
+        if mode == "on" and attack != "(no flood)":
+            lines.append(f"{'':<24}          rules: {_rules_text(ref)}")
     fresh = [o for o in rows if o.legit.udp_new_client is not None]
     if fresh:
         lines.append("")
         lines.append(
             "UDP service, clients first seen during the flood (one request each from an "
-            "address never used before), success in %:"
+            "address never used before; first run of each cell), success in %:"
         )
         for o in fresh:
             assert o.legit.udp_new_client is not None
@@ -413,6 +627,49 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
     return lines
 
 
+def _num(values: Sequence[float], fmt: str) -> str:
+    """Numbers over a case's runs: the value, or the median and [min-max]."""
+    got = sorted(values)
+    if got[0] == got[-1]:
+        return format(got[0], fmt)
+    return f"{format(statistics.median(got), fmt)} [{format(got[0], fmt)}-{format(got[-1], fmt)}]"
+
+
+def syn_cpu_table(cases: list[SynCpu]) -> list[str]:
+    """The SYN-flood CPU table: one line per case and IP version (median [min-max] of
+    its runs)."""
+    if not cases:
+        return []
+    runs: dict[tuple[str, int], list[SynCpu]] = {}
+    for c in cases:
+        runs.setdefault((c.label, c.ip_version), []).append(c)
+    lines = [
+        f"SYN flood to :{SYN_PORT} (syn_flood, random sources): the machine's CPU from "
+        f"{SYN_CPU_SKIP_S:g} s after the flood's start to its end, in cores (softirq: the "
+        "kernel's packet work for every namespace, trafgen's sending and the other tenants "
+        "of this machine included; sys: system time); cookies: the victim's SyncookiesSent; "
+        "tx: frames its interface sent; no route: its answers dropped for want of a route "
+        "(IPv4: the spoofed sources have none; IPv6: routed to the attacker, so they leave); "
+        "clients: new connections to :80 over the whole flood",
+        f"{'case':<28} v {'kpps':>5} | softirq | sys | cookies | tx | no route | clients | "
+        "rule [dropped, spared] (first run)",
+    ]
+    for (label, version), cell in runs.items():
+        ref = cell[0]
+        kpps = (f"{statistics.median(c.attack_pps for c in cell) / 1000:5.1f}" if ref.flood
+                else f"{'-':>5}")  # fmt: skip
+        clients = _cell([c.connected.success_rate if c.connected else None for c in cell])
+        rules = "; ".join(f"{d} [{n:,}, {m:,}]" for d, n, m in ref.rules) or "-"
+        lines.append(
+            f"{label:<28} {version} {kpps} | {_num([c.softirq_cores for c in cell], '.2f')} | "
+            f"{_num([c.system_cores for c in cell], '.2f')} | "
+            f"{_num([c.syncookies_sent for c in cell], ',.0f')} | "
+            f"{_num([c.victim_tx for c in cell], ',.0f')} | "
+            f"{_num([c.no_route for c in cell], ',.0f')} | {clients} | {rules}"
+        )
+    return lines
+
+
 def parse_args(argv: Sequence[str]) -> Settings:
     p = argparse.ArgumentParser(prog="python -m bench.bench_collateral",
                                 description=__doc__.split("\n\n")[0])  # fmt: skip
@@ -424,15 +681,30 @@ def parse_args(argv: Sequence[str]) -> Settings:
     p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--seconds", type=float, help=f"flood length (default {FLOOD_S:.0f})")
     p.add_argument("--pps", type=int, default=FLOOD_PPS, help="flood rate asked for")
+    p.add_argument("--repeat", type=int, default=REPEAT,
+                   help=f"runs of each IPv4 cell (default {REPEAT}; --quick: 1)")  # fmt: skip
+    p.add_argument("--repeat-v6", type=int, default=REPEAT_V6,
+                   help=f"runs of each IPv6 cell (default {REPEAT_V6})")  # fmt: skip
+    syn = p.add_mutually_exclusive_group()
+    syn.add_argument("--no-syn-cpu", action="store_true",
+                     help="leave out the SYN-flood CPU table (--quick leaves it out)")  # fmt: skip
+    syn.add_argument("--syn-cpu-only", action="store_true",
+                     help="only the SYN-flood CPU table (no attack table)")  # fmt: skip
     args = p.parse_args(argv)
     if args.seconds is not None and not 0.5 <= args.seconds <= 30:
         p.error("--seconds: 0.5 .. 30")
     if not 1000 <= args.pps <= 200_000:
         p.error("--pps: 1000 .. 200000")
+    for name, value in (("--repeat", args.repeat), ("--repeat-v6", args.repeat_v6)):
+        if not 1 <= value <= 10:
+            p.error(f"{name}: 1 .. 10")
     attacks = tuple(args.attack or (QUICK_ATTACKS if args.quick else ATTACKS))
     versions = tuple(sorted(set(args.ip or ((4,) if args.quick else (4, 6)))))
     seconds = args.seconds or (QUICK_FLOOD_S if args.quick else FLOOD_S)
-    return Settings(attacks, versions, seconds, args.pps)
+    repeat = 1 if args.quick and "--repeat" not in argv else args.repeat
+    syn_cpu = () if args.no_syn_cpu or (args.quick and not args.syn_cpu_only) else SYN_CPU_CASES
+    return Settings(() if args.syn_cpu_only else attacks, versions, seconds, args.pps,
+                    repeat=repeat, repeat_v6=args.repeat_v6, syn_cpu=syn_cpu)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -445,12 +717,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("ftagent").setLevel(logging.ERROR)  # the table, not the agent's log
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ftbench-collateral-") as d:
-        quiet, rows = run(settings, Path(d))
+        quiet, rows, syn = run(settings, Path(d))
     print(
         f"floods: {settings.pps:,} pps asked for, {settings.flood_s:g} s each, paced by a tbf "
-        f"qdisc, random sources; kpps: the attack's mean rate into the bridge (ON run)"
+        f"qdisc, random sources; kpps: the attack's mean rate into the bridge; runs per cell: "
+        f"IPv4 {settings.repeat}, IPv6 {settings.repeat_v6}"
     )
-    for line in table(quiet, rows):
+    if settings.attacks:
+        for line in table(quiet, rows):
+            print(line)
+        print()
+    for line in syn_cpu_table(syn):
         print(line)
     print(f"(bench took {time.monotonic() - started:.0f} s)")
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from lab.netns import IFA_F_NODAD, NETNS_DIR, InNamespaces, next_run_id
+from lab.netns import IFA_F_NODAD, NETNS_DIR, InNamespaces, LabError, enter_netns, next_run_id
 
 V4_PREFIX, V6_PREFIX = 24, 64
 ROLES = ("attacker", "victim", "client")
@@ -38,12 +39,109 @@ ADDRESSES = {  # role -> (IPv4, IPv6)
     "victim": ("10.78.0.2", "fd78::2"),
     "client": ("10.78.0.3", "fd78::3"),
 }
+SPOOFED_V6 = "2001:db8::/96"  # where lab.trafgen's spoofed IPv6 sources lie
 FRESH_V4_FIRST, FRESH_V4_MAX = 100, 155  # add_client_addresses: 10.78.0.100 .. .254
 BRIDGE = "br0"  # inside the bridge namespace: no clash with anything
 NUD_NOARP = 0x40  # a static forwarding entry (`bridge fdb add ... static`)
 NTF_MASTER = 0x04
 
 _live: set[CollateralLab] = set()
+# The victim's TCP and IP counters that show where its traffic was lost or answered
+# (its namespace's /proc/net/snmp and /proc/net/netstat): (section, name)
+VICTIM_STACK_COUNTERS = (
+    ("Tcp", "RetransSegs"),
+    ("TcpExt", "TCPTimeouts"),
+    ("TcpExt", "SyncookiesSent"),
+    ("TcpExt", "SyncookiesRecv"),
+    ("TcpExt", "ListenOverflows"),
+    ("TcpExt", "ListenDrops"),
+    ("Ip", "OutNoRoutes"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDrops:
+    """One interface's drop and traffic counters (/proc/net/dev of its namespace)."""
+
+    rx_packets: int
+    rx_dropped: int
+    tx_packets: int
+    tx_dropped: int
+
+    def __sub__(self, other: LinkDrops) -> LinkDrops:
+        return LinkDrops(self.rx_packets - other.rx_packets, self.rx_dropped - other.rx_dropped,
+                         self.tx_packets - other.tx_packets,
+                         self.tx_dropped - other.tx_dropped)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PathCounters:
+    """Every counter on the legitimate traffic's path that shows a loss outside XDP:
+    the three hosts' interfaces and their bridge ports (a veth that cannot take a frame
+    counts it as the SENDER's tx_dropped), the machine's per-CPU input backlogs
+    (/proc/net/softnet_stat: dropped, and time_squeeze, softirq runs that ran out of
+    budget; one machine-wide figure: the lab shares it with everything else) and the
+    victim's own TCP and IP counters (VICTIM_STACK_COUNTERS). Subtract two reads for
+    what happened between them."""
+
+    hosts: dict[str, LinkDrops]  # role -> its interface, in its namespace
+    ports: dict[str, LinkDrops]  # role -> its bridge port, in the bridge namespace
+    backlog_dropped: int
+    time_squeeze: int
+    victim_stack: dict[str, int]  # "Section.Name" -> value
+
+    def __sub__(self, other: PathCounters) -> PathCounters:
+        return PathCounters(
+            {r: d - other.hosts[r] for r, d in self.hosts.items()},
+            {r: d - other.ports[r] for r, d in self.ports.items()},
+            self.backlog_dropped - other.backlog_dropped,
+            self.time_squeeze - other.time_squeeze,
+            {k: v - other.victim_stack.get(k, 0) for k, v in self.victim_stack.items()},
+        )
+
+    @property
+    def link_drops(self) -> int:
+        """Frames any lab interface or bridge port dropped (rx or tx), and backlog drops."""
+        links = (*self.hosts.values(), *self.ports.values())
+        return self.backlog_dropped + sum(d.rx_dropped + d.tx_dropped for d in links)
+
+
+def _link_drops(ifname: str) -> LinkDrops:
+    """`ifname`'s counters in the calling thread's namespace."""
+    with open("/proc/thread-self/net/dev") as fh:
+        for line in fh:
+            name, sep, rest = line.partition(":")
+            if sep and name.strip() == ifname:
+                f = [int(x) for x in rest.split()]
+                # rx: bytes packets errs drop fifo frame compressed multicast, then tx:
+                # bytes packets errs drop ...
+                return LinkDrops(f[1], f[3], f[9], f[11])
+    raise LabError(f"no interface {ifname!r} in this network namespace")
+
+
+def _stack_counters(wanted: tuple[tuple[str, str], ...]) -> dict[str, int]:
+    """(section, name) counters of the calling thread's namespace, as "Section.Name"."""
+    found: dict[str, int] = {}
+    for path in ("/proc/thread-self/net/snmp", "/proc/thread-self/net/netstat"):
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+        for head, values in zip(lines[::2], lines[1::2], strict=True):
+            section, _, names = head.partition(":")
+            for name, value in zip(names.split(), values.partition(":")[2].split(), strict=True):
+                if (section, name) in wanted:
+                    found[f"{section}.{name}"] = int(value)
+    return found
+
+
+def _softnet() -> tuple[int, int]:
+    """(dropped, time_squeeze) summed over the machine's CPUs."""
+    dropped = squeeze = 0
+    with open("/proc/net/softnet_stat") as fh:
+        for line in fh:
+            cols = line.split()
+            dropped += int(cols[1], 16)
+            squeeze += int(cols[2], 16)
+    return dropped, squeeze
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +270,39 @@ class CollateralLab(InNamespaces):
                     nsr.addr("add", index=idx, address=address, prefixlen=V6_PREFIX,
                              flags=IFA_F_NODAD, preferred_lft=0)  # fmt: skip
         return made
+
+    def path_counters(self) -> PathCounters:
+        """The loss counters of the whole path (PathCounters), read now. Enters the
+        namespaces on the calling thread (and returns it to its own)."""
+        hosts: dict[str, LinkDrops] = {}
+        for role, host in self.hosts.items():
+            with enter_netns(host.ns):
+                hosts[role] = _link_drops(host.ifname)
+                if role == "victim":
+                    stack = _stack_counters(VICTIM_STACK_COUNTERS)
+        with enter_netns(self.bridge_ns):
+            ports = {role: _link_drops(host.port) for role, host in self.hosts.items()}
+        dropped, squeeze = _softnet()
+        return PathCounters(hosts, ports, dropped, squeeze, stack)
+
+    @contextlib.contextmanager
+    def answers_to_spoofed_v6(self) -> Iterator[None]:
+        """For the block, the victim routes SPOOFED_V6 (the spoofed IPv6 sources of
+        lab.trafgen's floods) to the attacker's address: the victim's answers to a
+        spoofed flood (SYN-ACKs) then leave its interface, as they would on the
+        Internet, and end in the attacker's namespace (which does not forward them).
+        Without it they find no route and the victim's kernel drops them before
+        sending. Not a default route: IPv4's random sources stay unanswerable."""
+        from pyroute2 import NetNS
+
+        with NetNS(self.victim_ns, flags=0) as nsr:
+            nsr.route("add", dst=SPOOFED_V6, gateway=self.attacker_v6)
+        try:
+            yield
+        finally:
+            if (NETNS_DIR / self.victim_ns).exists():
+                with contextlib.suppress(Exception), NetNS(self.victim_ns, flags=0) as nsr:
+                    nsr.route("del", dst=SPOOFED_V6, gateway=self.attacker_v6)
 
     # ---------- the hosts, under the names the flood runner knows -----------------------
 

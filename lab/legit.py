@@ -18,14 +18,19 @@ returns once the last attempt has succeeded or timed out):
 - download: one HTTP download (port 443) started with the generator and read for its
   whole life: bytes/s over the interval and the longest stall without data
   (download_over(t0, t1) gives the same for any other stretch of its life, e.g. the
-  seconds before a flood);
+  seconds before a flood). It is read by a process of its own in the client namespace
+  (`python -m lab.legit download ADDRESS`), which reports the monotonic time and size
+  of every read (and a tick every TICK_S without data): a pause of this process (the
+  agent under test shares it in the benchmark) neither delays the reads nor moves
+  their timestamps;
 - udp_new_client (only when measure() is given fresh source addresses): requests to the
   UDP service, 10/s, each from a new socket bound to the next fresh address: a client
   the victim has never heard from before (the addresses must be the client's, see
   CollateralLab.add_client_addresses).
 
-Everything runs on one asyncio loop in a thread that lives in the client namespace; the
-victim's DNS sockets are made inside the victim namespace and then used from that loop.
+Everything else runs on one asyncio loop in a thread that lives in the client namespace;
+the victim's DNS sockets are made inside the victim namespace and then used from that
+loop.
 """
 
 from __future__ import annotations
@@ -34,9 +39,13 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import os
 import random
+import select
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,8 +55,8 @@ from types import TracebackType
 from typing import Protocol, TypeVar
 
 from lab import minidns
-from lab.netns import enter_netns
-from lab.services import DNS_PORT, HTTP_PORTS, UDP_SERVICE_PORT
+from lab.netns import enter_netns, nsenter_argv
+from lab.services import DNS_PORT, HTTP_PORTS, REPO_ROOT, UDP_SERVICE_PORT, read_line
 
 ATTEMPT_TIMEOUT_S = 1.0
 TCP_CONNECT_PER_S = 20
@@ -57,6 +66,9 @@ PING_PER_S = 10
 NEW_CLIENT_PER_S = 10
 TCP_PORT, DOWNLOAD_PORT = HTTP_PORTS  # 80: new connections; 443: the long download
 LOOKUP_NAME = "www.example.test"
+TICK_S = 0.05  # the download reader reports at least this often, data or not
+READY = "ready"  # the download reader's first line, once the answer's head is in
+SYNC_TIMEOUT_S = 3.0  # download_over waits this long for the reader's reports to reach t1
 T = TypeVar("T")
 
 
@@ -123,18 +135,75 @@ def _checksum(data: bytes) -> int:
 
 @dataclass
 class _Download:
-    """The long download: (monotonic time, bytes) for every read."""
+    """The long download: (monotonic time, bytes) for every read, as the reader process
+    reported them; `seen` is the latest time it reported (a read or a tick)."""
 
     reads: list[tuple[float, int]] = field(default_factory=list)
     started_at: float = 0.0
+    seen: float = 0.0
+    ended: bool = False
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def add(self, at: float, size: int) -> None:
+        with self.changed:
+            if size > 0:
+                self.reads.append((at, size))
+            self.seen = max(self.seen, at)
+            self.changed.notify_all()
+
+    def end(self) -> None:
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
 
     def over(self, t0: float, t1: float) -> tuple[float, float]:
-        """(bytes/s, longest stall in s) between t0 and t1."""
-        inside = [(t, n) for t, n in self.reads if t0 <= t < t1]
+        """(bytes/s, longest stall in s) between t0 and t1, once the reader has reported
+        up to t1 (or ended, or SYNC_TIMEOUT_S passed: a stalled reader is a stall)."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.seen >= t1 or self.ended, SYNC_TIMEOUT_S)
+            inside = [(t, n) for t, n in self.reads if t0 <= t < t1]
         got = sum(n for _, n in inside)
         marks = [t0, *(t for t, _ in inside), t1]
         stall = max(b - a for a, b in itertools.pairwise(marks))
         return got / (t1 - t0), stall
+
+
+def read_download(address: str, port: int) -> None:
+    """The download reader process (`python -m lab.legit download ADDRESS [PORT]`): GET
+    /download, print READY once the 200 head is in, then "<monotonic> <bytes>" for every
+    read and "<monotonic> 0" every TICK_S without data, until the server closes or
+    stdout does (the parent went away)."""
+    with socket.create_connection((address, port), timeout=5.0) as sock:
+        sock.sendall(b"GET /download HTTP/1.0\r\nHost: victim\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                raise SystemExit("download: closed before the answer's head")
+            head += data
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            raise SystemExit(f"download: unexpected answer {head[:80]!r}")
+        print(READY, flush=True)
+        sock.setblocking(False)
+        out = sys.stdout
+        while True:
+            ready, _, _ = select.select([sock], [], [], TICK_S)
+            size = 0
+            if ready:
+                try:
+                    data = sock.recv(1 << 20)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return  # a reset download: the parent sees the stall
+                if not data:
+                    return
+                size = len(data)
+            try:
+                out.write(f"{time.monotonic():.6f} {size}\n")
+                out.flush()
+            except BrokenPipeError:
+                return
 
 
 class LegitTraffic:
@@ -151,7 +220,8 @@ class LegitTraffic:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, daemon=True, name="legit")
         self._download = _Download()
-        self._download_task: asyncio.Task[None] | None = None
+        self._reader: subprocess.Popen[str] | None = None
+        self._reader_thread: threading.Thread | None = None
         self._udp: socket.socket | None = None
         self._udp_waiting: dict[int, asyncio.Future[bool]] = {}
         self._icmp: socket.socket | None = None
@@ -165,6 +235,7 @@ class LegitTraffic:
         legit._thread.start()
         try:
             legit._call(legit._open)
+            legit._start_download()
         except BaseException:
             legit.close()
             raise
@@ -207,40 +278,51 @@ class LegitTraffic:
         icmp.setblocking(False)
         loop.add_reader(icmp.fileno(), self._icmp_readable)
         self._icmp = icmp
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.victim, DOWNLOAD_PORT), 5.0
-        )
-        writer.write(b"GET /download HTTP/1.0\r\nHost: victim\r\n\r\n")
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
-        if b" 200 " not in head.split(b"\r\n", 1)[0]:
-            raise RuntimeError(f"download: unexpected answer {head[:80]!r}")
-        self._download.started_at = time.monotonic()
-        self._download_task = asyncio.ensure_future(self._read_download(reader, writer))
 
-    async def _read_download(self, reader: asyncio.StreamReader,
-                             writer: asyncio.StreamWriter) -> None:  # fmt: skip
+    def _start_download(self) -> None:
+        """Start the download reader process in the client namespace; returns once the
+        download's answer has begun."""
+        argv = [sys.executable, "-m", "lab.legit", "download", self.victim, str(DOWNLOAD_PORT)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.Popen(nsenter_argv(self.lab.client_ns, argv), stdout=subprocess.PIPE,
+                                text=True, cwd=REPO_ROOT, env=env,
+                                start_new_session=True)  # fmt: skip
+        self._reader = proc
+        first = read_line(proc.stdout, 10.0)
+        if first != READY:
+            raise RuntimeError(f"download: the reader did not start (said {first!r})")
+        self._download.started_at = time.monotonic()
+        self._reader_thread = threading.Thread(target=self._collect, args=(proc,), daemon=True,
+                                               name="download-reports")  # fmt: skip
+        self._reader_thread.start()
+
+    def _collect(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
         try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    return
-                self._download.reads.append((time.monotonic(), len(data)))
-        except OSError:
-            return  # a reset download is a stalled one: the stall shows it
+            for line in proc.stdout:
+                at, size = line.split()
+                self._download.add(float(at), int(size))
+        except (ValueError, OSError):
+            pass  # the reader died mid-line: what it reported stays
         finally:
-            writer.close()
+            self._download.end()
 
     async def _close(self) -> None:
-        if self._download_task is not None:
-            self._download_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._download_task
         for sock in (self._udp, self._icmp):
             if sock is not None:
                 self.loop.remove_reader(sock.fileno())
                 sock.close()
 
     def close(self) -> None:
+        if self._reader is not None:
+            if self._reader.poll() is None:
+                self._reader.kill()
+            self._reader.wait()
+            if self._reader_thread is not None:
+                self._reader_thread.join(5.0)
+            if self._reader.stdout is not None:
+                self._reader.stdout.close()
+            self._reader = None
         if self._thread.is_alive():
             with contextlib.suppress(Exception):
                 self._call(self._close, 10.0)
@@ -406,3 +488,9 @@ class LegitTraffic:
                 if (kind == reply_type and ident == self._icmp_id and waiter is not None
                         and not waiter.done()):  # fmt: skip
                     waiter.set_result(True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "download":
+        raise SystemExit("usage: python -m lab.legit download ADDRESS [PORT]")
+    read_download(sys.argv[2], int(sys.argv[3]) if len(sys.argv) == 4 else DOWNLOAD_PORT)

@@ -1,13 +1,16 @@
 """How many of one host's packets the victim's stack received AFTER XDP: a tiny tc
 ingress program (cls_bpf, direct action, always TC_ACT_OK) on the victim's interface
-counts the frames whose Ethernet source is a given MAC (the attacker's), GRO-merged
-frames by their segment count. XDP runs before tc, so what it counts is exactly what the
-XDP program let through; together with what the attacker sent into the bridge it gives
-the share of the attack dropped, without guessing which packets were legitimate.
+counts the frames whose Ethernet source is a given MAC (the attacker's; more MACs may
+follow, each counted apart: the client's, to see whether XDP dropped any of its
+frames), GRO-merged frames by their segment count. XDP runs before tc, so what it counts
+is exactly what the XDP program let through; together with what the attacker sent into
+the bridge it gives the share of the attack dropped, without guessing which packets were
+legitimate.
 
     with PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed:
         ... flood ...
         passed.read()     # frames from that MAC that reached the stack so far
+    PassCounter.attach(ns, ifname, attacker_mac, client_mac).read(client_mac)
 
 This kernel has neither cls_flower nor act_gact (no `tc ... flower ... action pass`
 counters), hence the program. The agent's XDP program is untouched; removing the clsact
@@ -29,7 +32,7 @@ _PROGRAM = r"""
 #include <uapi/linux/if_ether.h>
 #include <uapi/linux/pkt_cls.h>
 
-BPF_ARRAY(passed, u64, 1);
+BPF_ARRAY(passed, u64, MACS);
 
 int count_from_mac(struct __sk_buff *skb) {
     void *data = (void *)(long)skb->data;
@@ -38,10 +41,11 @@ int count_from_mac(struct __sk_buff *skb) {
     if ((void *)(eth + 1) > end)
         return TC_ACT_OK;
     unsigned char *s = eth->h_source;
-    if (s[0] != M0 || s[1] != M1 || s[2] != M2 || s[3] != M3 || s[4] != M4 || s[5] != M5)
+    int which = -1;
+    MATCH_MACS
+    if (which < 0)
         return TC_ACT_OK;
-    int zero = 0;
-    u64 *n = passed.lookup(&zero);
+    u64 *n = passed.lookup(&which);
     if (n) {
         u64 segs = skb->gso_segs ? skb->gso_segs : 1;
         __sync_fetch_and_add(n, segs);
@@ -62,23 +66,34 @@ def _mac_bytes(mac: str) -> list[int]:
         raise LabError(f"mac: not hexadecimal: {mac!r}") from None
 
 
+def _match_macs(macs: tuple[str, ...]) -> str:
+    """C that sets `which` to the index of the first of `macs` equal to the source MAC."""
+    tests = []
+    for i, mac in enumerate(macs):
+        same = " && ".join(f"s[{j}] == {b}" for j, b in enumerate(_mac_bytes(mac)))
+        tests.append(f"if (which < 0 && {same}) which = {i};")
+    return " ".join(tests)
+
+
 @dataclass
 class PassCounter:
     ns: str
     ifname: str
     mac: str
+    others: tuple[str, ...] = ()  # more MACs, each counted apart
     _bpf: Any = None
 
     @classmethod
-    def attach(cls, ns: str, ifname: str, mac: str) -> PassCounter:
+    def attach(cls, ns: str, ifname: str, mac: str, *others: str) -> PassCounter:
         from bcc import BPF
         from pyroute2 import NetlinkError, NetNS
 
         from ftagent.bpf.headers import use_kernel_headers
 
         use_kernel_headers()  # the agent's own way to give bcc this kernel's headers
-        cflags = [f"-DM{i}={b}" for i, b in enumerate(_mac_bytes(mac))]
-        counter = cls(ns, ifname, mac, BPF(text=_PROGRAM, cflags=cflags))
+        macs = (mac, *others)
+        program = _PROGRAM.replace("MATCH_MACS", _match_macs(macs))
+        counter = cls(ns, ifname, mac, others, BPF(text=program, cflags=[f"-DMACS={len(macs)}"]))
         fn = counter._bpf.load_func("count_from_mac", BPF.SCHED_CLS)
         try:
             with NetNS(ns, flags=0) as nsr:
@@ -97,10 +112,14 @@ class PassCounter:
             raise
         return counter
 
-    def read(self) -> int:
-        """Frames from `mac` that passed XDP since attach()."""
+    def read(self, mac: str | None = None) -> int:
+        """Frames from `mac` (default: the first one given) that passed XDP since attach()."""
+        macs = [m.lower() for m in (self.mac, *self.others)]
+        wanted = self.mac.lower() if mac is None else mac.lower()
+        if wanted not in macs:
+            raise LabError(f"mac: {mac!r} is not counted here (counted: {', '.join(macs)})")
         table = self._bpf["passed"]
-        return int(table[table.Key(0)].value)
+        return int(table[table.Key(macs.index(wanted))].value)
 
     def close(self) -> None:
         """Remove the clsact qdisc (and the program with it). Idempotent."""

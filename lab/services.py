@@ -1,5 +1,4 @@
-"""Real services for the collateral lab, each a socket made inside its namespace and
-served by a thread of this process (a socket keeps its namespace whatever thread uses it).
+"""Real services for the collateral lab.
 
 On the victim: an HTTP server (GET / answers at once; GET /download streams at
 DOWNLOAD_BYTES_S until the client goes away) on ports 80 and 443, and a UDP
@@ -8,25 +7,36 @@ client namespace: a DNS resolver on port 53 that the victim queries (its answers
 from UDP port 53 to the victim). All listen on both IPv4 and IPv6 (`::`, dual stack).
 ICMP echo needs nothing: the victim's kernel answers.
 
+The HTTP server runs as a process of its own per port in the victim namespace (`python
+-m lab.services http PORT`), as a real server does: in the process that runs the benchmark it
+shared the interpreter with the agent under test, whose garbage collections (50-215 ms
+each, several per flood) and GIL stalled the download and showed up as collateral of
+the mitigation. The UDP service and the resolver are sockets made inside their
+namespace and served by threads of this process (a socket keeps its namespace whatever
+thread uses it; their requests have a 1 s timeout, which a pause of this process does not
+reach).
+
     with LabServices.start(lab) as services: ...
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
-import socketserver
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from lab import minidns
-from lab.netns import enter_netns
+from lab.netns import enter_netns, nsenter_argv
 
 HTTP_PORTS = (80, 443)
 UDP_SERVICE_PORT = 9000
@@ -35,6 +45,14 @@ DOWNLOAD_BYTES_S = 2 * 1024 * 1024  # a steady stream, cheap enough for a 2-core
 DOWNLOAD_CHUNK = 32 * 1024
 DOWNLOAD_MAX_S = 600.0  # bounded even if a client never goes away
 ANSWER_V4, ANSWER_V6 = "192.0.2.80", "2001:db8::80"  # what the resolver answers
+READY = "ready"  # what the HTTP server process prints once it listens
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0
+REPO_ROOT = Path(__file__).resolve().parent.parent  # `python -m lab.services` runs from here
+
+
+class ServiceError(RuntimeError):
+    pass
 
 
 class ServiceLab(Protocol):
@@ -151,48 +169,109 @@ def dns_answer(data: bytes) -> bytes:
     return minidns.encode_answer(data, ANSWER_V4, ANSWER_V6)
 
 
+def serve_http(port: int) -> None:
+    """The HTTP server process: listen on `port` in this process's namespace, print
+    READY, serve until stdin closes (the parent closed it, or went away)."""
+    server = _DualStackHTTPServer(("::", port), _Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                     name="http").start()  # fmt: skip
+    print(READY, flush=True)
+    sys.stdin.read()  # returns at EOF
+    server.shutdown()
+    server.server_close()
+
+
+def start_http(ns: str, port: int) -> subprocess.Popen[str]:
+    """Start the HTTP server process for `port` in namespace `ns`; returns once it
+    listens."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-m", "lab.services", "http", str(port)]
+    proc = subprocess.Popen(nsenter_argv(ns, argv), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env,
+                            start_new_session=True)  # fmt: skip
+    ready = read_line(proc.stdout, START_TIMEOUT_S)
+    if ready != READY:
+        stop_http(proc)
+        raise ServiceError(f"the HTTP server for :{port} in {ns!r} did not start ({ready!r})")
+    return proc
+
+
+def read_line(stream: IO[str] | None, timeout_s: float) -> str:
+    """The next line of `stream` without its newline ("" at EOF or after timeout_s)."""
+    if stream is None:
+        return ""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    return got[0].strip() if got else ""
+
+
+def stop_http(proc: subprocess.Popen[str]) -> None:
+    """End the HTTP server process (closing its stdin; killed if it lingers)."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    try:
+        proc.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 @dataclass
 class LabServices:
-    http: list[ThreadingHTTPServer]
+    victim_ns: str
+    http: dict[int, subprocess.Popen[str]]  # port -> its HTTP server process, on the victim
     udp_service: UdpResponder
     resolver: UdpResponder
-    _threads: list[threading.Thread] = field(default_factory=list)
+    _closed: bool = False
 
     @classmethod
     def start(cls, lab: ServiceLab) -> LabServices:
-        """Bind everything inside its namespace, then serve it from threads."""
-        http: list[ThreadingHTTPServer] = []
-        made: list[Any] = []
+        """Bind the UDP sockets inside their namespaces, serve them from threads, and
+        start an HTTP server process per HTTP_PORTS port on the victim."""
+        with enter_netns(lab.victim_ns):
+            udp_sock = _dual_stack_udp(UDP_SERVICE_PORT)
         try:
-            with enter_netns(lab.victim_ns):
-                for port in HTTP_PORTS:
-                    listener = _DualStackHTTPServer(("::", port), _Handler)
-                    http.append(listener)
-                    made.append(listener)
-                udp_sock = _dual_stack_udp(UDP_SERVICE_PORT)
-                made.append(udp_sock)
             with enter_netns(lab.client_ns):
                 dns_sock = _dual_stack_udp(DNS_PORT)
         except BaseException:
-            for thing in made:
-                (thing.server_close if isinstance(thing, socketserver.BaseServer)
-                 else thing.close)()  # fmt: skip
+            udp_sock.close()
             raise
-        services = cls(http, UdpResponder(udp_sock, udp_service_answer).start(),
+        services = cls(lab.victim_ns, {}, UdpResponder(udp_sock, udp_service_answer).start(),
                        UdpResponder(dns_sock, dns_answer).start())  # fmt: skip
-        for server in http:
-            t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                 daemon=True, name="http")  # fmt: skip
-            t.start()
-            services._threads.append(t)
+        try:
+            for port in HTTP_PORTS:
+                services.open_http(port)
+        except BaseException:
+            services.close()
+            raise
         return services
 
+    def open_http(self, port: int) -> None:
+        """Start the HTTP server on `port` (one of HTTP_PORTS) if it is not running."""
+        if port not in HTTP_PORTS:
+            raise ServiceError(f"port: one of {HTTP_PORTS}, got {port}")
+        if port not in self.http:
+            self.http[port] = start_http(self.victim_ns, port)
+
+    def close_http(self, port: int) -> None:
+        """Stop the HTTP server on `port`: nothing listens there until open_http (the
+        other port's server, and the download it serves, go on)."""
+        proc = self.http.pop(port, None)
+        if proc is not None:
+            stop_http(proc)
+
     def close(self) -> None:
-        for server in self.http:
-            server.shutdown()
-            server.server_close()
-        for t in self._threads:
-            t.join(2.0)
+        """Stop every service. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for port in list(self.http):
+            self.close_http(port)
         self.udp_service.close()
         self.resolver.close()
 
@@ -202,3 +281,9 @@ class LabServices:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
         self.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "http" or not sys.argv[2].isdigit():
+        raise SystemExit("usage: python -m lab.services http PORT  (inside the victim namespace)")
+    serve_http(int(sys.argv[2]))

@@ -37,7 +37,6 @@ FLOOD_PACKETS = 40_000  # 1.6 s at FLOOD_PPS
 MEASURE_S = 1.5  # the client's traffic measured from the flood's start
 MARGIN = 0.05  # success may be this much below the no-flood level (95 % of it)
 ATTACK_SHARE = 0.90
-LISTEN_BACKLOG = 128
 # A flood at the UDP service's own port shares the service's socket until the rule is in
 # (with mitigation off 63-78 % of the client's requests succeed: bench_collateral); that
 # is what detection time costs, measured there. Here the client is measured from the
@@ -62,15 +61,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     state = tmp_path_factory.mktemp("collateral-agent")
     with (
         CollateralLab.create() as lab,
-        LabServices.start(lab) as services,
+        # the lab's HTTP server (its own process) listens with a real accept backlog
+        # (lab.services: socketserver's 5 overflowed under load during non-TCP floods)
+        LabServices.start(lab),
         LegitTraffic.start(lab, ip_version=4) as legit,
     ):
-        for server in services.http:
-            # A real server's accept backlog (socketserver's default is 5): on this shared
-            # machine the in-process server accepts late, and a backlog of 5 overflowed
-            # (TcpExt ListenOverflows) and refused the client during non-TCP floods, which
-            # is the lab server's limit, not the mitigation's collateral.
-            server.socket.listen(LISTEN_BACKLOG)
         agent = RunningAgent(lab, agent_config(lab.victim_if, state)).start()
         try:
             agent.wait_baseline()
