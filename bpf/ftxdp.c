@@ -329,33 +329,64 @@ static __always_inline int source_known(struct ft_pkt *p)
     return known_v6.lookup(&p->saddr6) != NULL;
 }
 
-/* Sources first seen under a known-sources rule (see FT_GUARD_KNOWN). */
-BPF_TABLE("lru_hash", __u32, struct ft_newcomer, newcomers_v4, FT_NEWCOMERS_MAX);
-BPF_TABLE("lru_hash", struct ft_in6, struct ft_newcomer, newcomers_v6, FT_NEWCOMERS_MAX);
+/* Sources first seen under a known-sources rule (see FT_GUARD_KNOWN): a direct-mapped
+ * table (slot = hash of the address), both families in one. Not an LRU hash: a flood of
+ * random sources would pay an LRU insert per packet (about 0.7 us measured); a slot write
+ * is a store. A slot is taken over only once its source has been silent for a second, so
+ * random sources cannot push out a client that keeps sending. */
+BPF_ARRAY(newcomers, struct ft_newcomer, FT_NEWCOMERS_MAX);
 
-/* Second chance for a source no one knows: 1 when it sent before (it is in the newcomers
- * LRU) and its own budget of newcomer_source_pps this second has room; a source seen for
- * the first time is entered and gets 0 (its first packet takes the shared budget). Only
- * reached under a known-sources rule: the attack path pays it, peace time does not. */
+static __always_inline __u32 newcomer_slot(struct ft_pkt *p)
+{
+    __u32 h;
+    if (p->family == 4) {
+        h = p->saddr4;
+    } else {
+        __u32 *w = (__u32 *)p->saddr6.addr;
+        h = w[0] ^ w[1] ^ w[2] ^ w[3];
+    }
+    return (h * 2654435761u) >> (32 - FT_NEWCOMERS_BITS);
+}
+
+/* Second chance for a source no one knows: 1 when it sent before (its slot holds it) and
+ * its own budget of newcomer_source_pps this second has room; a source seen for the first
+ * time takes its slot (when free or silent for a second) and gets 0: its first packet
+ * takes the shared budget. Only reached under a known-sources rule: the attack path pays
+ * it, peace time does not. */
 static __always_inline int newcomer_passes(struct ft_pkt *p, struct ft_config *cfg)
 {
     __u32 budget = cfg->newcomer_source_pps;
     if (!budget)
         return 0;
-    __u64 now = bpf_ktime_get_coarse_ns();
-    struct ft_newcomer *n;
+    __u32 slot = newcomer_slot(p);
+    struct ft_newcomer *n = newcomers.lookup(&slot);
+    if (!n)
+        return 0;
+    __u64 now = p->now ? p->now : bpf_ktime_get_coarse_ns();
+    __u64 *a = (__u64 *)n->addr;
+    __u64 *b = (__u64 *)p->saddr6.addr;
+    int same;
     if (p->family == 4)
-        n = newcomers_v4.lookup(&p->saddr4);
+        same = n->family == 4 && *(__u32 *)n->addr == p->saddr4;
     else
-        n = newcomers_v6.lookup(&p->saddr6);
-    if (!n) {
-        struct ft_newcomer fresh = {.window_ns = now};
-        if (p->family == 4)
-            newcomers_v4.update(&p->saddr4, &fresh);
-        else
-            newcomers_v6.update(&p->saddr6, &fresh);
+        same = n->family == 6 && a[0] == b[0] && a[1] == b[1];
+    if (!same) {
+        if (now - n->last_ns > FT_NSEC_PER_SEC) {
+            if (p->family == 4) {
+                a[0] = p->saddr4;
+                a[1] = 0;
+            } else {
+                a[0] = b[0];
+                a[1] = b[1];
+            }
+            n->family = p->family;
+            n->last_ns = now;
+            n->window_ns = now;
+            n->packets = 0;
+        }
         return 0;
     }
+    n->last_ns = now;
     /* Per-source counter in one-second windows (races between CPUs only blur it). */
     if (now - n->window_ns > FT_NSEC_PER_SEC) {
         n->window_ns = now;
