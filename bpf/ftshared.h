@@ -95,9 +95,9 @@
 #define FT_KNOWN_MAX         65536   /* known sources per family (LRU); -DFT_KNOWN_MAX=N */
 #endif
 #ifndef FT_NEWCOMERS_BITS
-#define FT_NEWCOMERS_BITS    16      /* newcomers table: 2^N slots, both families */
+#define FT_NEWCOMERS_BITS    16      /* newcomers table: 2^N sets of 2 slots, both families */
 #endif
-#define FT_NEWCOMERS_MAX     (1 << FT_NEWCOMERS_BITS)
+#define FT_NEWCOMERS_SETS    (1 << FT_NEWCOMERS_BITS)
 
 /* ---- signature-rule match bits (ft_sig_rule.match) ---- */
 #define FT_SIG_SPORT  0x01
@@ -182,14 +182,19 @@ struct ft_config {
     __u64 learn_paused_until_ns; /* no egress learning before this (coarse ns) */
 };
 
-/* A source first seen under a known-sources rule (one slot of `newcomers`). */
+/* A source first seen under a known-sources rule: one slot of `newcomers`. */
 struct ft_newcomer {
     __u8 addr[16];          /* v4: first 4 bytes */
     __u64 last_ns;          /* its last packet (coarse ns); 0: free */
-    __u64 window_ns;        /* start of the current one-second budget window */
-    __u32 packets;          /* packets passed in that window */
+    __u32 window;           /* its budget's window: coarse ns >> 30 (about a second) */
+    __u16 packets;          /* packets passed in that window */
     __u8 family;            /* 4 or 6 */
-    __u8 pad[3];
+    __u8 pad;
+};
+
+/* Two slots: one 64-byte cache line. */
+struct ft_newcomer_set {
+    struct ft_newcomer slot[2];
 };
 
 struct ft_in6 {
