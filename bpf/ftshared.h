@@ -97,9 +97,10 @@
 #ifndef FT_KNOWN_MAX
 #define FT_KNOWN_MAX         65536   /* known sources per family (LRU); -DFT_KNOWN_MAX=N */
 #endif
-#ifndef FT_NEWCOMERS_MAX
-#define FT_NEWCOMERS_MAX     65536   /* sources first seen under a known-sources rule, per family (LRU) */
+#ifndef FT_NEWCOMERS_BITS
+#define FT_NEWCOMERS_BITS    16      /* newcomers table: 2^N sets of 2 slots, both families */
 #endif
+#define FT_NEWCOMERS_SETS    (1 << FT_NEWCOMERS_BITS)
 
 /* ---- signature-rule match bits (ft_sig_rule.match) ---- */
 #define FT_SIG_SPORT  0x01
@@ -137,7 +138,7 @@
  * known-sources rules: the node's answer to a spoofed newcomer that got through must
  * not make that address known).
  * Sources first seen during an attack: the first packet of each takes the rule's shared
- * budget (rate_pps); the source goes into newcomers_v4/v6 (LRU), and its later packets
+ * budget (rate_pps); the source takes a slot of `newcomers`, and its later packets
  * pass up to newcomer_source_pps each per second ("second chance": a real client sends
  * again, a random spoofed address almost never repeats), while the rule's second bucket
  * (ft_sig_rule.repeat, the same rate) has tokens. Past either, the shared budget. So
@@ -184,10 +185,19 @@ struct ft_config {
     __u64 learn_paused_until_ns; /* no egress learning before this (coarse ns) */
 };
 
-/* A source first seen under a known-sources rule (value of newcomers_v4/v6). */
+/* A source first seen under a known-sources rule: one slot of `newcomers`. */
 struct ft_newcomer {
-    __u64 window_ns;        /* start of the current one-second budget window */
-    __u64 packets;          /* packets passed in that window */
+    __u8 addr[16];          /* v4: first 4 bytes */
+    __u64 last_ns;          /* its last packet (coarse ns); 0: free */
+    __u32 window;           /* its budget's window: coarse ns >> 30 (about a second) */
+    __u16 packets;          /* packets passed in that window */
+    __u8 family;            /* 4 or 6 */
+    __u8 pad;
+};
+
+/* Two slots: one 64-byte cache line. */
+struct ft_newcomer_set {
+    struct ft_newcomer slot[2];
 };
 
 struct ft_in6 {

@@ -150,7 +150,7 @@ class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     newcomer_min_pps: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 100
     # ... and one that sends again ("second chance": a random spoofed address almost never
     # repeats) passes up to this many packets per second of its own; 0 turns that off.
-    newcomer_source_pps: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 100
+    newcomer_source_pps: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 100
     # Windows after a rule change before its effect is judged (and widened if it leaks).
     verify_windows: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
     # Prefix lengths used when widening source rules.

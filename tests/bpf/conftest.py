@@ -59,8 +59,7 @@ class Prog:
         self.maps.set_learn_rate(0)
         self.maps.clear_known_sources()
         self.maps.set_newcomer_source_pps(0)
-        self.bpf[b"newcomers_v4"].clear()
-        self.bpf[b"newcomers_v6"].clear()
+        self.bpf[b"newcomers"].clear()
         self.maps.poll_samples(1 << 20)
 
 

@@ -16,7 +16,7 @@ from ftagent.guard import NO_GUARD, SocketGuard
 from ftagent.planning import matches_rule, plan_rules, plan_vector, plan_widening
 from ftagent.protection import Protected
 from ftagent.samples import PacketInfo, parse
-from ftagent.signatures import spared_may_be_attack
+from ftagent.signatures import spared_may_be_attack, tightened
 
 from .packets import ETH, icmp, icmp6, sample, syn, udp
 
@@ -206,3 +206,17 @@ def test_matches_rule_ties_rules_to_their_vector() -> None:
     syn_v = Vector("syn_flood", "tcp", 1.0, 1e5)
     assert matches_rule(syn_v, RuleSpec("signature", proto=6, spare="sockets"))
     assert not matches_rule(syn_v, RuleSpec("src", ipaddress.ip_network("192.0.2.1/32")))
+
+
+def test_a_small_pool_of_repeating_sources_through_a_known_rule_gets_source_rules() -> None:
+    # Repeating newcomers pass a known-sources rule on their second chance; a flood from a
+    # small pool of spoofed addresses that repeat shows in the passed samples as few heavy
+    # sources, and the widening makes exact-source rules of them (checked before any
+    # signature rule in the kernel).
+    v = Vector("udp_flood", "udp", 1.0, 4e4)
+    service = plan_vector(v, [], CFG, Protected(), limit, GUARD).rules
+    tight = tightened(service[0], NEWCOMERS) or service[0]
+    pool = [f"203.0.113.{i}" for i in (7, 8, 9)]
+    passed = [udp(pool[i % 3], 1000 + i, SERVICE_PORT) for i in range(90)]
+    wider = plan_widening(v, passed, [tight], CFG, Protected(), limit, GUARD)
+    assert wider.rules == [RuleSpec("src", network=ipaddress.ip_network(f"{a}/32")) for a in pool]
