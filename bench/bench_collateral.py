@@ -22,10 +22,26 @@ udp_service_flood (random sources at the UDP service's own port) clients first s
 during the flood (each request from a client address never used before) are measured
 too and reported separately.
 
-    python -m bench collateral              # everything (a few minutes)
+Each cell runs REPEAT times (IPv4; REPEAT_V6 for IPv6), every attack once per round, and
+shows the median with the range. Beside the classes, each cell says what could explain a
+loss: the download from the first rule on, the client's frames that never reached the
+victim's stack (a pass counter of its MAC behind XDP against its interface's tx), drops
+on any lab interface, bridge port or input backlog, and the victim's TCP
+retransmissions.
+
+The SYN-flood CPU table (SYN_CPU_CASES): syn_flood at :80 with a listener there
+(mitigation off and on: the kernel's SYN cookies answer), at :80 with nothing listening
+(mitigation on: the rule drops it in XDP) and no flood; for each, the CPU the victim's
+kernel spent receiving (lab.napitime), the machine's softirq and sys time, the
+victim's SYN cookies, its frames sent and answers with no route, and the clients'
+new connections. IPv6 answers are routed to the attacker (they leave the victim, as on
+the Internet); IPv4's random sources have no route back (no default route in the lab).
+
+    python -m bench collateral              # everything (about 10 minutes)
     python -m bench.bench_collateral --quick
     python -m bench.bench_collateral --attack syn_flood --attack udp_flood --ip 4
-    python -m bench.bench_collateral --seconds 4 --pps 45000
+    python -m bench.bench_collateral --seconds 4 --pps 45000 --repeat 3
+    python -m bench.bench_collateral --syn-cpu-only
 
 A benchmark: it prints numbers and asserts nothing.
 """
@@ -82,9 +98,10 @@ ATTACKS = (
 )
 QUICK_ATTACKS = ("udp_flood", "syn_flood", "ack_flood", "dns_amplification", "udp_service_flood")
 NEW_CLIENT_ATTACK = "udp_service_flood"
-# runs of each cell by default (the table shows the median and the range); IPv6 once, so
-# the whole bench stays near 10 minutes on the 2-core machine
-REPEAT, REPEAT_V6 = 3, 1
+# runs of each cell by default (the table shows the median and the range): IPv4 twice,
+# IPv6 once, so the whole bench stays near 10 minutes on the shared 2-core machine (3 and
+# 1 took 14 minutes there); the SYN-flood CPU cases follow the same counts
+REPEAT, REPEAT_V6 = 2, 1
 SYN_PORT = 80  # where syn_flood aims (lab.trafgen); closed for the closed-port cases
 SYN_CPU_SKIP_S = 1.0  # the CPU is measured from this long after the flood's start (rule in)
 # (label, agent mode, flood sent, :80 listening)
