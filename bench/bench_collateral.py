@@ -22,10 +22,26 @@ udp_service_flood (random sources at the UDP service's own port) clients first s
 during the flood (each request from a client address never used before) are measured
 too and reported separately.
 
-    python -m bench collateral              # everything (a few minutes)
+Each cell runs REPEAT times (IPv4; REPEAT_V6 for IPv6), every attack once per round, and
+shows the median with the range. Beside the classes, each cell says what could explain a
+loss: the download from the first rule on, the client's frames that never reached the
+victim's stack (a pass counter of its MAC behind XDP against its interface's tx), drops
+on any lab interface, bridge port or input backlog, and the victim's TCP
+retransmissions.
+
+The SYN-flood CPU table (SYN_CPU_CASES): syn_flood at :80 with a listener there
+(mitigation off and on: the kernel's SYN cookies answer), at :80 with nothing listening
+(mitigation on: the rule drops it in XDP) and no flood; for each, the CPU the victim's
+kernel spent receiving (lab.napitime), the machine's softirq and sys time, the
+victim's SYN cookies, its frames sent and answers with no route, and the clients'
+new connections. IPv6 answers are routed to the attacker (they leave the victim, as on
+the Internet); IPv4's random sources have no route back (no default route in the lab).
+
+    python -m bench collateral              # everything (about 10 minutes)
     python -m bench.bench_collateral --quick
     python -m bench.bench_collateral --attack syn_flood --attack udp_flood --ip 4
-    python -m bench.bench_collateral --seconds 4 --pps 45000
+    python -m bench.bench_collateral --seconds 4 --pps 45000 --repeat 3
+    python -m bench.bench_collateral --syn-cpu-only
 
 A benchmark: it prints numbers and asserts nothing.
 """
@@ -51,6 +67,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from lab.collateral import CollateralLab, PathCounters
     from lab.legit import ClassResult, LegitResult, LegitTraffic
+    from lab.napitime import NapiTime, NapiTotals
     from lab.passcount import PassCounter
     from lab.rxrate import AchievedRate
     from lab.services import LabServices
@@ -81,9 +98,10 @@ ATTACKS = (
 )
 QUICK_ATTACKS = ("udp_flood", "syn_flood", "ack_flood", "dns_amplification", "udp_service_flood")
 NEW_CLIENT_ATTACK = "udp_service_flood"
-# runs of each cell by default (the table shows the median and the range); IPv6 once, so
-# the whole bench stays near 10 minutes on the 2-core machine
-REPEAT, REPEAT_V6 = 3, 1
+# runs of each cell by default (the table shows the median and the range): IPv4 twice,
+# IPv6 once, so the whole bench stays near 10 minutes on the shared 2-core machine (3 and
+# 1 took 14 minutes there); the SYN-flood CPU cases follow the same counts
+REPEAT, REPEAT_V6 = 2, 1
 SYN_PORT = 80  # where syn_flood aims (lab.trafgen); closed for the closed-port cases
 SYN_CPU_SKIP_S = 1.0  # the CPU is measured from this long after the flood's start (rule in)
 # (label, agent mode, flood sent, :80 listening)
@@ -226,6 +244,7 @@ class SynCpu:
     port_open: bool
     softirq_cores: float
     system_cores: float
+    victim_rx: NapiTotals  # the victim interface's NAPI polls over the window (lab.napitime)
     syncookies_sent: int  # the victim's TcpExt.SyncookiesSent over the window
     victim_tx: int  # frames the victim's interface sent over the window (SYN-ACKs ...)
     no_route: int  # the victim's Ip.OutNoRoutes over the window (answers with no route)
@@ -396,8 +415,9 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
 
 
 def syn_cpu_case(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic,
-                 services: LabServices, passed: PassCounter, case: tuple[str, str, bool, bool],
-                 ip_version: int, settings: Settings) -> SynCpu:  # fmt: skip
+                 services: LabServices, passed: PassCounter, napi: NapiTime,
+                 case: tuple[str, str, bool, bool], ip_version: int,
+                 settings: Settings) -> SynCpu:  # fmt: skip
     """One SYN_CPU_CASES case: the CPU counters from SYN_CPU_SKIP_S after the flood's
     start (the rule is in by then) to its end, the clients over the whole flood."""
     from lab.trafgen import start_flood, stop_flood
@@ -415,11 +435,11 @@ def syn_cpu_case(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic,
             packets = int(settings.pps * settings.flood_s)
             flood = start_flood(lab, "syn_flood", packets=packets, pps=settings.pps,
                                 ip_version=ip_version)  # fmt: skip
-        reads: list[tuple[CpuTimes, PathCounters]] = []
+        reads: list[tuple[CpuTimes, NapiTotals, PathCounters]] = []
 
         def read_at(at: float) -> None:
             time.sleep(max(0.0, at - time.monotonic()))
-            reads.append((CpuTimes.read(), lab.path_counters()))
+            reads.append((CpuTimes.read(), napi.read(), lab.path_counters()))
 
         skip = min(SYN_CPU_SKIP_S, settings.flood_s / 2)
         window = [threading.Thread(target=read_at, args=(t0 + d,), daemon=True)
@@ -438,7 +458,7 @@ def syn_cpu_case(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic,
             meter.stop()
     finally:
         services.open_http(SYN_PORT)
-    (c0, p0), (c1, p1) = sorted(reads, key=lambda r: r[0].at)
+    (c0, n0, p0), (c1, n1, p1) = sorted(reads, key=lambda r: r[0].at)
     seconds = c1.at - c0.at
     path = p1 - p0
     span = attack_windows(meter.samples, None)
@@ -450,6 +470,7 @@ def syn_cpu_case(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic,
         port_open=port_open,
         softirq_cores=(c1.softirq_s - c0.softirq_s) / seconds,
         system_cores=(c1.system_s - c0.system_s) / seconds,
+        victim_rx=n1 - n0,
         syncookies_sent=path.victim_stack["TcpExt.SyncookiesSent"],
         victim_tx=path.hosts["victim"].tx_packets,
         no_route=path.victim_stack["Ip.OutNoRoutes"],
@@ -466,6 +487,7 @@ def run(settings: Settings, tmp: Path,
     attack asked for (the CPU cases only with settings.syn_cpu)."""
     from lab.collateral import CollateralLab
     from lab.legit import LegitTraffic
+    from lab.napitime import NapiTime
     from lab.passcount import PassCounter
     from lab.services import LabServices
     from lab.trafgen import IPV6_PROFILES
@@ -479,6 +501,8 @@ def run(settings: Settings, tmp: Path,
         PassCounter.attach(
             lab.victim_ns, lab.victim_if, lab.attacker_mac, lab.client.mac
         ) as passed,
+        # only for the SYN-flood CPU cases: its compile is a few seconds
+        NapiTime.attach(lab.victim_if) if settings.syn_cpu else contextlib.nullcontext() as napi,
     ):
         for mode in settings.modes:  # one agent run per mode: the XDP build is the slow part
             with running_agent(lab, tmp, mode) as agent_run:
@@ -505,7 +529,7 @@ def run(settings: Settings, tmp: Path,
                                       f"(run {repeat + 1}/{repeats})", flush=True,
                                       file=sys.stderr)  # fmt: skip
                         cases = [c for c in settings.syn_cpu if c[1] == mode]
-                        if not cases:
+                        if not cases or napi is None:
                             continue
                         # IPv6: the victim's SYN-ACKs to the spoofed sources leave its
                         # interface (a route to the attacker); IPv4: no route back
@@ -513,7 +537,8 @@ def run(settings: Settings, tmp: Path,
                               else contextlib.nullcontext()):  # fmt: skip
                             for repeat, case in itertools.product(range(repeats), cases):
                                 syn.append(syn_cpu_case(lab, agent_run, legit, services, passed,
-                                                        case, ip_version, settings))  # fmt: skip
+                                                        napi, case, ip_version,
+                                                        settings))  # fmt: skip
                                 if progress:
                                     print(f"  done: SYN CPU IPv{ip_version} {mode} {case[0]} "
                                           f"(run {repeat + 1}/{repeats})", flush=True,
@@ -644,15 +669,18 @@ def syn_cpu_table(cases: list[SynCpu]) -> list[str]:
     for c in cases:
         runs.setdefault((c.label, c.ip_version), []).append(c)
     lines = [
-        f"SYN flood to :{SYN_PORT} (syn_flood, random sources): the machine's CPU from "
-        f"{SYN_CPU_SKIP_S:g} s after the flood's start to its end, in cores (softirq: the "
-        "kernel's packet work for every namespace, trafgen's sending and the other tenants "
-        "of this machine included; sys: system time); cookies: the victim's SyncookiesSent; "
+        f"SYN flood to :{SYN_PORT} (syn_flood, random sources), from {SYN_CPU_SKIP_S:g} s after "
+        "the flood's start to its end: victim rx: the CPU the victim's kernel spent receiving "
+        "(its interface's NAPI polls: XDP for every frame, its stack for what XDP passed, "
+        "answers handed to the wire), in cores and us per frame received (lab.napitime); "
+        "machine softirq and sys: the whole machine's, in cores (trafgen's sending and the "
+        "machine's other tenants included: a noisy reference); cookies: the victim's "
+        "SyncookiesSent; "
         "tx: frames its interface sent; no route: its answers dropped for want of a route "
         "(IPv4: the spoofed sources have none; IPv6: routed to the attacker, so they leave); "
         "clients: new connections to :80 over the whole flood",
-        f"{'case':<28} v {'kpps':>5} | softirq | sys | cookies | tx | no route | clients | "
-        "rule [dropped, spared] (first run)",
+        f"{'case':<28} v {'kpps':>5} | victim rx cores | us/frame | machine softirq | sys | "
+        "cookies | tx | no route | clients | rule [dropped, spared] (first run)",
     ]
     for (label, version), cell in runs.items():
         ref = cell[0]
@@ -661,7 +689,10 @@ def syn_cpu_table(cases: list[SynCpu]) -> list[str]:
         clients = _cell([c.connected.success_rate if c.connected else None for c in cell])
         rules = "; ".join(f"{d} [{n:,}, {m:,}]" for d, n, m in ref.rules) or "-"
         lines.append(
-            f"{label:<28} {version} {kpps} | {_num([c.softirq_cores for c in cell], '.2f')} | "
+            f"{label:<28} {version} {kpps} | "
+            f"{_num([c.victim_rx.ns / 1e9 / c.window_s for c in cell], '.3f')} | "
+            f"{_num([c.victim_rx.ns / 1e3 / max(1, c.victim_rx.frames) for c in cell], '.2f')} | "
+            f"{_num([c.softirq_cores for c in cell], '.2f')} | "
             f"{_num([c.system_cores for c in cell], '.2f')} | "
             f"{_num([c.syncookies_sent for c in cell], ',.0f')} | "
             f"{_num([c.victim_tx for c in cell], ',.0f')} | "

@@ -11,14 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_collateral import (
-    CLASSES,
-    SYN_CPU_CASES,
-    Settings,
-    run,
-    syn_cpu_table,
-    table,
-)
+from bench.bench_collateral import CLASSES, Settings, run, table
 from tests.capability import require, require_root
 
 pytestmark = pytest.mark.lab
@@ -27,9 +20,8 @@ pytestmark = pytest.mark.lab
 def test_one_attack_runs_end_to_end_and_is_tabled(tmp_path: Path) -> None:
     require_root()
     require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
-    closed_on = next(c for c in SYN_CPU_CASES if c[0] == "closed port, mitigation on")
     settings = Settings(("udp_service_flood",), (4,), flood_s=1.0, pps=5000, modes=("on",),
-                        quiet_s=1.0, before_s=0.5, syn_cpu=(closed_on,))  # fmt: skip
+                        quiet_s=1.0, before_s=0.5)  # fmt: skip
     quiet, rows, syn = run(settings, tmp_path, progress=False)
     assert [(o.attack, o.mode) for o in quiet] == [("(no flood)", "on")]
     # without a flood every legitimate class was served (the measurement is live)
@@ -47,10 +39,4 @@ def test_one_attack_runs_end_to_end_and_is_tabled(tmp_path: Path) -> None:
     lines = table(quiet, rows)
     assert any(line.startswith("udp_service_flood") for line in lines)
     assert any("clients first seen during the flood" in line for line in lines)
-    # the SYN-flood CPU case: the flood at :80 with nothing listening there is dropped by
-    # the agent's rule in XDP, and measured over a real window
-    (case,) = syn
-    assert case.label == "closed port, mitigation on" and case.connected is None
-    assert case.window_s > 0 and case.attack_pps > 0
-    assert any(dropped > 0 for _, dropped, _ in case.rules), case.rules
-    assert any(line.startswith("closed port, mitigation on") for line in syn_cpu_table(syn))
+    assert syn == []  # no SYN-flood CPU case asked for
