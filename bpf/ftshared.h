@@ -195,7 +195,7 @@ struct ft_newcomer {
     __u8 pad;
 };
 
-/* Two slots: one 64-byte cache line. */
+/* Two slots, 64 bytes: a cache line's size. */
 struct ft_newcomer_set {
     struct ft_newcomer slot[2];
 };

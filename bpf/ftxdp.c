@@ -416,8 +416,9 @@ static __always_inline int newcomer_passes(struct ft_pkt *p, struct ft_config *c
         return 0;  /* both hold sources that sent within the second */
     __u64 *a = (__u64 *)n->addr;
     if (p->family == 4) {
-        a[0] = p->saddr4;
+        a[0] = 0;
         a[1] = 0;
+        *(__u32 *)n->addr = p->saddr4;  /* as newcomer_is reads it back */
     } else {
         __u64 *b = (__u64 *)p->saddr6.addr;
         a[0] = b[0];
