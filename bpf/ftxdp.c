@@ -83,7 +83,8 @@ struct ft_pkt {
     __u16 l3_off;    /* offset of the IP header in the frame (valid when l3_ok) */
     __u16 l4_off;    /* offset of the L4 header (valid when l4_ok) */
     __u32 frag_id;   /* IPv4 identification or IPv6 fragment id (valid when fragment) */
-    __u64 now;       /* coarse kernel time (coarse_now), read once per packet */
+    __u64 now;       /* 0; kept for code that reads it: coarse_now(sc) is the clock (its
+                      * one branch, taken up front, doubled the verifier's paths) */
 };
 
 /* Per-CPU scratch: the parse result, and the coarse clock cached per jiffy.
@@ -707,7 +708,7 @@ static __always_inline void emit_sample(struct xdp_md *ctx, __u64 len, __u32 ver
  * the rule is expired or its token bucket had a token. */
 #define APPLY_RULE(_r, _reason)                                              \
     do {                                                                     \
-        if (pp->now <= (_r)->expires_ns) {                                   \
+        if (coarse_now(sc) <= (_r)->expires_ns) {                            \
             if (allowlisted(pp, cfg)) {                                       \
                 verdict = FT_V_ALLOWLISTED;                                  \
                 goto done;                                                   \
@@ -747,7 +748,7 @@ int xdp_main(struct xdp_md *ctx)
     __builtin_memset(&pp->sport, 0,
                      __builtin_offsetof(struct ft_pkt, l3_off) -
                          __builtin_offsetof(struct ft_pkt, sport));
-    pp->now = coarse_now(sc);
+    pp->now = 0;
     pp->malformed = parse(data, data_end, pp);
 
     /* ---- counters ---- */
@@ -817,7 +818,7 @@ int xdp_main(struct xdp_md *ctx)
     if (pp->proto_ok && cfg->n_sig) {
         __u32 n_sig = cfg->n_sig;
         struct ft_sig_rule *hit = NULL;
-        __u64 now = pp->now;
+        __u64 now = coarse_now(sc);
         for (int i = 0; i < FT_SIG_RULES_MAX; i++) {
             if (i >= n_sig)
                 break;
@@ -912,7 +913,7 @@ done:
         if (c->seen && c->addr == pp->saddr4) {
             c->packets++;
             c->bytes += len;
-            c->last_seen_ns = pp->now;
+            c->last_seen_ns = coarse_now(sc);
             c->seen++;
             learn = (c->seen & learn_mask) == 0;
             if (c->packets >= FT_TOP_CACHE_FLUSH)
@@ -923,7 +924,7 @@ done:
         if (s) {
             __u64 n_packets = ++s->packets;
             s->bytes += len;
-            __u64 now = pp->now;
+            __u64 now = coarse_now(sc);
             s->last_seen_ns = now;
             learn = (n_packets & learn_mask) == 0;
             /* A tracked source takes the slot (the latest wins): the occupant's counts
@@ -936,7 +937,7 @@ done:
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
             struct ft_src_stat n = {.packets = 1, .bytes = len,
-                                    .last_seen_ns = pp->now};
+                                    .last_seen_ns = coarse_now(sc)};
             top_v4.update(&pp->saddr4, &n);
         } else {
             st->src_insert_countdown--;
@@ -949,7 +950,7 @@ done:
         if (c->seen && same_in6(&c->addr, &pp->saddr6)) {
             c->packets++;
             c->bytes += len;
-            c->last_seen_ns = pp->now;
+            c->last_seen_ns = coarse_now(sc);
             c->seen++;
             learn = (c->seen & learn_mask) == 0;
             if (c->packets >= FT_TOP_CACHE_FLUSH)
@@ -960,7 +961,7 @@ done:
         if (s) {
             __u64 n_packets = ++s->packets;
             s->bytes += len;
-            __u64 now = pp->now;
+            __u64 now = coarse_now(sc);
             s->last_seen_ns = now;
             learn = (n_packets & learn_mask) == 0;
             flush_slot_v6(c);
@@ -971,7 +972,7 @@ done:
                    st->src_insert_countdown > cfg->src_insert_one_in) {
             st->src_insert_countdown = cfg->src_insert_one_in;
             struct ft_src_stat n = {.packets = 1, .bytes = len,
-                                    .last_seen_ns = pp->now};
+                                    .last_seen_ns = coarse_now(sc)};
             top_v6.update(&pp->saddr6, &n);
         } else {
             st->src_insert_countdown--;
