@@ -602,7 +602,8 @@ def table(quiet: list[Outcome], rows: list[Outcome]) -> list[str]:
         "100 ms window after the first rule (no rule: over the whole flood); "
         + (f"median [min-max] of {repeat} runs; " if repeat > 1 else "")
         + "lost: the client's frames that did not reach the victim's stack (pass counter "
-        "against its interface's tx, +-2 from reading the two apart); drops: frames any lab "
+        "against its interface's tx, read a moment apart: a few either way, down to -19 "
+        "seen, is that skew); drops: frames any lab "
         "interface, bridge port or input backlog dropped; retx: the victim's TCP "
         "retransmissions",
     ]
