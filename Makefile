@@ -49,12 +49,14 @@ e2e: setup
 # Two passes, both always run. First, on two pytest-xdist workers (a module's tests stay
 # on one worker, so module fixtures are built once): the suites that share nothing and
 # measure no packet rate (unit, control plane, packaging, BGP against BIRD, the real
-# installs, the frame fuzzers). Then one test at a time: the kernel and lab suites that
+# installs, the frame fuzzers, the kernel tests that count rather than pace). Then one test at a time: the kernel and lab suites that
 # pace floods and judge rates, so no test's rate depends on another's load.
+KERNEL_UNPACED := tests/bpf/test_fuzz.py tests/bpf/test_fuzz_million.py \
+	tests/bpf/test_egress_learning.py tests/bpf/test_top_cache.py tests/bpf/test_napitime.py
 PARALLEL_TESTS := tests/unit tests/api tests/packaging tests/bgp tests/e2e/test_install.py \
-	tests/bpf/test_fuzz.py tests/bpf/test_fuzz_million.py
+	$(KERNEL_UNPACED)
 SERIAL_TESTS := tests/bpf tests/e2e --ignore=tests/e2e/test_install.py \
-	--ignore=tests/bpf/test_fuzz.py --ignore=tests/bpf/test_fuzz_million.py
+	$(addprefix --ignore=,$(KERNEL_UNPACED))
 test: setup lint
 	@rc=0; \
 	$(VENV)/bin/pytest -q -rs -n 2 --dist loadscope --durations=15 $(PARALLEL_TESTS) $(PYTEST_ARGS) || rc=1; \

@@ -83,8 +83,6 @@ struct ft_pkt {
     __u16 l3_off;    /* offset of the IP header in the frame (valid when l3_ok) */
     __u16 l4_off;    /* offset of the L4 header (valid when l4_ok) */
     __u32 frag_id;   /* IPv4 identification or IPv6 fragment id (valid when fragment) */
-    __u64 now;       /* 0; kept for code that reads it: coarse_now(sc) is the clock (its
-                      * one branch, taken up front, doubled the verifier's paths) */
 };
 
 /* Per-CPU scratch: the parse result, and the coarse clock cached per jiffy.
@@ -406,7 +404,7 @@ static __always_inline int newcomer_passes(struct ft_pkt *p, struct ft_config *c
     struct ft_newcomer_set *set = newcomers.lookup(&idx);
     if (!set)
         return 0;
-    __u64 now = p->now ? p->now : bpf_ktime_get_coarse_ns();
+    __u64 now = bpf_ktime_get_coarse_ns();  /* the attack path: one helper call */
     if (newcomer_is(&set->slot[0], p))
         return newcomer_budget_left(&set->slot[0], now, budget);
     if (newcomer_is(&set->slot[1], p))
@@ -748,7 +746,6 @@ int xdp_main(struct xdp_md *ctx)
     __builtin_memset(&pp->sport, 0,
                      __builtin_offsetof(struct ft_pkt, l3_off) -
                          __builtin_offsetof(struct ft_pkt, sport));
-    pp->now = 0;
     pp->malformed = parse(data, data_end, pp);
 
     /* ---- counters ---- */
