@@ -161,4 +161,7 @@ def test_pass_counter_counts_only_what_xdp_let_through() -> None:
             with enter_netns(lab.victim_ns):
                 drop_all.remove_xdp(lab.victim_if, 0)
     drop_all.cleanup()
-    assert ip_received >= 500 and 0 <= through - ip_received <= 50
+    # The stack also counts the odd IPv4 packet from another host on the bridge (such as
+    # the IGMP reports a namespace sends when its interface comes up): a few the other
+    # way are not the counter's error.
+    assert ip_received >= 500 and -5 <= through - ip_received <= 50
