@@ -271,15 +271,20 @@ class DatapathMaps:
         # source back). The slot is rewritten for every CPU at once: a copy another
         # source updates between the read and the write loses those packets, the same
         # race as deleting a map entry the program is counting into.
+        if not stale_addresses:
+            return 0
         for cache in ("top_cache_v4", "top_cache_v6"):
             table = self._t(cache)
-            slots = {i for i, _, addr in self._cached(cache) if addr in stale_addresses}
-            for i in sorted(slots):
-                per_cpu = table.getvalue(table.Key(i))
-                for slot in per_cpu:
-                    if slot.seen and _slot_address(cache, slot) in stale_addresses:
-                        ct.memset(ct.addressof(slot), 0, ct.sizeof(slot))
-                table[table.Key(i)] = per_cpu
+            for key, per_cpu in self._iter_table(cache):
+                stale_copies = [
+                    slot
+                    for slot in per_cpu
+                    if slot.seen and _slot_address(cache, slot) in stale_addresses
+                ]
+                for slot in stale_copies:
+                    ct.memset(ct.addressof(slot), 0, ct.sizeof(slot))
+                if stale_copies:
+                    table[key] = per_cpu
         return len(stale_addresses)
 
     # ---------- rules ----------
