@@ -283,7 +283,6 @@ class XdpDatapath:
         self._lock_fd = -1  # flock on the pin directory while attached (see open)
         self._closed = False
         self._link = (0, info.ifindex)
-        self._egress = False  # tc_egress_learn is attached (close() removes it)
 
     @classmethod
     def open(
@@ -436,8 +435,7 @@ class XdpDatapath:
             log.warning("%s: UDP egress learning off: %s", self._info.interface, exc)
             self._info.udp_egress_error = str(exc)
             return
-        self._egress = True
-        self._info.udp_egress_learning = True
+        self._info.udp_egress_learning = True  # close() removes it
         self._maps.set_egress_learn_rate(one_in)
 
     def _pin(self, path: Path, prog_fd: int) -> None:
@@ -528,7 +526,7 @@ class XdpDatapath:
                     BPF.remove_xdp(self._info.interface.encode(),
                                    self._flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST)
         finally:
-            if self._egress:
+            if self._info.udp_egress_learning:
                 with contextlib.suppress(Exception):
                     detach_egress(self._info.ifindex)
             with contextlib.suppress(Exception):
