@@ -1,112 +1,26 @@
-"""Name an attack from the counters, then refine it from the sampled packets.
+"""Name an attack from the counters (`ftcontract.classify`, the definition the control
+plane's fleet detection uses too), then refine it from the sampled packets.
 
-Shares are taken of the *excess* over the baseline mean (rate - baseline avg, floored at
-0), so that the normal traffic mix does not dilute the attack's signature (before the
-baseline is ready the mean is 0 and raw rates are used).
-
-1. Protocol groups tcp, udp, icmp, other (= total - tcp - udp - icmp): each group's share
-   of the summed excess. A group is a vector when its share >= 0.30.
-2. Each vector is named:
-   - tcp: syn_flood when SYN is > 50 % of the TCP excess, ack_flood / rst_flood likewise
-     for ACK / RST, else tcp_flood;
-   - udp: an amplification family when one reflector source port carries > 50 % of the
-     UDP excess whose port is readable (non-first fragments have none), and >= 10 % of
-     all the UDP excess: 53 dns, 123 ntp,
-     389 cldap, 1900 ssdp, 11211 memcached, 19 chargen; (161 snmp, 3702 ws-discovery,
-     5353 mdns have no family of their own: udp_flood, subtype `<name>_reflection`);
-     else fragment_flood when fragments are > 60 % of the UDP excess; else udp_flood;
-   - icmp: icmp_flood (fragment_flood when fragments dominate);
-   - other: fragment_flood when fragments are > 60 % of it, else unknown.
-3. One family -> that family; two or more -> multi_vector (subtype "a+b", by share);
-   none -> unknown.
-Samples refine the subtype (IP version, destination-port spread, ICMP type, source spread)
-and give the top destination ports and source count.
+Samples refine the subtype (destination-port spread, ICMP type, source spread) and give
+the top destination ports and source count.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from ftagent.rates import Window, amp_metric
+from ftagent.rates import Window
 from ftagent.samples import SampleSummary
+from ftcontract.classify import AMP_FAMILY as AMP_FAMILY
+from ftcontract.classify import AMP_PORT_OF as AMP_PORT_OF
+from ftcontract.classify import REFLECTION_NAME as REFLECTION_NAME
+from ftcontract.classify import Classification as Classification
+from ftcontract.classify import Rates, classify_rates, rate_subtype
+from ftcontract.classify import Vector as Vector
 
-AMP_FAMILY: dict[int, str] = {
-    53: "dns_amplification",
-    123: "ntp_amplification",
-    389: "cldap_amplification",
-    1900: "ssdp_amplification",
-    11211: "memcached_amplification",
-    19: "chargen_amplification",
-}
-REFLECTION_NAME: dict[int, str] = {161: "snmp", 3702: "ws_discovery", 5353: "mdns"}
-AMP_PORT_OF: dict[str, int] = {v: k for k, v in AMP_FAMILY.items()}
-
-VECTOR_SHARE = 0.30
-FLAG_SHARE = 0.50
-AMP_SHARE = 0.50
-# ... and the port must carry this share of ALL the UDP excess: in a flood of later
-# fragments (no ports at all) the readable remainder is a few packets, and the node's
-# own answers from port 53 would otherwise name it dns_amplification.
-AMP_MIN_SHARE_OF_UDP = 0.10
-FRAGMENT_SHARE = 0.60
 DST_PORT_FOCUS = 0.80
 
 
-@dataclass(frozen=True, slots=True)
-class Vector:
-    family: str
-    group: str  # tcp | udp | icmp | other
-    share: float  # of the total excess
-    pps: float  # excess packets per second of this vector
-    amp_port: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Classification:
-    family: str
-    subtype: str
-    vectors: tuple[Vector, ...]
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-def _excess(rate: float, base: float) -> float:
-    return max(0.0, rate - base)
-
-
-def _name_tcp(ex: dict[str, float]) -> tuple[str, dict[str, float]]:
-    tcp = ex["tcp_pps"]
-    ratios = {k: (ex[f"{k}_pps"] / tcp if tcp > 0 else 0.0) for k in ("syn", "ack", "rst")}
-    for k in ("syn", "ack", "rst"):
-        if ratios[k] > FLAG_SHARE:
-            return f"{k}_flood", ratios
-    return "tcp_flood", ratios
-
-
-def _name_udp(
-    w: Window, base: dict[str, float], ex: dict[str, float]
-) -> tuple[str, int | None, dict[str, Any]]:
-    udp = ex["udp_pps"]
-    ports = {
-        int(p): _excess(w.udp_port_pps[p], base.get(amp_metric(int(p)), 0.0))
-        for p in w.udp_port_pps
-        if p != "other"
-    }
-    readable = max(udp - ex["fragment_pps"], sum(ports.values()), 1e-9)
-    port, port_pps = max(ports.items(), key=lambda kv: kv[1]) if ports else (0, 0.0)
-    evidence: dict[str, Any] = {
-        "amp_port": port if port_pps > 0 else None,
-        "amp_port_share_of_udp": round(port_pps / readable, 3),
-        "fragment_share_of_udp": round(ex["fragment_pps"] / udp, 3) if udp > 0 else 0.0,
-    }
-    if port_pps / readable > AMP_SHARE and port_pps >= AMP_MIN_SHARE_OF_UDP * udp:
-        if port in AMP_FAMILY:
-            return AMP_FAMILY[port], port, evidence
-        evidence["reflection"] = REFLECTION_NAME.get(port, str(port))
-        return "udp_flood", port, evidence
-    if udp > 0 and ex["fragment_pps"] / udp > FRAGMENT_SHARE:
-        return "fragment_flood", None, evidence
-    return "udp_flood", None, evidence
+def window_rates(w: Window) -> Rates:
+    return Rates(w.metrics, w.udp_port_pps, w.class_pps.get("ipv6", 0.0))
 
 
 def classify(
@@ -114,90 +28,41 @@ def classify(
 ) -> Classification:
     """`w`: the attack's rates (e.g. the confirming windows merged); `base`: baseline avg
     per metric (empty when not ready); `samples`: what sampling saw during those windows."""
-    m = w.metrics
-    ex = {k: _excess(m.get(k, 0.0), base.get(k, 0.0)) for k in m}
-    other = _excess(
-        m["pps"] - m["tcp_pps"] - m["udp_pps"] - m["icmp_pps"],
-        base.get("pps", 0.0)
-        - base.get("tcp_pps", 0.0)
-        - base.get("udp_pps", 0.0)
-        - base.get("icmp_pps", 0.0),
-    )
-    groups = {"tcp": ex["tcp_pps"], "udp": ex["udp_pps"], "icmp": ex["icmp_pps"], "other": other}
-    total = sum(groups.values())
-    evidence: dict[str, Any] = {
-        "rates": {k: round(v, 1) for k, v in m.items() if v > 0 and not k.startswith("amp_")},
-        "excess_pps": round(total, 1),
-        "group_share": {g: round(v / total, 3) if total else 0.0 for g, v in groups.items()},
-        "mean_packet_size": round(w.mean_packet_size, 1),
-        "ipv6_share": round(w.class_pps["ipv6"] / m["pps"], 3) if m["pps"] > 0 else 0.0,
-        "baseline_used": bool(base),
-    }
-    vectors: list[Vector] = []
-    if total > 0:
-        for group, value in sorted(groups.items(), key=lambda kv: -kv[1]):
-            share = value / total
-            if share < VECTOR_SHARE:
-                continue
-            amp_port = None
-            if group == "tcp":
-                family, ratios = _name_tcp(ex)
-                evidence["tcp_flag_share"] = {k: round(v, 3) for k, v in ratios.items()}
-            elif group == "udp":
-                family, amp_port, udp_ev = _name_udp(w, base, ex)
-                evidence.update(udp_ev)
-            elif group == "icmp":
-                frag = ex["fragment_pps"] / value if value else 0.0
-                family = "fragment_flood" if frag > FRAGMENT_SHARE else "icmp_flood"
-            else:
-                frag = ex["fragment_pps"] / value if value else 0.0
-                family = "fragment_flood" if frag > FRAGMENT_SHARE else "unknown"
-            vectors.append(Vector(family, group, round(share, 3), round(value, 1), amp_port))
-    families = list(dict.fromkeys(v.family for v in vectors if v.family != "unknown"))
-    if len(families) >= 2:
-        family = "multi_vector"
-        subtype = "+".join(families)
-    elif families:
-        family = families[0]
-        subtype = _subtype(family, vectors[0], evidence, samples, few_sources)
-    else:
-        family, subtype = "unknown", "unrecognised_mix"
-    if samples is not None and samples.count:
-        evidence["samples"] = samples.count
-        evidence["sampled_sources"] = len(samples.sources)
-        evidence["top_dst_ports"] = samples.top_dst_ports()
-    evidence["vectors"] = [
-        {"family": v.family, "group": v.group, "share": v.share, "pps": v.pps} for v in vectors
-    ]
-    return Classification(family, subtype, tuple(vectors), evidence)
+    cls = classify_rates(window_rates(w), base)
+    if samples is None or not samples.count:
+        return cls
+    evidence = dict(cls.evidence)
+    evidence["samples"] = samples.count
+    evidence["sampled_sources"] = len(samples.sources)
+    evidence["top_dst_ports"] = samples.top_dst_ports()
+    subtype = cls.subtype
+    if cls.family != "multi_vector" and cls.vectors:
+        subtype = _subtype(cls.family, cls.vectors[0], evidence, samples, few_sources)
+    return Classification(cls.family, subtype, cls.vectors, evidence)
 
 
 def _subtype(
     family: str,
     vector: Vector,
-    evidence: dict[str, Any],
-    samples: SampleSummary | None,
+    evidence: dict[str, object],
+    samples: SampleSummary,
     few_sources: int,
 ) -> str:
-    ipv6 = evidence["ipv6_share"] > 0.5
-    ip = "ipv6" if ipv6 else "ipv4"
-    if family.endswith("_amplification"):
-        return f"reflection_sport_{vector.amp_port}"
-    if family == "udp_flood" and "reflection" in evidence:
-        return f"{evidence['reflection']}_reflection"
+    base = rate_subtype(family, vector, evidence)
+    if family.endswith("_amplification") or (family == "udp_flood" and "reflection" in evidence):
+        return base
     spread = ""
-    if samples is not None and samples.count:
-        if family in ("udp_flood", "tcp_flood", "syn_flood", "ack_flood", "rst_flood"):
-            top = samples.top_dst_ports(1)
-            if top and float(top[0]["share"]) >= DST_PORT_FOCUS:
-                spread = f"_dst_port_{top[0]['port']}"
-            elif samples.dst_ports:
-                spread = "_random_dst_ports"
-        if family in ("syn_flood", "ack_flood", "rst_flood", "tcp_flood"):
-            many = len(samples.sources) > few_sources
-            spread += "_many_sources" if many else "_few_sources"
-        if family == "icmp_flood" and samples.icmp_types:
-            icmp_type = samples.icmp_types.most_common(1)[0][0]
-            names = {8: "echo_request", 0: "echo_reply", 128: "echo_request", 129: "echo_reply"}
-            spread = "_" + names.get(icmp_type, f"type_{icmp_type}")
-    return f"{ip}{spread}"
+    if family in ("udp_flood", "tcp_flood", "syn_flood", "ack_flood", "rst_flood"):
+        top = samples.top_dst_ports(1)
+        if top and float(top[0]["share"]) >= DST_PORT_FOCUS:
+            spread = f"_dst_port_{top[0]['port']}"
+        elif samples.dst_ports:
+            spread = "_random_dst_ports"
+    if family in ("syn_flood", "ack_flood", "rst_flood", "tcp_flood"):
+        many = len(samples.sources) > few_sources
+        spread += "_many_sources" if many else "_few_sources"
+    if family == "icmp_flood" and samples.icmp_types:
+        icmp_type = samples.icmp_types.most_common(1)[0][0]
+        names = {8: "echo_request", 0: "echo_reply", 128: "echo_request", 129: "echo_reply"}
+        spread = "_" + names.get(icmp_type, f"type_{icmp_type}")
+    return f"{base}{spread}"

@@ -26,6 +26,7 @@ from ftcontract.bounds import (
     Positive,
     RuleTtl,
 )
+from ftcontract.severity import SeverityScale
 from ftcontract.vocabulary import MitigationMode
 
 
@@ -114,18 +115,8 @@ class DetectionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     floors: Floors = msgspec.field(default_factory=Floors)
 
 
-class SeverityConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Peak against baseline (ratio) or absolute size: the highest row that matches wins."""
-
-    medium_ratio: Positive = 3.0
-    high_ratio: Positive = 10.0
-    critical_ratio: Positive = 50.0
-    medium_pps: Positive = 50_000.0
-    high_pps: Positive = 250_000.0
-    critical_pps: Positive = 1_000_000.0
-    medium_bps: Positive = 200_000_000.0
-    high_bps: Positive = 1_000_000_000.0
-    critical_bps: Positive = 10_000_000_000.0
+# [severity]: the shared scale (ftcontract.severity), one definition for both sides.
+SeverityConfig = SeverityScale
 
 
 class MitigationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -12,6 +12,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+# The kernel counts these one by one (bpf/ftshared.h); the classifier names them.
+from ftcontract.classify import AMP_PORTS as AMP_PORTS
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -29,7 +32,6 @@ CLASSES: tuple[str, ...] = (
 )
 TCP_FLAG_CLASSES: tuple[str, ...] = ("syn", "synack", "ack", "rst", "fin", "other")
 # UDP source ports tracked individually (amplification reflectors); the rest is "other".
-AMP_PORTS: tuple[int, ...] = (19, 53, 123, 161, 389, 1900, 3702, 5353, 11211)
 AMP_PORT_NAMES: tuple[str, ...] = (*(str(p) for p in AMP_PORTS), "other")
 # Upper bounds (bytes, inclusive) of the packet-size histogram; the last bucket is "larger".
 SIZE_BOUNDS: tuple[int, ...] = (64, 128, 256, 512, 1024, 1500)

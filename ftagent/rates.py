@@ -18,25 +18,12 @@ from ftagent.datapath import (
     Counters,
 )
 
-AMP_METRICS: tuple[str, ...] = tuple(f"amp_{p}_pps" for p in AMP_PORTS)
-METRICS: tuple[str, ...] = (
-    "pps",
-    "bps",
-    "tcp_pps",
-    "udp_pps",
-    "icmp_pps",
-    "fragment_pps",
-    "syn_pps",
-    "ack_pps",
-    "rst_pps",
-    "amp_pps",
-    *AMP_METRICS,
-)
+# The metric names are the shared classifier's (one definition for agent and control plane).
+from ftcontract.classify import AMP_METRICS as AMP_METRICS
+from ftcontract.classify import METRICS as METRICS
+from ftcontract.classify import amp_metric as amp_metric
+
 DROP_VERDICTS: tuple[str, ...] = ("drop_src", "drop_prefix", "drop_signature", "rate_limited")
-
-
-def amp_metric(port: int) -> str:
-    return f"amp_{port}_pps"
 
 
 @dataclass(frozen=True, slots=True)

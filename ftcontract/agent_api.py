@@ -169,10 +169,74 @@ class MetricPoint(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit
     # received rate down). The control plane escalates upstream on it (BGP policy).
     rx_lost_pps: Rate = 0.0
     link_saturated: bool = False
+    # ---- since the fleet release (optional: older agents send none of these) ----
+    # UDP packets per second by source port: the amplification ports ("53", "123", ...)
+    # and "other"; only the non-zero ones. What the control plane sums per group to name
+    # a spread amplification attack (fleet detection), with `protocols` and `tcp_flags`.
+    udp_ports: Shares = {}
+    # IPv6 packets per second (the rest of `pps` is IPv4 or not IP)
+    ipv6_pps: Rate = 0.0
+    # The fleet rules in force on the node this second, per fleet incident, with what each
+    # dropped and spared since it was installed (cumulative). Absent: none in force.
+    fleet_rules: Annotated[list[FleetRuleReport], msgspec.Meta(max_length=16)] = []
 
 
 class MetricsBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     points: list[MetricPoint]
+
+
+# ---- fleet orders (the control plane's answer to an attack spread over a group) ----------
+
+
+class FleetVector(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """One vector of a fleet attack as the shared classifier named it from the group's
+    summed rates (`ftcontract.classify.Vector`)."""
+
+    family: Family
+    group: Name  # tcp | udp | icmp | other
+    share: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    amp_port: Port | None = None
+
+
+class FleetOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A fleet incident's answer for one node: the agent plans the vectors' rules exactly
+    as for an incident of its own (socket-aware signature rules that spare the node's
+    real users) and keeps them `ttl_s` from the moment it last received this order. The
+    control plane lists the order in every reply while the fleet incident lasts (renewal);
+    an order no longer listed is removed at once; an agent cut off from the control plane
+    loses it when the TTL runs out in the kernel (fail open)."""
+
+    incident_uuid: Uuid
+    family: Family
+    vectors: Annotated[list[FleetVector], msgspec.Meta(min_length=1, max_length=8)]
+    ttl_s: RuleTtl
+    # the group the attack was seen on ("203.0.113.0/24", or "workspace")
+    group: Name = ""
+
+
+class FleetOrders(msgspec.Struct, kw_only=True):
+    """GET /api/v1/agent/fleet: the fleet orders in force for this node.
+
+    `version` moves whenever this node's orders, its config or its pending operator
+    commands change, so one long-poll (`?after=VERSION&wait=S`) wakes the agent for all
+    three: the orders are in the reply; a moved `config_version` or `pending_commands`
+    means fetch GET /config now (operator block commands take this path)."""
+
+    version: int
+    orders: list[FleetOrder] = []
+    config_version: int = 0
+    pending_commands: int = 0
+
+
+class FleetRuleReport(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True
+):
+    """The rules one fleet order put in the node's kernel, with their counters."""
+
+    incident_uuid: Uuid
+    rules: Annotated[list[RuleFigure], msgspec.Meta(max_length=64)] = []
+    # Unix time the node first had a rule of this order in force
+    in_force_since: UnixTime | None = None
 
 
 # ---- incidents ----------------------------------------------------------------------------
@@ -271,3 +335,10 @@ class PcapReply(msgspec.Struct, kw_only=True):
 class OkReply(msgspec.Struct, kw_only=True):
     ok: bool
     accepted: int = 0
+
+
+class MetricsReply(OkReply, kw_only=True, omit_defaults=True):
+    """POST metrics: also the node's fleet orders version (see FleetOrders): an agent whose
+    long-poll is down learns within a second that its orders changed."""
+
+    fleet_version: int | None = None

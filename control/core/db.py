@@ -29,6 +29,9 @@ BUSY_TIMEOUT_MS = 5000
 SqlValue = str | int | float | bytes | None
 # Named parameters, or column -> new value of an UPDATE built from fixed column names.
 SqlParams = dict[str, SqlValue]
+# A migration that rebuilds a referenced table says so on a line of its own; it runs with
+# foreign keys off and must leave every reference intact (checked before it commits).
+REBUILDS_TABLES = "-- ftcontrol: rebuilds referenced tables"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _write_locks: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
@@ -68,11 +71,28 @@ async def apply_migrations(db: aiosqlite.Connection, migrations: list[Migration]
     for migration in migrations:
         if migration.version <= current:
             continue
-        async with transaction(db):
-            # executescript would COMMIT first; run the statements one by one instead.
-            for statement in _split_sql(migration.sql):
-                await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {migration.version}")
+        rebuilds = REBUILDS_TABLES in migration.sql
+        if rebuilds:
+            # SQLite's own procedure for changing a table that others reference: with
+            # foreign keys on, dropping the old copy would cascade into the children.
+            # The pragma is a no-op inside a transaction, so it is set around it.
+            await db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            async with transaction(db):
+                # executescript would COMMIT first; run the statements one by one instead.
+                for statement in _split_sql(migration.sql):
+                    await db.execute(statement)
+                if rebuilds:
+                    async with db.execute("PRAGMA foreign_key_check") as cur:
+                        broken = await cur.fetchone()
+                    if broken is not None:
+                        raise RuntimeError(
+                            f"{migration.name} leaves broken references: {tuple(broken)}"
+                        )
+                await db.execute(f"PRAGMA user_version = {migration.version}")
+        finally:
+            if rebuilds:
+                await db.execute("PRAGMA foreign_keys = ON")
         current = migration.version
     return current
 
