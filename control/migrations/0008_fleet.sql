@@ -4,7 +4,8 @@
 -- incidents: `scope` 'node' (an agent's incident, node_id set) or 'fleet' (opened by the
 --   control plane for a group: node_id NULL, `group_key` the group's prefix or
 --   'workspace'); `fleet_incident_id` links a node incident that opened during a fleet
---   incident of one of its groups to it. Rebuilt (SQLite cannot drop a NOT NULL): every
+--   incident of one of its groups to it; `fleet_vectors` what the nodes were ordered
+--   to drop. Rebuilt (SQLite cannot drop a NOT NULL): every
 --   row is kept, children keep their references (checked before commit).
 -- bgp_announcements: a fleet incident's FlowSpec rule is for the group's prefix, not for
 --   one node (node_id NULL), triggered by the group's summed rate ('fleet_uplink_share').
@@ -41,6 +42,9 @@ CREATE TABLE incidents_v8 (
     scope            TEXT NOT NULL DEFAULT 'node' CHECK (scope IN ('node', 'fleet')),
     group_key        TEXT,
     fleet_incident_id INTEGER REFERENCES incidents(id) ON DELETE SET NULL,
+    -- a fleet incident's vectors as classified from the group's sum (JSON: [FleetVector]):
+    -- what every node's order is planned from, kept for a restart
+    fleet_vectors    TEXT NOT NULL DEFAULT '[]',
     CHECK ((scope = 'node') = (node_id IS NOT NULL)),
     CHECK ((scope = 'fleet') = (group_key IS NOT NULL))
 );
