@@ -13,7 +13,7 @@ PREFIX ?=
 INSTALL_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit api bpf e2e bench demo clean install uninstall
+.PHONY: setup test check lint unit api bpf e2e bench demo clean install uninstall
 
 setup: $(STAMP)
 
@@ -57,6 +57,13 @@ PARALLEL_TESTS := tests/unit tests/api tests/packaging tests/bgp tests/e2e/test_
 	$(KERNEL_UNPACED)
 SERIAL_TESTS := tests/bpf tests/e2e --ignore=tests/e2e/test_install.py \
 	$(addprefix --ignore=,$(KERNEL_UNPACED))
+# The fast lane for iteration: lint, types, and the unit and API suites (no kernel, no lab,
+# no browser, no BGP daemons) on two workers.
+check: setup lint
+	$(VENV)/bin/pytest -q -n 2 --dist loadscope tests/unit tests/api \
+		--ignore=tests/api/dashboard/test_browser.py --ignore=tests/api/test_schema_fuzz.py \
+		$(PYTEST_ARGS)
+
 test: setup lint
 	@rc=0; \
 	$(VENV)/bin/pytest -q -rs -n 2 --dist loadscope --durations=15 $(PARALLEL_TESTS) $(PYTEST_ARGS) || rc=1; \
