@@ -40,6 +40,7 @@ EXCLUDED_PATHS = [
     "^/metrics",
     "^/api/dash/",
     "^/dash",
+    "^/$",  # redirects a browser to /dash
     # the node installer and its wheel: public (the deploy token travels in the node's env)
     "^/install.sh$",
     "^/install/",

@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 # Scripts only from us; uPlot sets element styles from script, hence 'unsafe-inline' for
@@ -85,6 +86,12 @@ def _html(name: str) -> Response[str]:
     return Response(_page(name), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
+@get("/", include_in_schema=False)
+async def root_redirect() -> Redirect:
+    """A browser pointed at the control plane's address lands on the dashboard."""
+    return Redirect(path="/dash")
+
+
 @get(["/dash", "/dash/"], include_in_schema=False)
 async def overview_page() -> Response[str]:
     return _html("overview")
@@ -123,6 +130,7 @@ async def workspace_page() -> Response[str]:
 def page_route_handlers() -> list[Any]:
     static_dir = resources.files("control.dashboard").joinpath("static")
     return [
+        root_redirect,
         overview_page,
         login_page,
         node_page,

@@ -32,3 +32,11 @@ async def test_every_page_is_the_shell_around_its_own_content(api: Api) -> None:
         assert "https://" not in html and "http://" not in html, path  # nothing from the internet
     login = await api.client.get("/dash/login")
     assert login.status_code == 200 and "<header>" not in login.text
+
+
+async def test_the_control_planes_root_sends_a_browser_to_the_dashboard(api: Api) -> None:
+    r = await api.client.get("/", follow_redirects=False)
+    assert r.status_code in (301, 302, 303, 307, 308), r.text
+    assert r.headers["location"] == "/dash"
+    landed = await api.client.get("/", follow_redirects=True)
+    assert landed.status_code == 200 and '<body data-page="overview">' in landed.text
