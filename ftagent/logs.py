@@ -29,6 +29,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, separators=(",", ":"))
 
 
+PER_REQUEST_LOGGERS = ("httpx", "httpcore")
+
+
 def setup(level: str = "info", fmt: str = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
@@ -39,3 +42,8 @@ def setup(level: str = "info", fmt: str = "auto") -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO ("HTTP Request: POST .../metrics 200"): more than
+    # one line a second on a quiet node, forever. Only asked for (debug) do they show;
+    # the reporter logs an outage and its end once, itself.
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
