@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +37,24 @@ from ftagent.protection import Protected
 log = logging.getLogger("ftagent.mitigator")
 
 OwnerKind = Literal["incident", "fleet"]
+
+
+def rule_match(spec: RuleSpec) -> RuleMatch:
+    """A RuleSpec's match, field by field (what a rule change and the fleet rules file
+    carry)."""
+    return RuleMatch(
+        network=str(spec.network) if spec.network else None,
+        proto=spec.proto,
+        src_port=spec.src_port,
+        dst_port=spec.dst_port,
+        tcp_flags=spec.tcp_flags,
+        tcp_flags_mask=spec.tcp_flags_mask,
+        dst=str(spec.dst) if spec.dst is not None else None,
+        rate_pps=spec.rate_pps,
+        spare=spec.spare,
+        spare_known=spec.spare_known,
+        fragments=spec.fragments,
+    )
 
 
 @dataclass(slots=True)
@@ -100,19 +118,7 @@ class Mitigator:
             action=action,
             rule=spec.describe(),
             kind=spec.kind,
-            spec=RuleMatch(
-                network=str(spec.network) if spec.network else None,
-                proto=spec.proto,
-                src_port=spec.src_port,
-                dst_port=spec.dst_port,
-                tcp_flags=spec.tcp_flags,
-                tcp_flags_mask=spec.tcp_flags_mask,
-                dst=str(spec.dst) if spec.dst is not None else None,
-                rate_pps=spec.rate_pps,
-                spare=spec.spare,
-                spare_known=spec.spare_known,
-                fragments=spec.fragments,
-            ),
+            spec=rule_match(spec),
             ttl_s=self.ttl_s if ttl_s is None else ttl_s,
             incident_uuid=uuid,
             reason=reason,
@@ -219,10 +225,15 @@ class Mitigator:
             if owner is not None:
                 owner.hold_until = until
 
-    def drop(self, uuid: str, reason: str) -> list[RuleChange]:
-        """The owner lets go of its rules now: a rule no other owner keeps is removed."""
+    def drop(
+        self, uuid: str, reason: str, only: Collection[RuleSpec] | None = None
+    ) -> list[RuleChange]:
+        """The owner lets go of its rules (of `only` these) now: a rule no other owner
+        keeps is removed."""
         changes: list[RuleChange] = []
         for spec, o in list(self.rules.items()):
+            if only is not None and spec not in only:
+                continue
             if o.owners.pop(uuid, None) is not None:
                 changes.extend(self._settle(spec, o, uuid, reason))
         return changes
