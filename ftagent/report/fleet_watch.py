@@ -120,6 +120,7 @@ class FleetWatcher:
                 orders = self._client.fleet(after, wait)
             except TransientError as exc:
                 self._forget_request()
+                self._urgent = True  # the first poll after the outage answers at once
                 if not outage:
                     log.warning("fleet orders unreachable: %s; retrying with back-off", exc)
                     outage = True
@@ -137,8 +138,10 @@ class FleetWatcher:
                             self.timings.absent_retry_s,
                         )
                     self.state = "absent"
+                    self._urgent = True
                     self._sleep(self.timings.absent_retry_s)
                     continue
+                self._urgent = True
                 if not outage:
                     log.error("the control plane refused the fleet poll: %s", exc)
                     outage = True
