@@ -260,7 +260,12 @@ def test_metrics_replies_hint_the_watcher_and_fleet_watch_off_never_polls(
         assert plane.wait_for(lambda: w.version == 1)
         seen: list[int] = []
         w_hint = w.hint
-        sink.reporter.on_fleet_version = lambda v: (seen.append(v), w_hint(v))[1]
+
+        def hint(version: int) -> None:
+            seen.append(version)
+            w_hint(version)
+
+        sink.reporter.on_fleet_version = hint
         sink.metrics_second(agent_api.MetricPoint(ts=2.0, pps=1.0, bps=1.0), STATUS)
         assert plane.wait_for(lambda: seen == [1])
     finally:
