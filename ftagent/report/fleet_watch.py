@@ -7,7 +7,8 @@ request until it moves or S seconds pass. Every answer lists the fleet orders in
 config version moved, or operator commands wait: block commands take this path).
 
 - The first request, and the first after a failure or a hint, asks with wait=0 (answer at
-  once): the node learns the state without waiting out a long poll.
+  once): the node learns the state without waiting out a long poll. A poll never waits
+  longer than a third of the shortest order's TTL (answers are what renew it).
 - A failure backs off (0.5 s doubling to 30 s; never spins) and is logged once per outage.
 - A 404 is an older control plane without /fleet: logged once at INFO, retried every
   10 minutes (or at once when a metrics reply shows a fleet version: it has /fleet now).
@@ -59,6 +60,9 @@ class FleetWatcher:
         self.state: WatchState = "starting"
         self.answers = 0
         self._config_version: int | None = None
+        # Polls end in time to renew the shortest order's TTL three times over, whatever
+        # the control plane's TTL and fleet_wait_s (an answer is what renews it).
+        self._renew_within = timings.wait_s
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -111,7 +115,7 @@ class FleetWatcher:
         outage = False
         while not self._stop.is_set():
             with self._lock:
-                wait = 0 if self._urgent else self.timings.wait_s
+                wait = 0 if self._urgent else min(self.timings.wait_s, self._renew_within)
                 self._urgent = False
                 after = self.version if self.version is not None else 0
                 self._request_since = time.monotonic()
@@ -177,9 +181,11 @@ class FleetWatcher:
         self._wake.clear()
 
     def _take(self, orders: agent_api.FleetOrders) -> None:
+        ttls = [o.ttl_s for o in orders.orders]
         with self._lock:
             self.version = orders.version
             self.answers += 1
+            self._renew_within = max(1, int(min(ttls) / 3)) if ttls else self.timings.wait_s
             moved = orders.config_version != self._config_version
             self._config_version = orders.config_version
         self._deliver_orders(orders)

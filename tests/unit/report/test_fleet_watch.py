@@ -270,3 +270,31 @@ def test_metrics_replies_hint_the_watcher_and_fleet_watch_off_never_polls(
         assert plane.wait_for(lambda: seen == [1])
     finally:
         sink.close()
+
+
+def test_a_poll_never_outlasts_a_third_of_the_shortest_order_ttl(plane, watch) -> None:
+    short = agent_api.FleetOrder(
+        incident_uuid=INC, family="udp_flood", ttl_s=9.0,
+        vectors=[agent_api.FleetVector(family="udp_flood", group="udp")],
+    )  # fmt: skip
+    plane.set_fleet(agent_api.FleetOrders(version=1, orders=[short]))
+    w, _, _ = watch()  # fleet_wait_s 30
+    assert plane.wait_for(lambda: w.version == 1)
+    plane.set_fleet(agent_api.FleetOrders(version=2, orders=[short]))
+    assert plane.wait_for(lambda: w.version == 2)
+    assert query(plane.fleet_polls()[1]) == {"after": "1", "wait": "3"}
+
+
+def test_a_hint_beside_a_stuck_poll_asks_again_at_once(plane, watch) -> None:
+    """The held poll is not woken (as if a proxy lost the answer): the metrics reply's
+    version makes the watcher ask beside it."""
+    plane.set_fleet(agent_api.FleetOrders(version=1))
+    w, inbox, _ = watch()
+    assert plane.wait_for(lambda: w.version == 1)
+    inbox.take()
+    time.sleep(1.3)  # the next poll is held (30 s) for over a second now
+    plane.fleet = agent_api.FleetOrders(version=2, orders=[DNS])  # no wake-up
+    w.hint(2)
+    assert plane.wait_for(lambda: w.version == 2, timeout=3.0)
+    got = inbox.take()
+    assert got is not None and got.orders.orders == [DNS]
