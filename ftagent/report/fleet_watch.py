@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ftagent.report.client import AgentClient, RejectedError, TransientError
+from ftagent.report.client import AgentClient, RejectedError
 from ftcontract import agent_api
 
 log = logging.getLogger("ftagent.fleet")
@@ -122,32 +122,19 @@ class FleetWatcher:
             self._wake.clear()
             try:
                 orders = self._client.fleet(after, wait)
-            except TransientError as exc:
+            except Exception as exc:  # TransientError, RejectedError, or unforeseen
                 self._forget_request()
-                self._urgent = True  # the first poll after the outage answers at once
-                if not outage:
-                    log.warning("fleet orders unreachable: %s; retrying with back-off", exc)
-                    outage = True
-                self.state = "backing_off"
-                self._sleep(delay)
-                delay = min(delay * 2, self.timings.retry_max_s)
-                continue
-            except RejectedError as exc:
-                self._forget_request()
-                if exc.status == 404:
-                    if self.state != "absent":
-                        log.info(
-                            "the control plane has no fleet orders (older version): not "
-                            "watching; asking again in %.0f s",
-                            self.timings.absent_retry_s,
-                        )
-                    self.state = "absent"
-                    self._urgent = True
-                    self._sleep(self.timings.absent_retry_s)
+                if self._stop.is_set():
+                    break  # stop() closed the client under the poll
+                self._urgent = True  # the first poll after a failure answers at once
+                if isinstance(exc, RejectedError) and exc.status == 404:
+                    self._absent()
                     continue
-                self._urgent = True
                 if not outage:
-                    log.error("the control plane refused the fleet poll: %s", exc)
+                    if isinstance(exc, RejectedError):
+                        log.error("the control plane refused the fleet poll: %s", exc)
+                    else:
+                        log.warning("fleet orders unreachable: %s; retrying with back-off", exc)
                     outage = True
                 self.state = "backing_off"
                 self._sleep(delay)
@@ -161,11 +148,22 @@ class FleetWatcher:
             self.state = "watching"
             self._take(orders)
 
+    def _absent(self) -> None:
+        """An older control plane without /fleet: ask again rarely (or when hinted)."""
+        if self.state != "absent":
+            log.info(
+                "the control plane has no fleet orders (older version): not watching; "
+                "asking again in %.0f s",
+                self.timings.absent_retry_s,
+            )
+        self.state = "absent"
+        self._sleep(self.timings.absent_retry_s)
+
     def _quick_poll(self) -> None:
         """A poll with wait=0 beside a long poll that looks stuck."""
         try:
             self._take(self._client.fleet(self.version or 0, 0))
-        except (TransientError, RejectedError) as exc:
+        except Exception as exc:  # the long poll goes on; it reports failures
             log.debug("quick fleet poll failed: %s", exc)
         finally:
             with self._lock:
