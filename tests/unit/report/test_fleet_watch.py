@@ -216,6 +216,8 @@ def test_a_block_command_reaches_the_loop_through_the_fleet_path(
     sink.start(STATUS)
     try:
         assert plane.wait_for(lambda: sink.watcher is not None and sink.watcher.version == 1)
+        first = sink.fleet_inbox.take()  # what the agent loop takes every window
+        assert first is not None and first.orders.version == 1
         assert plane.wait_for(lambda: len(plane.of("config")) >= 1)
         sink.poll_control()
         fetched = len(plane.of("config"))
