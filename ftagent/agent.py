@@ -1,12 +1,14 @@
-"""The agent loop: read counters -> window -> detector -> incident response -> mitigator
--> sampling -> one-second point -> event sink, once per poll interval (10 Hz by default).
+"""The agent loop: read counters -> window -> detector -> incident response -> fleet
+orders -> mitigator -> sampling -> one-second point -> event sink, once per poll interval
+(10 Hz by default).
 
 Everything here runs in one thread; the local HTTP server reads a snapshot under a lock.
 The jobs live in their own modules: `response` (one incident, open to resolve),
 `sampling` (the kernel's sampling and the samples kept), `seconds` (one-second points,
 baseline learning and saving), `overrides` (the control plane's settings), `protection`
 (what no rule may target), `views` (/health and /metrics), `shield` (a failing sink
-never stops the loop), `journal` (the active incident survives a crash).
+never stops the loop), `journal` (the active incident survives a crash), `fleet` (the
+control plane's orders against an attack spread over the node's groups).
 """
 
 from __future__ import annotations
