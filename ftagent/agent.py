@@ -1,12 +1,14 @@
-"""The agent loop: read counters -> window -> detector -> incident response -> mitigator
--> sampling -> one-second point -> event sink, once per poll interval (10 Hz by default).
+"""The agent loop: read counters -> window -> detector -> incident response -> fleet
+orders -> mitigator -> sampling -> one-second point -> event sink, once per poll interval
+(10 Hz by default).
 
 Everything here runs in one thread; the local HTTP server reads a snapshot under a lock.
 The jobs live in their own modules: `response` (one incident, open to resolve),
 `sampling` (the kernel's sampling and the samples kept), `seconds` (one-second points,
 baseline learning and saving), `overrides` (the control plane's settings), `protection`
 (what no rule may target), `views` (/health and /metrics), `shield` (a failing sink
-never stops the loop), `journal` (the active incident survives a crash).
+never stops the loop), `journal` (the active incident survives a crash), `fleet` (the
+control plane's orders against an attack spread over the node's groups).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from typing import Any
 
 import msgspec
 
+from ftagent import fleet_state
 from ftagent.baseline import Baseline
 from ftagent.config import Config, ConfigError, parse_networks
 from ftagent.datapath import Counters, Datapath, IPNetwork, Rule
 from ftagent.detector import Detector, Transition
 from ftagent.events import AgentStatus, EventSink, NullSink
+from ftagent.fleet import FleetInbox, FleetRules
 from ftagent.guard import SyncookieState, check_syncookies, guard_of
 from ftagent.journal import IncidentJournal
 from ftagent.link import LinkWatch
@@ -34,7 +38,7 @@ from ftagent.mitigator import Mitigator
 from ftagent.operator_rules import apply_command
 from ftagent.overrides import OverrideApplier
 from ftagent.protection import Protection
-from ftagent.rates import Window, compute_window
+from ftagent.rates import Window, compute_window, merge_windows
 from ftagent.reference import Reference
 from ftagent.response import IncidentResponse, Tools
 from ftagent.sampling import Sampler
@@ -75,6 +79,7 @@ class Agent:
         on_window: Callable[[Window, Agent], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
         lock: threading.RLock | None = None,
+        fleet_inbox: FleetInbox | None = None,
     ) -> None:
         self.cfg = cfg
         self.dp = datapath
@@ -83,7 +88,7 @@ class Agent:
         self.wall = wall_clock
         # Datapath access and the health snapshot (the HTTP thread scrapes the same maps).
         self.lock = lock if lock is not None else threading.RLock()
-        state_dir = Path(cfg.agent.state_dir)
+        self.state_dir = state_dir = Path(cfg.agent.state_dir)
         self.pcap_dir = state_dir / "pcap"
         self.baseline = load_baseline(cfg, state_dir / "baseline.json")
         self.reference = Reference(cfg, self.baseline, wall_clock)
@@ -133,6 +138,18 @@ class Agent:
             wall_clock,
             self.guard,
         )
+        # The control plane's fleet orders (attacks spread over a group of nodes): taken
+        # every window from the inbox the fleet watcher fills (None: no control plane).
+        self.fleet_inbox = fleet_inbox
+        self.fleet = FleetRules(
+            self.mitigator,
+            cfg.mitigation,
+            self.protection.protected,
+            self.reference.rate_limit,
+            self.guard,
+            self.lock,
+            wall_clock,
+        )
         self.prev: Counters | None = None
         self.windows: deque[Window] = deque(maxlen=64)
         self.last_window: Window | None = None
@@ -151,6 +168,7 @@ class Agent:
             self.sampler.adjust(False, 0.0, force=True)
             self.prev = self.dp.read_counters()
         self.link.start()
+        self._save_fleet_rules()  # none yet (a previous run's list is stale)
         self.sink.start(self.status())
         self._resolve_left_over_incident()
         self.sources.start()
@@ -253,15 +271,45 @@ class Agent:
                 self._resolve()
             else:
                 self.response.window(w, list(self.windows), self.sampler.recent_packets())
+        self._take_fleet_orders(w)
         with self.lock:
             changes = self.mitigator.tick()
         self.sink.rules_changed(changes)
-        hot = self.detector.attack or self.detector.pending
+        # A fleet order in force: sample as in an attack, and learn nothing.
+        hot = self.detector.attack or self.detector.pending or self.fleet.held
         self.sampler.adjust(hot, w.metrics["pps"])
         self._end_of_second(w, hot or tr is not None)
+        # Every window, not once a second: a block command waits for no second's end.
+        control = self.sink.poll_control()
+        if control is not None:
+            self.apply_control(control)
+            self._snapshot()
         if self.on_window is not None:
             self.on_window(w, self)
         return w
+
+    def _take_fleet_orders(self, w: Window) -> None:
+        """Every window: the newest fleet answer (if any) planned, renewed or removed, and
+        orders not renewed in time forgotten."""
+        answer = self.fleet_inbox.take() if self.fleet_inbox is not None else None
+        if answer is None and not self.fleet.orders:
+            return
+
+        def rates() -> dict[str, float]:
+            # the node's current rate: the last second of windows
+            last = [x for x in self.windows if x.end_ns > w.end_ns - 1_000_000_000] or [w]
+            return merge_windows(last).metrics
+
+        held = set(self.fleet.orders)
+        changes = self.fleet.take(answer, rates, self.sampler.recent_packets)
+        self.sink.rules_changed(changes)
+        if changes or held != set(self.fleet.orders):
+            self._save_fleet_rules()
+            self._snapshot()
+
+    def _save_fleet_rules(self) -> None:
+        """For `ftagent rules` (another process): which kernel rules fleet orders keep."""
+        fleet_state.save(self.state_dir / fleet_state.FILE, self.mitigator.fleet_owned())
 
     def _open(self, tr: Transition, w: Window) -> None:
         n = 1 if tr.reason == "burst" else self.reference.settings.confirm_windows
@@ -289,13 +337,22 @@ class Agent:
         point = msgspec.structs.replace(
             point, rx_lost_pps=round(link.rx_lost_pps, 1), link_saturated=link.saturated
         )
+        if self.fleet.orders:
+            point = msgspec.structs.replace(point, fleet_rules=self.fleet_reports())
         if self.seconds.learned:
             self.reference.refresh()
         self.sink.metrics_second(point, self.status())
-        control = self.sink.poll_control()
-        if control is not None:
-            self.apply_control(control)
         self._snapshot()
+
+    def fleet_reports(self) -> list[agent_api.FleetRuleReport]:
+        """The fleet orders' rules with their kernel counters (a failed read: zeros)."""
+        try:
+            with self.lock:
+                kernel = {r.spec: r for r in self.dp.list_rules()}
+        except Exception as exc:
+            log.debug("rule counters unavailable: %s", exc)
+            kernel = {}
+        return self.fleet.reports(kernel)
 
     def status(self) -> AgentStatus:
         w = self.last_window

@@ -71,6 +71,12 @@ class ControlConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     spool_dir: str = ""
     spool_max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 50 * 1024 * 1024
     verify_tls: bool = True
+    # Keep a long poll open on the control plane's fleet orders (attacks spread over a
+    # group of nodes): they, config changes and operator commands arrive within a second.
+    fleet_watch: bool = True
+    # How long the control plane may hold one poll (seconds, 1 to 30). Fleet orders carry
+    # a TTL (60 s by default) that must stay above twice this: every answer renews it.
+    fleet_wait_s: Annotated[int, msgspec.Meta(ge=1, le=30)] = 20
 
 
 class BaselineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -58,6 +58,8 @@ def health(agent: Agent) -> dict[str, Any]:
             k: round(v, 1) for k, v in agent.reference.thresholds.items() if k in HEALTH_THRESHOLDS
         },
         "incident": incident,
+        # The control plane's orders against an attack spread over the node's groups.
+        "fleet_orders": fleet_orders(agent),
         "incidents_total": sum(agent.incidents_by_family.values()),
         "link": link_health(agent.link.state),
         # Whether rules spare what the node's sockets want; else plain rules (the reason).
@@ -70,6 +72,32 @@ def health(agent: Agent) -> dict[str, Any]:
         "tcp_syncookies": agent.syncookies.value,
         "warnings": warnings(agent),
     }
+
+
+def fleet_orders(agent: Agent) -> list[dict[str, Any]]:
+    """Each fleet order held: its incident, family, group, rules, when its rules expire
+    unless renewed (every answer of the control plane renews them) and since when in force."""
+    fleet = agent.fleet
+    out = []
+    for uuid, st in fleet.orders.items():
+        left = fleet.expires_in(uuid)
+        out.append(
+            {
+                "incident_uuid": uuid,
+                "family": st.order.family,
+                "group": st.order.group,
+                "vectors": [v.family for v in st.order.vectors],
+                "rules": [s.describe() for s in fleet.rules_of(uuid)],
+                "mode": st.mode,
+                "ttl_s": st.order.ttl_s,
+                "expires_in_s": round(left, 1),
+                "expires_at": iso(agent.wall() + left),
+                "received_at": iso(st.received_at),
+                "in_force_since": iso(st.in_force_since) if st.in_force_since else None,
+                "notes": st.notes,
+            }
+        )
+    return out
 
 
 def link_health(state: LinkState) -> dict[str, Any]:

@@ -21,9 +21,13 @@ import ipaddress
 import sys
 import time
 import tomllib
+from pathlib import Path
 from typing import TextIO
 
+from ftagent.config import AgentSection
 from ftagent.datapath import IPNetwork, Rule, RuleSpec
+from ftagent.fleet_state import FILE as FLEET_FILE
+from ftagent.fleet_state import FleetRulesFile, load, owners_of
 from ftagent.protection import Protection
 
 
@@ -51,6 +55,21 @@ def resolve_interface(args: argparse.Namespace) -> str:
     return iface
 
 
+def state_dir(args: argparse.Namespace) -> str:
+    """[agent].state_dir of --config (read leniently), else the default."""
+    path = getattr(args, "config", None)
+    default = AgentSection().state_dir
+    if not path:
+        return default
+    try:
+        with open(path, "rb") as f:
+            agent = tomllib.load(f).get("agent")
+    except (OSError, tomllib.TOMLDecodeError):
+        return default
+    value = agent.get("state_dir") if isinstance(agent, dict) else None
+    return value if isinstance(value, str) and value else default
+
+
 def parse_target(text: str) -> RuleSpec:
     """A host becomes a `src` rule, a shorter prefix a `prefix` rule."""
     try:
@@ -62,9 +81,12 @@ def parse_target(text: str) -> RuleSpec:
     return RuleSpec("prefix", net)
 
 
-def format_rules(rules: list[Rule], now_ns: int) -> str:
+def format_rules(rules: list[Rule], now_ns: int, fleet: FleetRulesFile | None = None) -> str:
+    """The kernel's rules as a table; OWNER says which a fleet order keeps (the fleet
+    incident), from the agent's fleet rules file."""
     if not rules:
         return "no rules\n"
+    fleet = fleet or FleetRulesFile()
     rows = [
         (
             "RULE",
@@ -74,6 +96,7 @@ def format_rules(rules: list[Rule], now_ns: int) -> str:
             "DROPPED BYTES",
             "SPARED PKTS",
             "SPARED BYTES",
+            "OWNER",
         )
     ]
     for r in sorted(rules, key=lambda r: (r.spec.kind, r.spec.describe())):
@@ -81,6 +104,8 @@ def format_rules(rules: list[Rule], now_ns: int) -> str:
         expires = f"in {left:.0f}s" if left > 0 else "expired"
         action = f"rate {r.spec.rate_pps} pps" if r.spec.rate_pps else "drop"
         text = dataclasses.replace(r.spec, rate_pps=None).describe()  # the rate is ACTION
+        owners = owners_of(r.spec, fleet)
+        owner = "fleet " + ",".join(owners) if owners else "-"
         rows.append(
             (
                 text,
@@ -90,6 +115,7 @@ def format_rules(rules: list[Rule], now_ns: int) -> str:
                 str(r.dropped_bytes),
                 str(r.spared_packets),
                 str(r.spared_bytes),
+                owner,
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -158,7 +184,8 @@ def _run(args: argparse.Namespace, action: str, out: TextIO) -> int:
     try:
         maps = open_pinned(iface)
         if action == "list":
-            out.write(format_rules(maps.list_rules(), time.monotonic_ns()))
+            fleet = load(Path(state_dir(args)) / FLEET_FILE)
+            out.write(format_rules(maps.list_rules(), time.monotonic_ns(), fleet))
             return 0
         assert spec is not None
         if action == "block":

@@ -64,6 +64,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> int:
 def _run(cfg: Config, stop: threading.Event) -> int:
     from ftagent.agent import Agent
     from ftagent.bpf.loader import XdpDatapath
+    from ftagent.fleet import FleetInbox
     from ftagent.http_local import LocalHttp
     from ftagent.netinfo import control_networks, own_networks
 
@@ -88,8 +89,16 @@ def _run(cfg: Config, stop: threading.Event) -> int:
     try:
         try:
             control = control_networks(cfg.control.server) if cfg.control else []
+            sink = make_sink(cfg)
+            # The fleet orders the control-plane sink's watcher receives (none stand-alone).
+            inbox = getattr(sink, "fleet_inbox", None)
             agent = Agent(
-                cfg, dp, make_sink(cfg), own_networks=own_networks(), control_networks=control
+                cfg,
+                dp,
+                sink,
+                own_networks=own_networks(),
+                control_networks=control,
+                fleet_inbox=inbox if isinstance(inbox, FleetInbox) else None,
             )
         except Exception as exc:
             log.exception("cannot start the agent: %s", exc)

@@ -41,6 +41,15 @@ def render(h: dict[str, Any]) -> str:
         )
     else:
         lines.append("incident:     none")
+    for o in h.get("fleet_orders") or []:
+        since = o.get("in_force_since")
+        lines.append(
+            f"fleet order:  {o['incident_uuid']} {o['family']} on {o['group'] or 'the fleet'}, "
+            f"{'in force since ' + since if since else 'not in force (' + o['mode'] + ')'}, "
+            f"expires in {o['expires_in_s']} s unless renewed"
+        )
+        for r in o.get("rules") or []:
+            lines.append(f"  fleet rule  {r}")
     return "\n".join(lines)
 
 

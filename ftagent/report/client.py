@@ -39,6 +39,8 @@ class AgentClient:
         timeout_s: float = 5.0,
         verify_tls: bool = True,
     ) -> None:
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
         self._http = httpx.Client(
             verify=verify_tls,
             base_url=server.rstrip("/"),
@@ -79,6 +81,14 @@ class AgentClient:
 
     def fetch_config(self) -> agent_api.AgentConfig:
         return self._decode(self._request("GET", "config"), agent_api.AgentConfigReply).config
+
+    def fleet(self, after: int, wait_s: int) -> agent_api.FleetOrders:
+        """The node's fleet orders: at once when their version is not `after`, else when
+        it moves or `wait_s` seconds passed (a long poll: the read may take that long)."""
+        timeout = httpx.Timeout(wait_s + self._timeout_s, connect=self._connect_timeout_s)
+        params = {"after": after, "wait": wait_s}
+        resp = self._request("GET", "fleet", params=params, timeout=timeout)
+        return self._decode(resp, agent_api.FleetOrders)
 
     def ack_commands(self, acks: list[agent_api.CommandAck]) -> None:
         self.post_json("commands/ack", msgspec.json.encode(agent_api.CommandAcks(acks=acks)))

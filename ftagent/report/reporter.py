@@ -3,12 +3,12 @@
 The agent loop calls the `report_*` methods, which only put a message on an in-memory
 queue and return (no disk, no network: detection and mitigation never wait). One sender
 thread moves queued messages into the disk spool, then sends the spool's oldest entries
-in order: consecutive metric points as one batch, incident events and pcap uploads one at
-a time, as soon as they are queued. A failure leaves the entry in the spool and counts
-against the circuit breaker; the next attempt resends it, so order is kept across
-outages and restarts. The control plane makes every message idempotent (metric points by
-node and second, incidents by the agent's uuid and `seq`), so a resend after a lost reply
-duplicates nothing.
+in order: consecutive metric points as one batch (one point a post normally, more after
+an outage), incident events and pcap uploads one at a time, as soon as they are
+queued. A failure leaves the entry in the spool and counts against the circuit breaker;
+the next attempt resends it, so order is kept across outages and restarts. The control
+plane makes every message idempotent (metric points by node and second, incidents by the
+agent's uuid and `seq`), so a resend after a lost reply duplicates nothing.
 
 Live-only (never spooled): the heartbeat, which carries the spool size, and the config
 fetch, whose operator commands are handed to the agent loop through `take_control()`;
@@ -105,6 +105,10 @@ class Reporter:
         self._control: agent_api.AgentConfig | None = None
         self._delivered_commands: set[int] = set()
         self._config_version = -1
+        self._config_due = threading.Event()  # fetch /config at the next turn
+        self._fresh = False  # entries were queued since the last drain
+        # Called with MetricsReply.fleet_version (the fleet watcher compares it).
+        self.on_fleet_version: Callable[[int], None] | None = None
         self._attack = False
         self.stats = ReporterStats()
         self._spool_size = len(self._spool)
@@ -112,7 +116,10 @@ class Reporter:
     # ---- called from the agent loop: never blocks --------------------------------------
 
     def report_metrics(self, point: agent_api.MetricPoint) -> None:
-        self._put(Pending(_KIND_METRICS, "metrics", msgspec.json.encode(point), droppable=True))
+        """Posted as soon as the sender sees it (the control plane sums each real second
+        of every node of a group; a point held back delays fleet detection)."""
+        body = msgspec.json.encode(point)
+        self._put(Pending(_KIND_METRICS, "metrics", body, droppable=True), wake=True)
 
     def report_incident_opened(
         self, uuid: str, started_at: float, f: agent_api.IncidentFigures
@@ -165,6 +172,12 @@ class Reporter:
     def breaker_state(self) -> str:
         return self._breaker.state
 
+    def fetch_config_now(self) -> None:
+        """The fleet watcher saw the config version move or commands waiting: fetch
+        /config now (operator block commands reach the loop within a second)."""
+        self._config_due.set()
+        self._wake.set()
+
     def _put(self, item: Pending, wake: bool = False) -> None:
         self._queue.put(item)
         if wake:
@@ -213,12 +226,16 @@ class Reporter:
                     else self.settings.config_interval_s
                 )
                 self._fetch_config()
+            if self._config_due.is_set():
+                self._config_due.clear()
+                self._fetch_config()
             sent_all = True
-            # Events go out at once; metric points wait for their interval (batched).
-            if now >= next_metrics or self._spool.has_undroppable():
-                if now >= next_metrics:
-                    next_metrics = now + self.settings.metrics_interval_s
+            # Events and points go out as soon as they are queued; after a failed post,
+            # spooled points are retried every metrics_interval_s (events sooner).
+            if now >= next_metrics or self._spool.has_undroppable() or self._fresh:
+                self._fresh = False
                 sent_all = self._drain_spool(deadline=None)
+                next_metrics = now + self.settings.metrics_interval_s
             self._spool_size = len(self._spool)
             wait = min(next_beat, next_config, next_metrics) - time.monotonic()
             if not sent_all and self._spool.has_undroppable():
@@ -241,6 +258,7 @@ class Reporter:
             except queue.Empty:
                 break
         if items:
+            self._fresh = True
             dropped = self._spool.append(items)
             if dropped:
                 log.warning("spool full: dropped %d oldest metric points", dropped)
@@ -357,7 +375,7 @@ class Reporter:
         already accepted is idempotent)."""
         body = b'{"points":[' + b",".join(e.body for e in batch) + b"]}"
         try:
-            self._client.post_json("metrics", body)
+            resp = self._client.post_json("metrics", body)
         except RejectedError as exc:
             if len(batch) == 1:
                 self.stats.rejected += 1
@@ -367,3 +385,17 @@ class Reporter:
             mid = len(batch) // 2
             self._send_points(batch[:mid])
             self._send_points(batch[mid:])
+            return
+        self._fleet_hint(resp.content)
+
+    def _fleet_hint(self, content: bytes) -> None:
+        """Hand the reply's fleet version to the watcher (a reply without one, from an
+        older control plane, or unreadable, says nothing)."""
+        if self.on_fleet_version is None:
+            return
+        try:
+            reply = msgspec.json.decode(content, type=agent_api.MetricsReply)
+        except msgspec.DecodeError:
+            return
+        if reply.fleet_version is not None:
+            self.on_fleet_version(reply.fleet_version)

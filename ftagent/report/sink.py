@@ -14,6 +14,9 @@ from pathlib import Path
 from ftagent import __version__
 from ftagent.config import Config
 from ftagent.events import AgentStatus, IncidentReport, RuleChange
+from ftagent.fleet import FleetInbox
+from ftagent.report.client import AgentClient
+from ftagent.report.fleet_watch import FleetWatcher, WatchTimings
 from ftagent.report.reporter import Reporter, ReporterSettings
 from ftcontract import agent_api
 
@@ -40,13 +43,45 @@ def settings_from_config(cfg: Config) -> ReporterSettings:
     )
 
 
+def fleet_watcher(
+    settings: ReporterSettings, inbox: FleetInbox, reporter: Reporter, timings: WatchTimings
+) -> FleetWatcher:
+    """The watcher of fleet orders, on its own connection, wired to the reporter: a moved
+    config makes it fetch /config at once; a metrics reply's fleet version hints it."""
+    client = AgentClient(
+        settings.server,
+        settings.api_key,
+        settings.node_uuid,
+        connect_timeout_s=settings.connect_timeout_s,
+        timeout_s=settings.timeout_s,
+        verify_tls=settings.verify_tls,
+    )
+    watcher = FleetWatcher(client, inbox.put, reporter.fetch_config_now, timings)
+    reporter.on_fleet_version = watcher.hint
+    return watcher
+
+
 class ControlSink:
-    def __init__(self, cfg: Config, settings: ReporterSettings | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        settings: ReporterSettings | None = None,
+        timings: WatchTimings | None = None,
+    ) -> None:
+        """`timings`: the fleet watcher's (tests shorten them); else [control]'s."""
         self._cfg = cfg
-        self._reporter = Reporter(settings or settings_from_config(cfg), self._heartbeat)
+        settings = settings or settings_from_config(cfg)
+        self._reporter = Reporter(settings, self._heartbeat)
         self._status: AgentStatus | None = None
         self._started = time.monotonic()
         self._last_overrides: agent_api.Overrides | None = None
+        # The fleet orders the watcher receives, for the agent loop (Agent(fleet_inbox=)).
+        self.fleet_inbox = FleetInbox()
+        self.watcher: FleetWatcher | None = None
+        control = cfg.control
+        if control is not None and control.fleet_watch:
+            timings = timings or WatchTimings(wait_s=control.fleet_wait_s)
+            self.watcher = fleet_watcher(settings, self.fleet_inbox, self._reporter, timings)
 
     @property
     def reporter(self) -> Reporter:
@@ -57,8 +92,12 @@ class ControlSink:
     def start(self, status: AgentStatus) -> None:
         self._status = status
         self._reporter.start()
+        if self.watcher is not None:
+            self.watcher.start()
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self._reporter.stop()
 
     def metrics_second(self, point: agent_api.MetricPoint, status: AgentStatus) -> None:

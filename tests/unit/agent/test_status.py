@@ -65,3 +65,24 @@ def test_render_shows_the_socket_guard_and_its_warnings():
     )
     assert "socket guard: off (kernel lacks bpf_sk_lookup_udp), tcp_syncookies 0" in off
     assert "  warning     net.ipv4.tcp_syncookies is 0: ..." in off
+
+
+def test_render_shows_the_fleet_orders_and_their_rules():
+    order = {
+        "incident_uuid": "f-1",
+        "family": "dns_amplification",
+        "group": "203.0.113.0/24",
+        "rules": ["signature proto=17 sport=53 spare=connected"],
+        "mode": "on",
+        "expires_in_s": 42.0,
+        "in_force_since": "2026-12-08T00:00:01.000Z",
+    }
+    text = render({**HEALTH, "fleet_orders": [order]})
+    assert (
+        "fleet order:  f-1 dns_amplification on 203.0.113.0/24, in force since "
+        "2026-12-08T00:00:01.000Z, expires in 42.0 s unless renewed"
+    ) in text
+    assert "  fleet rule  signature proto=17 sport=53 spare=connected" in text
+    dry = render({**HEALTH, "fleet_orders": [{**order, "mode": "dry_run", "in_force_since": None}]})
+    assert "not in force (dry_run)" in dry
+    assert "fleet order" not in render(HEALTH)  # an older agent's /health has none

@@ -18,6 +18,7 @@ from ftagent.commands.rules import (
     resolve_interface,
 )
 from ftagent.datapath import Rule, RuleSpec
+from ftagent.fleet_state import FleetRulesFile, owned_entry
 
 
 def ns(**kw: object) -> argparse.Namespace:
@@ -68,9 +69,23 @@ def test_format_rules_shows_what_a_rule_spared() -> None:
     now = 10**12
     spec = RuleSpec("signature", proto=17, src_port=53, rate_pps=50, spare="connected")
     lines = format_rules([Rule(spec, now + 10**10, 7, 700, 123, 9000)], now).splitlines()
-    assert lines[0].split()[-4:] == ["SPARED", "PKTS", "SPARED", "BYTES"]
+    assert lines[0].split()[-5:] == ["SPARED", "PKTS", "SPARED", "BYTES", "OWNER"]
     assert "signature proto=17 sport=53 spare=connected" in lines[1]
-    assert "rate 50 pps" in lines[1] and lines[1].split()[-2:] == ["123", "9000"]
+    assert "rate 50 pps" in lines[1] and lines[1].split()[-3:] == ["123", "9000", "-"]
+
+
+def test_format_rules_marks_the_rules_fleet_orders_keep() -> None:
+    now = 10**12
+    dns = RuleSpec("signature", proto=17, src_port=53, spare="connected")
+    syn = RuleSpec("signature", proto=6, tcp_flags=2, tcp_flags_mask=0x12, spare="sockets")
+    uuid = "5f0c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
+    fleet = FleetRulesFile(rules=[owned_entry(dns, [uuid])])
+    rules = [Rule(dns, now + 10**10), Rule(syn, now + 10**10)]
+    lines = format_rules(rules, now, fleet).splitlines()
+    (dns_line,) = [line for line in lines if "sport=53" in line]
+    (syn_line,) = [line for line in lines if "proto=6" in line]
+    assert dns_line.split()[-2:] == ["fleet", uuid]
+    assert syn_line.split()[-1] == "-"
 
 
 @pytest.mark.parametrize(

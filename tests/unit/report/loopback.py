@@ -1,6 +1,12 @@
 """A real HTTP server on 127.0.0.1 that speaks the Agent/Deploy API's reply shapes and
 records every request, for the reporter's and deploy command's unit tests.
 
+Fleet orders (`GET /api/v1/agent/fleet?after=V&wait=S`, the contract's `FleetOrders`):
+served only once a test sets them (`set_fleet`; before that the route is a 404, as on
+an older control plane), with the long poll's semantics: an answer at once when the
+version is not V, else held until it moves or S seconds pass. The real control plane's
+endpoint is built on another branch; this stands in for it until the merge.
+
 It can be stopped (connections refused: a real outage) and started again on the same
 port, or told to answer every request with a given status code.
 """
@@ -13,6 +19,11 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from ftcontract import agent_api
 
 
 @dataclass
@@ -56,6 +67,31 @@ class LoopbackControlPlane:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self.fleet: agent_api.FleetOrders | None = None  # None: no /fleet route (404)
+        self._fleet_moved = threading.Condition(self._lock)
+
+    def set_fleet(self, orders: agent_api.FleetOrders) -> None:
+        """New fleet orders (a new version): held polls answer at once."""
+        with self._fleet_moved:
+            self.fleet = orders
+            self._fleet_moved.notify_all()
+
+    def _fleet_reply(self, query: str) -> tuple[int, Any]:
+        q = parse_qs(query)
+        after = int(q.get("after", ["0"])[0])
+        wait = min(float(q.get("wait", ["0"])[0]), 30.0)
+        deadline = time.monotonic() + wait
+        with self._fleet_moved:
+            while (
+                self.fleet is not None
+                and self.fleet.version == after
+                and time.monotonic() < deadline
+            ):
+                self._fleet_moved.wait(deadline - time.monotonic())
+            orders = self.fleet
+        if orders is None:
+            return 404, {"ok": False, "error": "no route"}
+        return 200, msgspec.to_builtins(orders)
 
     @property
     def url(self) -> str:
@@ -106,6 +142,8 @@ class LoopbackControlPlane:
             if rec.path.endswith(suffix):
                 return status, {"ok": False, "error": f"refused {suffix}"}
         path = rec.path.removeprefix("/api/v1/agent/")
+        if path.startswith("fleet"):
+            return self._fleet_reply(urlsplit(rec.path).query)
         if rec.path == "/api/deploy":
             return 200, b.deploy_reply
         if path == "heartbeat":
@@ -122,7 +160,10 @@ class LoopbackControlPlane:
         if path == "metrics":
             if any(p["ts"] in b.bad_metric_ts for p in json.loads(rec.body)["points"]):
                 return 400, {"ok": False, "error": "points[?].pps: must be >= 0"}
-            return 200, {"ok": True, "accepted": len(json.loads(rec.body)["points"])}
+            reply = {"ok": True, "accepted": len(json.loads(rec.body)["points"])}
+            if self.fleet is not None:
+                reply["fleet_version"] = self.fleet.version
+            return 200, reply
         if path.endswith("/pcap"):
             return 200, {"ok": True, "sha256": "0" * 64, "size": len(rec.body)}
         if path.startswith("incidents"):
@@ -134,6 +175,12 @@ class LoopbackControlPlane:
     def paths(self) -> list[str]:
         with self._lock:
             return [r.path.removeprefix("/api/v1/agent/") for r in self.requests]
+
+    def fleet_polls(self) -> list[Recorded]:
+        """Every /fleet request, answered or refused, in order."""
+        with self._lock:
+            both = self.requests + self.refused
+        return [r for r in both if urlsplit(r.path).path == "/api/v1/agent/fleet"]
 
     def of(self, path: str) -> list[Recorded]:
         with self._lock:

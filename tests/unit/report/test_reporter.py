@@ -242,3 +242,24 @@ def test_a_refused_point_does_not_take_its_batch_with_it(plane, make_reporter) -
     assert plane.wait_for(lambda: r.spool_size == 0 and len(set(points(plane))) == 9)
     assert sorted(set(points(plane))) == [1000.0 + i for i in range(10) if i != 5]
     assert r.stats.rejected == 1
+
+
+def test_each_point_is_posted_as_soon_as_it_is_queued(plane, make_reporter) -> None:
+    """No waiting for metrics_interval_s (the control plane sums each real second of a
+    group's nodes): 30 s here, the point arrives at once."""
+    r = make_reporter(metrics_interval_s=30.0, heartbeat_interval_s=30.0)
+    assert plane.wait_for(lambda: len(plane.of("heartbeat")) == 1)
+    r.report_metrics(agent_api.MetricPoint(ts=1000.0, pps=1.0, bps=1.0))
+    assert plane.wait_for(lambda: points(plane) == [1000.0], timeout=5.0)
+    r.report_metrics(agent_api.MetricPoint(ts=1001.0, pps=1.0, bps=1.0))
+    assert plane.wait_for(lambda: points(plane) == [1000.0, 1001.0], timeout=5.0)
+
+
+def test_fetch_config_now_fetches_between_periods(plane, make_reporter) -> None:
+    r = make_reporter(config_interval_s=60.0, heartbeat_interval_s=60.0)
+    assert plane.wait_for(lambda: len(plane.of("config")) == 1)  # the fetch at start
+    plane.behaviour.config = {"config_version": 2, "thresholds": {}, "commands": []}
+    r.fetch_config_now()
+    assert plane.wait_for(lambda: len(plane.of("config")) == 2, timeout=5.0)
+    control = r.take_control()
+    assert control is not None and control.config_version == 2
