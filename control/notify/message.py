@@ -109,8 +109,8 @@ class Notice:
         return cls(
             kind=kind,
             incident_uuid=incident.uuid,
-            node_uuid=incident.node.uuid,
-            node_name=incident.node.name,
+            node_uuid=incident.node.uuid if incident.node else "",
+            node_name=incident.node.name if incident.node else "",
             family=incident.family,
             severity=incident.severity,
             status=incident.status,
