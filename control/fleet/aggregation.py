@@ -73,7 +73,9 @@ class GroupSecond:
         return not self.missing
 
 
-def sum_seconds(second: int, reporters: dict[int, NodeSecond], missing: Iterable[int]) -> GroupSecond:
+def sum_seconds(
+    second: int, reporters: dict[int, NodeSecond], missing: Iterable[int]
+) -> GroupSecond:
     metrics = dict.fromkeys(METRICS, 0.0)
     ports: dict[str, float] = {}
     ipv6 = 0.0
@@ -116,7 +118,9 @@ class Seconds:
     def expected(self, members: Iterable[int], now: float) -> set[int]:
         """Members not stale: their last point arrived within stale_s."""
         return {
-            n for n in members if (seen := self.last_seen.get(n)) is not None and now - seen <= self.stale_s
+            n
+            for n in members
+            if (seen := self.last_seen.get(n)) is not None and now - seen <= self.stale_s
         }
 
     def due(self, cursor: GroupCursor, members: frozenset[int], now: float) -> list[GroupSecond]:

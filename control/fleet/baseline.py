@@ -123,7 +123,9 @@ class GroupBaseline:
         return BaselineState(
             saved_at=now,
             window={m: list(v) for m, v in self.window.items()},
-            hours=[HourState(count=h.count, mean=dict(h.mean), p99=dict(h.p99)) for h in self.hours],
+            hours=[
+                HourState(count=h.count, mean=dict(h.mean), p99=dict(h.p99)) for h in self.hours
+            ],
         )
 
     def restore(self, state: BaselineState, now: float, max_age_s: float) -> bool:

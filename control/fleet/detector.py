@@ -25,13 +25,13 @@ from ftcontract.severity import SeverityScale, severity
 from ftcontract.vocabulary import Severity, severity_rank
 
 
-def thresholds_for(
-    eff: EffectiveThresholds, p99: Mapping[str, float]
-) -> dict[str, float]:
+def thresholds_for(eff: EffectiveThresholds, p99: Mapping[str, float]) -> dict[str, float]:
     return {m: max(eff.floor_of(m), eff.multiplier * p99.get(m, 0.0)) for m in METRICS}
 
 
-def over_thresholds(metrics: Mapping[str, float], thresholds: Mapping[str, float]) -> dict[str, float]:
+def over_thresholds(
+    metrics: Mapping[str, float], thresholds: Mapping[str, float]
+) -> dict[str, float]:
     """Metrics above their threshold -> how many times over."""
     return {
         m: metrics.get(m, 0.0) / max(t, 1.0)
@@ -79,9 +79,7 @@ class GroupDetector:
         scale: SeverityScale,
     ) -> Step:
         over = over_thresholds(gs.metrics, thresholds)
-        burst = any(
-            gs.metrics.get(m, 0.0) > eff.burst_factor * thresholds[m] for m in over
-        )
+        burst = any(gs.metrics.get(m, 0.0) > eff.burst_factor * thresholds[m] for m in over)
         self.threshold_pps = thresholds["pps"]
         self.ref_pps = max(p99.get("pps", 0.0), eff.floor_of("pps"))
         self.ref_bps = max(p99.get("bps", 0.0), eff.floor_of("bps"))
@@ -127,12 +125,10 @@ class GroupDetector:
         self.peak_pps, self.peak_bps = max(self.peak_pps, pps), max(self.peak_bps, bps)
         fresh = self._classify(gs, base_avg)
         changed = False
-        if fresh.vectors and (
-            self.classification is None or signature(fresh) != signature(self.classification)
-        ):
-            self.classification = fresh
-            changed = True
-        elif self.classification is None:
+        if (
+            fresh.vectors
+            and (self.classification is None or signature(fresh) != signature(self.classification))
+        ) or self.classification is None:
             self.classification = fresh
             changed = True
         level = severity(

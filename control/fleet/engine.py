@@ -1,7 +1,7 @@
 """The fleet engine: points in, group seconds evaluated, fleet incidents and orders out.
 
 - `on_points` (the metrics route): the points go into the workspace's `Seconds` (memory).
-- A background loop (every TICK_S) evaluates each group's due seconds: the detector
+- A background loop (every `tick_s`) evaluates each group's due seconds: the detector
   decides, the baseline learns complete quiet seconds, and the incidents area's fleet API
   (IncidentService.open_fleet / update_fleet / set_fleet_nodes / resolve_fleet) records
   the incident. The orders of the group's nodes follow the incident at once (OrderBook:
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -40,15 +40,13 @@ from control.fleet.figures import (
 from control.fleet.groups import GroupSettings, Network
 from control.fleet.orders import OrderBook
 from control.fleet.settings import EffectiveThresholds, FleetSettings
-from control.incidents.fleet import FleetNodeFigures
+from control.incidents.fleet import FleetFigures, FleetNodeFigures
 from control.incidents.service import IncidentService
 from control.nodes.service import NodeAddress, NodeCaller, live_node_addresses
 from ftcontract.agent_api import FleetOrder, FleetRuleReport, MetricPoint
 from ftcontract.classify import METRICS, Classification
 
 log = logging.getLogger("ftcontrol.fleet")
-
-TICK_S = 0.1
 
 NodeState = Literal["reporting", "missing", "removed"]
 
@@ -143,11 +141,11 @@ class FleetEngine:
 
     async def _run(self) -> None:
         while True:
+            await asyncio.sleep(self.settings.tick_s)
             try:
                 await self.tick()
             except Exception:
                 log.exception("fleet evaluation failed")
-            await asyncio.sleep(TICK_S)
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -184,8 +182,8 @@ class FleetEngine:
                     n.node_id for n in by_ws.get(ws, []) if group_store.contains(network, n.ip)
                 )
                 self._set_group(ws, key, network, members, settings.get(key, GroupSettings()))
-        for key in [k for k in self.groups if k not in seen]:
-            group = self.groups.pop(key)
+        for gone_key in [k for k in self.groups if k not in seen]:
+            group = self.groups.pop(gone_key)
             if group.incident_uuid is not None:  # the prefix was removed during its incident
                 await self._resolve(group, self.clock())
         gone = set(self.nodes) - {n.node_id for n in nodes}
@@ -266,7 +264,10 @@ class FleetEngine:
                 continue
             for gs in seconds.due(group.cursor, group.members, now):
                 await self._evaluate(group, gs, now)
-            if group.tallies_dirty and now - group.tallies_written_at >= self.settings.nodes_every_s:
+            if (
+                group.tallies_dirty
+                and now - group.tallies_written_at >= self.settings.nodes_every_s
+            ):
                 await self._write_tallies(group, now)
         for ws, seconds in self._seconds.items():
             seconds.prune([g.cursor for g in self.groups.values() if g.workspace_id == ws], now)
@@ -295,42 +296,70 @@ class FleetEngine:
         elif step.kind == "resolved":
             await self._resolve(group, at + 1)
         if self._upstream is not None and group.incident_uuid is not None:
-            await self._upstream.on_second(group, gs)
+            await self._upstream.on_second(group, gs, self.nodes)
+
+    def _covered(self, group: Group) -> Group | None:
+        """A more specific group of the workspace already has the attack's incident: one
+        attack, one fleet incident (the prefix's, which can also be announced upstream)."""
+        for other in self.groups.values():
+            if (
+                other is not group
+                and other.workspace_id == group.workspace_id
+                and other.incident_uuid is not None
+                and other.members
+                and other.members <= group.members
+            ):
+                return other
+        return None
 
     async def _open(self, group: Group, gs: GroupSecond) -> None:
         d = group.detector
         assert d.classification is not None
-        figures = fleet_figures(
-            d.classification, d.severity, peak_pps=d.peak_pps, peak_bps=d.peak_bps,
-            current_pps=d.current_pps, protocols=protocol_shares(gs.metrics),
-            threshold_pps=d.threshold_pps,
-            baseline_p99_pps=group.baseline.p99("pps", float(gs.second)) or None,
-        )  # fmt: skip
+        covering = self._covered(group)
+        if covering is not None:
+            log.info("attack on %s is %s's fleet incident", group.key, covering.key)
+            return
         try:
             incident = await self.incidents.open_fleet(
-                group.workspace_id, group.key, d.started_at, figures
+                group.workspace_id,
+                group.key,
+                d.started_at,
+                self._figures(group, gs),
+                nodes=self._node_figures(group),
             )
         except DomainError as exc:
             log.warning("fleet incident for %s not opened: %s", group.key, exc)
-            d.state, d.hot, d.classification = "quiet", 0, None
             return
         group.incident_uuid = incident.uuid
+        group.tallies_dirty = False
+        group.tallies_written_at = self.clock()
         group.order = self._order_of(group)
         self._publish_group(group)
-        log.info("fleet incident %s opened on %s (%s)", incident.uuid, group.key, d.classification.family)
-        await self._write_tallies(group, self.clock())
+        log.info(
+            "fleet incident %s opened on %s (%s)", incident.uuid, group.key, d.classification.family
+        )
+
+    def _figures(self, group: Group, gs: GroupSecond) -> FleetFigures:
+        d = group.detector
+        assert d.classification is not None
+        return fleet_figures(
+            d.classification,
+            d.severity,
+            peak_pps=d.peak_pps,
+            peak_bps=d.peak_bps,
+            current_pps=d.current_pps,
+            protocols=protocol_shares(gs.metrics),
+            threshold_pps=d.threshold_pps,
+            baseline_p99_pps=group.baseline.p99("pps", float(gs.second)) or None,
+        )
 
     async def _update(self, group: Group, gs: GroupSecond, *, moved: bool) -> None:
         d = group.detector
         assert d.classification is not None and group.incident_uuid is not None
-        figures = fleet_figures(
-            d.classification, d.severity, peak_pps=d.peak_pps, peak_bps=d.peak_bps,
-            current_pps=d.current_pps, protocols=protocol_shares(gs.metrics),
-            threshold_pps=d.threshold_pps,
-            baseline_p99_pps=group.baseline.p99("pps", float(gs.second)) or None,
-        )  # fmt: skip
         try:
-            await self.incidents.update_fleet(group.workspace_id, group.incident_uuid, figures)
+            await self.incidents.update_fleet(
+                group.workspace_id, group.incident_uuid, self._figures(group, gs)
+            )
         except DomainError as exc:
             # closed by a person (false positive) or gone: the group stops its answer
             log.info("fleet incident %s no longer updatable: %s", group.incident_uuid, exc)
@@ -379,27 +408,34 @@ class FleetEngine:
             group.tallies.setdefault(node_id, NodeTally()).state = "missing"
         group.tallies_dirty = True
 
+    def _node_figures(self, group: Group) -> list[FleetNodeFigures]:
+        total = sum(t.attack_packets for t in group.tallies.values())
+        return [
+            FleetNodeFigures(
+                node_id=node_id,
+                share=min(1.0, t.attack_packets / total) if total > 0 else 0.0,
+                peak_pps=t.peak_pps,
+                peak_bps=t.peak_bps,
+                state=(
+                    "removed"
+                    if node_id not in self.nodes or node_id not in group.members
+                    else t.state
+                ),
+                report=t.report,
+            )
+            for node_id, t in group.tallies.items()
+        ]
+
     async def _write_tallies(self, group: Group, now: float) -> None:
         uuid = group.incident_uuid
         group.tallies_written_at = now
         group.tallies_dirty = False
         if uuid is None or not group.tallies:
             return
-        live = set(self.nodes)
-        total = sum(t.attack_packets for t in group.tallies.values())
-        figures = [
-            FleetNodeFigures(
-                node_id=node_id,
-                share=min(1.0, t.attack_packets / total) if total > 0 else 0.0,
-                peak_pps=t.peak_pps,
-                peak_bps=t.peak_bps,
-                state="removed" if node_id not in live or node_id not in group.members else t.state,
-                report=t.report,
-            )
-            for node_id, t in group.tallies.items()
-        ]
         try:
-            await self.incidents.set_fleet_nodes(group.workspace_id, uuid, figures)
+            await self.incidents.set_fleet_nodes(
+                group.workspace_id, uuid, self._node_figures(group)
+            )
         except DomainError as exc:
             log.info("fleet incident %s nodes not written: %s", uuid, exc)
 
@@ -452,4 +488,6 @@ class UpstreamHook(Protocol):
     """What the engine calls each evaluated second of a group with an active incident
     (control.fleet.upstream implements it)."""
 
-    async def on_second(self, group: Group, gs: GroupSecond) -> None: ...
+    async def on_second(
+        self, group: Group, gs: GroupSecond, nodes: Mapping[int, NodeAddress]
+    ) -> None: ...

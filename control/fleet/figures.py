@@ -29,7 +29,9 @@ def family(name: str) -> Family:
 def fleet_vectors(c: Classification) -> list[agent_api.FleetVector]:
     vectors = [
         agent_api.FleetVector(
-            family=family(v.family), group=v.group, share=min(max(v.share, 0.0), 1.0),
+            family=family(v.family),
+            group=v.group,
+            share=min(max(v.share, 0.0), 1.0),
             amp_port=v.amp_port,
         )
         for v in c.vectors[:8]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiosqlite
 import msgspec
@@ -30,7 +30,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True, slots=True)
 class GroupSettings:
     uplink_mbps: float | None = None
-    thresholds: FleetThresholds = FleetThresholds()
+    thresholds: FleetThresholds = field(default_factory=FleetThresholds)
 
 
 def network_of(group_key: str) -> Network | None:
@@ -58,8 +58,11 @@ async def canonical_group(db: aiosqlite.Connection, workspace_id: int, text: str
     try:
         key = prefixes.canonical_prefix(value)
     except InvalidValue as exc:
-        raise InvalidValue("group", f"{exc.reason.removeprefix('prefix: ')} "
-                           f"(a declared prefix of the workspace, or {WORKSPACE_GROUP!r})") from None
+        raise InvalidValue(
+            "group",
+            f"{exc.reason.removeprefix('prefix: ')} "
+            f"(a declared prefix of the workspace, or {WORKSPACE_GROUP!r})",
+        ) from None
     if key not in await prefixes.workspace_prefixes(db, workspace_id):
         raise InvalidValue("group", f"{key} is not a declared prefix of this workspace")
     return key

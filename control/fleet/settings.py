@@ -82,6 +82,8 @@ class FleetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     hour_min_samples: Annotated[int, msgspec.Meta(ge=1)] = 600
     baseline_save_s: Positive = 60.0
     baseline_max_age_s: Positive = 86400.0
+    # the engine evaluates due seconds this often
+    tick_s: Annotated[float, msgspec.Meta(gt=0)] = 0.1
     # membership (nodes and their addresses, declared prefixes) is re-read this often
     refresh_s: Positive = 5.0
     # per-node figures of an incident are written at most this often

@@ -120,7 +120,7 @@ def test_rtbh_uses_the_configured_community_and_next_hops() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"destination": "203.0.113.0/24"}, "not a single address"),
+        ({"destination": "203.0.113.7/24"}, "not a prefix"),  # host bits set
         ({"destination": "203.0.113.7/32", "source": "2001:db8::/32"}, "address family"),
         ({"destination": "203.0.113.7/32", "tcp_flags": 2}, "go together"),
         (
