@@ -8,7 +8,8 @@ closes. Settings: `app.state.fleet_settings` (create_app(fleet=...), `ftcontrol 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -27,10 +28,12 @@ def fleet_of(state: State) -> FleetEngine:
 @asynccontextmanager
 async def fleet_lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: FleetSettings = app.state.get("fleet_settings") or FleetSettings.from_env()
-    engine = FleetEngine(app.state.db, app.state.incidents, settings)
+    # the engine's wall clock (tests replay seconds faster than real time)
+    clock: Callable[[], float] = app.state.get("fleet_clock") or time.time
+    engine = FleetEngine(app.state.db, app.state.incidents, settings, clock=clock)
     upstream = app.state.get("upstream")
     if upstream is not None and upstream.upstream.engine is not None:
-        engine.attach_upstream(FleetUpstream(upstream.upstream, settings))
+        engine.attach_upstream(FleetUpstream(upstream.upstream, settings, clock=clock))
     app.state.fleet = engine
     await engine.start()
     try:
