@@ -21,7 +21,7 @@ import msgspec
 from litestar import Controller, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from control.agentapi import node_control
 from control.core.auth import node_guard, provide_node
@@ -158,7 +158,11 @@ class FleetAgentController(Controller):
 
     @get("/fleet", summary="This node's fleet orders (long-poll: ?after=VERSION&wait=S)")
     async def fleet_orders(
-        self, node: NodeDep, state: State, after: int | None = None, wait: float = 0.0
+        self,
+        node: NodeDep,
+        state: State,
+        after: FromQuery[int | None] = None,
+        wait: FromQuery[float] = 0.0,
     ) -> FleetOrders:
         fleet = fleet_of(state)
         limit = fleet.settings.max_wait_s

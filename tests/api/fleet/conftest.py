@@ -2,10 +2,14 @@
 workspace of simulated nodes posting one-second points as agents do. The seconds are
 replayed faster than real time: the engine's clock is the test's (`SimClock`), and its
 evaluation is run by the test (`Fleet.tick`; the background loop's period is set long),
-so that each second is evaluated once all its points are in, or once its grace is over."""
+so that each second is evaluated once all its points are in, or once its grace is over.
+
+The app runs in the test's own event loop (its lifespan, and an httpx ASGI client):
+requests are truly concurrent, so a long-poll can be held while others go on."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,18 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 
 from control.app import create_app
 from control.fleet.engine import FleetEngine
 from control.fleet.lifespan import fleet_of
 from control.fleet.settings import FleetSettings
 from control.incidents.event_bus import IncidentEvent
+from control.workspace.service import create_workspace
 from ftcontract.agent_api import MetricPoint
-from tests.api.agentapi.conftest import Agent, deploy, settings_for
-from tests.api.conftest import Api, Workspace
+from tests.api.agentapi.conftest import Agent, settings_for
+from tests.api.conftest import Workspace
 
 SETTINGS = FleetSettings(
     tick_s=3600.0,  # the test ticks
@@ -50,6 +56,45 @@ class SimClock:
         return self.now
 
 
+@dataclass
+class Api:
+    app: Litestar
+    client: httpx.AsyncClient
+    db_path: Path
+    events: list[IncidentEvent] = field(default_factory=list)
+
+    async def workspace(self, name: str, plan: str = "pro") -> Workspace:
+        workspace_id, token = await create_workspace(self.app.state.db, name, plan)
+        return Workspace(id=workspace_id, name=name, token=token)
+
+    async def get(self, path: str, ws: Workspace, **params: Any) -> httpx.Response:
+        return await self.client.get(path, headers=ws.headers, params=params)
+
+
+@asynccontextmanager
+async def in_own_task(app: Litestar) -> AsyncIterator[None]:
+    """The app's lifespan entered and left in one task of its own (its cancel scopes must
+    be; a fixture's setup and teardown run in different tasks)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(run())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # the lifespan failed: raise its error
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 @asynccontextmanager
 async def running(
     tmp_path: Path, settings: FleetSettings = SETTINGS, clock: SimClock | None = None
@@ -59,7 +104,11 @@ async def running(
     app = create_app(str(db_path), fleet=settings)
     app.state.agentapi_settings = settings_for(tmp_path)
     app.state.fleet_clock = clock or SimClock()
-    async with AsyncTestClient(app) as client:
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        in_own_task(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
         api = Api(app=app, client=client, db_path=db_path)
 
         async def record(event: IncidentEvent) -> None:
@@ -73,6 +122,23 @@ async def running(
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running(tmp_path) as a:
         yield a
+
+
+@pytest.fixture
+async def ws(api: Api) -> Workspace:
+    return await api.workspace("acme")
+
+
+@pytest.fixture
+async def other(api: Api) -> Workspace:
+    return await api.workspace("globex")
+
+
+async def deploy(api: Api, ws: Workspace, name: str, ip: str) -> Agent:
+    r = await api.client.post("/api/deploy", json={"name": name, "ip": ip}, headers=ws.headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return Agent(uuid=body["node_uuid"], api_key=body["api_key"], name=name)
 
 
 def quiet(second: int, scale: float = 1.0) -> MetricPoint:

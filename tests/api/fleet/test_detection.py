@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.conftest import Api, Workspace
-from tests.api.fleet.conftest import Fleet, dns_amplification, quiet
+from tests.api.conftest import Workspace
+from tests.api.fleet.conftest import Api, Fleet, dns_amplification, quiet
 
 
 async def incident_detail(fleet: Fleet, uuid: str) -> dict[str, Any]:
@@ -44,7 +44,10 @@ async def test_spread_dns_amplification_opens_one_fleet_incident(fleet: Fleet) -
         (vector,) = order["vectors"]
         # before the baseline is ready raw rates are classified: UDP is 1,000 of 1,400 pps
         assert vector == {
-            "family": "dns_amplification", "group": "udp", "share": 0.714, "amp_port": 53
+            "family": "dns_amplification",
+            "group": "udp",
+            "share": 0.714,
+            "amp_port": 53,
         }
         assert order["ttl_s"] == 60.0
         reply = await fleet.post(agent, dns_amplification(fleet.second))
