@@ -104,7 +104,7 @@ async def running(
     app = create_app(str(db_path), fleet=settings)
     app.state.agentapi_settings = settings_for(tmp_path)
     app.state.fleet_clock = clock or SimClock()
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # ASGI typed apart
     async with (
         in_own_task(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
