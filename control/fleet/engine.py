@@ -40,6 +40,7 @@ from control.fleet.figures import (
 from control.fleet.groups import GroupSettings, Network
 from control.fleet.orders import OrderBook
 from control.fleet.settings import EffectiveThresholds, FleetSettings
+from control.incidents.event_bus import IncidentEvent
 from control.incidents.fleet import FleetFigures, FleetNodeFigures
 from control.incidents.service import IncidentService
 from control.nodes.service import NodeAddress, NodeCaller, live_node_addresses
@@ -126,6 +127,7 @@ class FleetEngine:
                 log.info("fleet baseline of %s dropped (too old or unreadable)", key)
         self._saved_at = now
         await self._resume()
+        self.incidents.events.subscribe(self._on_event)
         self._task = asyncio.create_task(self._run(), name="fleet-engine")
 
     async def stop(self) -> None:
@@ -146,6 +148,15 @@ class FleetEngine:
                 await self.tick()
             except Exception:
                 log.exception("fleet evaluation failed")
+
+    async def _on_event(self, event: IncidentEvent) -> None:
+        """A person closed a fleet incident (false positive, or resolved by hand): its
+        group stops ordering its nodes at once."""
+        if event.kind not in ("resolved", "false_positive"):
+            return
+        for group in self.groups.values():
+            if group.incident_uuid == event.incident_uuid:
+                self._forget_incident(group)
 
     # ---- inputs ------------------------------------------------------------------------
 

@@ -128,3 +128,20 @@ async def test_node_deleted_during_the_incident(fleet: Fleet, api: Api, ws: Work
     await fleet.seconds(3, quiet)
     (ended,) = await fleet.fleet_incidents()
     assert ended["status"] == "resolved"
+
+
+async def test_operator_false_positive_ends_the_orders(fleet: Fleet) -> None:
+    await fleet.seconds(2, quiet)
+    await fleet.seconds(3, dns_amplification)
+    (incident,) = await fleet.fleet_incidents()
+    agent = fleet.nodes[0]
+    before = await fleet.orders(agent)
+    assert before["orders"]
+    r = await fleet.api.client.patch(
+        f"/api/v1/incidents/{incident['uuid']}",
+        json={"status": "false_positive"},
+        headers=fleet.ws.headers,
+    )
+    assert r.status_code == 200, r.text
+    after = await fleet.orders(agent)
+    assert after["orders"] == [] and after["version"] != before["version"]
