@@ -84,8 +84,9 @@ class FleetUpstream:
         if incident_id is None:
             return
         live = self.upstream.live_of(incident_id)
-        if live and min(a.expires_at for a in live) - now >= self.engine.config.default_ttl_s / 2:
-            return  # in force, not yet due for renewal
+        left = min((a.expires_at for a in live), default=0.0) - self.engine.clock()
+        if live and left >= self.engine.config.default_ttl_s / 2:
+            return  # in force, not yet due for renewal (the BGP engine's clock: its expiry)
         refusal = await self._announce(group, incident_id, nodes)
         if refusal is None:
             self._refused.pop(uuid, None)

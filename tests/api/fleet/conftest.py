@@ -24,6 +24,7 @@ import pytest
 from litestar import Litestar
 
 from control.app import create_app
+from control.bgp.lifespan import BgpSettings
 from control.fleet.engine import FleetEngine
 from control.fleet.lifespan import fleet_of
 from control.fleet.settings import FleetSettings
@@ -97,11 +98,14 @@ async def in_own_task(app: Litestar) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, settings: FleetSettings = SETTINGS, clock: SimClock | None = None
+    tmp_path: Path,
+    settings: FleetSettings = SETTINGS,
+    clock: SimClock | None = None,
+    bgp: BgpSettings | None = None,
 ) -> AsyncIterator[Api]:
     """The app on tmp_path/ftcontrol.db (a second call: the same store, restarted)."""
     db_path = tmp_path / "ftcontrol.db"
-    app = create_app(str(db_path), fleet=settings)
+    app = create_app(str(db_path), fleet=settings, bgp=bgp)
     app.state.agentapi_settings = settings_for(tmp_path)
     app.state.fleet_clock = clock or SimClock()
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # ASGI typed apart
