@@ -20,7 +20,8 @@ class UpstreamAnnouncement(msgspec.Struct, kw_only=True):
 
     id: int
     kind: AnnouncementKind
-    node_uuid: str
+    # null: a fleet incident's announcement (for its group's prefix, no one node)
+    node_uuid: str | None
     incident_uuid: str | None  # null once the incident is gone
     trigger: Trigger  # manual (an operator), uplink_share or link_saturated (automatic)
     destination: str  # the node's address as /32 or /128

@@ -21,7 +21,7 @@ _COLUMNS = """a.id, a.workspace_id, a.node_id, a.incident_id, a.kind, a.trigger,
     a.packet_length_min, a.packet_length_max, a.action, a.rate_pps, a.next_hop, a.community,
     a.announced_at, a.expires_at, a.withdrawn_at, a.withdraw_reason"""
 _VIEW = f"""SELECT {_COLUMNS}, n.uuid AS node_uuid, i.uuid AS incident_uuid
-FROM bgp_announcements a JOIN nodes n ON n.id = a.node_id
+FROM bgp_announcements a LEFT JOIN nodes n ON n.id = a.node_id
 LEFT JOIN incidents i ON i.id = a.incident_id"""  # noqa: S608 (fixed fragments)
 
 

@@ -88,3 +88,32 @@ async def test_dashboard_json_with_a_fleet_incident(api: Api, ws: Workspace) -> 
     assert sorted(n["active_incidents"] for n in r.json()["nodes"]) == [0, 1]
     r = await api.client.get(f"/api/dash/incidents/{own_uuid}", headers=headers)
     assert r.json()["incident"]["fleet_incident_uuid"] == fleet_uuid  # opened during it
+
+
+async def test_fleet_announcement_shows_on_the_incident(
+    api: Api, ws: Workspace, other: Workspace
+) -> None:
+    """A fleet incident's FlowSpec rule is for its group's prefix (node_id NULL), as the
+    fleet engine stores it."""
+    fleet_uuid, _, _ = await _seen(api, ws)
+    now = time.time()
+    await api.sql(
+        "INSERT INTO bgp_announcements (workspace_id, node_id, incident_id, kind, trigger, "
+        "destination, protocol, src_port, action, announced_at, expires_at) "
+        "SELECT workspace_id, NULL, id, 'flowspec', 'fleet_uplink_share', group_key, 17, 53, "
+        "'discard', ?, ? FROM incidents WHERE uuid = ?",
+        now,
+        now + 300,
+        fleet_uuid,
+    )
+    detail = (await api.get(f"/api/v1/incidents/{fleet_uuid}", ws)).json()["incident"]
+    (announced,) = detail["announcements"]
+    assert (announced["node_uuid"], announced["incident_uuid"], announced["destination"]) == (
+        None,
+        fleet_uuid,
+        "203.0.113.0/24",
+    )
+    assert (announced["trigger"], announced["in_force"]) == ("fleet_uplink_share", True)
+    # (GET /api/v1/bgp/announcements reads the same view; it needs BGP configured.)
+    r = await api.get(f"/api/v1/incidents/{fleet_uuid}", other)
+    assert r.status_code == 404
