@@ -194,41 +194,44 @@ async def upsert_nodes(
     for n in nodes:
         if n.node_id not in known:
             raise InvalidValue("node_id", f"no node {n.node_id} in this workspace")
-    first_in_force: float | None = None
-    for n in nodes:
-        await db.execute(
-            """INSERT INTO fleet_incident_nodes (incident_id, node_id, share, peak_pps,
-                   peak_bps, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (incident_id, node_id) DO UPDATE SET share = excluded.share,
-                   peak_pps = max(peak_pps, excluded.peak_pps),
-                   peak_bps = max(peak_bps, excluded.peak_bps),
-                   state = excluded.state, updated_at = excluded.updated_at""",
-            (incident_id, n.node_id, n.share, n.peak_pps, n.peak_bps, n.state, now),
-        )
-        if n.report is None:
-            continue
-        rules = n.report.rules
-        # Counters are cumulative per rule; a restarted agent starts them again from 0,
-        # so the stored totals never go down.
-        await db.execute(
-            """UPDATE fleet_incident_nodes SET rules = ?,
-                   dropped_packets = max(dropped_packets, ?),
-                   spared_packets = max(spared_packets, ?),
-                   in_force_since = coalesce(in_force_since, ?)
-               WHERE incident_id = ? AND node_id = ?""",
+    # Two statements for all the nodes (the engine writes every node of a group each
+    # second during an incident): one round trip each to the database thread.
+    await db.executemany(
+        """INSERT INTO fleet_incident_nodes (incident_id, node_id, share, peak_pps,
+               peak_bps, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (incident_id, node_id) DO UPDATE SET share = excluded.share,
+               peak_pps = max(peak_pps, excluded.peak_pps),
+               peak_bps = max(peak_bps, excluded.peak_bps),
+               state = excluded.state, updated_at = excluded.updated_at""",
+        [(incident_id, n.node_id, n.share, n.peak_pps, n.peak_bps, n.state, now) for n in nodes],
+    )
+    reports = [(n.node_id, n.report) for n in nodes if n.report is not None]
+    # Counters are cumulative per rule; a restarted agent starts them again from 0, so the
+    # stored totals never go down.
+    await db.executemany(
+        """UPDATE fleet_incident_nodes SET rules = ?,
+               dropped_packets = max(dropped_packets, ?),
+               spared_packets = max(spared_packets, ?),
+               in_force_since = coalesce(in_force_since, ?)
+           WHERE incident_id = ? AND node_id = ?""",
+        [
             (
-                _json(rules),
-                sum(r.dropped_packets for r in rules),
-                sum(r.spared_packets for r in rules),
-                n.report.in_force_since if rules else None,
+                _json(report.rules),
+                sum(r.dropped_packets for r in report.rules),
+                sum(r.spared_packets for r in report.rules),
+                report.in_force_since if report.rules else None,
                 incident_id,
-                n.node_id,
-            ),
-        )
-        if rules and n.report.in_force_since is not None:
-            since = n.report.in_force_since
-            first_in_force = since if first_in_force is None else min(first_in_force, since)
-    return first_in_force
+                node_id,
+            )
+            for node_id, report in reports
+        ],
+    )
+    since = [
+        report.in_force_since
+        for _, report in reports
+        if report.rules and report.in_force_since is not None
+    ]
+    return min(since) if since else None
 
 
 async def active_fleet(db: aiosqlite.Connection) -> list[ActiveFleetIncident]:
