@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from ftcontract.agent_api import FleetRuleReport, MetricPoint, RuleFigure
 from tests.api.conftest import Workspace
 from tests.api.fleet.conftest import Api, Fleet, dns_amplification, quiet
 
@@ -145,3 +148,39 @@ async def test_operator_false_positive_ends_the_orders(fleet: Fleet) -> None:
     assert r.status_code == 200, r.text
     after = await fleet.orders(agent)
     assert after["orders"] == [] and after["version"] != before["version"]
+
+
+async def test_nodes_report_their_fleet_rules(fleet: Fleet) -> None:
+    await fleet.seconds(2, quiet)
+    await fleet.seconds(3, dns_amplification)
+    (incident,) = await fleet.fleet_incidents()
+    uuid = incident["uuid"]
+    rule = {"kind": "signature", "match": "signature proto=17 sport=53", "proto": 17,
+            "src_port": 53, "dropped_packets": 4000, "spared_packets": 12}  # fmt: skip
+    since = float(fleet.second)
+    reporting, silent = fleet.nodes[:5], fleet.nodes[5:]  # agents that know fleet rules, or not
+
+    def with_rules(second: int) -> MetricPoint:
+        p = dns_amplification(second)
+        report = FleetRuleReport(
+            incident_uuid=uuid,
+            rules=[msgspec.convert(rule, RuleFigure)],
+            in_force_since=since,
+        )
+        return msgspec.structs.replace(p, fleet_rules=[report])
+
+    await fleet.seconds(1, with_rules, nodes=reporting)
+    for agent in silent:  # the same second, within its grace
+        await fleet.post(agent, dns_amplification(fleet.second - 1))
+    await fleet.tick()
+    fleet.clock.now += 1.1  # the per-node figures are written at most once a second
+    await fleet.tick()
+    detail = await incident_detail(fleet, uuid)
+    by_name = {n["node_name"]: n for n in detail["nodes"]}
+    for agent in reporting:
+        node = by_name[agent.name]
+        assert node["dropped_packets"] == 4000 and node["spared_packets"] == 12
+        assert node["rules"] and node["in_force_since"] is not None
+    for agent in silent:
+        assert by_name[agent.name]["rules"] == []
+        assert by_name[agent.name]["dropped_packets"] == 0
