@@ -32,7 +32,7 @@ def parse_floors(items: list[str]) -> dict[str, float]:
 async def describe_groups(db: aiosqlite.Connection, workspace: str) -> list[str]:
     workspace_id = await group_store.workspace_id_of(db, workspace)
     settings = await group_store.all_settings(db, workspace_id)
-    nodes = [n for n in await live_node_addresses(db) if n.workspace_id == workspace_id]
+    nodes = await live_node_addresses(db, workspace_id)
     lines = []
     for key in await group_store.group_keys(db, workspace_id):
         gs = settings.get(key, GroupSettings())

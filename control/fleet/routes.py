@@ -81,7 +81,7 @@ class GroupUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 async def group_views(db: Db, fleet: FleetEngine, workspace_id: int) -> list[FleetGroup]:
     settings = await group_store.all_settings(db, workspace_id)
-    nodes = [n for n in await live_node_addresses(db) if n.workspace_id == workspace_id]
+    nodes = await live_node_addresses(db, workspace_id)
     out = []
     for key in await group_store.group_keys(db, workspace_id):
         gs = settings.get(key, GroupSettings())

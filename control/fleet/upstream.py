@@ -25,11 +25,13 @@ from control.bgp.announcements import FlowSpecRule
 from control.bgp.builder import Refusal
 from control.bgp.ledger import Owner
 from control.bgp.service import Upstream
+from control.core.errors import NotFound
 from control.fleet.aggregation import GroupSecond
 from control.fleet.engine import Group
 from control.fleet.figures import fleet_vectors, signature_rule
 from control.fleet.settings import FleetSettings
 from control.incidents.event_bus import IncidentEvent
+from control.incidents.fleet import fleet_row
 from control.nodes.service import NodeAddress
 
 log = logging.getLogger("ftcontrol.fleet")
@@ -130,12 +132,12 @@ class FleetUpstream:
         return None
 
     async def _incident_id(self, workspace_id: int, uuid: str) -> int | None:
-        rows = list(
-            await self.upstream.db.execute_fetchall(
-                "SELECT id FROM incidents WHERE workspace_id = ? AND uuid = ?", (workspace_id, uuid)
-            )
-        )
-        return int(rows[0]["id"]) if rows else None
+        """The fleet incident's row id (what announcements and refusals reference)."""
+        try:
+            row = await fleet_row(self.upstream.db, workspace_id, uuid)
+        except NotFound:
+            return None
+        return int(row["id"])
 
     async def _publish(self, group: Group, announcement_id: int) -> None:
         assert group.incident_uuid is not None

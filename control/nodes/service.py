@@ -338,11 +338,15 @@ class NodeAddress:
     mitigation_policy: str
 
 
-async def live_node_addresses(db: aiosqlite.Connection) -> list[NodeAddress]:
-    """Every live node of every workspace with its address."""
+async def live_node_addresses(
+    db: aiosqlite.Connection, workspace_id: int | None = None
+) -> list[NodeAddress]:
+    """Every live node of the workspace (None: of every workspace) with its address."""
+    where = "" if workspace_id is None else " AND workspace_id = :workspace_id"
     async with db.execute(
-        "SELECT id, workspace_id, uuid, name, ip, mitigation_policy FROM nodes "
-        "WHERE deleted_at IS NULL ORDER BY id"
+        "SELECT id, workspace_id, uuid, name, ip, mitigation_policy FROM nodes "  # noqa: S608
+        f"WHERE deleted_at IS NULL{where} ORDER BY id",
+        {"workspace_id": workspace_id},
     ) as cur:
         rows = await cur.fetchall()
     return [
