@@ -100,7 +100,7 @@ async def in_own_task(app: Litestar) -> AsyncIterator[None]:
 async def running(
     tmp_path: Path,
     settings: FleetSettings = SETTINGS,
-    clock: SimClock | None = None,
+    clock: Callable[[], float] | None = None,
     bgp: BgpSettings | None = None,
 ) -> AsyncIterator[Api]:
     """The app on tmp_path/ftcontrol.db (a second call: the same store, restarted)."""
