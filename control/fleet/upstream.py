@@ -30,7 +30,6 @@ from control.fleet.aggregation import GroupSecond
 from control.fleet.engine import Group
 from control.fleet.figures import fleet_vectors, signature_rule
 from control.fleet.settings import FleetSettings
-from control.incidents.event_bus import IncidentEvent
 from control.incidents.fleet import fleet_row
 from control.nodes.service import NodeAddress
 
@@ -128,7 +127,9 @@ class FleetUpstream:
             return result
         log.info("fleet FlowSpec for %s announced (%s)", group.key, rule.key())
         if result.replaced is None:
-            await self._publish(group, result.live.id)
+            await self.upstream.publish(
+                "upstream_announced", group.workspace_id, str(group.incident_uuid), result.live.id
+            )
         return None
 
     async def _incident_id(self, workspace_id: int, uuid: str) -> int | None:
@@ -138,19 +139,3 @@ class FleetUpstream:
         except NotFound:
             return None
         return int(row["id"])
-
-    async def _publish(self, group: Group, announcement_id: int) -> None:
-        assert group.incident_uuid is not None
-        try:
-            incident = await self.upstream.incidents.get(group.workspace_id, group.incident_uuid)
-            await self.upstream.events.publish(
-                IncidentEvent(
-                    kind="upstream_announced",
-                    workspace_id=group.workspace_id,
-                    incident_uuid=group.incident_uuid,
-                    incident=incident,
-                    announcement_id=announcement_id,
-                )
-            )
-        except Exception:
-            log.exception("publishing the fleet announcement of %s failed", group.key)

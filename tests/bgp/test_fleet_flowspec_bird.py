@@ -66,5 +66,11 @@ async def test_fleet_flowspec_for_the_prefix_and_withdrawal(
         (ended,) = await fleet.fleet_incidents()
         assert ended["status"] == "resolved"
         await eventually(lambda: table(bgp_lab, FLOW4) == [], "the rule withdrawn")
+        # the channels hear of both, as for a node incident's rule
+        told = [e.kind for e in api.events if e.incident_uuid == incident["uuid"]]
+        assert told.count("upstream_announced") == 1
+        await eventually(
+            lambda: [e.kind for e in api.events].count("upstream_withdrawn") == 1, "the notice"
+        )
         r = await api.get("/api/v1/bgp/announcements", ws, in_force=False)
         assert [a["withdraw_reason"] for a in r.json()["announcements"]] == ["resolved"]
