@@ -56,9 +56,7 @@ class IncidentsController(Controller):
         scope_: Annotated[IncidentScope | None, QueryParameter(name="scope")] = None,
     ) -> IncidentList:
         validation.page(limit, offset)
-        filters = IncidentFilters(
-            status=status, severity=severity, node_uuid=node, scope=scope_
-        )
+        filters = IncidentFilters(status=status, severity=severity, node_uuid=node, scope=scope_)
         items, total = await incidents.list(
             caller.workspace_id, filters, limit=limit, offset=offset
         )
