@@ -7,6 +7,11 @@ it by then is *missing* for that second: the sum is then a lower bound (it may s
 an attack), never a measurement of quiet (the engine neither learns it nor counts it
 towards a cool-down). A member whose last point arrived more than `stale_s` ago is no
 longer expected. A point for a second already evaluated is late and dropped.
+
+A member whose point says it is in an incident of its own (`attack`) reported, but its
+traffic is left out of the sum: its own agent detected and answers that attack; the
+group's sum is what no node sees alone (a node's attack must not also become a fleet
+incident). Such a second is not learned either.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class NodeSecond:
     udp_ports: dict[str, float]
     ipv6_pps: float
     fleet_rules: tuple[FleetRuleReport, ...] = ()
+    own_attack: bool = False  # the node's own agent has an incident this second
 
 
 def node_second(point: MetricPoint) -> NodeSecond:
@@ -54,7 +60,9 @@ def node_second(point: MetricPoint) -> NodeSecond:
             metrics[amp_metric(port)] = value
             amp += value
     metrics["amp_pps"] = amp
-    return NodeSecond(metrics, dict(point.udp_ports), point.ipv6_pps, tuple(point.fleet_rules))
+    return NodeSecond(
+        metrics, dict(point.udp_ports), point.ipv6_pps, tuple(point.fleet_rules), point.attack
+    )
 
 
 @dataclass(slots=True)
@@ -67,6 +75,7 @@ class GroupSecond:
     ipv6_pps: float
     reporters: dict[int, NodeSecond]  # node id -> its second
     missing: frozenset[int]  # expected members that did not report it
+    attacked: frozenset[int] = frozenset()  # reporters in an attack of their own: not summed
 
     @property
     def complete(self) -> bool:
@@ -79,13 +88,16 @@ def sum_seconds(
     metrics = dict.fromkeys(METRICS, 0.0)
     ports: dict[str, float] = {}
     ipv6 = 0.0
-    for ns in reporters.values():
+    attacked = frozenset(n for n, ns in reporters.items() if ns.own_attack)
+    for n, ns in reporters.items():
+        if n in attacked:
+            continue
         for k, v in ns.metrics.items():
             metrics[k] = metrics.get(k, 0.0) + v
         for k, v in ns.udp_ports.items():
             ports[k] = ports.get(k, 0.0) + v
         ipv6 += ns.ipv6_pps
-    return GroupSecond(second, metrics, ports, ipv6, reporters, frozenset(missing))
+    return GroupSecond(second, metrics, ports, ipv6, reporters, frozenset(missing), attacked)
 
 
 @dataclass(slots=True)

@@ -293,7 +293,7 @@ class FleetEngine:
         step = group.detector.observe(
             gs, thresholds, group.eff, group.baseline.averages(), p99, self.settings.severity
         )
-        if step.learnable:
+        if step.learnable and not gs.attacked:  # a node's own attack is not normal either
             group.baseline.learn(gs.metrics, at)
         group.last_bps = gs.metrics["bps"]
         if step.kind == "opened":
@@ -407,6 +407,8 @@ class FleetEngine:
     def _tally(self, group: Group, gs: GroupSecond) -> None:
         uuid = group.incident_uuid
         for node_id, ns in gs.reporters.items():
+            if node_id in gs.attacked:
+                continue  # its own incident; not a part of the group's sum
             t = group.tallies.setdefault(node_id, NodeTally())
             t.peak_pps = max(t.peak_pps, ns.metrics["pps"])
             t.peak_bps = max(t.peak_bps, ns.metrics["bps"])

@@ -184,3 +184,17 @@ async def test_nodes_report_their_fleet_rules(fleet: Fleet) -> None:
     for agent in silent:
         assert by_name[agent.name]["rules"] == []
         assert by_name[agent.name]["dropped_packets"] == 0
+
+
+async def test_one_node_in_its_own_incident_is_not_a_fleet_incident(fleet: Fleet) -> None:
+    """A node whose own agent detected its attack (points with `attack`) answers it
+    itself: its traffic is not summed, so the group opens nothing."""
+    hit = fleet.nodes[0]
+
+    def own_attack(second: int) -> MetricPoint:
+        return msgspec.structs.replace(dns_amplification(second, 50_000.0), attack=True)
+
+    for _ in range(5):
+        await fleet.post(hit, own_attack(fleet.second))
+        await fleet.seconds(1, quiet, nodes=fleet.nodes[1:])
+    assert await fleet.fleet_incidents() == []

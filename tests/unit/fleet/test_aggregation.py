@@ -3,6 +3,8 @@ member that did not report is missing (never zero); stale members are not expect
 
 from __future__ import annotations
 
+import msgspec
+
 from control.fleet.aggregation import GroupCursor, Seconds, node_second
 from ftcontract.agent_api import MetricPoint
 
@@ -88,3 +90,14 @@ def test_prune_forgets_evaluated_seconds() -> None:
     s.due(cursor, frozenset({1}), T0 + 10)
     s.prune([cursor], T0 + 10)
     assert s.by_second == {}
+
+
+def test_a_node_in_its_own_attack_is_left_out_of_the_sum() -> None:
+    s = Seconds(grace_s=1.5, stale_s=10.0)
+    cursor = GroupCursor()
+    own = msgspec.structs.replace(pt(T0, 52_000.0), attack=True)
+    s.add(1, [own], T0 + 0.5)
+    s.add(2, [pt(T0, 100.0)], T0 + 0.5)
+    (second,) = s.due(cursor, frozenset({1, 2}), T0 + 3)
+    assert second.complete and second.attacked == {1}
+    assert second.metrics["pps"] == 100.0
