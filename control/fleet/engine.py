@@ -80,6 +80,8 @@ class Group:
     tallies_dirty: bool = False
     tallies_written_at: float = 0.0
     last_bps: float = 0.0
+    # a person closed the incident during the attack: none reopened before it cools down
+    dismissed: bool = False
 
 
 class FleetEngine:
@@ -156,7 +158,7 @@ class FleetEngine:
             return
         for group in self.groups.values():
             if group.incident_uuid == event.incident_uuid:
-                self._forget_incident(group)
+                self._forget_incident(group, dismissed=True)
 
     # ---- inputs ------------------------------------------------------------------------
 
@@ -274,7 +276,10 @@ class FleetEngine:
             if seconds is None:
                 continue
             for gs in seconds.due(group.cursor, group.members, now):
-                await self._evaluate(group, gs, now)
+                try:
+                    await self._evaluate(group, gs, now)
+                except Exception:  # one group's failure (the store) leaves the others be
+                    log.exception("fleet evaluation of %s failed", group.key)
             if (
                 group.tallies_dirty
                 and now - group.tallies_written_at >= self.settings.nodes_every_s
@@ -302,9 +307,13 @@ class FleetEngine:
             await self._open(group, gs)
         elif step.kind == "ongoing":
             self._tally(group, gs)
-            if step.changed and group.incident_uuid is not None:
+            if group.incident_uuid is None and not group.dismissed:
+                # the opening failed, or a more specific group had it: tried again
+                await self._open(group, gs)
+            elif step.changed and group.incident_uuid is not None:
                 await self._update(group, gs, moved=_moved(before, group))
         elif step.kind == "resolved":
+            group.dismissed = False
             await self._resolve(group, at + 1)
         if self._upstream is not None and group.incident_uuid is not None:
             await self._upstream.on_second(group, gs, self.nodes)
@@ -328,7 +337,7 @@ class FleetEngine:
         assert d.classification is not None
         covering = self._covered(group)
         if covering is not None:
-            log.info("attack on %s is %s's fleet incident", group.key, covering.key)
+            log.debug("attack on %s is %s's fleet incident", group.key, covering.key)
             return
         try:
             incident = await self.incidents.open_fleet(
@@ -374,7 +383,7 @@ class FleetEngine:
         except DomainError as exc:
             # closed by a person (false positive) or gone: the group stops its answer
             log.info("fleet incident %s no longer updatable: %s", group.incident_uuid, exc)
-            self._forget_incident(group)
+            self._forget_incident(group, dismissed=True)
             return
         if moved:
             group.order = self._order_of(group)
@@ -392,12 +401,15 @@ class FleetEngine:
         log.info("fleet incident %s on %s resolved", uuid, group.key)
         self._forget_incident(group)
 
-    def _forget_incident(self, group: Group) -> None:
+    def _forget_incident(self, group: Group, *, dismissed: bool = False) -> None:
+        """The incident ended. `dismissed`: a person closed it while the group's sum may
+        still be over: no new incident until the group has cooled down."""
         group.incident_uuid = None
         group.order = None
         group.tallies = {}
         group.tallies_dirty = False
-        if group.detector.state == "attack":
+        group.dismissed = dismissed and group.detector.state == "attack"
+        if group.detector.state == "attack" and not group.dismissed:
             group.detector.state = "quiet"
             group.detector.classification = None
         self._publish_group(group)

@@ -148,6 +148,13 @@ async def test_operator_false_positive_ends_the_orders(fleet: Fleet) -> None:
     assert r.status_code == 200, r.text
     after = await fleet.orders(agent)
     assert after["orders"] == [] and after["version"] != before["version"]
+    # the attack goes on: the person's verdict holds until the group has cooled down
+    await fleet.seconds(4, dns_amplification)
+    assert [i["uuid"] for i in await fleet.fleet_incidents()] == [incident["uuid"]]
+    assert (await fleet.orders(agent))["orders"] == []
+    await fleet.seconds(3, quiet)  # cooled down
+    await fleet.seconds(2, dns_amplification)  # a new attack is a new incident
+    assert len(await fleet.fleet_incidents()) == 2
 
 
 async def test_nodes_report_their_fleet_rules(fleet: Fleet) -> None:
