@@ -118,6 +118,13 @@ class FleetEngine:
 
     async def start(self) -> None:
         if not self.enabled:
+            # nothing would ever end them: fleet incidents left active are closed now
+            for active in await self.incidents.active_fleet():
+                with contextlib.suppress(DomainError):
+                    await self.incidents.resolve_fleet(
+                        active.workspace_id, active.uuid, self.clock()
+                    )
+                log.info("fleet detection is off: fleet incident %s resolved", active.uuid)
             return
         await self.refresh()
         now = self.clock()

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from control import cli
 from control.bgp import prefixes
 from control.core.db import open_db
-from control.fleet.settings import FleetSettings
 from control.workspace.service import create_workspace
 from tests.api.conftest import Workspace, assert_error
 from tests.api.fleet.conftest import (
@@ -161,8 +161,7 @@ async def test_cli_lists_and_sets_groups(
 
 
 async def test_fleet_off_detects_nothing_but_answers_the_long_poll(tmp_path: Path) -> None:
-    off = FleetSettings(**{**{f: getattr(SETTINGS, f) for f in SETTINGS.__struct_fields__},
-                           "enabled": False})  # fmt: skip
+    off = msgspec.structs.replace(SETTINGS, enabled=False)
     async with running(tmp_path, off, SimClock()) as api:
         ws = await api.workspace("acme")
         fleet = await make_fleet(api, ws, 8)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
+
 from control.fleet.lifespan import fleet_of
 from tests.api.conftest import assert_error
 from tests.api.fleet.conftest import (
+    SETTINGS,
     Fleet,
     SimClock,
     dns_amplification,
@@ -99,3 +102,17 @@ async def test_restart_continues_the_incident_and_its_orders(tmp_path: Path) -> 
         (ended,) = await fleet2.fleet_incidents()
         assert ended["status"] == "resolved"
         assert (await fleet2.orders(fleet.nodes[0]))["orders"] == []
+
+
+async def test_restart_with_fleet_off_closes_an_active_fleet_incident(tmp_path: Path) -> None:
+    clock = SimClock()
+    async with running(tmp_path, clock=clock) as first:
+        ws = await first.workspace("acme")
+        fleet = await make_fleet(first, ws)
+        await fleet.seconds(3, dns_amplification)
+        (incident,) = await fleet.fleet_incidents()
+        assert incident["status"] == "active"
+    off = msgspec.structs.replace(SETTINGS, enabled=False)
+    async with running(tmp_path, off, clock) as again:
+        (ended,) = await Fleet(again, ws, fleet.nodes).fleet_incidents()
+        assert ended["uuid"] == incident["uuid"] and ended["status"] == "resolved"
