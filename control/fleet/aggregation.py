@@ -17,7 +17,7 @@ incident). Such a second is not learned either.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ftcontract.agent_api import FleetRuleReport, MetricPoint
@@ -169,10 +169,3 @@ class Seconds:
 
     def forget(self, node_id: int) -> None:
         self.last_seen.pop(node_id, None)
-
-
-def node_shares(seconds: Mapping[int, NodeSecond], metric: str) -> dict[int, float]:
-    total = sum(ns.metrics.get(metric, 0.0) for ns in seconds.values())
-    if total <= 0:
-        return dict.fromkeys(seconds, 0.0)
-    return {n: ns.metrics.get(metric, 0.0) / total for n, ns in seconds.items()}

@@ -79,7 +79,6 @@ class Group:
     tallies: dict[int, NodeTally] = field(default_factory=dict)
     tallies_dirty: bool = False
     tallies_written_at: float = 0.0
-    last_bps: float = 0.0
     # a person closed the incident during the attack: none reopened before it cools down
     dismissed: bool = False
 
@@ -307,7 +306,6 @@ class FleetEngine:
         )
         if step.learnable and not gs.attacked:  # a node's own attack is not normal either
             group.baseline.learn(gs.metrics, at)
-        group.last_bps = gs.metrics["bps"]
         if step.kind == "opened":
             group.tallies = {}
             self._tally(group, gs)
