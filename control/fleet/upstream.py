@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Final
 
 from control.bgp import prefixes
 from control.bgp import store as bgp_store
@@ -36,9 +35,6 @@ from control.nodes.service import NodeAddress
 log = logging.getLogger("ftcontrol.fleet")
 
 RETRY_REFUSED_S = 30.0
-# bgp_refusals.trigger has no fleet value (its CHECK predates fleet incidents): a fleet
-# refusal is recorded under the uplink-share trigger it is.
-REFUSAL_TRIGGER: Final = "uplink_share"
 
 
 def flowspec_for_group(group: Group) -> FlowSpecRule | None:
@@ -95,7 +91,7 @@ class FleetUpstream:
         self._refused[uuid] = now
         log.info("fleet FlowSpec for %s refused: %s", group.key, refusal.reason)
         await bgp_store.record_refusal(
-            self.upstream.db, group.workspace_id, incident_id, "flowspec", REFUSAL_TRIGGER,
+            self.upstream.db, group.workspace_id, incident_id, "flowspec", "fleet_uplink_share",
             refusal.reason,
         )  # fmt: skip
 

@@ -74,3 +74,32 @@ async def test_fleet_flowspec_for_the_prefix_and_withdrawal(
         )
         r = await api.get("/api/v1/bgp/announcements", ws, in_force=False)
         assert [a["withdraw_reason"] for a in r.json()["announcements"]] == ["resolved"]
+
+
+async def test_fleet_flowspec_refused_for_a_local_policy_and_recorded(
+    bgp_lab: BgpLab, tmp_path: Path, bgp_workdir: Path
+) -> None:
+    bgp = BgpSettings(
+        config=bgp_lab.speaker_config(), workdir=bgp_workdir,
+        argv_prefix=tuple(bgp_lab.speaker_argv_prefix),
+    )  # fmt: skip
+    async with running(tmp_path, bgp=bgp) as api:
+        ws = await api.workspace("acme")
+        await prefixes.add_prefix(api.app.state.db, "acme", PREFIX)
+        await eventually(lambda: bgp_lab.session_state(PROTOCOL) == "Established", "session")
+        fleet = Fleet(api, ws)
+        for i in range(4):  # mitigation_policy left at 'local'
+            fleet.nodes.append(await deploy(api, ws, f"edge-{i}", f"203.0.113.{10 + i}"))
+        r = await api.client.put(
+            "/api/v1/fleet/groups", json={"group": PREFIX, "uplink_mbps": 10}, headers=ws.headers
+        )
+        assert r.status_code == 200, r.text
+        await fleet.tick()
+        await fleet.seconds(3, dns_amplification)
+        (incident,) = await fleet.fleet_incidents()
+        r = await api.get(f"/api/v1/incidents/{incident['uuid']}", ws)
+        (refusal,) = r.json()["incident"]["upstream_refusals"]
+        assert refusal["trigger"] == "fleet_uplink_share"
+        assert "local" in refusal["reason"]
+        assert r.json()["incident"]["announcements"] == []
+        assert table(bgp_lab, FLOW4) == []
