@@ -6,7 +6,10 @@ database). A group's second is evaluated once every *expected* member reported i
 it by then is *missing* for that second: the sum is then a lower bound (it may still show
 an attack), never a measurement of quiet (the engine neither learns it nor counts it
 towards a cool-down). A member whose last point arrived more than `stale_s` ago is no
-longer expected. A point for a second already evaluated is late and dropped.
+longer expected, nor is one that does not post every second (an agent from before the
+fleet release posts a batch every few seconds: it could never be in time, and would
+leave every second incomplete); its points count when they land in a second not yet
+evaluated. A point for a second already evaluated is late and dropped.
 
 A member whose point says it is in an incident of its own (`attack`) reported, but its
 traffic is left out of the sum: its own agent detected and answers that attack; the
@@ -17,6 +20,7 @@ incident). Such a second is not learned either.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +30,7 @@ from ftcontract.classify import AMP_PORTS, METRICS, amp_metric
 # Points further ahead than this (a wrong clock) or older than this are not kept.
 MAX_AHEAD_S = 5
 KEEP_S = 120
+GAPS_KEPT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,8 @@ class Seconds:
     stale_s: float
     by_second: dict[int, dict[int, NodeSecond]] = field(default_factory=dict)
     last_seen: dict[int, float] = field(default_factory=dict)  # node id -> arrival time
+    # node id -> the time between its last posts (a few): its posting cadence
+    gaps: dict[int, deque[float]] = field(default_factory=dict)
     late: int = 0  # points dropped because their second was already evaluated
     floor: int = 0  # seconds below this were evaluated by every group: not kept
 
@@ -125,14 +132,22 @@ class Seconds:
                 self.late += 1
                 continue
             self.by_second.setdefault(second, {})[node_id] = node_second(point)
+        last = self.last_seen.get(node_id)
+        if last is not None:
+            self.gaps.setdefault(node_id, deque(maxlen=GAPS_KEPT)).append(now - last)
         self.last_seen[node_id] = now
 
     def expected(self, members: Iterable[int], now: float) -> set[int]:
-        """Members not stale: their last point arrived within stale_s."""
+        """Members that post every second and are not stale (last post within stale_s).
+        The shortest of a node's last gaps says its cadence: one long gap (an outage)
+        does not make a per-second node a batching one."""
+        seen, gaps, every = self.last_seen, self.gaps, 1.0 + self.grace_s
         return {
             n
             for n in members
-            if (seen := self.last_seen.get(n)) is not None and now - seen <= self.stale_s
+            if n in seen
+            and now - seen[n] <= self.stale_s
+            and (n not in gaps or min(gaps[n]) <= every)
         }
 
     def due(self, cursor: GroupCursor, members: frozenset[int], now: float) -> list[GroupSecond]:
@@ -169,3 +184,4 @@ class Seconds:
 
     def forget(self, node_id: int) -> None:
         self.last_seen.pop(node_id, None)
+        self.gaps.pop(node_id, None)

@@ -101,3 +101,30 @@ def test_a_node_in_its_own_attack_is_left_out_of_the_sum() -> None:
     (second,) = s.due(cursor, frozenset({1, 2}), T0 + 3)
     assert second.complete and second.attacked == {1}
     assert second.metrics["pps"] == 100.0
+
+
+def test_a_batching_agent_is_not_expected_but_counts_when_in_time() -> None:
+    """An agent from before the fleet release posts a batch every 10 s: waiting for it
+    would leave every second incomplete (never learned, never cooling down)."""
+    s = Seconds(grace_s=1.5, stale_s=10.0)
+    cursor = GroupCursor()
+    members = frozenset({1, 2})
+    evaluated = []
+    for k in range(30):
+        now = T0 + k + 0.5
+        s.add(1, [pt(T0 + k, 10)], now)  # a per-second agent
+        if k % 10 == 9:  # the old agent: ten points at once
+            s.add(2, [pt(T0 + j, 5) for j in range(k - 9, k + 1)], now)
+        evaluated += s.due(cursor, members, now)
+    late = [g for g in evaluated if g.second >= T0 + 20]
+    assert late and all(g.complete for g in late)
+    # its newest point landed in a second not yet evaluated: counted
+    assert any(g.metrics["pps"] == 15.0 for g in evaluated)
+
+
+def test_one_outage_does_not_make_a_per_second_node_a_batching_one() -> None:
+    s = Seconds(grace_s=1.5, stale_s=10.0)
+    for k in range(5):
+        s.add(1, [pt(T0 + k, 10)], T0 + k + 0.5)
+    s.add(1, [pt(T0 + 8, 10)], T0 + 8.5)  # 4 s without a post
+    assert s.expected({1}, T0 + 9.0) == {1}
