@@ -1,13 +1,14 @@
 """The control plane's Litestar application, assembled from its areas.
 
-Each area (nodes, incidents, channels, workspace, analytics, agentapi, notify, ops, bgp) keeps
+Each area (nodes, incidents, channels, workspace, analytics, agentapi, notify, ops, bgp,
+fleet) keeps
 its routes, schemas and services together; `control.core` holds what they share (store,
 auth, errors -> status mapping, limits). This module only wires them up.
 
 `create_app(db_path)` builds it (`bgp=BgpSettings(...)` adds the BGP speaker);
 `ftcontrol serve` runs it under uvicorn. The store, the incident event bus and the
 incident service live on `app.state` (`db`, `events`, `incidents`, `node_policy`,
-`notifications`, `upstream`); the first four are also injectable by those names.
+`notifications`, `upstream`, `fleet`); the first four are also injectable by those names.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from control.dashboard.live import LiveHub
 from control.dashboard.pages import page_route_handlers
 from control.dashboard.routes import DASH_SESSION, dash_router
 from control.dashboard.settings import DashboardSettings
+from control.fleet.lifespan import fleet_lifespan
+from control.fleet.routes import FleetAgentController, FleetGroupsController
+from control.fleet.settings import FleetSettings
 from control.incidents.event_bus import IncidentEvents
 from control.incidents.routes import IncidentsController
 from control.incidents.service import IncidentService
@@ -80,6 +84,7 @@ V1_HANDLERS: list[ControllerRouterHandler] = [
     analytics_summary,
     escalate_incident,
     BgpController,
+    FleetGroupsController,
 ]
 
 
@@ -92,6 +97,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
         deploy,
         v1,
         AgentController,
+        FleetAgentController,
         dash_router(V1_HANDLERS),
         *page_route_handlers(),
         install_script,
@@ -143,6 +149,7 @@ def create_app(
     install_assets: InstallAssets | None = None,
     public_url: str | None = None,
     bgp: BgpSettings | None = None,
+    fleet: FleetSettings | None = None,
 ) -> Litestar:
     node_policy = NodeStatusPolicy(
         offline_after_sec=offline_after_sec, elevated_factor=elevated_factor
@@ -154,7 +161,8 @@ def create_app(
             _lifespan(db_path, node_policy),
             agentapi_lifespan,
             dashboard_lifespan,
-            bgp_lifespan,  # last: stopped first (ExaBGP's sessions close before the store)
+            bgp_lifespan,  # stopped before the store (ExaBGP's sessions close first)
+            fleet_lifespan,  # last: stopped first (baselines saved while the store is open)
         ],
         # HTTP request metrics (ftcontrol_requests_total, ..._request_duration_seconds)
         # wrap everything, auth failures included.
@@ -204,5 +212,7 @@ def create_app(
     app.state.public_url = public_url
     # Upstream mitigation: None (no --bgp-config) leaves every BGP route answering 409.
     app.state.bgp_settings = bgp
+    # Fleet detection: None takes FleetSettings.from_env() (FTCONTROL_FLEET=off turns it off).
+    app.state.fleet_settings = fleet
     document_errors(app)
     return app

@@ -2,12 +2,15 @@
 
 ftcontrol --version
 ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S] [--public-url URL]
-                [--bgp-config PATH [--bgp-workdir DIR]]
+                [--bgp-config PATH [--bgp-workdir DIR]] [--no-fleet]
 ftcontrol workspace create NAME [--plan P]       prints the deploy token (only time shown)
 ftcontrol workspace rotate-token NAME            revokes old tokens, prints the new one
 ftcontrol workspace subscription NAME active|past_due|canceled
 ftcontrol workspace prefixes NAME add|remove PREFIX   what the workspace may announce (BGP)
 ftcontrol workspace prefixes NAME list
+ftcontrol workspace groups NAME list             fleet groups: each declared prefix, 'workspace'
+ftcontrol workspace groups NAME set GROUP [--uplink-mbps N] [--multiplier X] [--burst-factor X]
+                [--confirm-s N] [--cooldown-s S] [--floor METRIC=N ...]
 ftcontrol user create EMAIL --workspace NAME [--role admin|viewer]   password from stdin
 ftcontrol user passwd EMAIL                      new password from stdin; signs the user out
 ftcontrol user delete EMAIL
@@ -33,6 +36,8 @@ from control.core.limits import MAX_BODY_BYTES
 from control.core.ratelimit import DEFAULT_MAX_FAILURES, DEFAULT_WINDOW_S
 from control.dashboard import users
 from control.dashboard.settings import DEFAULT_ABSOLUTE_S, DEFAULT_IDLE_S, DashboardSettings
+from control.fleet import admin as fleet_admin
+from control.fleet.settings import FleetSettings
 from control.workspace import service as workspaces
 from control.workspace.plans import DEFAULT_PLAN, PLAN_NODE_LIMITS, SUBSCRIPTION_STATUSES
 
@@ -153,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="ExaBGP's configuration, API socket and log (default: <db>.bgp next to the db)",
     )
+    serve.add_argument(
+        "--no-fleet",
+        action="store_true",
+        help="turn fleet detection off (no group sums, no fleet incidents, no fleet orders); "
+        "also FTCONTROL_FLEET=off",
+    )
     _db_option(serve)
 
     workspace = commands.add_parser("workspace", help="manage workspaces")
@@ -175,6 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     prefixes.add_argument("prefix_action", choices=("add", "remove", "list"))
     prefixes.add_argument("prefix", nargs="?", help="e.g. 203.0.113.0/24 (add / remove)")
     _db_option(prefixes)
+    groups = actions.add_parser(
+        "groups", help="fleet groups: uplink and threshold overrides of each group"
+    )
+    groups.add_argument("name")
+    groups.add_argument("group_action", choices=("list", "set"))
+    groups.add_argument("group", nargs="?", help="a declared prefix, or 'workspace' (set)")
+    groups.add_argument("--uplink-mbps", type=float, metavar="N")
+    groups.add_argument("--multiplier", type=float, metavar="X")
+    groups.add_argument("--burst-factor", type=float, metavar="X")
+    groups.add_argument("--confirm-s", type=int, metavar="N")
+    groups.add_argument("--cooldown-s", type=float, metavar="S")
+    groups.add_argument(
+        "--floor", action="append", default=[], metavar="METRIC=N",
+        help="a floor per metric (pps, bps, udp_pps, ..., amp_pps); repeatable",
+    )  # fmt: skip
+    _db_option(groups)
 
     user = commands.add_parser("user", help="manage dashboard users")
     user_actions = user.add_subparsers(dest="action", required=True)
@@ -237,11 +264,34 @@ def _workspace(args: argparse.Namespace) -> None:
             done = await bgp_prefixes.remove_prefix(db, args.name, args.prefix)
             print(f"workspace {args.name!r}: {done} removed", file=sys.stderr)
 
+    async def groups(db: aiosqlite.Connection) -> None:
+        if args.group_action == "list":
+            for line in await fleet_admin.describe_groups(db, args.name):
+                print(line)
+            return
+        if args.group is None:
+            raise InvalidValue("group", "set needs a GROUP (a declared prefix or 'workspace')")
+        key = await fleet_admin.set_group(
+            db,
+            args.name,
+            args.group,
+            uplink_mbps=args.uplink_mbps,
+            changes={
+                "multiplier": args.multiplier,
+                "burst_factor": args.burst_factor,
+                "confirm_s": args.confirm_s,
+                "cooldown_s": args.cooldown_s,
+            },
+            floors=args.floor,
+        )
+        print(f"workspace {args.name!r}: group {key} set", file=sys.stderr)
+
     action = {
         "create": create,
         "rotate-token": rotate,
         "subscription": subscription,
         "prefixes": prefixes,
+        "groups": groups,
     }
     asyncio.run(_with_db(args.db, action[args.action]))
 
@@ -298,6 +348,7 @@ def _serve(args: argparse.Namespace) -> None:
         max_body_bytes=args.max_body_bytes,
         public_url=args.public_url,
         bgp=bgp,
+        fleet=FleetSettings(enabled=False) if args.no_fleet else None,
         dashboard=DashboardSettings(
             idle_s=args.session_idle,
             absolute_s=args.session_max_age,

@@ -4,12 +4,15 @@ An operator blocks an address or prefix on a node (POST /api/v1/nodes/{uuid}/rul
 `node_rules` row and a `block` command. DELETE queues an `unblock` command. The agent
 gets every un-acked command in GET config, in id order, applies them and acks each one
 (POST commands/ack), which sets the rule's state. Every change bumps the node's
-`config_version`, which the heartbeat reply carries, so the agent fetches at once.
+`config_version`, which the heartbeat reply carries, so the agent fetches at once; the
+caller's `moved(node_id)` (the fleet order book's bump) wakes the agent's fleet long-poll,
+so it fetches within the second.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Literal
 
 import aiosqlite
@@ -23,6 +26,9 @@ from control.nodes.service import NodeCaller
 from ftcontract import agent_api
 from ftcontract.bounds import MAX_RULE_TTL_S
 from ftcontract.vocabulary import AttackState, BaselineState, MitigationMode, XdpMode
+
+# Told the node whose config_version moved (wakes its fleet long-poll).
+ConfigMoved = Callable[[int], None]
 
 RuleState = Literal["pending", "active", "failed", "expired", "removing", "removed"]
 
@@ -243,7 +249,12 @@ async def list_rules(db: aiosqlite.Connection, workspace_id: int, node_uuid: str
 
 
 async def create_rule(
-    db: aiosqlite.Connection, workspace_id: int, node_uuid: str, target: str, ttl_s: float
+    db: aiosqlite.Connection,
+    workspace_id: int,
+    node_uuid: str,
+    target: str,
+    ttl_s: float,
+    moved: ConfigMoved | None = None,
 ) -> NodeRule:
     canonical = canonical_target(target)
     if not 0 < ttl_s <= MAX_RULE_TTL_S:
@@ -264,11 +275,17 @@ async def create_rule(
         )
         await _bump(db, node_id)
     assert rule_id is not None
+    if moved is not None:
+        moved(node_id)
     return await _rule(db, node_id, rule_id)
 
 
 async def delete_rule(
-    db: aiosqlite.Connection, workspace_id: int, node_uuid: str, rule_id: int
+    db: aiosqlite.Connection,
+    workspace_id: int,
+    node_uuid: str,
+    rule_id: int,
+    moved: ConfigMoved | None = None,
 ) -> NodeRule:
     """Queue the unblock (idempotent: a rule already removed is returned as it is)."""
     node_id = await live_node_id(db, workspace_id, node_uuid)
@@ -288,6 +305,8 @@ async def delete_rule(
                 (rule_id, node_id, now),
             )
             await _bump(db, node_id)
+    if moved is not None:
+        moved(node_id)
     return await _rule(db, node_id, rule_id)
 
 
@@ -330,7 +349,11 @@ async def get_overrides(
 
 
 async def set_overrides(
-    db: aiosqlite.Connection, workspace_id: int, node_uuid: str, overrides: agent_api.Overrides
+    db: aiosqlite.Connection,
+    workspace_id: int,
+    node_uuid: str,
+    overrides: agent_api.Overrides,
+    moved: ConfigMoved | None = None,
 ) -> agent_api.Overrides:
     validate_overrides(overrides)
     node_id = await live_node_id(db, workspace_id, node_uuid)
@@ -342,4 +365,20 @@ async def set_overrides(
                    config_version = config_version + 1""",
             (node_id, text),
         )
+    if moved is not None:
+        moved(node_id)
     return overrides
+
+
+async def config_state(db: aiosqlite.Connection, node_id: int) -> tuple[int, int]:
+    """(config_version, pending command count) of a node, as the heartbeat reply has them."""
+    rows = list(
+        await db.execute_fetchall(
+            """SELECT coalesce((SELECT config_version FROM agent_state WHERE node_id = :n), 1)
+                      AS config_version,
+                      (SELECT count(*) FROM rule_commands
+                       WHERE node_id = :n AND acked_at IS NULL) AS pending""",
+            {"n": node_id},
+        )
+    )
+    return int(rows[0]["config_version"]), int(rows[0]["pending"])

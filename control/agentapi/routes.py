@@ -27,6 +27,7 @@ from control.core.auth import node_guard, provide_node
 from control.core.deps import Db, NodePolicyDep
 from control.core.errors import InvalidValue, PayloadTooLarge, ServiceBusy
 from control.dashboard.live import live_hub_of
+from control.fleet.lifespan import fleet_of
 from control.nodes import service as node_store
 from control.nodes.service import NodeCaller
 from ftcontract import agent_api
@@ -93,7 +94,7 @@ class AgentController(Controller):
     @post("/metrics", status_code=200, summary="A batch of one-second metric points")
     async def metrics(
         self, data: JSONBody[agent_api.MetricsBatch], node: NodeDep, state: State
-    ) -> agent_api.OkReply:
+    ) -> agent_api.MetricsReply:
         agentapi = agentapi_of(state)
         _check_points(data.points, agentapi)
         try:
@@ -103,7 +104,11 @@ class AgentController(Controller):
             raise ServiceBusy(str(exc)) from exc
         live_hub_of(state).publish_points(node.workspace_id, node.node_uuid, data.points)
         upstream_of(state).on_points(node, data.points)  # automatic BGP escalation, if any
-        return agent_api.OkReply(ok=True, accepted=len(data.points))
+        fleet = fleet_of(state)
+        fleet.on_points(node, data.points)  # fleet detection: memory only
+        return agent_api.MetricsReply(
+            ok=True, accepted=len(data.points), fleet_version=fleet.version(node.node_id)
+        )
 
     @post(
         "/incidents",

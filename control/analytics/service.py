@@ -45,7 +45,9 @@ class AnalyticsSummary(msgspec.Struct, kw_only=True):
     range: str
     since: str
     until: str
-    incidents_total: int
+    incidents_total: int  # node and fleet incidents
+    # of incidents_total, the fleet incidents (a group's attack, no one node: not in by_node)
+    fleet_incidents: int
     false_positives: int
     by_family: dict[str, int]
     by_severity: dict[str, int]  # every severity present, zero when none
@@ -111,6 +113,7 @@ async def summary(
     by_family: Counter[str] = Counter()
     by_severity: Counter[str] = Counter(dict.fromkeys(SEVERITIES, 0))
     by_node_id: Counter[int] = Counter()
+    fleet_incidents = 0
     false_positives = 0
     peak = attack_sec = mitigate_sec = 0.0
     mitigated = 0
@@ -120,7 +123,10 @@ async def summary(
             continue
         by_family[g["family"]] += g["n"]
         by_severity[g["severity"]] += g["n"]
-        by_node_id[g["node_id"]] += g["n"]
+        if g["node_id"] is None:  # a fleet incident (scope 'fleet' has no node)
+            fleet_incidents += g["n"]
+        else:
+            by_node_id[g["node_id"]] += g["n"]
         peak = max(peak, g["peak"])
         attack_sec += g["attack_sec"]
         mitigate_sec += g["mitigate_sec"] or 0.0
@@ -143,6 +149,7 @@ async def summary(
         since=clock.iso(since) or "",
         until=clock.iso(until) or "",
         incidents_total=sum(by_family.values()),
+        fleet_incidents=fleet_incidents,
         false_positives=false_positives,
         by_family=dict(sorted(by_family.items(), key=lambda kv: (-kv[1], kv[0]))),
         by_severity={severity: by_severity[severity] for severity in SEVERITIES},

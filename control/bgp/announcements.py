@@ -27,9 +27,10 @@ TRAFFIC_RATE_PACKETS = 0x800C
 class FlowSpecRule(
     msgspec.Struct, tag="flowspec", forbid_unknown_fields=True, kw_only=True, frozen=True
 ):
-    """Match traffic to `destination` (a /32 or /128); every other field narrows it."""
+    """Match traffic to `destination` (a /32 or /128, or a fleet group's declared prefix);
+    every other field narrows it."""
 
-    destination: str  # "198.51.100.7/32" or "2001:db8::7/128"
+    destination: str  # "198.51.100.7/32", "2001:db8::7/128", "203.0.113.0/24"
     source: str | None = None  # a source prefix, for a rule against known sources
     protocol: Byte | None = None  # IP protocol / IPv6 next header
     src_port: PortNumber | None = None
@@ -42,7 +43,7 @@ class FlowSpecRule(
     rate_pps: float | None = None  # for action "rate_limit": packets per second let through
 
     def __post_init__(self) -> None:
-        _host_prefix(self.destination, "destination")
+        _prefix(self.destination, "destination")
         if self.source is not None:
             src = _prefix(self.source, "source")
             if src.version != self.version:

@@ -109,6 +109,8 @@ class AutoEscalation:
             self._spawn(self._check_node_of(event))
 
     async def _check_node_of(self, event: IncidentEvent) -> None:
+        if event.incident.node is None:
+            return  # a fleet incident: its upstream rule is the fleet engine's (control.fleet)
         rows = list(
             await self.db.execute_fetchall(
                 "SELECT id, last_bps FROM nodes WHERE workspace_id = ? AND uuid = ?",

@@ -52,6 +52,20 @@ def authorize(address: str, declared_prefixes: Sequence[str]) -> Refusal | None:
     return Refusal(f"{ip} is outside the workspace's declared prefixes")
 
 
+def authorize_destination(destination: str, declared_prefixes: Sequence[str]) -> Refusal | None:
+    """None when the whole destination (an address, or a fleet group's prefix) lies inside
+    one of the workspace's declared prefixes."""
+    net = ipaddress.ip_network(destination, strict=False)
+    refusal = authorize(str(net.network_address), declared_prefixes)
+    if refusal is not None or net.num_addresses == 1:
+        return refusal
+    for text in declared_prefixes:
+        prefix = ipaddress.ip_network(text, strict=False)
+        if prefix.version == net.version and net.subnet_of(prefix):  # type: ignore[arg-type]
+            return None
+    return Refusal(f"{net} is not inside one of the workspace's declared prefixes")
+
+
 def flowspec_from_figure(figure: RuleFigure, node_address: str) -> FlowSpecRule | Refusal:
     """The FlowSpec rule for one of the incident's rules, aimed at the node's address."""
     destination = host_prefix(node_address)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,7 +33,7 @@ from pathlib import Path
 import msgspec
 
 from control.bgp.announcements import Announcement
-from control.bgp.builder import Refusal, authorize
+from control.bgp.builder import Refusal, authorize_destination
 from control.bgp.config import BgpConfig
 from control.bgp.ledger import (
     AnnouncementLedger,
@@ -144,8 +143,7 @@ class BgpEngine:
         ttl_s: float | None = None,
         owner: Owner | None = None,
     ) -> Accepted | Refusal:
-        address = str(ipaddress.ip_network(announcement.destination).network_address)
-        refusal = authorize(address, declared_prefixes)
+        refusal = authorize_destination(announcement.destination, declared_prefixes)
         if refusal is not None:
             return refusal
         ttl = self.config.default_ttl_s if ttl_s is None else ttl_s

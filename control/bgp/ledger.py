@@ -14,15 +14,16 @@ import msgspec
 
 from control.bgp.announcements import Announcement
 
-Trigger = Literal["manual", "uplink_share", "link_saturated"]
+Trigger = Literal["manual", "uplink_share", "link_saturated", "fleet_uplink_share"]
 WithdrawReason = Literal["operator", "expired", "resolved", "evicted", "rejected"]
 
 
 class Owner(msgspec.Struct, frozen=True, kw_only=True):
-    """Whose announcement it is: a workspace's node, for one of its incidents."""
+    """Whose announcement it is: a workspace's node, for one of its incidents; or, for a
+    fleet incident (trigger fleet_uplink_share), the workspace alone (node_id None)."""
 
     workspace_id: int
-    node_id: int
+    node_id: int | None
     incident_id: int | None
     trigger: Trigger
 

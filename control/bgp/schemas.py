@@ -20,10 +20,13 @@ class UpstreamAnnouncement(msgspec.Struct, kw_only=True):
 
     id: int
     kind: AnnouncementKind
-    node_uuid: str
+    # null: a fleet incident's announcement (for its group's prefix, no one node)
+    node_uuid: str | None
     incident_uuid: str | None  # null once the incident is gone
-    trigger: Trigger  # manual (an operator), uplink_share or link_saturated (automatic)
-    destination: str  # the node's address as /32 or /128
+    # manual (an operator), uplink_share or link_saturated (automatic), fleet_uplink_share
+    # (a fleet incident's group sum)
+    trigger: Trigger
+    destination: str  # the node's address as /32 or /128, or a fleet group's prefix
     # FlowSpec match fields; null: not matched on
     source: str | None = None
     protocol: int | None = None

@@ -259,29 +259,38 @@ class Upstream:
         owner = live.owner
         if owner is None or owner.incident_id is None or reason == "rejected":
             return
+        # a node's incident or a fleet incident (no node): both are told
         rows = list(
             await self.db.execute_fetchall(
-                _TARGET + " WHERE i.id = ?",
-                (owner.incident_id,),
+                "SELECT uuid, workspace_id FROM incidents WHERE id = ?", (owner.incident_id,)
             )
         )
         if rows:
-            await self._publish("upstream_withdrawn", _target_from_row(rows[0]), live.id)
+            await self.publish(
+                "upstream_withdrawn", rows[0]["workspace_id"], rows[0]["uuid"], live.id
+            )
 
     async def _publish(
         self, kind: IncidentEventKind, target: IncidentTarget, announcement_id: int
     ) -> None:
+        await self.publish(kind, target.workspace_id, target.incident_uuid, announcement_id)
+
+    async def publish(
+        self, kind: IncidentEventKind, workspace_id: int, incident_uuid: str, announcement_id: int
+    ) -> None:
+        """Tell the channels of an announcement made or withdrawn for an incident (also
+        the fleet engine's, control.fleet.upstream)."""
         try:
-            incident = await self.incidents.get(target.workspace_id, target.incident_uuid)
+            incident = await self.incidents.get(workspace_id, incident_uuid)
             await self.events.publish(
                 IncidentEvent(
                     kind=kind,
-                    workspace_id=target.workspace_id,
-                    incident_uuid=target.incident_uuid,
+                    workspace_id=workspace_id,
+                    incident_uuid=incident_uuid,
                     incident=incident,
                     announcement_id=announcement_id,
                 )
             )
         except Exception:
             # the announcement is made (or withdrawn); telling people must not undo that
-            log.exception("publishing %s for %s failed", kind, target.incident_uuid)
+            log.exception("publishing %s for %s failed", kind, incident_uuid)

@@ -21,7 +21,7 @@ _COLUMNS = """a.id, a.workspace_id, a.node_id, a.incident_id, a.kind, a.trigger,
     a.packet_length_min, a.packet_length_max, a.action, a.rate_pps, a.next_hop, a.community,
     a.announced_at, a.expires_at, a.withdrawn_at, a.withdraw_reason"""
 _VIEW = f"""SELECT {_COLUMNS}, n.uuid AS node_uuid, i.uuid AS incident_uuid
-FROM bgp_announcements a JOIN nodes n ON n.id = a.node_id
+FROM bgp_announcements a LEFT JOIN nodes n ON n.id = a.node_id
 LEFT JOIN incidents i ON i.id = a.incident_id"""  # noqa: S608 (fixed fragments)
 
 
@@ -54,7 +54,8 @@ def _columns(announcement: Announcement) -> dict[str, str | int | float | None]:
 
 class SqliteLedger:
     """The engine's ledger on the control plane's store. Announcements without an owner
-    cannot be stored (every announcement of the product belongs to a workspace's node)."""
+    cannot be stored (every announcement of the product belongs to a workspace: to one of
+    its nodes, or for a fleet incident to the workspace alone)."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db

@@ -3,18 +3,18 @@ incident's pcap (uploaded by the agent, kept by control.agentapi.pcaps)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get, patch
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File
 
 from control.agentapi.runtime import agentapi_of
 from control.core import validation
 from control.core.deps import CallerDep, IncidentsDep
-from control.incidents.schemas import Incident, IncidentListItem, IncidentStatus
+from control.incidents.schemas import Incident, IncidentListItem, IncidentScope, IncidentStatus
 from control.incidents.service import IncidentFilters
 from ftcontract.vocabulary import Severity
 
@@ -52,9 +52,11 @@ class IncidentsController(Controller):
         status: FromQuery[IncidentStatus | None] = None,
         severity: FromQuery[Severity | None] = None,
         node: FromQuery[str | None] = None,
+        # `scope` is the name Litestar reserves for the ASGI scope (errors still say "scope")
+        scope_: Annotated[IncidentScope | None, QueryParameter(name="scope")] = None,
     ) -> IncidentList:
         validation.page(limit, offset)
-        filters = IncidentFilters(status=status, severity=severity, node_uuid=node)
+        filters = IncidentFilters(status=status, severity=severity, node_uuid=node, scope=scope_)
         items, total = await incidents.list(
             caller.workspace_id, filters, limit=limit, offset=offset
         )

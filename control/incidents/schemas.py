@@ -6,7 +6,7 @@ inside them, also carried by `control.incidents.event_bus.IncidentEvent.incident
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -15,6 +15,13 @@ from ftcontract import agent_api
 from ftcontract.vocabulary import Family, ResolveReason, RuleAction, RuleKind, Severity
 
 IncidentStatus = Literal["active", "resolved", "false_positive"]
+# node: one agent's incident on its node; fleet: the control plane's incident for a group
+# of nodes (a declared prefix of the workspace, or the whole workspace)
+IncidentScope = Literal["node", "fleet"]
+INCIDENT_SCOPES: tuple[IncidentScope, ...] = get_args(IncidentScope)
+# A node of a fleet incident's group: reporting its seconds, missing (its points stopped
+# arriving), removed (deleted, or no longer in the group)
+FleetNodeState = Literal["reporting", "missing", "removed"]
 
 
 class NodeRef(msgspec.Struct, kw_only=True):
@@ -66,9 +73,27 @@ class MitigationRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         )
 
 
+class FleetIncidentNode(msgspec.Struct, kw_only=True):
+    """One node of a fleet incident's group: what it carried and what its kernel did."""
+
+    node_uuid: str
+    node_name: str
+    share: float  # the node's share of the group's attack traffic, 0..1
+    peak_pps: float  # the node's own peaks during the incident
+    peak_bps: float
+    state: FleetNodeState
+    # the fleet rules the node reported in force, with their counters (empty: none
+    # reported, e.g. an agent that does not know fleet rules)
+    rules: list[MitigationRule]
+    dropped_packets: int  # summed over the node's fleet rules (cumulative)
+    spared_packets: int
+    in_force_since: str | None  # when the node's first fleet rule took effect
+
+
 class IncidentListItem(msgspec.Struct, kw_only=True):
     uuid: str
-    node: NodeRef
+    # the node of a node incident; null for a fleet incident (see `group` and `nodes`)
+    node: NodeRef | None
     family: Family
     subtype: str | None
     severity: Severity
@@ -79,8 +104,16 @@ class IncidentListItem(msgspec.Struct, kw_only=True):
     peak_bps: float
     duration_sec: int
     # distinct source addresses the agent saw (a lower bound: it counts sampled packets'
-    # sources, and at least the top sources listed); only rises
+    # sources, and at least the top sources listed); only rises. 0 for a fleet incident.
     source_count: int
+    scope: IncidentScope = "node"
+    # a fleet incident's group: a declared prefix of the workspace, or "workspace"
+    group: str | None = None
+    # a node incident that opened while a fleet incident of one of its node's groups was
+    # active: that fleet incident
+    fleet_incident_uuid: str | None = None
+    # a fleet incident's nodes, largest share first (empty for a node incident)
+    nodes: list[FleetIncidentNode] = []
 
 
 class IncidentPcap(msgspec.Struct, kw_only=True):

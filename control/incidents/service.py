@@ -17,17 +17,21 @@ from control.bgp import store as bgp_store
 from control.core import clock
 from control.core.db import SqlParams, transaction
 from control.core.errors import Conflict, InvalidValue, NotFound
+from control.incidents import fleet
 from control.incidents.event_bus import IncidentEvent, IncidentEventKind, IncidentEvents
+from control.incidents.fleet import ActiveFleetIncident, FleetFigures, FleetNodeFigures
 from control.incidents.geo import with_countries
 from control.incidents.representation import (
     SELECT_DETAIL,
     SELECT_LIST_ITEM,
+    fleet_nodes_of,
     incident_from_row,
     list_item_from_row,
 )
 from control.incidents.schemas import (
     Incident,
     IncidentListItem,
+    IncidentScope,
     IncidentStatus,
     MitigationRule,
     TopSource,
@@ -79,10 +83,16 @@ class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rule_figures: list[agent_api.RuleFigure] | None = None
 
 
+# Aliases: inside IncidentService, `list` is its method.
+FleetNodes = list[FleetNodeFigures]
+ActiveFleetIncidents = list[ActiveFleetIncident]
+
+
 class IncidentFilters(msgspec.Struct, kw_only=True):
     status: IncidentStatus | None = None
     severity: Severity | None = None
     node_uuid: str | None = None
+    scope: IncidentScope | None = None
 
 
 def _check_family(family: str) -> None:
@@ -115,7 +125,8 @@ class IncidentService:
             row = await cur.fetchone()
         if row is None:
             raise NotFound("incident not found")
-        incident = incident_from_row(row, clock.now())
+        nodes = await fleet_nodes_of(self.db, [row["id"]]) if row["scope"] == "fleet" else {}
+        incident = incident_from_row(row, clock.now(), nodes.get(row["id"]))
         incident.announcements = await bgp_store.incident_announcements(self.db, row["id"])
         incident.upstream_refusals = await bgp_store.incident_refusals(self.db, row["id"])
         return incident
@@ -131,6 +142,9 @@ class IncidentService:
         if filters.severity is not None:
             where.append("i.severity = ?")
             args.append(filters.severity)
+        if filters.scope is not None:
+            where.append("i.scope = ?")
+            args.append(filters.scope)
         if filters.node_uuid is not None:
             # Deleted nodes included: their incident history stays readable.
             async with self.db.execute(
@@ -158,7 +172,8 @@ class IncidentService:
         ) as cur:
             rows = await cur.fetchall()
         now = clock.now()
-        return [list_item_from_row(r, now) for r in rows], total
+        nodes = await fleet_nodes_of(self.db, [r["id"] for r in rows if r["scope"] == "fleet"])
+        return [list_item_from_row(r, now, nodes.get(r["id"])) for r in rows], total
 
     # ---- writes ------------------------------------------------------------------------
 
@@ -184,19 +199,24 @@ class IncidentService:
         sources = _json(with_countries(report.top_sources))  # geo lookups outside the lock
         async with transaction(self.db) as db:
             async with db.execute(
-                "SELECT id FROM nodes WHERE workspace_id = ? AND uuid = ? AND deleted_at IS NULL",
+                "SELECT id, ip FROM nodes "
+                "WHERE workspace_id = ? AND uuid = ? AND deleted_at IS NULL",
                 (workspace_id, node_uuid),
             ) as cur:
                 node = await cur.fetchone()
             if node is None:
                 raise NotFound("node not found")
+            # Opening during a fleet incident of one of the node's groups: part of it.
+            fleet_id = await fleet.fleet_incident_for_node(db, workspace_id, node["ip"])
             try:
                 await db.execute(
                     """INSERT INTO incidents (uuid, workspace_id, node_id, family, subtype,
                            severity, status, started_at, mitigated_at, peak_pps, peak_bps,
                            peak_burst_pps, peak_burst_bps, source_count, protocols,
-                           top_sources, mitigation_rules, rule_figures, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           top_sources, mitigation_rules, rule_figures, updated_at,
+                           fleet_incident_id)
+                       VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                               ?)""",
                     (
                         new_uuid,
                         workspace_id,
@@ -216,6 +236,7 @@ class IncidentService:
                         _json(report.mitigation_rules),
                         _json(report.rule_figures),
                         now,
+                        fleet_id,
                     ),
                 )
             except aiosqlite.IntegrityError as exc:
@@ -302,6 +323,94 @@ class IncidentService:
         if closed:
             return await self.get(workspace_id, incident_uuid)
         return await self._publish("resolved", workspace_id, incident_uuid)
+
+    # ---- fleet incidents (written by the fleet engine, control.fleet) --------------------
+
+    async def open_fleet(
+        self,
+        workspace_id: int,
+        group_key: str,
+        started_at: float,
+        figures: FleetFigures,
+        *,
+        nodes: FleetNodes | None = None,
+    ) -> Incident:
+        """A group's summed traffic confirmed an attack: event "opened". `nodes` (optional)
+        are written in the same transaction, so the opening notice names them.
+        Conflict when the group already has an active fleet incident."""
+        fleet.check_group(group_key)
+        _check_family(figures.family)
+        fleet.check_figures(figures)
+        fleet.check_nodes(nodes or [])
+        now = clock.now()
+        new_uuid = str(uuidlib.uuid4())
+        async with transaction(self.db) as db:
+            incident_id = await fleet.insert_fleet(
+                db, workspace_id, group_key, started_at, figures, new_uuid, now
+            )
+            in_force = await fleet.upsert_nodes(db, workspace_id, incident_id, nodes or [], now)
+            if in_force is not None:
+                await self._set(incident_id, {"mitigated_at": in_force})
+        return await self._publish("opened", workspace_id, new_uuid)
+
+    async def update_fleet(
+        self, workspace_id: int, incident_uuid: str, figures: FleetFigures
+    ) -> Incident:
+        """New figures for an active fleet incident: event "escalated" when the severity
+        rose, else "updated". Peaks only rise."""
+        _check_family(figures.family)
+        fleet.check_figures(figures)
+        async with transaction(self.db):
+            row = await fleet.fleet_row(self.db, workspace_id, incident_uuid)
+            if row["status"] != "active":
+                raise Conflict(f"incident is {row['status']}, not active")
+            sets: SqlParams = {**fleet.figure_sets(row, figures), "updated_at": clock.now()}
+            await self._set(row["id"], sets)
+        escalated = severity_rank(figures.severity) > severity_rank(row["severity"])
+        return await self._publish(
+            "escalated" if escalated else "updated", workspace_id, incident_uuid
+        )
+
+    async def set_fleet_nodes(
+        self, workspace_id: int, incident_uuid: str, nodes: FleetNodes
+    ) -> None:
+        """The nodes' shares, peaks, states and reported rules (no event: they change every
+        second). Nodes not listed keep what is stored. Also after the resolve (the last
+        counters)."""
+        fleet.check_nodes(nodes)
+        async with transaction(self.db) as db:
+            row = await fleet.fleet_row(db, workspace_id, incident_uuid)
+            now = clock.now()
+            in_force = await fleet.upsert_nodes(db, workspace_id, row["id"], nodes, now)
+            if in_force is not None and row["mitigated_at"] is None:
+                await self._set(row["id"], {"mitigated_at": in_force, "updated_at": now})
+
+    async def resolve_fleet(
+        self, workspace_id: int, incident_uuid: str, ended_at: float
+    ) -> Incident:
+        """The group's sum stayed below threshold for the cool-down: event "resolved".
+        Idempotent: a closed fleet incident is returned as is."""
+        async with transaction(self.db):
+            row = await fleet.fleet_row(self.db, workspace_id, incident_uuid)
+            closed = row["status"] != "active"
+            if not closed:
+                now = clock.now()
+                await self._set(
+                    row["id"],
+                    {
+                        "status": "resolved",
+                        "ended_at": max(ended_at, row["started_at"]),
+                        "end_reason": "cooled_down",
+                        "updated_at": now,
+                    },
+                )
+        if closed:
+            return await self.get(workspace_id, incident_uuid)
+        return await self._publish("resolved", workspace_id, incident_uuid)
+
+    async def active_fleet(self) -> ActiveFleetIncidents:
+        """Every workspace's active fleet incidents: what a restarted engine resumes."""
+        return await fleet.active_fleet(self.db)
 
     async def resolve_all_of_node(self, workspace_id: int, node_uuid: str) -> int:
         """Resolve every active incident of a node (used when it is deleted); returns how many."""

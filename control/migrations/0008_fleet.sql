@@ -9,6 +9,7 @@
 --   row is kept, children keep their references (checked before commit).
 -- bgp_announcements: a fleet incident's FlowSpec rule is for the group's prefix, not for
 --   one node (node_id NULL), triggered by the group's summed rate ('fleet_uplink_share').
+-- bgp_refusals: a refused fleet FlowSpec rule is recorded with that trigger too.
 -- fleet_groups: per group settings (uplink, threshold overrides); a group with no row
 --   uses the defaults. group_key is a declared prefix of the workspace or 'workspace'.
 -- fleet_baselines: each group's learned baseline (kept across restarts).
@@ -110,6 +111,21 @@ ALTER TABLE bgp_announcements_v8 RENAME TO bgp_announcements;
 CREATE INDEX bgp_announcements_live ON bgp_announcements(expires_at) WHERE withdrawn_at IS NULL;
 CREATE INDEX bgp_announcements_workspace ON bgp_announcements(workspace_id, id);
 CREATE INDEX bgp_announcements_incident ON bgp_announcements(incident_id);
+
+CREATE TABLE bgp_refusals_v8 (
+    id           INTEGER PRIMARY KEY,
+    workspace_id INTEGER NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+    incident_id  INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+    action       TEXT NOT NULL CHECK (action IN ('flowspec', 'rtbh')),
+    trigger      TEXT NOT NULL CHECK (trigger IN ('manual', 'uplink_share', 'link_saturated',
+                                                  'fleet_uplink_share')),
+    reason       TEXT NOT NULL,
+    refused_at   REAL NOT NULL
+);
+INSERT INTO bgp_refusals_v8 SELECT * FROM bgp_refusals;
+DROP TABLE bgp_refusals;
+ALTER TABLE bgp_refusals_v8 RENAME TO bgp_refusals;
+CREATE INDEX bgp_refusals_incident ON bgp_refusals(incident_id, id);
 
 CREATE TABLE fleet_groups (
     id           INTEGER PRIMARY KEY,

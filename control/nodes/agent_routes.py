@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, get, put
+from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from control.agentapi import node_control
 from control.agentapi.node_control import AgentState
 from control.core.deps import CallerDep, Db
+from control.fleet.lifespan import fleet_of
 from ftcontract import agent_api
 
 
@@ -49,6 +51,9 @@ class NodeAgentController(Controller):
         data: JSONBody[agent_api.Overrides],
         caller: CallerDep,
         db: Db,
+        state: State,
     ) -> OverridesOne:
-        config = await node_control.set_overrides(db, caller.workspace_id, node_uuid, data)
+        config = await node_control.set_overrides(
+            db, caller.workspace_id, node_uuid, data, fleet_of(state).orders.bump
+        )
         return OverridesOne(ok=True, config=config)

@@ -324,3 +324,39 @@ async def status_counts(
     ) as cur:
         rows = await cur.fetchall()
     return [(r["workspace"], r["status"], int(r["nodes"])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    """A live node's address and upstream policy (fleet groups are built from these)."""
+
+    workspace_id: int
+    node_id: int
+    node_uuid: str
+    name: str
+    ip: str
+    mitigation_policy: str
+
+
+async def live_node_addresses(
+    db: aiosqlite.Connection, workspace_id: int | None = None
+) -> list[NodeAddress]:
+    """Every live node of the workspace (None: of every workspace) with its address."""
+    where = "" if workspace_id is None else " AND workspace_id = :workspace_id"
+    async with db.execute(
+        "SELECT id, workspace_id, uuid, name, ip, mitigation_policy FROM nodes "  # noqa: S608
+        f"WHERE deleted_at IS NULL{where} ORDER BY id",
+        {"workspace_id": workspace_id},
+    ) as cur:
+        rows = await cur.fetchall()
+    return [
+        NodeAddress(
+            workspace_id=r["workspace_id"],
+            node_id=r["id"],
+            node_uuid=r["uuid"],
+            name=r["name"],
+            ip=r["ip"],
+            mitigation_policy=r["mitigation_policy"],
+        )
+        for r in rows
+    ]

@@ -1,7 +1,9 @@
 """REST API v1 status overview: every node's status and an overall verdict.
 
-overall: under_attack when any node has an active incident, degraded when any node is
-offline or elevated, operational otherwise (also with no nodes at all).
+overall: under_attack when any node has an active incident or a fleet incident (an attack
+on a group of nodes) is active, degraded when any node is offline or elevated, operational
+otherwise (also with no nodes at all). A node's own status and `active_incidents` are about
+its own incidents only.
 nodes_online counts every node that reports (online, elevated or under attack).
 """
 
@@ -30,7 +32,8 @@ class StatusOverview(msgspec.Struct, kw_only=True):
     overall: Literal["operational", "degraded", "under_attack"]
     nodes_total: int
     nodes_online: int
-    under_attack: int
+    under_attack: int  # nodes with an active incident of their own
+    fleet_incidents_active: int  # active fleet incidents of the workspace
     nodes: list[NodeStatusItem]
 
 
@@ -39,8 +42,15 @@ async def status_overview(caller: CallerDep, db: Db, node_policy: NodePolicyDep)
     nodes = await all_nodes(db, caller.workspace_id, node_policy)
     statuses = [n.status for n in nodes]
     attacked = statuses.count("attack")
+    async with db.execute(
+        "SELECT count(*) FROM incidents "
+        "WHERE workspace_id = ? AND scope = 'fleet' AND status = 'active'",
+        (caller.workspace_id,),
+    ) as cur:
+        row = await cur.fetchone()
+    fleet_active = int(row[0]) if row else 0
     overall: Literal["operational", "degraded", "under_attack"] = "operational"
-    if attacked:
+    if attacked or fleet_active:
         overall = "under_attack"
     elif "offline" in statuses or "elevated" in statuses:
         overall = "degraded"
@@ -50,6 +60,7 @@ async def status_overview(caller: CallerDep, db: Db, node_policy: NodePolicyDep)
         nodes_total=len(nodes),
         nodes_online=len(nodes) - statuses.count("offline"),
         under_attack=attacked,
+        fleet_incidents_active=fleet_active,
         nodes=[
             NodeStatusItem(
                 uuid=n.uuid,

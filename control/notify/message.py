@@ -3,6 +3,9 @@
 A `Notice` is read from the incident the incident service publishes (the REST API's
 incident object) and turned into a title, a list of facts and plain text; each service
 module lays those out in its own message format.
+
+A fleet incident (an attack spread over a group of nodes) is one notice per event, not one
+per node: it names the group and how many nodes instead of a node (`subject`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from control.bgp.schemas import UpstreamAnnouncement
-from control.incidents.schemas import Incident, IncidentStatus
-from control.incidents.summary import format_duration, format_rate
+from control.incidents.schemas import Incident, IncidentScope, IncidentStatus
+from control.incidents.summary import format_duration, format_rate, group_label
 from ftcontract.vocabulary import Family, Severity
 
 NoticeKind = Literal[
@@ -53,6 +56,14 @@ _HEADLINES: dict[str, str] = {
     "test": "Test notification",
     "upstream_announced": "DDoS attack escalated upstream (BGP)",
     "upstream_withdrawn": "Upstream mitigation withdrawn (BGP)",
+}
+_FLEET_HEADLINES: dict[str, str] = {
+    "opened": "Fleet DDoS attack detected",
+    "escalated": "Fleet DDoS attack escalated",
+    "resolved": "Fleet DDoS attack ended",
+    "false_positive": "Fleet incident marked false positive",
+    "upstream_announced": "Fleet DDoS attack escalated upstream (BGP)",
+    "upstream_withdrawn": "Fleet upstream mitigation withdrawn (BGP)",
 }
 
 
@@ -103,14 +114,19 @@ class Notice:
     summary: str
     # upstream_* notices: the announcements in force (announced) or withdrawn
     upstream: str = ""
+    # A fleet incident: no node (node_uuid and node_name empty); its group and how many
+    # nodes the group's attack was spread over.
+    scope: IncidentScope = "node"
+    group: str = ""
+    node_count: int = 0
 
     @classmethod
     def from_incident(cls, kind: NoticeKind, incident: Incident) -> Notice:
         return cls(
             kind=kind,
             incident_uuid=incident.uuid,
-            node_uuid=incident.node.uuid,
-            node_name=incident.node.name,
+            node_uuid=incident.node.uuid if incident.node else "",
+            node_name=incident.node.name if incident.node else "",
             family=incident.family,
             severity=incident.severity,
             status=incident.status,
@@ -122,7 +138,23 @@ class Notice:
             ended_at=incident.ended_at,
             summary=incident.summary,
             upstream=_upstream(kind, incident),
+            scope=incident.scope,
+            group=incident.group or "",
+            node_count=len(incident.nodes),
         )
+
+    @property
+    def is_fleet(self) -> bool:
+        return self.scope == "fleet"
+
+    @property
+    def subject(self) -> str:
+        """What was attacked: the node, or the fleet group and its node count."""
+        if not self.is_fleet:
+            return self.node_name
+        nodes = f"{self.node_count} node" + ("" if self.node_count == 1 else "s")
+        where = group_label(self.group)
+        return f"{where}, {nodes}" if self.node_count else where
 
     @property
     def is_end(self) -> bool:
@@ -131,20 +163,26 @@ class Notice:
 
     @property
     def headline(self) -> str:
-        return _HEADLINES[self.kind]
+        return (_FLEET_HEADLINES if self.is_fleet else _HEADLINES)[self.kind]
 
     @property
     def title(self) -> str:
-        return f"{self.headline}: {self.family} on {self.node_name} ({self.severity})"
+        return f"{self.headline}: {self.family} on {self.subject} ({self.severity})"
 
     def facts(self) -> list[tuple[str, str]]:
+        # A fleet incident's sources are the nodes' own (no group-wide count): not listed.
+        where: list[tuple[str, str]] = (
+            [("Scope", "fleet"), ("Group", self.group), ("Nodes", str(self.node_count))]
+            if self.is_fleet
+            else [("Node", self.node_name)]
+        )
         return [
-            ("Node", self.node_name),
+            *where,
             ("Family", self.family),
             ("Severity", self.severity),
             ("Peak pps", format_rate(self.peak_pps, "pps")),
             ("Peak bps", format_rate(self.peak_bps, "bps")),
-            ("Sources", str(self.source_count)),
+            *([] if self.is_fleet else [("Sources", str(self.source_count))]),
             ("Duration", format_duration(self.duration_sec)),
             ("Incident", self.incident_uuid),
             *([("Upstream", self.upstream)] if self.upstream else []),
@@ -152,9 +190,13 @@ class Notice:
 
     def details(self) -> dict[str, str | float | int]:
         """Machine-readable fields for services that take structured details."""
+        where: dict[str, str | float | int] = (
+            {"scope": "fleet", "group": self.group, "node_count": self.node_count}
+            if self.is_fleet
+            else {"scope": "node", "node": self.node_name, "node_uuid": self.node_uuid}
+        )
         return {
-            "node": self.node_name,
-            "node_uuid": self.node_uuid,
+            **where,
             "family": self.family,
             "severity": self.severity,
             "status": self.status,

@@ -88,7 +88,15 @@ def channel_wants(cfg: ChannelConfig, incident: Incident) -> bool:
     """The channel's filters: minimum severity and, when listed, the nodes it covers."""
     if severity_rank(incident.severity) < severity_rank(cfg.min_severity):
         return False
-    return not cfg.nodes or incident.node.uuid in cfg.nodes or incident.node.name in cfg.nodes
+    if not cfg.nodes:
+        return True
+    # A fleet incident concerns every node of its group: wanted when one of them is listed.
+    nodes = (
+        [(incident.node.uuid, incident.node.name)]
+        if incident.node is not None
+        else [(n.node_uuid, n.node_name) for n in incident.nodes]
+    )
+    return any(uuid in cfg.nodes or name in cfg.nodes for uuid, name in nodes)
 
 
 class NotificationService:

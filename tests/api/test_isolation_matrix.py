@@ -30,9 +30,11 @@ from control.bgp.announcements import FlowSpecRule
 from control.bgp.ledger import Owner
 from control.bgp.store import SqliteLedger
 from control.dashboard import users
+from control.incidents.fleet import FleetNodeFigures
 from tests.api.agentapi.conftest import settings_for
 from tests.api.conftest import Api
 from tests.api.dashboard.dash import login
+from tests.api.incidents.fleet_data import figures
 
 
 @dataclass
@@ -354,3 +356,76 @@ async def test_lists_never_show_the_other_workspace(api: Api) -> None:
     config = (await api.client.get("/api/v1/agent/config", headers=b.agent)).json()["config"]
     assert [c["target"] for c in config["commands"]] == ["203.0.113.9"]
     assert config["commands"][0]["id"] == b.rule
+
+
+async def _fleet_incident(api: Api, node_uuid: str) -> str:
+    """A fleet incident of the node's workspace (group 'workspace') over that node."""
+    db = api.app.state.db
+    [[node_id, ws_id]] = await db.execute_fetchall(
+        "SELECT id, workspace_id FROM nodes WHERE uuid = ?", (node_uuid,)
+    )
+    opened = await api.incidents.open_fleet(ws_id, "workspace", time.time() - 5, figures())
+    await api.incidents.set_fleet_nodes(
+        ws_id,
+        opened.uuid,
+        [FleetNodeFigures(node_id=node_id, share=1, peak_pps=1e5, peak_bps=1e9,
+                          state="reporting")],
+    )  # fmt: skip
+    return opened.uuid
+
+
+async def test_another_workspace_never_sees_a_fleet_incident(api: Api) -> None:
+    a = await _tenant(api, "alpha")
+    b = await _tenant(api, "beta")
+    a_fleet = await _fleet_incident(api, a.node)
+    b_fleet = await _fleet_incident(api, b.node)
+    await api.app.state.agentapi.metrics.flush()
+    before = _db_state(api.db_path)
+    fig = {"seq": 99, "family": "syn_flood", "severity": "critical", "peak_pps": 9e9}
+    inc = f"/api/v1/incidents/{a_fleet}"
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", inc, {"headers": b.rest}),
+        ("PATCH", inc, {"headers": b.rest, "json": {"status": "false_positive"}}),
+        ("GET", inc + "/pcap", {"headers": b.rest}),
+        ("POST", inc + "/escalate", {"headers": b.rest, "json": {"action": "flowspec"}}),
+        ("GET", inc.replace("/api/v1/", "/api/dash/"), {"headers": b.dash}),
+        ("PATCH", inc.replace("/api/v1/", "/api/dash/"),
+         {"headers": b.dash, "json": {"status": "resolved"}}),
+        # Agents never write a fleet incident: not A's, not even their own workspace's.
+        ("POST", f"/api/v1/agent/incidents/{a_fleet}", {"headers": b.agent,
+                                                        "json": {"figures": fig}}),
+        ("POST", f"/api/v1/agent/incidents/{b_fleet}", {"headers": b.agent,
+                                                        "json": {"figures": fig}}),
+        ("POST", f"/api/v1/agent/incidents/{b_fleet}/resolve",
+         {"headers": b.agent, "json": {"ended_at": time.time(), "figures": fig}}),
+    ]  # fmt: skip
+    for method, url, kwargs in attempts:
+        r = await api.client.request(method, url, **kwargs)
+        assert r.status_code == 404, (method, url, r.status_code, r.text)
+        assert r.json()["ok"] is False
+    await api.app.state.agentapi.metrics.flush()
+    assert _db_state(api.db_path) == before
+
+    # B's lists and figures: its own fleet incident, never A's.
+    for url, params in (
+        ("/api/v1/incidents", {}),
+        ("/api/v1/incidents", {"scope": "fleet"}),
+        ("/api/v1/status", {}),
+        ("/api/v1/analytics/summary", {}),
+        ("/api/v1/nodes", {}),
+    ):
+        for prefix, headers in (("/api/v1/", b.rest), ("/api/dash/", b.dash)):
+            r = await api.client.get(url.replace("/api/v1/", prefix), headers=headers,
+                                     params=params)  # fmt: skip
+            assert r.status_code == 200, (url, r.text)
+            assert a_fleet not in r.text and a.node not in r.text, url
+    fleet_of_b = (
+        await api.client.get("/api/v1/incidents", headers=b.rest, params={"scope": "fleet"})
+    ).json()
+    assert [i["uuid"] for i in fleet_of_b["incidents"]] == [b_fleet]
+    assert [n["node_uuid"] for n in fleet_of_b["incidents"][0]["nodes"]] == [b.node]
+    status = (await api.client.get("/api/v1/status", headers=b.rest)).json()
+    assert status["fleet_incidents_active"] == 1
+    # A's own token sees its fleet incident.
+    r = await api.client.get(inc, headers=a.rest)
+    assert r.status_code == 200 and r.json()["incident"]["nodes"][0]["node_uuid"] == a.node

@@ -8,6 +8,7 @@ from control.bgp.announcements import FlowSpecRule, Rtbh
 from control.bgp.builder import (
     Refusal,
     authorize,
+    authorize_destination,
     flowspec_for_incident,
     flowspec_from_figure,
     rtbh_for,
@@ -39,6 +40,27 @@ def test_no_declared_prefixes_refuses_everything() -> None:
     refusal = authorize("203.0.113.7", [])
     assert refusal is not None
     assert "declared no prefixes" in refusal.reason
+
+
+@pytest.mark.parametrize(
+    ("destination", "allowed"),
+    [
+        ("203.0.113.7/32", True),
+        ("203.0.113.0/24", True),  # a fleet group's prefix: the declared one
+        ("203.0.113.128/25", True),
+        ("203.0.112.0/23", False),  # starts outside, covers the declared /24 and more
+        ("2001:db8:5:1::/64", True),
+        ("2001:db8::/32", False),
+    ],
+)
+def test_a_destination_prefix_must_lie_wholly_inside(destination: str, allowed: bool) -> None:
+    refusal = authorize_destination(destination, DECLARED)
+    assert (refusal is None) is allowed, refusal
+
+
+def test_a_wider_prefix_starting_inside_is_refused() -> None:
+    # its first address lies in the declared /24, its second half does not
+    assert authorize_destination("203.0.112.0/23", ["203.0.112.0/24"]) is not None
 
 
 def test_amplification_figure_becomes_a_source_port_discard() -> None:
@@ -120,7 +142,7 @@ def test_rtbh_uses_the_configured_community_and_next_hops() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"destination": "203.0.113.0/24"}, "not a single address"),
+        ({"destination": "203.0.113.7/24"}, "not a prefix"),  # host bits set
         ({"destination": "203.0.113.7/32", "source": "2001:db8::/32"}, "address family"),
         ({"destination": "203.0.113.7/32", "tcp_flags": 2}, "go together"),
         (

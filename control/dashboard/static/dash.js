@@ -45,6 +45,17 @@ function when(iso) {
 
 function cell(text, cls) { return el("td", { class: cls, text: text }); }
 
+function plural(n, word) { return `${num(n)} ${word}${n === 1 ? "" : "s"}`; }
+
+// A fleet incident's group as people read it.
+function groupLabel(group) { return group === "workspace" ? "the whole workspace" : "prefix " + group; }
+
+// Where an incident is: its node, or (a fleet incident: no node) its group and node count.
+function where(i) {
+  if (i.scope !== "fleet") return i.node ? i.node.name : "–";
+  return `fleet: ${groupLabel(i.group)} (${plural(i.nodes.length, "node")})`;
+}
+
 function fill(tbody, rows, emptyText, columns) {
   tbody.replaceChildren();
   if (!rows.length) {
@@ -170,8 +181,9 @@ pages.overview = async function () {
   }
 
   async function refresh() {
-    const [status, active] = await Promise.all([
+    const [status, active, fleet] = await Promise.all([
       api("GET", "/status"), api("GET", "/incidents?status=active&limit=20"),
+      api("GET", "/incidents?status=active&scope=fleet&limit=20"),
     ]);
     const overall = $("overall");
     overall.textContent = status.overall.replace("_", " ");
@@ -179,8 +191,14 @@ pages.overview = async function () {
     $("nodes-online").textContent = `${status.nodes_online} / ${status.nodes_total}`;
     $("under-attack").textContent = status.under_attack;
     const banner = $("banner");
-    banner.hidden = status.overall !== "under_attack";
+    banner.hidden = status.under_attack === 0;
     banner.textContent = `Under attack: ${status.under_attack} node(s), ${active.total} active incident(s).`;
+    // An attack spread over a group of nodes: one line per active fleet incident.
+    const fleetBanner = $("fleet-banner");
+    fleetBanner.hidden = fleet.incidents.length === 0;
+    fleetBanner.replaceChildren(...fleet.incidents.map((i) => el("p", { class: "fleet-line" },
+      `Fleet attack: ${i.family} on ${groupLabel(i.group)}, spread over ${plural(i.nodes.length, "node")} (${i.severity}). `,
+      el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: "Open the fleet incident" }))));
     fill($("nodes").tBodies[0], status.nodes.map((n) => el("tr", {},
       el("td", {}, el("a", { href: "/dash/nodes/" + encodeURIComponent(n.uuid), text: n.name })),
       cell(n.status, "status-" + n.status), cell(num(n.pps), "num"),
@@ -191,7 +209,7 @@ pages.overview = async function () {
   function incidentRow(i) {
     return el("tr", {},
       el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: i.family })),
-      cell(i.node.name), cell(i.severity, "status-" + (i.severity === "critical" ? "active" : "")),
+      cell(where(i)), cell(i.severity, "status-" + (i.severity === "critical" ? "active" : "")),
       cell(when(i.started_at)), cell(num(i.peak_pps), "num"));
   }
 
@@ -368,7 +386,7 @@ pages.node = async function () {
 pages.incidents = async function () {
   const form = $("filters");
   const params = new URLSearchParams(location.search);
-  for (const name of ["status", "severity"]) form.elements[name].value = params.get(name) || "";
+  for (const name of ["status", "severity", "scope"]) form.elements[name].value = params.get(name) || "";
   const limit = 50;
   let offset = Number(params.get("offset") || 0);
 
@@ -378,14 +396,14 @@ pages.incidents = async function () {
 
   async function load() {
     const query = new URLSearchParams({ limit, offset });
-    for (const name of ["status", "severity", "node"]) if (form.elements[name].value) query.set(name, form.elements[name].value);
+    for (const name of ["status", "severity", "node", "scope"]) if (form.elements[name].value) query.set(name, form.elements[name].value);
     showError($("list-error"), "");
     try {
       const list = await api("GET", "/incidents?" + query);
       $("incidents-count").textContent = `${list.total} incident(s); showing ${list.total ? offset + 1 : 0}–${offset + list.incidents.length}`;
       fill($("incidents").tBodies[0], list.incidents.map((i) => el("tr", {},
         el("td", {}, el("a", { href: "/dash/incidents/" + encodeURIComponent(i.uuid), text: `${i.family}${i.subtype ? " / " + i.subtype : ""}` })),
-        cell(i.node.name), cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)),
+        cell(where(i)), cell(i.status, "status-" + i.status), cell(i.severity), cell(when(i.started_at)),
         cell(num(i.duration_sec), "num"), cell(num(i.peak_pps), "num"))), "No incident matches.", 7);
       $("prev").disabled = offset === 0;
       $("next").disabled = offset + list.incidents.length >= list.total;
@@ -407,15 +425,42 @@ pages.incident = async function () {
 
   async function load() {
     const { incident: i } = await api("GET", path);
-    document.title = `${i.family} on ${i.node.name} · fasttrace`;
-    $("incident-title").textContent = `${i.family}${i.subtype ? " / " + i.subtype : ""} on ${i.node.name}`;
+    const fleet = i.scope === "fleet";
+    document.title = `${i.family} on ${where(i)} · fasttrace`;
+    $("incident-title").textContent = `${i.family}${i.subtype ? " / " + i.subtype : ""} on ${where(i)}`;
     $("summary").textContent = i.summary;
     const status = $("inc-status");
     status.textContent = i.status.replace("_", " "); status.className = "v status-" + i.status;
     $("inc-severity").textContent = i.severity;
-    $("inc-node").replaceChildren(el("a", { href: "/dash/nodes/" + encodeURIComponent(i.node.uuid), text: i.node.name }));
+    $("inc-scope").textContent = fleet ? "fleet" : "node";
+    $("inc-node-k").textContent = fleet ? "Group" : "Node";
+    if (fleet) $("inc-node").textContent = i.group === "workspace" ? "whole workspace" : i.group;
+    else $("inc-node").replaceChildren(el("a", { href: "/dash/nodes/" + encodeURIComponent(i.node.uuid), text: i.node.name }));
     $("inc-peak").textContent = num(i.peak_pps);
     $("inc-sources").textContent = num(i.source_count);
+    // A fleet incident has no sources of its own (each node sees its own) and no one
+    // node's timeline: its nodes table instead.
+    $("inc-sources-card").hidden = fleet;
+    $("sources-section").hidden = fleet;
+    $("timeline-section").hidden = fleet;
+    $("fleet-section").hidden = !fleet;
+    $("mit-note").hidden = !fleet;
+    const link = $("fleet-link");
+    link.hidden = !i.fleet_incident_uuid;
+    if (i.fleet_incident_uuid) {
+      link.replaceChildren("Opened during a fleet incident of this node's group: ",
+        el("a", { href: "/dash/incidents/" + encodeURIComponent(i.fleet_incident_uuid), text: "open the fleet incident" }), ".");
+    }
+    if (fleet) {
+      fill($("fleet-nodes").tBodies[0], i.nodes.map((n) => el("tr", {},
+        el("td", {}, el("a", { href: "/dash/nodes/" + encodeURIComponent(n.node_uuid), text: n.node_name })),
+        cell(n.state, n.state === "reporting" ? "status-online" : "status-offline"),
+        cell(num(n.share * 100, 1), "num"), cell(num(n.peak_pps), "num"), cell(num(n.peak_bps), "num"),
+        cell(n.rules.length ? n.rules.map((r) => r.match).join("; ") : "none reported"),
+        cell(num(n.dropped_packets), "num"), cell(num(n.spared_packets), "num"),
+        cell(n.in_force_since ? when(n.in_force_since) : "–"))),
+      "No node reported yet.", 9);
+    }
     $("times").textContent = `Started ${when(i.started_at)}; ${i.ended_at ? "ended " + when(i.ended_at) : "still active"}; mitigated ${when(i.mitigated_at)}; ${num(i.duration_sec)} s.`;
     $("actions").hidden = !(state.me.role === "admin" && i.status === "active");
     const pcap = $("pcap");
@@ -429,8 +474,9 @@ pages.incident = async function () {
     fill($("protocols").tBodies[0], shares.map(([p, s]) => el("tr", {}, cell(p), cell(num(s, 1), "num"))), "No breakdown reported.", 2);
     fill($("sources").tBodies[0], i.top_sources.map((s) => el("tr", {}, cell(s.ip), cell(s.country || "unknown"), cell(num(s.pps), "num"), cell(num(s.bps), "num"))), "No sources reported.", 4);
     fill($("geo").tBodies[0], i.geo_origin.map((g) => el("tr", {}, cell(g.country), cell(num(g.share, 1), "num"))), "–", 2);
-    fill($("mitigation").tBodies[0], i.mitigation_rules.map((r) => el("tr", {}, cell(r.kind), cell(r.match), cell(r.action), cell(num(r.dropped_packets), "num"))), "No mitigation rule.", 4);
-    await timeline(i);
+    fill($("mitigation").tBodies[0], i.mitigation_rules.map((r) => el("tr", {}, cell(r.kind), cell(r.match), cell(r.action),
+      cell(fleet ? "per node" : num(r.dropped_packets), "num"))), "No mitigation rule.", 4);
+    if (!fleet) await timeline(i);
   }
 
   async function timeline(i) {

@@ -18,6 +18,10 @@ def _epoch_ms(moment: datetime | None) -> int:
     return int((moment or datetime.now(UTC)).timestamp() * 1000)
 
 
+def _where(notice: Notice) -> list[str]:
+    return ["fleet", notice.group] if notice.is_fleet else [notice.node_name]
+
+
 def build(cfg: GrafanaConfig, notice: Notice) -> OutboundRequest:
     started = _epoch_ms(parse_iso(notice.started_at))
     facts = "<br>".join(f"<b>{escape(n)}:</b> {escape(v)}" for n, v in notice.facts())
@@ -26,7 +30,7 @@ def build(cfg: GrafanaConfig, notice: Notice) -> OutboundRequest:
         text += f"<br>{escape(notice.summary)}"
     payload: dict[str, object] = {
         "time": started,
-        "tags": ["ddos", notice.kind, notice.family, notice.severity, notice.node_name, *cfg.tags],
+        "tags": ["ddos", notice.kind, notice.family, notice.severity, *_where(notice), *cfg.tags],
         "text": text,
     }
     if notice.is_end:

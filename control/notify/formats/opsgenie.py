@@ -24,14 +24,15 @@ def build(cfg: OpsgenieConfig, notice: Notice) -> OutboundRequest:
         return json_request(url + "?identifierType=alias", payload, headers=headers)
     # Documented limits: message 130, alias 512, description 15000, entity 512,
     # details values are strings, up to 20 tags of 50 characters.
-    tags = ["ddos", notice.family, notice.severity, *cfg.tags]
+    scope = ["fleet"] if notice.is_fleet else []
+    tags = ["ddos", notice.family, notice.severity, *scope, *cfg.tags]
     payload = {
         "message": truncate(notice.title, 130),
         "alias": notice.incident_uuid,
         "description": truncate(notice.text(), 15000),
         "tags": [truncate(tag, 50) for tag in tags][:20],
         "details": {key: truncate(str(value), 8000) for key, value in notice.details().items()},
-        "entity": truncate(notice.node_name, 512),
+        "entity": truncate(notice.subject, 512),
         "source": "fasttrace",
         "priority": "P5" if notice.kind == "test" else PRIORITY[notice.severity],
     }

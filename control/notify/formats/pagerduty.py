@@ -29,10 +29,11 @@ def build(cfg: PagerDutyConfig, notice: Notice) -> OutboundRequest:
     summary = notice.title + (f". {notice.summary}" if notice.summary else "")
     event: dict[str, object] = {
         "summary": truncate(summary, 1024),
-        "source": notice.node_name,
+        # a fleet incident's source is its group (no one node)
+        "source": notice.subject,
         "severity": severity,
-        "component": notice.node_name,
-        "group": notice.node_uuid or notice.node_name,
+        "component": notice.group if notice.is_fleet else notice.node_name,
+        "group": notice.group if notice.is_fleet else (notice.node_uuid or notice.node_name),
         "class": notice.family,
         "custom_details": notice.details(),
     }

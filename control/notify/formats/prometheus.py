@@ -29,10 +29,14 @@ def _iso(moment: datetime) -> str:
 def build(cfg: PrometheusConfig, notice: Notice) -> OutboundRequest:
     now = datetime.now(UTC)
     started = parse_iso(notice.started_at) or now
+    # a fleet incident has a group instead of a node
+    where = (
+        {"scope": "fleet", "group": notice.group} if notice.is_fleet else {"node": notice.node_name}
+    )
     labels = {
         **cfg.labels,
         "alertname": "DDoSTestAlert" if notice.kind == "test" else ALERT_NAME,
-        "node": notice.node_name,
+        **where,
         "family": notice.family,
         "incident_uuid": notice.incident_uuid,
     }

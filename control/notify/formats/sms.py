@@ -16,10 +16,11 @@ BODY_LIMIT = 1600  # Twilio's maximum Body length
 
 
 def sms_text(notice: Notice) -> str:
+    sources = "" if notice.is_fleet else f", {notice.source_count} sources"
     head = (
-        f"[fasttrace] {notice.headline}: {notice.family} on {notice.node_name}, "
+        f"[fasttrace] {notice.headline}: {notice.family} on {notice.subject}, "
         f"{notice.severity}, peak {format_rate(notice.peak_pps, 'pps')} / "
-        f"{format_rate(notice.peak_bps, 'bps')}, {notice.source_count} sources, "
+        f"{format_rate(notice.peak_bps, 'bps')}{sources}, "
         f"{format_duration(notice.duration_sec)}. Incident {notice.incident_uuid}."
     )
     return truncate(f"{head} {notice.summary}".strip(), BODY_LIMIT)

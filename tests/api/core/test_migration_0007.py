@@ -38,7 +38,7 @@ async def test_0007_keeps_deliveries_and_attempts(tmp_path: Path) -> None:
             [tuple(r) for r in await db.execute_fetchall(f"SELECT * FROM {t}")]  # noqa: S608
             for t in ("notification_deliveries", "notification_attempts")
         ]
-        assert await apply_migrations(db, migrations) == 7
+        assert await apply_migrations(db, migrations[:7]) == 7  # up to 0007 only
         after = [
             [tuple(r) for r in await db.execute_fetchall(f"SELECT * FROM {t}")]  # noqa: S608
             for t in ("notification_deliveries", "notification_attempts")

@@ -2,15 +2,19 @@
 
 A real `ftcontrol serve` on loopback (plain HTTP: --insecure-cookies), a node whose
 "agent" (this test) posts a heartbeat and a metric point each second through the Agent
-API, an incident with a pcap, and a loopback webhook receiver. The browser signs in with
-the keyboard, watches the overview's and node page's live charts advance, blocks an
-address, opens the incident and downloads its pcap, creates a webhook channel and sends
-it a test, and signs out. Any JavaScript error or console error fails the test.
+API, an incident with a pcap, a fleet incident over the node's prefix (written through
+IncidentService on the served database: the fleet engine is not part of this walk), and a
+loopback webhook receiver. The browser signs in with the keyboard, watches the overview's
+and node page's live charts advance, follows the fleet banner to the fleet incident's
+nodes table, blocks an address, opens the incident and downloads its pcap, creates a
+webhook channel and sends it a test, and signs out. Any JavaScript error or console error
+fails the test.
 Screenshots of every page go to test-artifacts/dashboard/ (git-ignored).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -28,6 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from control.core.db import open_db
+from control.incidents.event_bus import IncidentEvents
+from control.incidents.fleet import FleetNodeFigures
+from control.incidents.service import IncidentService
+from tests.api.incidents.fleet_data import figures, report
 from tests.api.served import Node, Served, served_control
 from tests.capability import require
 
@@ -143,6 +152,34 @@ def srv(tmp_path: Path) -> Iterator[Served]:
         yield srv
 
 
+FLEET_GROUP = "203.0.113.0/24"  # the prefix of the node's address (203.0.113.10)
+
+
+def _fleet_incident(srv: Served, node: Node) -> str:
+    """An active fleet incident over the node's prefix, its rules in force on the node."""
+
+    async def write() -> str:
+        db = await open_db(srv.db)
+        try:
+            [[node_id, workspace_id]] = await db.execute_fetchall(
+                "SELECT id, workspace_id FROM nodes WHERE uuid = ?", (node.uuid,)
+            )
+            incidents = IncidentService(db, IncidentEvents())
+            opened = await incidents.open_fleet(
+                workspace_id, FLEET_GROUP, time.time() - 20, figures("high")
+            )
+            member = FleetNodeFigures(
+                node_id=node_id, share=1.0, peak_pps=225_000.0, peak_bps=2.2e9,
+                state="reporting", report=report(opened.uuid, 9_000, 40, time.time() - 19),
+            )  # fmt: skip
+            await incidents.set_fleet_nodes(workspace_id, opened.uuid, [member])
+            return opened.uuid
+        finally:
+            await db.close()
+
+    return asyncio.run(write())
+
+
 def _setup(srv: Served) -> tuple[Node, str, bytes]:
     ws = srv.workspace("acme")
     done = subprocess.run(
@@ -195,6 +232,7 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     from playwright.sync_api import ConsoleMessage, Error, Page, expect, sync_playwright
 
     node, incident, pcap = _setup(srv)
+    fleet = _fleet_incident(srv, node)
     agent = Agent(srv, node)
     agent.start()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -294,7 +332,41 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             seen = points_above(page, "#chart", 1)
             points_above(page, "#chart", seen)  # the agent's next post reached the open page
             expect(page.locator("#chart-note")).to_contain_text("pps")
+            # The fleet incident: a banner of its own (group, family, node count, link),
+            # and a row among the active incidents.
+            fleet_banner = page.locator("#fleet-banner")
+            expect(fleet_banner).to_be_visible()
+            expect(fleet_banner).to_contain_text(
+                f"Fleet attack: dns_amplification on prefix {FLEET_GROUP}, spread over 1 node"
+            )
+            expect(page.locator("#active")).to_contain_text(f"fleet: prefix {FLEET_GROUP} (1 node)")
             shot(page, "overview")
+
+            # The fleet incident's page: scope, group, and the nodes table.
+            page.click("#fleet-banner a")
+            page.wait_for_url(f"**/dash/incidents/{fleet}")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
+            expect(page.locator("#incident-title")).to_have_text(
+                f"dns_amplification on fleet: prefix {FLEET_GROUP} (1 node)"
+            )
+            expect(page.locator("#inc-scope")).to_have_text("fleet")
+            expect(page.locator("#inc-node-k")).to_have_text("Group")
+            expect(page.locator("#inc-node")).to_have_text(FLEET_GROUP)
+            nodes_table = page.locator("#fleet-nodes")
+            expect(nodes_table).to_be_visible()
+            row = nodes_table.locator("tbody tr")
+            expect(row).to_have_count(1)
+            expect(row.locator("td")).to_have_text(
+                ["edge-fra-1", "reporting", "100", "225,000", "2,200,000,000",
+                 "signature proto=17 sport=53", "9,000", "40", re.compile(r"\d")]
+            )  # fmt: skip
+            expect(page.locator("#sources-section")).to_be_hidden()
+            expect(page.locator("#timeline-section")).to_be_hidden()
+            expect(page.locator("#summary")).to_contain_text(f"spread over prefix {FLEET_GROUP}")
+            shot(page, "incident-fleet")
+            page.click("header a:has-text('Overview')")
+            page.wait_for_url(base + "/dash")
+            expect(page.locator("body")).to_have_attribute("data-ready", "true")
 
             # Node page: agent facts, live chart, block and unblock an address with a TTL.
             page.click("#nodes a:has-text('edge-fra-1')")
@@ -329,6 +401,11 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
 
             # Incidents: list with a filter, the detail, pcap download, mark resolved.
             page.click("header a:has-text('Incidents')")
+            page.select_option("select[name=scope]", "fleet")
+            page.click("#filters button[type=submit]")
+            expect(page.locator("#incidents-count")).to_contain_text("1 incident(s)")
+            expect(page.locator("#incidents")).to_contain_text(f"fleet: prefix {FLEET_GROUP}")
+            page.select_option("select[name=scope]", "")
             page.select_option("select[name=severity]", "critical")
             page.click("#filters button[type=submit]")
             expect(page.locator("#incidents-count")).to_contain_text("1 incident(s)")
@@ -420,8 +497,8 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
     names = sorted(p.name for p in ARTIFACTS.iterdir())
     assert names == sorted(
         f"{n}{size}.png"
-        for n in ("login", "overview", "node", "incidents", "incident", "channels", "workspace",
-                  "workspace-viewer")
+        for n in ("login", "overview", "incident-fleet", "node", "incidents", "incident",
+                  "channels", "workspace", "workspace-viewer")
         for size in ("", "-phone")
     )  # fmt: skip
     assert foreign == [], foreign  # nothing from the internet (no CDN, no fonts)

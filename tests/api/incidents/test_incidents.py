@@ -25,6 +25,10 @@ LIST_FIELDS = {
     "peak_bps",
     "duration_sec",
     "source_count",
+    "scope",
+    "group",
+    "fleet_incident_uuid",
+    "nodes",
 }
 DETAIL_FIELDS = LIST_FIELDS | {
     "announcements",
@@ -72,6 +76,12 @@ async def test_detail_has_every_field(api: Api, ws: Workspace) -> None:
     inc = r.json()["incident"]
     assert r.json()["ok"] is True and set(inc) == DETAIL_FIELDS
     assert inc["node"] == {"uuid": node["uuid"], "name": "web-prod-1"}
+    assert (inc["scope"], inc["group"], inc["fleet_incident_uuid"], inc["nodes"]) == (
+        "node",
+        None,
+        None,
+        [],
+    )
     assert (inc["family"], inc["subtype"], inc["severity"], inc["status"]) == (
         "dns_amplification",
         "any_query",

@@ -213,3 +213,23 @@ async def test_email_transient_reply_is_retried(
     assert [a["outcome"] for a in attempts] == ["retry", "delivered"]
     assert attempts[0]["error"].startswith("SMTP 451")
     assert len(box.messages) == 1
+
+
+async def test_email_of_a_fleet_incident_names_the_group(
+    store: Store, smtp_server: Any, certificate: tuple[Path, Path]
+) -> None:
+    from tests.api.notify.test_fleet_notices import GROUP, _open_fleet
+
+    box, port = smtp_server("none")
+    channel_id = await store.channel("email", _config(port, "none", password=None))
+    await _service(store, certificate)
+    incident = await _open_fleet(store, nodes=3)
+    await store.wait_settled(channel_id, 1)
+    ((_, _, msg, _),) = box.messages
+    assert " ".join(msg["Subject"].split()) == (  # a long header is folded
+        f"Fleet DDoS attack detected: dns_amplification on prefix {GROUP}, 3 nodes (high)"
+    )
+    text = _text(msg).replace("\r\n", "\n")
+    assert f"Scope: fleet\nGroup: {GROUP}\nNodes: 3\n" in text and "Node:" not in text
+    assert incident.uuid in msg["X-Fasttrace-Incident"]
+    assert "spread over prefix 203.0.113.0/24 (3 nodes)" in text
