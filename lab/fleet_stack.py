@@ -158,9 +158,9 @@ class FleetStack:
 
     @property
     def server(self) -> str:
-        return f"http://{self._lab().control.v4}:{CONTROL_PORT}"
+        return f"http://{self.lab_or_fail().control.v4}:{CONTROL_PORT}"
 
-    def _lab(self) -> FleetLab:
+    def lab_or_fail(self) -> FleetLab:
         if self.lab is None:
             raise RuntimeError("the fleet stack is not started")
         return self.lab
@@ -242,7 +242,7 @@ class FleetStack:
             return
         env = {**os.environ, "FTCONTROL_DATA_DIR": str(self.workdir / "control-data"),
                "FTCONTROL_GAUGES_INTERVAL_S": "0.5", **self.control_env}  # fmt: skip
-        lab = self._lab()
+        lab = self.lab_or_fail()
         self.control = lab.popen(
             lab.control.ns,
             [sys.executable, "-m", "control.cli", "serve", "--host", "0.0.0.0",
@@ -270,7 +270,7 @@ class FleetStack:
         control namespace (as an operator on that network would reach it)."""
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
         with (
-            enter_netns(self._lab().control.ns),
+            enter_netns(self.lab_or_fail().control.ns),
             httpx.Client(base_url=self.server, timeout=5.0) as c,
         ):
             return c.request(method, path, headers=headers, **kw)
@@ -291,7 +291,7 @@ class FleetStack:
     def _start_webhook(self) -> None:
         """A webhook channel of the workspace, delivered to a receiver on the control
         namespace's loopback: every notification the control plane sends, kept."""
-        with enter_netns(self._lab().control.ns):
+        with enter_netns(self.lab_or_fail().control.ns):
             server = _WebhookServer(("127.0.0.1", WEBHOOK_PORT), _WebhookHandler)
         server.received = self.notifications
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -306,7 +306,7 @@ class FleetStack:
     # ---- services ------------------------------------------------------------------------
 
     def _start_services(self) -> None:
-        lab = self._lab()
+        lab = self.lab_or_fail()
         with enter_netns(lab.client.ns):
             resolver = dual_stack_udp(DNS_PORT)
         self._udp.append(UdpResponder(resolver, dns_answer).start())
@@ -323,7 +323,7 @@ class FleetStack:
     # ---- the nodes -----------------------------------------------------------------------
 
     def _new_node(self, i: int, legacy: bool = False) -> FleetNode:
-        host = self._lab().victims[i]
+        host = self.lab_or_fail().victims[i]
         workdir = self.workdir / f"node{i}"
         workdir.mkdir(parents=True, exist_ok=True)
         return FleetNode(i, host, f"fleet-node-{i}", workdir, legacy=legacy)
@@ -331,7 +331,7 @@ class FleetStack:
     def _deploy(self, node: FleetNode) -> None:
         """`ftagent deploy` in the node's namespace (POST /api/deploy over the bridge),
         then the lab's settings merged into the config it wrote (mode 0600 kept)."""
-        lab = self._lab()
+        lab = self.lab_or_fail()
         done = lab.run(
             node.host.ns,
             [sys.executable, "-m", "ftagent.cli", "deploy", "--server", self.server,
@@ -354,7 +354,7 @@ class FleetStack:
     def add_node(self, legacy: bool = False) -> FleetNode:
         """One more victim with its services and a deployed, running agent
         (LEGACY_AGENT_COMMIT's agent when `legacy`)."""
-        host = self._lab().add_victim()
+        host = self.lab_or_fail().add_victim()
         self._serve_victim(host)
         node = self._new_node(len(self.nodes), legacy)
         self.nodes.append(node)
@@ -369,7 +369,7 @@ class FleetStack:
         if node.legacy:
             cwd = legacy_agent_tree(self.workdir / "legacy-agent")
             env["PYTHONPATH"] = str(cwd)
-        node.agent = self._lab().popen(
+        node.agent = self.lab_or_fail().popen(
             node.host.ns,
             [sys.executable, "-m", "ftagent.cli", "run", "--config", str(node.config)],
             stdout=self._log(f"ftagent-{i}"), stderr=subprocess.STDOUT, env=env, cwd=cwd,
