@@ -14,7 +14,6 @@ agent alone sees an attack), while the sum over the nodes is a multiple of them.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -131,17 +130,20 @@ class AttackMeter:
         return self.arrived.read(mac), self.passed.read(mac)
 
     def dropped_share(self, i: int, since: float, until: float | None = None) -> float | None:
-        """The share of victim i's attack frames dropped before its stack, over the meter's
-        windows that start at or after Unix time `since` (and end by `until`); None when
-        no attack frame arrived then."""
+        """The share of victim i's attack frames dropped before its stack between the
+        meter's first sample at or after Unix time `since` and its last one by `until`;
+        None when no attack frame arrived then."""
         mac = self.lab.victims[i].mac
-        arrived = passed = 0
-        for (t0, a0, p0), (t1, a1, p1) in itertools.pairwise(list(self.samples)):
-            if t0 >= since and (until is None or t1 <= until):
-                got = a1[mac] - a0[mac]
-                arrived += got
-                passed += min(got, p1[mac] - p0[mac])
-        return 1.0 - passed / arrived if arrived > 0 else None
+        inside = [
+            s for s in list(self.samples) if s[0] >= since and (until is None or s[0] <= until)
+        ]
+        if len(inside) < 2:
+            return None
+        # the span's totals, not window by window: a frame counted at the bridge at the
+        # end of one window passes XDP in the next, which per-window sums would miscount
+        arrived = inside[-1][1][mac] - inside[0][1][mac]
+        passed = inside[-1][2][mac] - inside[0][2][mac]
+        return 1.0 - min(passed, arrived) / arrived if arrived > 0 else None
 
     def close(self) -> None:
         self._stop.set()

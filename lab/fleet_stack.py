@@ -380,6 +380,10 @@ class FleetStack:
         _terminate(self.nodes[i].agent, grace_s=10.0)
         self.nodes[i].agent = None
 
+    def running(self) -> list[int]:
+        """The indexes of the nodes whose agent runs (stopped or exited ones left out)."""
+        return [n.index for n in self.nodes if n.agent is not None and n.agent.poll() is None]
+
     def pause_agent(self, i: int, paused: bool = True) -> None:
         """SIGSTOP (or SIGCONT) node i's agent: its points stop arriving (its XDP program
         and rules stay in the kernel, their TTLs running)."""

@@ -82,6 +82,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         assert stack.lab is not None
         with FleetLegit.start(stack.lab) as legit:
             stack.wait_agents_ready()
+            if has_fleet_engine(stack):  # short confirmation and cool-down for the lab
+                body = {"group": VICTIM_PREFIX, "thresholds": GROUP_SETTINGS}
+                put = stack.request("PUT", "/api/v1/fleet/groups", json=body)
+                assert put.status_code == 200, put.text
             with AttackMeter.attach(stack.lab) as meter:
                 yield Fleet(stack, legit, meter, legit.measure(MEASURE_S))
             for node in stack.nodes:  # no agent died under the tests
@@ -96,11 +100,24 @@ def node_incidents(stack: FleetStack) -> list[dict[str, Any]]:
     return [i for i in stack.incidents(limit=100) if i.get("scope", "node") == "node"]
 
 
+def has_fleet_engine(s: FleetStack) -> bool:
+    return s.request("GET", "/api/v1/fleet/groups").status_code == 200
+
+
 def wait_quiet(f: Fleet) -> None:
-    """No flood traffic left and no agent under attack: the next test starts clean."""
+    """No agent under attack, and (with the fleet engine) no fleet incident active and no
+    fleet order left on any node: the next test starts clean."""
     s = f.stack
-    s.wait_until(lambda: all(s.health(i)["status"] == "ok" for i in range(len(s.nodes))),
-                 30.0, "every agent quiet")  # fmt: skip
+    engine = has_fleet_engine(s)
+
+    def quiet() -> bool:
+        for i in s.running():
+            health = s.health(i)
+            if health["status"] != "ok" or health.get(FLEET_HEALTH_KEY):
+                return False
+        return not engine or all(i["status"] != "active" for i in fleet_incidents(s))
+
+    s.wait_until(quiet, 90.0, "every agent quiet, no fleet incident active")
 
 
 def assert_served(f: Fleet, during: list[LegitResult], share: float) -> None:
@@ -109,12 +126,14 @@ def assert_served(f: Fleet, during: list[LegitResult], share: float) -> None:
         assert all(r >= share for r in ratios.values()), (i, ratios, d, q)
 
 
-def flood_for(f: Fleet, profile: str, seconds: float, nodes: int = VICTIMS) -> SpreadPlan:
-    """A spread flood of `profile` at NODE_FRACTION of node 0's agent's lowest floor on
-    each node (every agent runs the same config: checked)."""
-    floors = [f.stack.floors(i) for i in range(nodes)]
+def flood_for(f: Fleet, profile: str, seconds: float, nodes: list[int] | None = None
+              ) -> SpreadPlan:  # fmt: skip
+    """A spread flood of `profile` over `nodes` (default: the first VICTIMS) at
+    NODE_FRACTION of their agents' lowest floor on each (they run the same floors:
+    checked)."""
+    floors = [f.stack.floors(i) for i in (nodes or range(VICTIMS))]
     assert all(fl == floors[0] for fl in floors), floors
-    return below_node_floors(profile, floors[0], nodes=nodes, seconds=seconds,
+    return below_node_floors(profile, floors[0], nodes=len(floors), seconds=seconds,
                              fraction=NODE_FRACTION)  # fmt: skip
 
 
@@ -170,8 +189,8 @@ def test_spread_flood_below_every_node_threshold_opens_no_node_incident(
 
 
 def require_fleet_engine(s: FleetStack) -> None:
-    """FAIL (not skip) when the control plane has no fleet engine; then give the lab's
-    group a short confirmation and cool-down."""
+    """FAIL (not skip) when the control plane has no fleet engine (the fixture gave the
+    lab's group its short settings when it has one)."""
     r = s.request("GET", "/api/v1/fleet/groups")
     if r.status_code != 200:
         pytest.fail(
@@ -179,9 +198,6 @@ def require_fleet_engine(s: FleetStack) -> None:
             "(needs branch f-engine merged; these tests are written against the design)"
         )
     assert VICTIM_PREFIX in r.text, r.text
-    put = s.request("PUT", "/api/v1/fleet/groups",
-                    json={"group": VICTIM_PREFIX, "thresholds": GROUP_SETTINGS})  # fmt: skip
-    assert put.status_code == 200, put.text
 
 
 def fleet_incidents(s: FleetStack) -> list[dict[str, Any]]:
@@ -223,8 +239,9 @@ def start_fleet_attack(f: Fleet, profile: str, seconds: float, nodes: list[int])
     s = f.stack
     wait_quiet(f)
     before = {i["uuid"] for i in fleet_incidents(s)}
-    plan = flood_for(f, profile, seconds, nodes=len(s.nodes))
-    flood = spray(s.lab_or_fail(), plan, list(range(len(s.nodes))))
+    targets = s.running()  # every node with its agent up
+    plan = flood_for(f, profile, seconds, nodes=targets)
+    flood = spray(s.lab_or_fail(), plan, targets)
     try:
         new = s.wait_until(
             lambda: [i for i in fleet_incidents(s) if i["uuid"] not in before],
@@ -366,7 +383,7 @@ def test_an_agent_that_does_not_know_fleet_rules_is_shown_without_rules(fleet: F
     assert not shown["rules"] and shown["in_force_since"] is None, shown
     others = [n for n in resolved["nodes"] if n["node_uuid"] != legacy.uuid]
     assert len(others) == VICTIMS and all(n["rules"] for n in others), others
-    s.stop_agent(legacy.index)
+    s.stop_agent(legacy.index)  # out of the lab for the tests after this one
     assert s.request("DELETE", f"/api/v1/nodes/{legacy.uuid}").status_code == 200
 
 
