@@ -400,6 +400,17 @@ class FleetStack:
         body: dict[str, Any] = r.json()
         return body
 
+    def rx_packets(self) -> list[int]:
+        """Every victim's received packets so far (its interface's counter, read inside its
+        namespace): what reached it, before XDP."""
+        from lab.rxrate import rx_packets
+
+        counts = []
+        for victim in self.lab_or_fail().victims:
+            with enter_netns(victim.ns):
+                counts.append(rx_packets(victim.ifname))
+        return counts
+
     def floors(self, i: int) -> Any:
         """Node i's detection floors (ftagent.config.Floors), read from its config file as
         the agent reads it."""
