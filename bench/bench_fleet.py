@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -60,7 +61,6 @@ FLOOD_S = 8.0
 POLL_S = 0.02
 DETECT_TIMEOUT_S = 20.0
 MEASURE_LEGIT_S = 2.0
-GROUP_SETTINGS = {"confirm_s": 2, "cooldown_s": 3}
 FLEET_HEALTH_KEY = "fleet_orders"  # as in tests/e2e/test_fleet_lab.py (the agent's /health)
 SIM_PREFIX = "198.18.0.0/22"  # bench_loop's simulated nodes live in 198.18.0-3.x
 LOAD_ROUNDS = 2  # off, on, off, on
@@ -85,6 +85,22 @@ class LatencyResult:
     note: str = ""
 
 
+def set_group_thresholds(stack: FleetStack) -> httpx.Response:
+    """The lab's group judged against each node's own agent floors (as the test does:
+    four nodes are not a provider's 250), confirmation 2 s, cool-down 3 s."""
+    floors = stack.floors(0)
+    thresholds = {
+        "confirm_s": 2, "cooldown_s": 3,
+        "floors": {"pps": floors.pps, "udp_pps": floors.udp_pps, "amp_pps": floors.amp_port_pps},
+    }  # fmt: skip
+    return stack.request("PUT", "/api/v1/fleet/groups",
+                         json={"group": VICTIM_PREFIX, "thresholds": thresholds})  # fmt: skip
+
+
+def _unix_time(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def _fleet_uuids(stack: FleetStack) -> set[str]:
     r = stack.request("GET", "/api/v1/incidents", params={"scope": "fleet", "limit": 100})
     r.raise_for_status()
@@ -94,7 +110,8 @@ def _fleet_uuids(stack: FleetStack) -> set[str]:
 def _in_force_since(stack: FleetStack, i: int, uuid: str) -> float | None:
     for order in stack.health(i).get(FLEET_HEALTH_KEY, []):
         if order.get("incident_uuid") == uuid and order.get("rules"):
-            return float(order.get("in_force_since") or time.time())
+            since = order.get("in_force_since")
+            return _unix_time(since) if since else time.time()
     return None
 
 
@@ -112,8 +129,7 @@ def fleet_latencies() -> LatencyResult:
                     result = LatencyResult(engine=groups.status_code == 200)
                     result.nodes = {n.name: NodeFigures() for n in stack.nodes}
                     if result.engine:
-                        put = stack.request("PUT", "/api/v1/fleet/groups", json={
-                            "group": VICTIM_PREFIX, "thresholds": GROUP_SETTINGS})  # fmt: skip
+                        put = set_group_thresholds(stack)
                         if put.status_code != 200:
                             result.note = f"PUT /api/v1/fleet/groups -> {put.status_code}"
                     plan = below_node_floors(PROFILE, stack.floors(0), nodes=4, seconds=FLOOD_S)
