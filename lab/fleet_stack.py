@@ -192,6 +192,10 @@ class FleetStack:
 
     def close(self) -> None:
         """Stop the agents (they detach XDP), services, control plane; remove the lab."""
+        running = [n.agent for n in self.nodes if n.agent is not None]
+        for agent in running:  # all told at once: each takes a while to detach and flush
+            _signal(agent, signal.SIGCONT)  # a paused agent must see the SIGTERM
+            _signal(agent, signal.SIGTERM)
         for node in self.nodes:
             _terminate(node.agent, grace_s=10.0)
             node.agent = None
@@ -433,9 +437,11 @@ class FleetStack:
                 return False
             return all(self.api_node(n.index)["status"] == "online" for n in self.nodes)
 
-        self.wait_until(ready, timeout_s, "every agent up with a baseline, every node online")
+        self.wait_until(ready, timeout_s, "every agent up with a baseline, every node online",
+                        poll_s=0.5)  # fmt: skip
 
-    def wait_until(self, check: Callable[[], T], timeout_s: float, what: str) -> T:
+    def wait_until(self, check: Callable[[], T], timeout_s: float, what: str,
+                   poll_s: float = 0.1) -> T:  # fmt: skip
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -446,7 +452,7 @@ class FleetStack:
                 return value
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-            time.sleep(0.1)
+            time.sleep(poll_s)
 
 
 def legacy_agent_tree(dest: Path) -> Path:
@@ -463,12 +469,17 @@ def legacy_agent_tree(dest: Path) -> Path:
     return dest
 
 
+def _signal(proc: subprocess.Popen[Any], sig: signal.Signals) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+
 def _terminate(proc: subprocess.Popen[Any] | None, grace_s: float = 8.0) -> None:
     if proc is None or proc.poll() is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGCONT)  # a paused agent must see the SIGTERM
-        os.killpg(proc.pid, signal.SIGTERM)
+    _signal(proc, signal.SIGCONT)  # a paused agent must see the SIGTERM
+    _signal(proc, signal.SIGTERM)
     try:
         proc.wait(grace_s)
     except subprocess.TimeoutExpired:
