@@ -431,7 +431,7 @@ class FleetStack:
                 if node.agent is None or node.agent.poll() is not None:
                     raise RuntimeError(f"{node.name}'s agent exited; see ftagent-{node.index}.log")
             try:
-                if not all(self.health(n.index)["baseline_ready"] for n in self.nodes):
+                if not all(self.health(n.index).get("baseline_ready") for n in self.nodes):
                     return False
             except httpx.HTTPError:
                 return False

@@ -372,7 +372,8 @@ def test_control_plane_restart_during_a_fleet_incident_continues_it(fleet: Fleet
         all(s.health(i)["dropped_pps"] > 0 for i in range(VICTIMS)),
         10.0, "every node still dropping under the fleet order",
     )  # fmt: skip
-    assert [i["uuid"] for i in fleet_incidents(s) if i["status"] == "active"] == [run.uuid]
+    active = [i["uuid"] for i in fleet_incidents(s) if i["status"] == "active"]
+    assert active == [run.uuid], (active, incident(s, run.uuid), restarted)
     resolved = end_fleet_attack(fleet, run, stop_now=True)
     assert resolved["ended_at"] is not None and time.time() > restarted
 
