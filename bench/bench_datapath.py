@@ -58,12 +58,9 @@ def _packet() -> bytes:
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
 
-    return bytes(
-        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-        / IP(src="198.51.100.7", dst="203.0.113.9")
-        / UDP(sport=11211, dport=40000)
-        / Raw(b"m" * 86)
-    )
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+                 / IP(src="198.51.100.7", dst="203.0.113.9")
+                 / UDP(sport=11211, dport=40000) / Raw(b"m" * 86))
 
 
 def _measure(fd: int, frame: bytes) -> tuple[float, int]:
@@ -222,11 +219,9 @@ def _syn_packet() -> bytes:
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
 
-    return bytes(
-        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-        / IP(src="198.51.100.7", dst="203.0.113.9")
-        / TCP(sport=1234, dport=80, flags="S")
-    )
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+                 / IP(src="198.51.100.7", dst="203.0.113.9")
+                 / TCP(sport=1234, dport=80, flags="S"))
 
 
 SYN_FLOOD_PACKETS = 300_000
@@ -245,7 +240,8 @@ def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
     from lab.trafgen import start_flood, stop_flood
 
     syn = RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12, spare="sockets")
-    not_syn = RuleSpec("signature", proto=6, tcp_flags=0x00, tcp_flags_mask=0x02, spare="sockets")
+    not_syn = RuleSpec("signature", proto=6, tcp_flags=0x00, tcp_flags_mask=0x02,
+                       spare="sockets")
     rows = []
     with Lab.create() as lab:
         with lab.inside(lab.victim_ns):
@@ -267,10 +263,8 @@ def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
         worker = threading.Thread(target=serve, daemon=True)
         worker.start()
         try:
-            for label, rules in (
-                ("mitigation off", ()),
-                ("SYN+non-SYN rules, spare", (syn, not_syn)),
-            ):
+            for label, rules in (("mitigation off", ()), ("SYN+non-SYN rules, spare", (
+                    syn, not_syn))):
                 for r in rules:
                     dp.add_rule(r, 600)
                 before = dp.read_counters().packets["total"]
@@ -295,15 +289,8 @@ def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
                 elapsed = time.monotonic() - start
                 seen = dp.read_counters().packets["total"] - before
                 spared = sum(r.spared_packets for r in dp.list_rules() if r.spec == syn)
-                rows.append(
-                    (
-                        label,
-                        f"{ok}/{SYN_CONNECTS}",
-                        f"{seen / elapsed:,.0f}",
-                        f"{seen:,}",
-                        f"{spared:,}",
-                    )
-                )
+                rows.append((label, f"{ok}/{SYN_CONNECTS}", f"{seen / elapsed:,.0f}",
+                             f"{seen:,}", f"{spared:,}"))
                 for r in rules:
                     dp.remove_rule(r)
         finally:
@@ -344,122 +331,46 @@ def _spare_rows(fd: int, maps: Any) -> list[tuple[str, float, str]]:
         own = dns.getsockname()[1]
         local = cli.getsockname()[1]
         cases = [
-            (
-                RuleSpec(
-                    "signature", proto=6, tcp_flags=0x10, tcp_flags_mask=0x17, spare="sockets"
-                ),
-                [
-                    (
-                        "spare-tcp: ACK of a connection",
-                        IP(src=me, dst=me) / TCP(sport=local, dport=port, flags="A"),
-                    ),
-                    (
-                        "spare-tcp: spoofed ACK",
-                        IP(src="198.51.100.7", dst=me) / TCP(sport=1234, dport=port, flags="A"),
-                    ),
-                ],
-            ),
-            (
-                RuleSpec(
-                    "signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12, spare="sockets"
-                ),
-                [
-                    (
-                        "spare-tcp: SYN to a listener",
-                        IP(src="198.51.100.7", dst=me) / TCP(sport=1234, dport=port, flags="S"),
-                    ),
-                    (
-                        "spare-tcp: SYN to a closed port",
-                        IP(src="198.51.100.7", dst=me) / TCP(sport=1234, dport=1, flags="S"),
-                    ),
-                ],
-            ),
-            (
-                RuleSpec("signature", proto=17, src_port=53, spare="connected"),
-                [
-                    (
-                        "spare-udp: answer to own query",
-                        IP(src=peer, dst=me) / UDP(sport=53, dport=own) / Raw(b"a" * 60),
-                    ),
-                    (
-                        "spare-udp: reflected answer",
-                        IP(src="198.51.100.7", dst=me)
-                        / UDP(sport=53, dport=own ^ 0x4444)
-                        / Raw(b"a" * 60),
-                    ),
-                ],
-            ),
-            (
-                RuleSpec("signature", proto=17, spare="sockets"),
-                [
-                    (
-                        "spare-udp: datagram to a service",
-                        IP(src="198.51.100.7", dst=me)
-                        / UDP(sport=1234, dport=service)
-                        / Raw(b"a" * 60),
-                    ),
-                    (
-                        "spare-udp: datagram to a closed port",
-                        IP(src="198.51.100.7", dst=me)
-                        / UDP(sport=1234, dport=service ^ 0x4444)
-                        / Raw(b"a" * 60),
-                    ),
-                ],
-            ),
-            (
-                RuleSpec(
-                    "signature",
-                    proto=17,
-                    dst_port=service,
-                    rate_pps=1,
-                    spare="connected",
-                    spare_known=True,
-                ),
-                [
-                    (
-                        "spare-known: known source, service",
-                        IP(src=peer, dst=me) / UDP(sport=1234, dport=service) / Raw(b"a" * 60),
-                    ),
-                    (
-                        "spare-known: new source (rate-limited)",
-                        IP(src="198.51.100.7", dst=me)
-                        / UDP(sport=1234, dport=service)
-                        / Raw(b"a" * 60),
-                    ),
-                ],
-            ),
-            (
-                RuleSpec("signature", proto=1, rate_pps=1, spare="sockets", spare_known=True),
-                [
-                    (
-                        "spare-icmp: error about own flow",
-                        IP(src="192.0.2.254", dst=me)
-                        / ICMP(type=3, code=4)
-                        / IP(src=me, dst=peer)
-                        / UDP(sport=own, dport=53),
-                    ),
-                    ("spare-icmp: echo (rate-limited)", IP(src="198.51.100.7", dst=me) / ICMP()),
-                ],
-            ),
-            (
-                RuleSpec("signature", proto=17, fragments=True, spare="sockets"),
-                [
-                    (
-                        "spare-frag: later fragment, own",
-                        IP(src=peer, dst=me, id=77, frag=100, proto=17) / Raw(b"f" * 100),
-                    ),
-                    (
-                        "spare-frag: flood fragment",
-                        IP(src="198.51.100.7", dst=me, id=78, frag=100, proto=17) / Raw(b"f" * 100),
-                    ),
-                ],
-            ),
+            (RuleSpec("signature", proto=6, tcp_flags=0x10, tcp_flags_mask=0x17,
+                      spare="sockets"),
+             [("spare-tcp: ACK of a connection", IP(src=me, dst=me) / TCP(
+                 sport=local, dport=port, flags="A")),
+              ("spare-tcp: spoofed ACK", IP(src="198.51.100.7", dst=me) / TCP(
+                  sport=1234, dport=port, flags="A"))]),
+            (RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12,
+                      spare="sockets"),
+             [("spare-tcp: SYN to a listener", IP(src="198.51.100.7", dst=me) / TCP(
+                 sport=1234, dport=port, flags="S")),
+              ("spare-tcp: SYN to a closed port", IP(src="198.51.100.7", dst=me) / TCP(
+                  sport=1234, dport=1, flags="S"))]),
+            (RuleSpec("signature", proto=17, src_port=53, spare="connected"),
+             [("spare-udp: answer to own query", IP(src=peer, dst=me) / UDP(
+                 sport=53, dport=own) / Raw(b"a" * 60)),
+              ("spare-udp: reflected answer", IP(src="198.51.100.7", dst=me) / UDP(
+                  sport=53, dport=own ^ 0x4444) / Raw(b"a" * 60))]),
+            (RuleSpec("signature", proto=17, spare="sockets"),
+             [("spare-udp: datagram to a service", IP(src="198.51.100.7", dst=me) / UDP(
+                 sport=1234, dport=service) / Raw(b"a" * 60)),
+              ("spare-udp: datagram to a closed port", IP(src="198.51.100.7", dst=me) / UDP(
+                  sport=1234, dport=service ^ 0x4444) / Raw(b"a" * 60))]),
+            (RuleSpec("signature", proto=17, dst_port=service, rate_pps=1, spare="connected",
+                      spare_known=True),
+             [("spare-known: known source, service", IP(src=peer, dst=me) / UDP(
+                 sport=1234, dport=service) / Raw(b"a" * 60)),
+              ("spare-known: new source (rate-limited)", IP(src="198.51.100.7", dst=me) / UDP(
+                  sport=1234, dport=service) / Raw(b"a" * 60))]),
+            (RuleSpec("signature", proto=1, rate_pps=1, spare="sockets", spare_known=True),
+             [("spare-icmp: error about own flow", IP(src="192.0.2.254", dst=me) / ICMP(
+                 type=3, code=4) / IP(src=me, dst=peer) / UDP(sport=own, dport=53)),
+              ("spare-icmp: echo (rate-limited)", IP(src="198.51.100.7", dst=me) / ICMP())]),
+            (RuleSpec("signature", proto=17, fragments=True, spare="sockets"),
+             [("spare-frag: later fragment, own", IP(src=peer, dst=me, id=77, frag=100,
+                                                     proto=17) / Raw(b"f" * 100)),
+              ("spare-frag: flood fragment", IP(src="198.51.100.7", dst=me, id=78, frag=100,
+                                                proto=17) / Raw(b"f" * 100))]),
         ]
-        first_frag = (
-            IP(src=peer, dst=me, id=77, flags="MF", proto=17)
-            / UDP(sport=53, dport=own, len=300)
-            / Raw(b"f" * 100)
-        )
+        first_frag = IP(src=peer, dst=me, id=77, flags="MF", proto=17) / UDP(
+            sport=53, dport=own, len=300) / Raw(b"f" * 100)
         maps.add_known_sources([ipaddress.ip_address(peer)])  # it talked with the node before
         try:
             for spec, packets in cases:
@@ -504,10 +415,9 @@ def _lab_flood() -> list[tuple[str, str, str, str, str]]:
         with lab.inside(lab.victim_ns):
             dp = XdpDatapath.open(lab.victim_if, handle_signals=False, pin_dir=None)
         try:
-            for profile, rule in (
-                ("udp_flood", None),
-                ("memcached_amplification", RuleSpec("signature", proto=17, src_port=11211)),
-            ):
+            for profile, rule in (("udp_flood", None),
+                                  ("memcached_amplification",
+                                   RuleSpec("signature", proto=17, src_port=11211))):
                 if rule is not None:
                     dp.add_rule(rule, 60)
                 before = dp.read_counters()
@@ -515,20 +425,12 @@ def _lab_flood() -> list[tuple[str, str, str, str, str]]:
                 time.sleep(0.3)
                 after = dp.read_counters()
                 counted = after.packets["total"] - before.packets["total"]
-                dropped = sum(
-                    after.verdicts[v] - before.verdicts[v]
-                    for v in ("drop_src", "drop_prefix", "drop_signature", "rate_limited")
-                )
+                dropped = sum(after.verdicts[v] - before.verdicts[v]
+                              for v in ("drop_src", "drop_prefix", "drop_signature",
+                                        "rate_limited"))
                 pps = res.achieved.mean_pps if res.achieved else 0.0  # at the victim's veth
-                rows.append(
-                    (
-                        f"{profile}{' + rule' if rule else ''}",
-                        f"{res.sent:,}",
-                        f"{pps:,.0f}",
-                        f"{counted:,}",
-                        f"{dropped:,}",
-                    )
-                )
+                rows.append((f"{profile}{' + rule' if rule else ''}", f"{res.sent:,}",
+                             f"{pps:,.0f}", f"{counted:,}", f"{dropped:,}"))
             rows.append(("attach mode", dp.attach_info.mode, "", "", ""))
         finally:
             with lab.inside(lab.victim_ns):
@@ -542,11 +444,9 @@ def main() -> None:
         return
     rows, cost = _testrun_table()
     floor = rows[0][1]
-    print(
-        f"BPF_PROG_TEST_RUN, {REPEAT:,} repeats, median of {TRIALS} runs, "
-        f"{len(_packet())}-byte UDP frame (floor and pass: {PAIRS} interleaved rounds of "
-        f"{PAIR_REPEAT:,})"
-    )
+    print(f"BPF_PROG_TEST_RUN, {REPEAT:,} repeats, median of {TRIALS} runs, "
+          f"{len(_packet())}-byte UDP frame (floor and pass: {PAIRS} interleaved rounds of "
+          f"{PAIR_REPEAT:,})")
     print(f"{'case':<38} {'ns/pkt':>8} {'x floor':>8}  action")
     for name, ns, action in rows:
         print(f"{name:<38} {ns:>8.1f} {ns / floor:>8.2f}  {action}")
@@ -555,33 +455,26 @@ def main() -> None:
     drop_ns = by["ours: exact-source rule drop"]
     filt_ns = next((ns for name, ns, _ in rows if name.startswith("xdp-filter: source")), None)
     r = cost.ratios
-    print(
-        f"goal pass <= 4x floor: {'met' if pass_ns <= 4 * floor else 'NOT met'} "
-        f"({pass_ns / floor:.2f}x; per round: median {statistics.median(r):.2f}x, "
-        f"quartiles {r[len(r) // 4]:.2f}-{r[3 * len(r) // 4]:.2f}x, "
-        f"range {r[0]:.2f}-{r[-1]:.2f}x over {len(r)} rounds)"
-    )
+    print(f"goal pass <= 4x floor: {'met' if pass_ns <= 4 * floor else 'NOT met'} "
+          f"({pass_ns / floor:.2f}x; per round: median {statistics.median(r):.2f}x, "
+          f"quartiles {r[len(r) // 4]:.2f}-{r[3 * len(r) // 4]:.2f}x, "
+          f"range {r[0]:.2f}-{r[-1]:.2f}x over {len(r)} rounds)")
     learn_ns = pass_ns - by["ours: pass, learning off"]
-    print(
-        f"known-source learning (1 in {_learn_one_in()}) costs {learn_ns:+.1f} ns/packet on "
-        f"the pass path (kept on while pass <= 4x floor)"
-    )
+    print(f"known-source learning (1 in {_learn_one_in()}) costs {learn_ns:+.1f} ns/packet on "
+          f"the pass path (kept on while pass <= 4x floor)")
     if filt_ns is not None:
-        print(
-            f"goal drop no slower than xdp-filter: "
-            f"{'met' if drop_ns <= filt_ns else 'NOT met'} ({drop_ns:.1f} vs {filt_ns:.1f} ns)"
-        )
+        print(f"goal drop no slower than xdp-filter: "
+              f"{'met' if drop_ns <= filt_ns else 'NOT met'} ({drop_ns:.1f} vs {filt_ns:.1f} ns)")
     print()
     print(f"namespace lab, trafgen bounded flood ({FLOOD_PACKETS:,} packets, TX_RING, 1 CPU)")
     print(f"{'flood':<34} {'offered':>10} {'victim pps':>12} {'counted':>10} {'dropped':>10}")
     for row in _lab_flood():
         print(f"{row[0]:<34} {row[1]:>10} {row[2]:>12} {row[3]:>10} {row[4]:>10}")
     print()
-    print(
-        f"SYN flood (trafgen top rate, random sources, {SYN_FLOOD_PACKETS:,} packets) to a "
-        f"listener, {SYN_CONNECTS} real connects (1 s timeout) during it"
-    )
-    print(f"{'mitigation':<28} {'connected':>10} {'seen pps':>10} {'seen':>10} {'SYNs spared':>12}")
+    print(f"SYN flood (trafgen top rate, random sources, {SYN_FLOOD_PACKETS:,} packets) to a "
+          f"listener, {SYN_CONNECTS} real connects (1 s timeout) during it")
+    print(f"{'mitigation':<28} {'connected':>10} {'seen pps':>10} {'seen':>10} "
+          f"{'SYNs spared':>12}")
     for row in _syn_flood_rows():
         print(f"{row[0]:<28} {row[1]:>10} {row[2]:>10} {row[3]:>10} {row[4]:>12}")
 

@@ -59,7 +59,7 @@ WORKSPACE = "fleet-lab"
 WEBHOOK_PORT = 9099  # the notification receiver, on the control namespace's loopback
 # The last commit whose agent knows nothing of fleet orders (the contract only): what an
 # older agent in a fleet looks like (it never calls /fleet, sends none of the new fields).
-LEGACY_AGENT_COMMIT = "2eb7ea7"
+LEGACY_AGENT_COMMIT = "2eb7ea73c1fc15d8197df1ff395465593e17d751"
 
 
 def agent_settings(state_dir: Path) -> dict[str, dict[str, Any]]:
