@@ -206,14 +206,14 @@ def enter_netns(ns: str) -> Iterator[None]:
 
 
 def remove_stale() -> list[str]:
-    """Remove lab namespaces (Lab and CollateralLab) left by processes that no longer exist;
-    returns their names."""
+    """Remove lab namespaces (Lab, CollateralLab and FleetLab) left by processes that no
+    longer exist; returns their names."""
     from pyroute2 import netns
 
     removed = []
     for name in netns.listnetns():
         role, _, rest = name.partition("-")
-        if role not in ("attacker", "victim", "client", "bridge"):
+        if role not in ("attacker", "victim", "client", "bridge", "control"):
             continue
         pid = rest.split("-")[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():

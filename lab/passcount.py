@@ -140,3 +140,146 @@ class PassCounter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:  # fmt: skip
         self.close()
+
+
+_SPREAD_PROGRAM = r"""
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/pkt_cls.h>
+
+BPF_ARRAY(counted, u64, DESTS);
+
+int count_by_destination(struct __sk_buff *skb) {
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > end)
+        return TC_ACT_OK;
+    unsigned char *s = eth->h_source;
+    if (!(MATCH_SOURCE))
+        return TC_ACT_OK;
+    unsigned char *d = eth->h_dest;
+    int which = -1;
+    MATCH_DESTS
+    if (which < 0)
+        return TC_ACT_OK;
+    u64 *n = counted.lookup(&which);
+    if (n) {
+        u64 segs = skb->gso_segs ? skb->gso_segs : 1;
+        __sync_fetch_and_add(n, segs);
+    }
+    return TC_ACT_OK;
+}
+"""
+
+
+def _match_dests(macs: tuple[str, ...]) -> str:
+    """C that sets `which` to the index of the first of `macs` equal to the destination."""
+    tests = []
+    for i, mac in enumerate(macs):
+        same = " && ".join(f"d[{j}] == {b}" for j, b in enumerate(_mac_bytes(mac)))
+        tests.append(f"if (which < 0 && {same}) which = {i};")
+    return " ".join(tests)
+
+
+@dataclass
+class SpreadCounter:
+    """Frames from ONE source MAC (the attacker's), counted per destination MAC (one per
+    victim), at the tc ingress of any number of interfaces, each in its namespace: one
+    program, one count per destination. For a flood sprayed over several hosts: attached
+    to the attacker's bridge port it counts what the attacker sent each victim (arrived),
+    attached to the victims' own interfaces what passed each one's XDP (each victim only
+    receives frames for its own MAC, so one shared count per destination is exact).
+
+        arrived = SpreadCounter.attach([(bridge_ns, attacker_port)], attacker_mac, macs)
+        passed = SpreadCounter.attach([(v.ns, v.ifname) for v in victims], attacker_mac, macs)
+        arrived.read(victim_mac) - passed.read(victim_mac)   # dropped by XDP
+    """
+
+    hooks: tuple[tuple[str, str], ...]  # (namespace, interface)
+    source: str
+    dests: tuple[str, ...]
+    _bpf: Any = None
+    _attached: list[tuple[str, str]] | None = None
+
+    @classmethod
+    def attach(cls, hooks: list[tuple[str, str]], source: str,
+               dests: list[str]) -> SpreadCounter:  # fmt: skip
+        from bcc import BPF
+
+        from ftagent.bpf.headers import use_kernel_headers
+
+        if not hooks or not dests:
+            raise LabError("SpreadCounter: at least one hook and one destination MAC")
+        use_kernel_headers()
+        src = " && ".join(f"s[{j}] == {b}" for j, b in enumerate(_mac_bytes(source)))
+        program = (_SPREAD_PROGRAM.replace("MATCH_SOURCE", src)
+                   .replace("MATCH_DESTS", _match_dests(tuple(dests))))  # fmt: skip
+        counter = cls(tuple(hooks), source, tuple(dests),
+                      BPF(text=program, cflags=[f"-DDESTS={len(dests)}"]), [])  # fmt: skip
+        try:
+            fn = counter._bpf.load_func("count_by_destination", BPF.SCHED_CLS)
+            for ns, ifname in hooks:
+                _attach_ingress(ns, ifname, fn)
+                assert counter._attached is not None
+                counter._attached.append((ns, ifname))
+        except BaseException:
+            counter.close()
+            raise
+        return counter
+
+    def read(self, dest: str) -> int:
+        """Frames from the source to `dest` counted at the hooks since attach()."""
+        dests = [m.lower() for m in self.dests]
+        if dest.lower() not in dests:
+            raise LabError(f"mac: {dest!r} is not counted here (counted: {', '.join(dests)})")
+        table = self._bpf["counted"]
+        return int(table[table.Key(dests.index(dest.lower()))].value)
+
+    def read_all(self) -> dict[str, int]:
+        """Every destination's count, by MAC (as given to attach)."""
+        table = self._bpf["counted"]
+        return {mac: int(table[table.Key(i)].value) for i, mac in enumerate(self.dests)}
+
+    def close(self) -> None:
+        """Remove each hook's clsact qdisc (and the program with it). Idempotent."""
+        for ns, ifname in self._attached or []:
+            _detach_clsact(ns, ifname)
+        self._attached = []
+        if self._bpf is not None:
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def __enter__(self) -> SpreadCounter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:  # fmt: skip
+        self.close()
+
+
+def _attach_ingress(ns: str, ifname: str, fn: Any) -> None:
+    """Attach program `fn` (direct action) at the tc ingress of `ifname` in `ns`."""
+    from pyroute2 import NetlinkError, NetNS
+
+    with NetNS(ns, flags=0) as nsr:
+        found = nsr.link_lookup(ifname=ifname)
+        if not found:
+            raise LabError(f"no interface {ifname!r} in namespace {ns!r}")
+        try:  # the agent's own clsact (its TC egress program) may be there
+            nsr.tc("add", "clsact", found[0])
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+        nsr.tc("add-filter", "bpf", found[0], ":1", fd=fn.fd, name=fn.name,
+               parent=TC_INGRESS_PARENT, classid=1, direct_action=True)  # fmt: skip
+
+
+def _detach_clsact(ns: str, ifname: str) -> None:
+    from pyroute2 import NetNS
+
+    if (NETNS_DIR / ns).exists():
+        with contextlib.suppress(Exception), NetNS(ns, flags=0) as nsr:
+            found = nsr.link_lookup(ifname=ifname)
+            if found:
+                nsr.tc("del", "clsact", found[0])

@@ -115,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the lab's output is its results, not an access log
 
 
-def _dual_stack_udp(port: int) -> socket.socket:
+def dual_stack_udp(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind(("::", port))
@@ -234,10 +234,10 @@ class LabServices:
         """Bind the UDP sockets inside their namespaces, serve them from threads, and
         start an HTTP server process per HTTP_PORTS port on the victim."""
         with enter_netns(lab.victim_ns):
-            udp_sock = _dual_stack_udp(UDP_SERVICE_PORT)
+            udp_sock = dual_stack_udp(UDP_SERVICE_PORT)
         try:
             with enter_netns(lab.client_ns):
-                dns_sock = _dual_stack_udp(DNS_PORT)
+                dns_sock = dual_stack_udp(DNS_PORT)
         except BaseException:
             udp_sock.close()
             raise

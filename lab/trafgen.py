@@ -490,3 +490,52 @@ def _run(argv: list[str], profile: str, packets: int, timeout_s: float) -> Flood
     if proc.returncode not in (0, None) and not timed_out and sent == 0:
         raise TrafgenError(f"trafgen failed ({proc.returncode}): {(out or '').strip()[-500:]}")
     return FloodResult(profile, packets, sent, elapsed, timed_out, int(proc.returncode or 0))
+
+
+# ---- spread floods: one attack sprayed over many hosts (carpet bombing) ------------------
+
+
+def spread_config_text(
+    profile: str, endpoints: list[Endpoints], *, spoof: bool | None = None
+) -> str:
+    """The trafgen configuration for `profile` sprayed over every host of `endpoints`:
+    one frame definition per host, which trafgen sends in turn, so each host gets the
+    same share (1/len) of the flood, evenly interleaved."""
+    if not endpoints:
+        raise TrafgenError("a spread flood needs at least one destination")
+    return "".join(config_text(profile, ep, spoof=spoof) for ep in endpoints)
+
+
+def start_spread_flood(
+    attacker_ns: str,
+    attacker_if: str,
+    endpoints: list[Endpoints],
+    profile: str,
+    *,
+    packets: int,
+    pps: int,
+    spoof: bool | None = None,
+) -> Flood:
+    """Start a bounded flood of `packets` at `pps` in all from the attacker, sprayed over
+    the hosts of `endpoints` (each gets pps / len of them), paced by one tbf qdisc. End it
+    with stop_flood (or wait: it stops by itself after packets / pps seconds)."""
+    check_bounds(packets, pps)
+    _check_version(profile, 4)
+    if profile == "benign" or not paced_by_qdisc(profile, pps):
+        raise TrafgenError(f"profile {profile!r} cannot be sprayed (paced floods only)")
+    text = spread_config_text(profile, endpoints, spoof=spoof)
+    pacer = PacedLink.create(attacker_ns, attacker_if, tbf_params(pps, frame_bytes(profile)))
+    try:
+        argv = trafgen_argv("-", pacer.ifname, packets=packets, pps=pps, profile=profile)
+        proc = Flood(nsenter_argv(attacker_ns, argv), stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                     start_new_session=True)  # fmt: skip
+    except BaseException:
+        pacer.close()
+        raise
+    proc.pacer = pacer
+    if proc.stdin is None:
+        raise TrafgenError("no stdin pipe to trafgen")
+    proc.stdin.write(text)
+    proc.stdin.close()
+    return proc
