@@ -2,7 +2,7 @@
 
 ftcontrol --version
 ftcontrol serve [--host H] [--port P] [--db PATH] [--offline-after S] [--public-url URL]
-                [--bgp-config PATH [--bgp-workdir DIR]] [--no-fleet]
+                [--bgp-config PATH [--bgp-workdir DIR]] [--no-fleet] [--log-level L]
 ftcontrol workspace create NAME [--plan P]       prints the deploy token (only time shown)
 ftcontrol workspace rotate-token NAME            revokes old tokens, prints the new one
 ftcontrol workspace subscription NAME active|past_due|canceled
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -82,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API server (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="listen port (default 8080)")
+    serve.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="info (default): incidents, rules, refusals, outages, each once; debug adds"
+        " one line per HTTP request",
+    )
     serve.add_argument(
         "--offline-after",
         type=_positive,
@@ -335,6 +343,8 @@ def _bgp_settings(args: argparse.Namespace) -> BgpSettings | None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    _setup_logging(args.log_level)
+
     from control.app import create_app
 
     bgp = _bgp_settings(args)  # a bad file stops here, before anything listens
@@ -359,9 +369,27 @@ def _serve(args: argparse.Namespace) -> None:
         app,
         host=args.host,
         port=args.port,
-        log_level="info",
+        # logging is set up above (ours and uvicorn's alike, one format)
+        log_config=None,
+        log_level=args.log_level,
+        access_log=args.log_level == "debug",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
+
+
+# Loggers that write one line per HTTP request: only at --log-level debug (a fleet posts
+# every node's points each second; an operator wants incidents in the log, not those).
+PER_REQUEST_LOGGERS = ("uvicorn.access", "httpx", "httpcore")
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in PER_REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

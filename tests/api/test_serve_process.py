@@ -190,3 +190,38 @@ def test_reference_curl_flows(server: tuple[str, str]) -> None:
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
     assert 'ftcontrol_nodes{status="offline",workspace="acme"} 0.0' in metrics
     assert (httpx.get(f"{base}/schema/openapi.json", timeout=5)).json()["openapi"].startswith("3.")
+
+
+def _serve_and_read_log(tmp_path: Path, *extra: str) -> str:
+    """Serve, make a few requests, stop; everything the process wrote."""
+    db = str(tmp_path / f"log{len(extra)}.db")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "control.cli", "serve", "--port", str(port), "--db", db, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        served = 0
+        while served < 5:
+            assert proc.poll() is None, "ftcontrol serve exited"
+            try:
+                served += httpx.get(f"{base}/api/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.1)
+            assert time.monotonic() < deadline, "ftcontrol serve did not come up"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    return out
+
+
+def test_a_quiet_control_plane_writes_no_line_per_request_unless_asked(tmp_path: Path) -> None:
+    quiet = _serve_and_read_log(tmp_path)
+    assert "Application startup complete" in quiet  # its own INFO lines still show
+    assert "GET /api/health" not in quiet
+    loud = _serve_and_read_log(tmp_path, "--log-level", "debug")
+    assert loud.count("GET /api/health") >= 5
