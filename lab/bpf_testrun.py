@@ -1,4 +1,5 @@
-"""BPF_PROG_TEST_RUN through libbcc's exported libbpf `bpf_prog_test_run_opts` (ctypes).
+"""Test equipment for the kernel side: BPF_PROG_TEST_RUN (libbpf's
+`bpf_prog_test_run_opts`, ctypes) and a count of our TC egress filters.
 
 `test_run(prog_fd, frame, repeat=1)` runs an XDP program on `frame` in the kernel and
 returns the XDP action and the kernel's mean ns per run. The frame must be 14..~3500
@@ -8,6 +9,7 @@ bytes (the kernel's limits for XDP test runs).
 from __future__ import annotations
 
 import ctypes as ct
+import errno
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +54,7 @@ _fn: Any = None
 def _func() -> Any:
     global _fn
     if _fn is None:
-        lib = ct.CDLL("libbcc.so.0", use_errno=True)
+        lib = ct.CDLL("libbpf.so.1", use_errno=True)
         fn = lib.bpf_prog_test_run_opts
         fn.argtypes = (ct.c_int, ct.POINTER(_TestRunOpts))
         fn.restype = ct.c_int
@@ -77,3 +79,22 @@ def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRunResult:
 
 test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 TestRunResult.__test__ = False  # type: ignore[attr-defined]
+
+
+def egress_filter_count(ifindex: int) -> int:
+    """How many bpf filters of ours sit on the interface's egress hook (a restart must
+    leave exactly one). 0 when the interface has no clsact qdisc at all; any other
+    netlink error is raised (a test must not read it as "none")."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from ftagent.bpf.egress import CLSACT_EGRESS, EGRESS_FILTER_PRIO, filters
+
+    with IPRoute() as ipr:
+        try:
+            found = filters(ipr, ifindex, CLSACT_EGRESS)
+        except NetlinkError as exc:
+            if exc.code in (errno.EINVAL, errno.ENOENT):  # no clsact: no filter either
+                return 0
+            raise
+    return sum(1 for f in found if (f["info"] >> 16) == EGRESS_FILTER_PRIO)
