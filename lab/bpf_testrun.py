@@ -1,5 +1,6 @@
 """Test equipment for the kernel side: BPF_PROG_TEST_RUN (libbpf's
-`bpf_prog_test_run_opts`, ctypes) and a count of our TC egress filters.
+`bpf_prog_test_run_opts`, ctypes), the program built and pinned without attaching it
+(`load_program`), and a count of our TC egress filters.
 
 `test_run(prog_fd, frame, repeat=1)` runs an XDP program on `frame` in the kernel and
 returns the XDP action and the kernel's mean ns per run. The frame must be 14..~3500
@@ -12,7 +13,12 @@ import ctypes as ct
 import errno
 import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ftagent.bpf.maps import DatapathMaps
+    from ftagent.bpf.program import BuildOptions
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 
@@ -98,3 +104,46 @@ def egress_filter_count(ifindex: int) -> int:
                 return 0
             raise
     return sum(1 for f in found if (f["info"] >> 16) == EGRESS_FILTER_PRIO)
+
+
+# Pins made by tests and benchmarks (never the agents' own /sys/fs/bpf/ftagent).
+TEST_PIN_ROOT = Path("/sys/fs/bpf/ftagent-test")
+
+
+@dataclass
+class LoadedProgram:
+    """The data path built and pinned as the agent's compiling process does it, opened as
+    the agent opens it, but attached nowhere: BPF_PROG_TEST_RUN drives it."""
+
+    path: Path
+    fd: int  # the XDP program
+    maps: DatapathMaps
+
+    def close(self) -> None:
+        from ftagent.bpf import pins
+
+        self.maps.close()
+        os.close(self.fd)
+        pins.remove(self.path)
+
+
+def load_program(name: str, options: BuildOptions | None = None) -> LoadedProgram:
+    """Build into TEST_PIN_ROOT/<name>-<pid> (in this process: bcc is fine in tests) and
+    open it through the pins."""
+    from ftagent.bpf import libbpf, pins
+    from ftagent.bpf.compile import build_here
+    from ftagent.bpf.maps import DatapathMaps
+    from ftagent.bpf.program import BuildOptions
+    from ftagent.bpf.tables import Tables
+
+    path = TEST_PIN_ROOT / f"{name}-{os.getpid()}"
+    lock_fd = pins.lock(path)
+    try:
+        manifest = build_here(path, options or BuildOptions())
+        maps = DatapathMaps(Tables(path, manifest))
+        return LoadedProgram(path, libbpf.obj_get(path / pins.XDP_PROG), maps)
+    except BaseException:
+        pins.remove(path)
+        raise
+    finally:
+        os.close(lock_fd)

@@ -333,6 +333,11 @@ class XdpDatapath:
         return self._pinned.xdp_fd
 
     @property
+    def egress_prog_fd(self) -> int:
+        """The TC egress program's fd (-1: not built)."""
+        return self._pinned.egress_fd
+
+    @property
     def pin_path(self) -> Path:
         return self._path
 

@@ -75,6 +75,9 @@ class Table:
     def __iter__(self) -> Iterator[Any]:
         return self.keys()
 
+    def __len__(self) -> int:
+        return self.max_entries if self._is_array else sum(1 for _ in self.keys())
+
     def items(self) -> list[tuple[Any, Any]]:
         """Every (key, value), with batch calls where the kernel has them for this map."""
         try:

@@ -58,7 +58,7 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
     require_root()
     require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
     require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
-    from ftagent.bpf.loader import ifindex_of, xdp_prog_id
+    from ftagent.bpf.xdp import ifindex_of, xdp_prog_id
     from lab.netns import Lab
     from lab.trafgen import start_flood, stop_flood
 
