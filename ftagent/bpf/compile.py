@@ -37,6 +37,7 @@ SHARED_MAPS = (
     "samples", "sample_layout", "newcomers",
 )  # fmt: skip
 BUFFER_MAPS = ("samples",)  # records, not keyed values: no key/value types
+SOCKET_GUARD_MAPS = ("newcomers",)  # only in a build with the socket guard
 BUILD_TIMEOUT_S = 300
 
 
@@ -74,7 +75,8 @@ def build_here(path: Path, options: BuildOptions,
                 egress_fd = bpf.load_func(b"tc_egress_learn", BPF.SCHED_CLS).fd
             except Exception as exc:  # the agent runs XDP without it and says why
                 egress_error = f"the kernel rejected the TC egress program: {exc}"
-        layouts = tuple(_layout(bpf, name) for name in SHARED_MAPS)
+        layouts = tuple(_layout(bpf, name) for name in SHARED_MAPS
+                        if options.socket_guard or name not in SOCKET_GUARD_MAPS)
         pins.clear(path)
         for layout in layouts:
             libbpf.obj_pin(bpf[layout.name.encode()].get_fd(), path / layout.name)
