@@ -36,12 +36,13 @@ def attach_egress(prog_fd: int, ifindex: int) -> None:
     """Put tc_egress_learn (loaded and pinned by the compiling process; it shares the XDP
     program's maps) on `ifindex`'s egress hook; raise EgressError saying why it could not."""
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     try:
         with IPRoute() as ipr:
             try:
                 ipr.tc("add", "clsact", ifindex)
-            except Exception as exc:
+            except NetlinkError as exc:
                 if _netlink_code(exc) != errno.EEXIST:
                     raise
             ipr.tc(
@@ -49,7 +50,7 @@ def attach_egress(prog_fd: int, ifindex: int) -> None:
                 fd=prog_fd, name=EGRESS_FUNC, parent=CLSACT_EGRESS,
                 prio=EGRESS_FILTER_PRIO, direct_action=True,
             )  # fmt: skip
-    except Exception as exc:
+    except (NetlinkError, OSError, ValueError) as exc:
         raise EgressError(f"cannot attach the TC egress program (clsact, bpf): {exc}") from exc
 
 
@@ -63,6 +64,7 @@ def detach_egress(ifindex: int) -> None:
     """Remove our filter; the clsact qdisc too when nothing else is on it. Quiet when the
     interface or the qdisc is gone already."""
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
         try:
@@ -70,7 +72,7 @@ def detach_egress(ifindex: int) -> None:
                 "del-filter", "bpf", ifindex, EGRESS_FILTER_HANDLE,
                 parent=CLSACT_EGRESS, prio=EGRESS_FILTER_PRIO,
             )  # fmt: skip
-        except Exception as exc:
+        except NetlinkError as exc:
             if _netlink_code(exc) not in (errno.ENOENT, errno.EINVAL, errno.ENODEV):
                 log.warning("cannot remove the TC egress program from ifindex %d: %s",
                             ifindex, exc)  # fmt: skip
@@ -79,5 +81,5 @@ def detach_egress(ifindex: int) -> None:
             others = filters(ipr, ifindex, CLSACT_INGRESS) + filters(ipr, ifindex, CLSACT_EGRESS)
             if not others:
                 ipr.tc("del", "clsact", ifindex)
-        except Exception as exc:
+        except NetlinkError as exc:
             log.debug("clsact on ifindex %d left in place: %s", ifindex, exc)

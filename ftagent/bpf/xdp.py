@@ -3,6 +3,7 @@ fd (libbpf's netlink calls, in the calling thread's network namespace)."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Literal
 
@@ -33,11 +34,14 @@ def ifindex_of(interface: str) -> int:
 
 
 def xdp_prog_id(ifindex: int) -> int:
-    """Id of the XDP program attached to `ifindex` (0: none, or no such interface)."""
+    """Id of the XDP program attached to `ifindex` (0: none, or no such interface: its
+    namespace was deleted, which detached the program); other failures raise."""
     try:
         return libbpf.xdp_query(ifindex)[0]
-    except libbpf.BpfError:
-        return 0
+    except libbpf.BpfError as exc:
+        if exc.errno == errno.ENODEV:
+            return 0
+        raise
 
 
 def xdp_attached_mode(ifindex: int) -> int:

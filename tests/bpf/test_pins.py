@@ -154,7 +154,6 @@ DYING_AGENT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from ftagent.bpf.loader import LoadOptions, XdpDatapath
-from ftagent.bpf.program import DEFAULT_TOP_SOURCES_SIZE
     dp = XdpDatapath.open(sys.argv[1], LoadOptions(mode="generic", top_sources_size=1024,
                                                    pin_root=Path(sys.argv[2])))
     print(dp.attach_info.prog_id, flush=True)
@@ -199,3 +198,31 @@ def test_a_dead_agents_other_build_is_replaced_in_one_step(lab: Lab) -> None:
             time.sleep(0.05)
     finally:
         close_dp(lab, dp)
+
+
+NO_LLVM_AGENT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from ftagent.bpf.loader import LoadOptions, XdpDatapath
+    from ftagent.datapath import RuleSpec
+    dp = XdpDatapath.open(sys.argv[1], LoadOptions(pin_root=Path(sys.argv[2])))
+    try:
+        dp.add_rule(RuleSpec("signature", proto=17, dst_port=7), 30)
+        dp.read_counters(), dp.top_sources(10), dp.list_rules(), dp.set_sample_rate(1)
+        dp.poll_samples()
+        libs = {line.split()[-1] for line in open("/proc/self/maps") if "/" in line}
+        print(dp.attach_info.extra["start"], "bcc" in sys.modules,
+              sorted(p for p in libs if "bcc" in p or "LLVM" in p or "clang" in p))
+    finally:
+        dp.close()
+""")
+
+
+def test_the_agent_process_never_holds_bcc_or_llvm(lab: Lab) -> None:
+    # A cold start: the build happens, but in the compiling child process.
+    r = lab.run(lab.victim_ns, [sys.executable, "-c", NO_LLVM_AGENT, lab.victim_if,
+                                str(TEST_PIN_ROOT)],
+                capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    # start, bcc imported, bcc/LLVM/clang libraries mapped
+    assert r.stdout.strip() == "cold (compiled) False []", r.stdout
