@@ -27,6 +27,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from ftagent.bpf import pins
 from ftagent.bpf.loader import XdpDatapath
 from ftagent.bpf.pins import DEFAULT_PIN_ROOT, XDP_PROG, prog_id_at
 from ftagent.bpf.xdp import ifindex_of, xdp_attached_mode, xdp_prog_id
@@ -139,8 +140,8 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
     # Dead agent: the program is still attached and still drops, while the TTL lasts.
     with lab.inside(lab.victim_ns):
         assert xdp_prog_id(ifindex) == prog_id
-    pins = DEFAULT_PIN_ROOT / lab.victim_if
-    assert prog_id_at(pins / XDP_PROG) == prog_id
+    pin_path = DEFAULT_PIN_ROOT / lab.victim_if
+    assert prog_id_at(pin_path / XDP_PROG) == prog_id
     assert time.monotonic() < installed_at + TTL_S - 0.5, "too slow to see the rules live"
     assert _verdict(prog_id, lab) == XDP_DROP
     assert _received(lab, BURST) == 0
@@ -166,7 +167,7 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
             assert xdp_prog_id(ifindex) == info.prog_id == prog_id
             assert xdp_attached_mode(ifindex) == 2  # one program (4 would mean several)
             assert egress_filter_count(ifindex) == 1  # replaced, not a second one
-        assert prog_id_at(pins / XDP_PROG) == prog_id
+        assert prog_id_at(pin_path / XDP_PROG) == prog_id
         kept = dp.list_rules()  # the dead agent's rules, expired in the kernel by now
         assert {r.spec.kind for r in kept} == {"src", "signature"}
         assert all(r.expires_ns < time.monotonic_ns() for r in kept)
@@ -187,7 +188,7 @@ def test_rules_expire_in_the_kernel_after_sigkill_and_restart_replaces_cleanly(
     with lab.inside(lab.victim_ns):
         assert xdp_prog_id(ifindex) == 0
         assert egress_filter_count(ifindex) == 0
-    assert not pins.exists()
+    assert not pin_path.exists()
 
 
 AGENT_CONFIG = """
@@ -237,6 +238,8 @@ def test_corrupt_state_file_gives_a_fresh_baseline_and_says_why(lab: Lab, tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        # `ftagent run` keeps its pins for the next start: this lab's go with it
+        pins.remove(pins.pin_dir(lab.victim_if))
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
     [warning] = [r for r in records if "saved baseline" in json.dumps(r)]
     text = json.dumps(warning)
