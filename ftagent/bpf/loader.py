@@ -186,6 +186,8 @@ class XdpDatapath:
         try:
             return cls._open_locked(interface, ifindex, options, settings, path, lock_fd)
         except BaseException:
+            if not any(path.iterdir()):  # nothing built to keep for the next start
+                pins.remove(path)
             os.close(lock_fd)
             raise
 
