@@ -145,33 +145,34 @@ def map_next_key(fd: int, key: Any | None, next_key: Any) -> bool:
     return True
 
 
-def map_lookup_batch(fd: int, key_type: Any, value_type: Any, max_entries: int
-                     ) -> list[tuple[Any, Any]]:
-    """Every (key, value) in one pass of batch calls; BpfError (EINVAL, ENOTSUPP, ...)
-    when the map type has no batch operations (LPM tries, older kernels)."""
+def map_lookup_batch(fd: int, key_size: int, value_size: int, max_entries: int
+                     ) -> tuple[bytes, bytes, int]:
+    """Every key and value, in one pass of batch calls: (keys, values, count), the keys
+    and values packed back to back as the kernel copies them. BpfError (EINVAL, ENOTSUPP,
+    ...) when the map type has no batch operations (LPM tries, older kernels)."""
     n = max(1, max_entries)
-    keys = (key_type * n)()
-    values = (value_type * n)()
-    token_size = max(ct.sizeof(key_type), 8)
+    keys = ct.create_string_buffer(key_size * n)
+    values = ct.create_string_buffer(value_size * n)
+    token_size = max(key_size, 8)
     in_batch = ct.create_string_buffer(token_size)
     out_batch = ct.create_string_buffer(token_size)
-    found: list[tuple[Any, Any]] = []
+    got = 0
     first = True
-    while True:
-        count = ct.c_uint32(n)
-        rc = lib().bpf_map_lookup_batch(fd, None if first else in_batch, out_batch, keys,
-                                        values, ct.byref(count), None)
+    while got < n:
+        count = ct.c_uint32(n - got)
+        rc = lib().bpf_map_lookup_batch(
+            fd, None if first else in_batch, out_batch,
+            ct.byref(keys, got * key_size), ct.byref(values, got * value_size),
+            ct.byref(count), None)  # fmt: skip
         err = (ct.get_errno() or -rc) if rc < 0 else 0
         if rc < 0 and err != 2:
             _check(rc, "map lookup_batch")
-        ksize, vsize = ct.sizeof(key_type), ct.sizeof(value_type)
-        found.extend((key_type.from_buffer_copy(keys, j * ksize),
-                      value_type.from_buffer_copy(values, j * vsize))
-                     for j in range(count.value))
+        got += count.value
         if rc < 0 or count.value == 0:  # ENOENT: the walk is over
-            return found
+            break
         ct.memmove(in_batch, out_batch, token_size)
         first = False
+    return keys.raw[: got * key_size], values.raw[: got * value_size], got
 
 
 def map_create(map_type: int, name: str, key_size: int, value_size: int,

@@ -78,20 +78,31 @@ class Table:
     def __len__(self) -> int:
         return self.max_entries if self._is_array else sum(1 for _ in self.keys())
 
-    def items(self) -> list[tuple[Any, Any]]:
-        """Every (key, value), with batch calls where the kernel has them for this map."""
+    def raw_items(self) -> tuple[bytes, bytes, int]:
+        """(keys, values, count): every entry's key and value bytes back to back, with
+        batch calls where the kernel has them for this map (no Python object per entry)."""
+        ksize, vsize = ct.sizeof(self.Key), ct.sizeof(self.Leaf)
         try:
-            return libbpf.map_lookup_batch(self.fd, self.Key, self.Leaf, self.max_entries)
+            return libbpf.map_lookup_batch(self.fd, ksize, vsize, self.max_entries)
         except libbpf.BpfError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOTSUP, 524):  # 524: ENOTSUPP
                 raise
-        found: list[tuple[Any, Any]] = []
+        keys, values = bytearray(), bytearray()
         for key in list(self.keys()):
             try:
-                found.append((key, self[key]))
+                value = self[key]
             except KeyError:  # deleted meanwhile
                 continue
-        return found
+            keys += bytes(key)
+            values += bytes(value)
+        return bytes(keys), bytes(values), len(keys) // ksize
+
+    def items(self) -> list[tuple[Any, Any]]:
+        """Every (key, value) as ctypes objects."""
+        keys, values, count = self.raw_items()
+        ksize, vsize = ct.sizeof(self.Key), ct.sizeof(self.Leaf)
+        return [(self.Key.from_buffer_copy(keys, j * ksize),
+                 self.Leaf.from_buffer_copy(values, j * vsize)) for j in range(count)]
 
     def clear(self) -> None:
         if self._is_array:
