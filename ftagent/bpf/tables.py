@@ -13,7 +13,6 @@ from typing import Any
 from ftagent.bpf import libbpf
 from ftagent.bpf.pins import Manifest
 from ftagent.bpf.table import Table
-from ftagent.datapath import IPAddress
 
 
 class Tables:
@@ -72,9 +71,3 @@ def v6_addr(array: Any) -> ipaddress.IPv6Address:
 def bytes_into(array: Any, data: bytes) -> None:
     ct.memmove(ct.addressof(array), data, len(data))
 
-
-def address_of(value: int | Any) -> IPAddress:
-    """The address in a top/known map key: a host-order __u32 or a struct ft_in6."""
-    if isinstance(value, int):
-        return u32_addr(value)
-    return v6_addr(value.addr)
