@@ -246,15 +246,15 @@ def main() -> None:
         f"(flood at the victim: {res['flood_pps']:,.0f} pps mean, 100 kpps requested)"
     )
     print()
-    print(f"{'agent memory (MB)':<44} {'VmRSS':>7} {'anon':>7} {'file':>7}   goal")
+    print(f"{'agent memory (MB)':<50} {'VmRSS':>7} {'anon':>7} {'file':>7}   goal")
     for key, label in (("idle", "idle"), ("flood50", "UDP flood, 50 kpps requested"),
                        ("flood", "UDP flood, 100 kpps requested")):
         rate = f" ({res[key + '_pps']:,.0f} pps seen)" if key != "idle" else ""
-        print(f"{label + rate:<44} {res[key + '_VmRSS']:7.1f} {res[key + '_RssAnon']:7.1f} "
+        print(f"{label + rate:<50} {res[key + '_VmRSS']:7.1f} {res[key + '_RssAnon']:7.1f} "
               f"{res[key + '_RssFile']:7.1f}   <= 60")
-    print(f"{'compiling process, peak (exits at start)':<44} {res['compile_peak_rss']:7.1f}")
-    print(f"{'start -> XDP attached, cold (compiles)':<44} {res['cold_start_s']:7.2f} s")
-    print(f"{'start -> XDP attached, warm (pinned build)':<44} {res['warm_start_s']:7.2f} s"
+    print(f"{'compiling process, peak (exits at start)':<50} {res['compile_peak_rss']:7.1f}")
+    print(f"{'start -> XDP attached, cold (compiles)':<50} {res['cold_start_s']:7.2f} s")
+    print(f"{'start -> XDP attached, warm (pinned build)':<50} {res['warm_start_s']:7.2f} s"
           "   < 1 s")
 
 if __name__ == "__main__":
