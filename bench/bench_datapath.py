@@ -64,7 +64,7 @@ def _packet() -> bytes:
 
 
 def _measure(fd: int, frame: bytes) -> tuple[float, int]:
-    from ftagent.bpf.testrun import test_run
+    from lab.bpf_testrun import test_run
 
     test_run(fd, frame, WARMUP)  # untimed: caches, predictors and the maps' entries warm
     runs = [test_run(fd, frame, REPEAT) for _ in range(TRIALS)]
@@ -83,7 +83,7 @@ class PassCost:
 
 def _interleaved(floor_fd: int, fd: int, maps: Any, frame: bytes, learn_one_in: int) -> PassCost:
     """Floor, pass with learning off and pass, round after round on the same frame."""
-    from ftagent.bpf.testrun import test_run
+    from lab.bpf_testrun import test_run
 
     floor: list[int] = []
     off: list[int] = []
@@ -163,19 +163,17 @@ def _testrun_table() -> tuple[list[tuple[str, float, str]], PassCost]:
 
     from ftagent.bpf.headers import use_kernel_headers
     from ftagent.bpf.loader import DEFAULT_LEARN_ONE_IN
-    from ftagent.bpf.maps import DatapathMaps
-    from ftagent.bpf.program import BPF_DIR, compile_xdp
-    from ftagent.bpf.testrun import test_run
+    from ftagent.bpf.program import BPF_DIR
     from ftagent.datapath import RuleSpec
+    from lab.bpf_testrun import load_program, test_run
 
     frame = _packet()
     rows: list[tuple[str, float, str]] = []
     use_kernel_headers()
     floor_bpf = BPF(src_file=str(BPF_DIR / "bench_floor.c").encode())
     floor_fd = floor_bpf.load_func(b"xdp_floor", BPF.XDP).fd
-    ours = compile_xdp()
-    fd = ours.load_func(b"xdp_main", BPF.XDP).fd
-    maps = DatapathMaps(ours)
+    ours = load_program("bench")  # built and pinned as the agent's compiling process does
+    fd, maps = ours.fd, ours.maps
     maps.set_source_insert_rate(1)
     cost = _interleaved(floor_fd, fd, maps, frame, DEFAULT_LEARN_ONE_IN)
     floor_rv = test_run(floor_fd, frame, 1).retval
@@ -194,7 +192,7 @@ def _testrun_table() -> tuple[list[tuple[str, float, str]], PassCost]:
     rows.append(("ours: signature rule drop", ns, _action(rv)))
     maps.remove_rule(sig)
     rows.extend(_spare_rows(fd, maps))
-    ours.cleanup()
+    ours.close()
     cookie_bpf = BPF(src_file=str(BPF_DIR / "bench_syncookie.c").encode())
     cookie_fd = cookie_bpf.load_func(b"xdp_syncookie", BPF.XDP).fd
     ns, rv = _measure(cookie_fd, _syn_packet())
@@ -234,8 +232,9 @@ def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
     import socket
     import threading
 
-    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.bpf.loader import LoadOptions, XdpDatapath
     from ftagent.datapath import RuleSpec
+    from lab.bpf_testrun import TEST_PIN_ROOT
     from lab.netns import Lab
     from lab.trafgen import start_flood, stop_flood
 
@@ -245,7 +244,7 @@ def _syn_flood_rows() -> list[tuple[str, str, str, str, str]]:
     rows = []
     with Lab.create() as lab:
         with lab.inside(lab.victim_ns):
-            dp = XdpDatapath.open(lab.victim_if, handle_signals=False, pin_dir=None)
+            dp = XdpDatapath.open(lab.victim_if, LoadOptions(pin_root=TEST_PIN_ROOT))
             server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.bind((lab.victim_v4, 80))
         server.listen(128)
@@ -389,7 +388,7 @@ def _spare_rows(fd: int, maps: Any) -> list[tuple[str, float, str]]:
 
 
 def _measure_once(fd: int, frame: bytes) -> None:
-    from ftagent.bpf.testrun import test_run
+    from lab.bpf_testrun import test_run
 
     test_run(fd, frame, 1)
 
@@ -405,15 +404,16 @@ def _action(retval: int) -> str:
 
 
 def _lab_flood() -> list[tuple[str, str, str, str, str]]:
-    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.bpf.loader import LoadOptions, XdpDatapath
     from ftagent.datapath import RuleSpec
+    from lab.bpf_testrun import TEST_PIN_ROOT
     from lab.netns import Lab
     from lab.trafgen import run_flood
 
     rows = []
     with Lab.create() as lab:
         with lab.inside(lab.victim_ns):
-            dp = XdpDatapath.open(lab.victim_if, handle_signals=False, pin_dir=None)
+            dp = XdpDatapath.open(lab.victim_if, LoadOptions(pin_root=TEST_PIN_ROOT))
         try:
             for profile, rule in (("udp_flood", None),
                                   ("memcached_amplification",

@@ -1,24 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ftmaps.h: the maps, declared once for the XDP program (bpf/ftxdp.c) and for the
- * maps-only view (bpf/ftview.c) that `ftagent rules|block|unblock` compiles to open the
- * running agent's pinned maps with bcc's typed Key/Leaf.
- *
- * With -DFT_PIN_DIR="\"/sys/fs/bpf/ftagent/<ifname>\"" every table is opened from the
- * pin of the same name in that directory (bcc's "<type>:<path>" pinned-table form).
+ * ftmaps.h: the maps the XDP program (bpf/ftxdp.c) shares with user space. The
+ * compiling process (ftagent.bpf.compile) pins each one under the interface's pin
+ * directory, with its key/value layout from bcc's generated types; the agent and
+ * `ftagent rules|block|unblock` open them there by path.
  */
 #ifndef FTMAPS_H
 #define FTMAPS_H
 
 #include "ftshared.h"
 
-#ifdef FT_PIN_DIR
-#define FT_TABLE(_type, _key, _leaf, _name, _size, _flags) \
-    BPF_F_TABLE(_type ":" FT_PIN_DIR "/" #_name, _key, _leaf, _name, _size, _flags)
-#else
 #define FT_TABLE(_type, _key, _leaf, _name, _size, _flags) \
     BPF_F_TABLE(_type, _key, _leaf, _name, _size, _flags)
-#endif
 
 FT_TABLE("percpu_array", int, struct ft_stats, stats, 1, 0);
 FT_TABLE("array", int, struct ft_config, config, 1, 0);

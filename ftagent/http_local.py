@@ -153,7 +153,7 @@ def _link(state: LinkState) -> Iterator[Metric]:
 def _xdp_attached(health: dict[str, Any]) -> Metric:
     """1 while the kernel still runs OUR program on the interface (asked at scrape time:
     another tool may have replaced or removed it); `mode` says native or generic."""
-    from ftagent.bpf.loader import ifindex_of, xdp_prog_id
+    from ftagent.bpf.xdp import ifindex_of, xdp_prog_id
 
     interface = str(health.get("interface", ""))
     ours = int(health.get("prog_id") or 0)

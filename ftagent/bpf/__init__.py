@@ -1,11 +1,12 @@
-"""The kernel side: compile bpf/ with bcc, attach XDP, typed access to the maps.
+"""The kernel side: build and pin bpf/ in a short-lived process, attach, typed map access.
 
-- `ftagent.bpf.loader.XdpDatapath.open(interface, *, mode="auto", top_sources_size=16384,
-  sample_rate=0, src_insert_one_in=8, pin_dir=Path("/sys/fs/bpf/ftagent"))` -> Datapath
-- `ftagent.bpf.headers.find_kernel_headers()` / `use_kernel_headers()`
-- `ftagent.bpf.maps.DatapathMaps` (typed map API), `ftagent.bpf.pinned.open_pinned()`
-  (the running agent's maps, for the command line)
-- `ftagent.bpf.testrun.test_run()` (BPF_PROG_TEST_RUN through libbcc)
+- `ftagent.bpf.loader.XdpDatapath.open(interface, LoadOptions(...), Settings(...))`
+  -> Datapath (reuses the interface's pinned build when it is the wanted one)
+- `python -m ftagent.bpf.compile` (ftagent.bpf.compile): the only place bcc and LLVM run
+- `ftagent.bpf.pins` (the pin directory and its manifest), `ftagent.bpf.layout` (map
+  layouts exported from bcc's types), `ftagent.bpf.libbpf` (bpf(2) through libbpf)
+- `ftagent.bpf.maps.DatapathMaps` (typed map API, one module per job behind it),
+  `ftagent.bpf.pinned.open_pinned()` (the running agent's maps, for the command line)
 
-Modules import bcc lazily, so importing this package needs no bcc.
+Only ftagent.bpf.compile and ftagent.bpf.program import bcc, so the agent never does.
 """

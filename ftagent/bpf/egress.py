@@ -20,7 +20,7 @@ CLSACT_EGRESS = 0xFFFFFFF3
 # Fixed, so that a restart finds (and replaces) its own filter; arbitrary otherwise.
 EGRESS_FILTER_PRIO = 0xFA57
 EGRESS_FILTER_HANDLE = 1
-EGRESS_FUNC = b"tc_egress_learn"
+EGRESS_FUNC = "tc_egress_learn"
 
 
 class EgressError(RuntimeError):
@@ -32,55 +32,39 @@ def _netlink_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def attach_egress(bpf: Any, ifindex: int) -> None:
-    """Load tc_egress_learn from the compiled module (it shares the XDP program's maps)
-    and put it on `ifindex`'s egress hook; raise EgressError saying why it could not."""
-    from bcc import BPF
+def attach_egress(prog_fd: int, ifindex: int) -> None:
+    """Put tc_egress_learn (loaded and pinned by the compiling process; it shares the XDP
+    program's maps) on `ifindex`'s egress hook; raise EgressError saying why it could not."""
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
-    try:
-        fn = bpf.load_func(EGRESS_FUNC, BPF.SCHED_CLS)
-    except Exception as exc:
-        raise EgressError(f"the kernel rejected the TC egress program: {exc}") from exc
     try:
         with IPRoute() as ipr:
             try:
                 ipr.tc("add", "clsact", ifindex)
-            except Exception as exc:
+            except NetlinkError as exc:
                 if _netlink_code(exc) != errno.EEXIST:
                     raise
             ipr.tc(
                 "replace-filter", "bpf", ifindex, EGRESS_FILTER_HANDLE,
-                fd=fn.fd, name=fn.name.decode(), parent=CLSACT_EGRESS,
+                fd=prog_fd, name=EGRESS_FUNC, parent=CLSACT_EGRESS,
                 prio=EGRESS_FILTER_PRIO, direct_action=True,
             )  # fmt: skip
-    except Exception as exc:
+    except (NetlinkError, OSError, ValueError) as exc:
         raise EgressError(f"cannot attach the TC egress program (clsact, bpf): {exc}") from exc
 
 
-def _filters(ipr: Any, ifindex: int, parent: int) -> list[Any]:
+def filters(ipr: Any, ifindex: int, parent: int) -> list[Any]:
     # The dump lists each preference once without a handle (the chain's own entry), then
     # its filters: only the latter are filters.
     return [f for f in ipr.get_filters(index=ifindex, parent=parent) if f["handle"]]
-
-
-def egress_filter_count(ifindex: int) -> int:
-    """How many bpf filters of ours sit on the interface's egress hook (tests: a restart
-    must leave exactly one)."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        try:
-            found = _filters(ipr, ifindex, CLSACT_EGRESS)
-        except Exception:
-            return 0
-    return sum(1 for f in found if (f["info"] >> 16) == EGRESS_FILTER_PRIO)
 
 
 def detach_egress(ifindex: int) -> None:
     """Remove our filter; the clsact qdisc too when nothing else is on it. Quiet when the
     interface or the qdisc is gone already."""
     from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
         try:
@@ -88,14 +72,14 @@ def detach_egress(ifindex: int) -> None:
                 "del-filter", "bpf", ifindex, EGRESS_FILTER_HANDLE,
                 parent=CLSACT_EGRESS, prio=EGRESS_FILTER_PRIO,
             )  # fmt: skip
-        except Exception as exc:
+        except NetlinkError as exc:
             if _netlink_code(exc) not in (errno.ENOENT, errno.EINVAL, errno.ENODEV):
                 log.warning("cannot remove the TC egress program from ifindex %d: %s",
                             ifindex, exc)  # fmt: skip
             return
         try:
-            others = _filters(ipr, ifindex, CLSACT_INGRESS) + _filters(ipr, ifindex, CLSACT_EGRESS)
+            others = filters(ipr, ifindex, CLSACT_INGRESS) + filters(ipr, ifindex, CLSACT_EGRESS)
             if not others:
                 ipr.tc("del", "clsact", ifindex)
-        except Exception as exc:
+        except NetlinkError as exc:
             log.debug("clsact on ifindex %d left in place: %s", ifindex, exc)

@@ -1,67 +1,56 @@
-"""Load the XDP data path on one interface: `XdpDatapath` implements `ftagent.datapath.Datapath`.
+"""The XDP data path on one interface: `XdpDatapath` implements `ftagent.datapath.Datapath`.
 
-    dp = XdpDatapath.open("eth0", mode="auto", top_sources_size=16384, sample_rate=0,
-                          src_insert_one_in=8, pin_dir=Path("/sys/fs/bpf/ftagent"))
+    dp = XdpDatapath.open("eth0", LoadOptions(mode="auto"), Settings(sample_rate=0))
     ...
     dp.close()            # or `with XdpDatapath.open(...) as dp:`
 
-- mode: "auto" tries native (driver) XDP and falls back to generic (skb) mode;
-  "native" or "generic" force one. `attach_info.mode` says which one is in use.
-- A second attach to an interface that already has an XDP program (ours or anyone's)
-  is refused with `AlreadyAttachedError`, with one exception: the program a dead agent
-  left behind (SIGKILL, OOM kill, power cut of the process: no close() ran). While it
-  runs, an agent holds an flock on its pin directory <pin_dir>/<ifname>/, and pins its
-  program there as `prog`; when open() can take that lock and the program on the link is
-  the pinned one, it replaces it atomically in the same XDP mode (never two programs, no
-  moment without one) and reports the old id as attach_info.extra["replaced_prog_id"].
-- The maps are pinned under <pin_dir>/<ifname>/ (bpffs is mounted if needed) so that
-  `ftagent rules|block|unblock` can act on the running agent; close() unpins them.
+Start: the interface's pin directory (<pin_root>/<ifname>/, ftagent.bpf.pins) is locked
+for the agent's lifetime. When it holds the build this agent wants (same source hash,
+every map as its manifest says), it is used as it is: nothing compiles, the rules in its
+maps are in force again at once (still expiring by TTL in the kernel), its counters go
+on. Otherwise it is emptied and a short-lived process (ftagent.bpf.compile) builds and
+pins a new one, so bcc and LLVM never live in this process. Then the pinned program is
+attached by fd:
+- mode "auto" tries native (driver) XDP and falls back to generic (skb); "native" or
+  "generic" force one. `attach_info.mode` says which one is in use.
+- A program already on the interface is refused (`AlreadyAttachedError`) unless it is
+  the one pinned here: a dead agent's (SIGKILL, OOM kill: no close() ran). If its build
+  is the one wanted, it is adopted as it is (never detached); if not, the new program
+  replaces it in one step in the same mode (never two programs, no moment without one)
+  and attach_info.extra["replaced_prog_id"] names the old one.
 - The socket-aware rules (RuleSpec.spare) need BPF helpers that older kernels lack
-  (ftagent.bpf.features.SOCKET_HELPERS): when one is missing the program is built
-  without them, a warning names it, `attach_info.missing_helpers` lists it (the agent's
-  /health can show it), and rules with spare != "none" are refused, so the agent keeps
-  today's plain rules. `pretend_missing_helpers` simulates that on a kernel that has them.
-- learn_one_in: known sources (RuleSpec.spare_known) are learned by looking 1 passed
-  TCP (non-SYN) / UDP packet in N up in the socket tables; 0 turns learning off.
-- egress_learn_one_in: the TC egress program (ftagent.bpf.egress) marks the peer of 1 UDP
-  datagram in N the node sends as known ("exchanged UDP both ways"; a UDP service's
-  bound socket never shows its clients to the lookup above); 0: not attached. When the
-  kernel refuses it, XDP runs without it and attach_info.udp_egress_error says why.
-- newcomer_source_pps: under a known-sources rule, a source first seen during the attack
-  that sends again passes this many packets per second of its own (0: off).
+  (ftagent.bpf.features): without one, the program is built without them, a warning
+  names it, `attach_info.missing_helpers` lists it and such rules are refused.
+- The TC egress program (ftagent.bpf.egress) goes on the interface too when asked
+  (Settings.egress_learn_one_in); a kernel refusal leaves XDP running and is kept in
+  attach_info.udp_egress_error.
 
-Why one module over 400 lines: compiling, attaching, pinning and the dead-agent takeover
-share one lifecycle (the flock, the pins and the attached program are created and undone
-together in open()/close()); splitting them would spread that ordering over files.
-- close() detaches; it also runs at interpreter exit, and on SIGTERM/SIGINT when
-  handle_signals=True (handlers are installed when open() is called from the main
-  thread; a handler that was there before is called afterwards, the default ones exit).
+close() detaches both programs. It removes the pins too, unless LoadOptions.keep_pins
+(what `ftagent run` sets, so that a restart finds them). Signals are the caller's: this
+module installs no handler and no atexit hook.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes as ct
-import ctypes.util
-import errno
-import fcntl
 import logging
 import os
-import shutil
-import signal
-import sys
-import threading
-from collections.abc import Collection
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Literal
+from types import TracebackType
+from typing import Literal
 
+from ftagent.bpf import compile as compiler
+from ftagent.bpf import libbpf, pins, xdp
 from ftagent.bpf.egress import EgressError, attach_egress, detach_egress
 from ftagent.bpf.features import missing_socket_helpers
 from ftagent.bpf.headers import DEFAULT_CACHE_DIR
+from ftagent.bpf.layout import FORMAT, LayoutError
 from ftagent.bpf.maps import DatapathMaps
-from ftagent.bpf.program import DEFAULT_TOP_SOURCES_SIZE, compile_xdp, ringbuf_supported
+from ftagent.bpf.pins import DEFAULT_PIN_ROOT
+from ftagent.bpf.program import DEFAULT_TOP_SOURCES_SIZE, BuildOptions, source_hash
+from ftagent.bpf.tables import Tables
+from ftagent.bpf.xdp import Mode
 from ftagent.datapath import (
     AttachInfo,
     Counters,
@@ -74,45 +63,17 @@ from ftagent.datapath import (
 
 log = logging.getLogger(__name__)
 
-BPFFS = Path("/sys/fs/bpf")
-DEFAULT_PIN_ROOT = BPFFS / "ftagent"
-# Maps pinned for the command line (the ring buffer stays private to the agent).
-PINNED_MAPS = (
-    "stats",
-    "config",
-    "top_v4",
-    "top_v6",
-    "top_cache_v4",
-    "top_cache_v6",
-    "allow_v4",
-    "allow_v6",
-    "rsrc_v4",
-    "rsrc_v6",
-    "rpfx_v4",
-    "rpfx_v6",
-    "rsig",
-    "rule_stats",
-    "frag_spared",
-    "known_v4",
-    "known_v6",
-)
 # Known sources: verify 1 passed TCP/UDP packet in this many (a socket lookup each).
 DEFAULT_LEARN_ONE_IN = 64
 # Known sources from egress UDP: 1 datagram the node sends in this many (per CPU).
 DEFAULT_EGRESS_LEARN_ONE_IN = 4
 # Second chance: what a repeating newcomer may pass per second under a known-sources rule.
 DEFAULT_NEWCOMER_SOURCE_PPS = 100
-PINNED_PROG = "prog"  # the attached program, so a restart can recognise its own
-XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
-XDP_FLAGS_SKB_MODE = 1 << 1
-XDP_FLAGS_DRV_MODE = 1 << 2
-# IFLA_XDP_ATTACHED values
-XDP_ATTACHED_DRV = 1
-XDP_ATTACHED_SKB = 2
-_ATTACHED_NAMES = {"none": 0, "xdp": 1, "xdpdrv": 1, "xdpgeneric": 2, "xdpoffload": 3,
-                   "xdpmulti": 4}
 
-Mode = Literal["auto", "native", "generic"]
+
+ATTEMPTS: dict[str, tuple[Literal["native", "generic"], ...]] = {
+    "auto": ("native", "generic"), "native": ("native",), "generic": ("generic",),
+}
 
 
 class DatapathError(RuntimeError):
@@ -120,308 +81,224 @@ class DatapathError(RuntimeError):
 
 
 class AlreadyAttachedError(DatapathError):
-    """The interface already carries an XDP program."""
+    """The interface already carries an XDP program (or another agent holds it)."""
 
 
-def xdp_prog_id(ifindex: int) -> int:
-    """Id of the XDP program attached to `ifindex` in this network namespace (0: none)."""
-    from pyroute2 import IPRoute
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How the program is built, where it is pinned and how it is attached."""
 
-    with IPRoute() as ipr:
-        links = ipr.get_links(ifindex)
-    if not links:
-        return 0
-    xdp = links[0].get_attr("IFLA_XDP")
-    if xdp is None:
-        return 0
-    return int(xdp.get_attr("IFLA_XDP_PROG_ID") or 0)
-
-
-def xdp_attached_mode(ifindex: int) -> int:
-    """IFLA_XDP_ATTACHED of `ifindex` (0 none, 1 driver, 2 generic/skb, 3 hw, 4 several)."""
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        links = ipr.get_links(ifindex)
-    xdp = links[0].get_attr("IFLA_XDP") if links else None
-    value = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
-    if isinstance(value, str):  # pyroute2 names the values
-        return _ATTACHED_NAMES.get(value, 0)
-    return int(value or 0)
+    mode: Mode = "auto"
+    top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE
+    perf_buffer: bool | None = None  # None: a perf buffer only where ring buffers are missing
+    pretend_missing_helpers: tuple[str, ...] = ()  # tests: the fallback on a full kernel
+    pin_root: Path = DEFAULT_PIN_ROOT
+    keep_pins: bool = False  # close() leaves the pins for the next start
+    header_cache_dir: Path = DEFAULT_CACHE_DIR
 
 
-def pinned_prog_id(path: Path) -> int:
-    """Id of the program pinned at `path` (0: none)."""
-    from bcc.libbcc import lib
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the agent writes into the config map at every start (no rebuild needed)."""
 
-    if not path.exists():
-        return 0
-    fd = lib.bpf_obj_get(str(path).encode())
-    if fd < 0:
-        return 0
+    sample_rate: int = 0
+    src_insert_one_in: int = 8
+    # Known sources (RuleSpec.spare_known): 1 passed TCP (non-SYN) / UDP packet in N is
+    # looked up in the socket tables; 0 turns learning off.
+    learn_one_in: int = DEFAULT_LEARN_ONE_IN
+    # The TC egress program marks the peer of 1 UDP datagram in N the node sends as
+    # known; 0: not attached.
+    egress_learn_one_in: int = DEFAULT_EGRESS_LEARN_ONE_IN
+    # Under a known-sources rule, a repeating newcomer passes this many packets a second.
+    newcomer_source_pps: int = DEFAULT_NEWCOMER_SOURCE_PPS
+
+
+@dataclass(frozen=True, slots=True)
+class _Pinned:
+    """A usable pin directory: its tables and an fd of each of its programs."""
+
+    tables: Tables
+    xdp_fd: int
+    egress_fd: int  # -1: none
+    cold: bool  # built by this start
+
+
+def _want(options: LoadOptions) -> tuple[BuildOptions, tuple[str, ...]]:
+    perf = (not libbpf.ringbuf_supported()) if options.perf_buffer is None \
+        else options.perf_buffer
+    missing = missing_socket_helpers(options.pretend_missing_helpers)
+    return BuildOptions(top_sources_size=options.top_sources_size, perf_buffer=perf,
+                        socket_guard=not missing), missing
+
+
+def _open_pins(path: Path, want_hash: str) -> _Pinned | None:
+    """The pins in `path` if they are the wanted build, complete and as described."""
+    manifest = pins.read_manifest(path)
+    why = pins.check(path, manifest, want_hash)
+    if manifest is None or why:
+        if manifest is not None or any(path.iterdir()):
+            log.info("%s: pinned data path not reused: %s", path.name, why)
+        return None
     try:
-        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key == "prog_id":
-                return int(value)
-        return 0
-    finally:
-        os.close(fd)
-
-
-def _lock_pin_dir(path: Path) -> int:
-    """flock the pin directory for this process's lifetime; AlreadyAttachedError if taken.
-
-    The kernel drops the lock when the holder dies however it dies, so a lock that can be
-    taken means no live agent owns what is pinned here."""
-    ensure_bpffs()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        tables = Tables(path, manifest)
+    except (OSError, LayoutError) as exc:
+        log.info("%s: pinned data path not reused: %s", path.name, exc)
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AlreadyAttachedError(
-            f"another ftagent is attached to {path.name} (it holds {path})"
-        ) from None
-    return fd
-
-
-def ifindex_of(interface: str) -> int:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=interface)
-    if not found:
-        raise DatapathError(f"no interface named {interface!r} in this network namespace")
-    return int(found[0])
-
-
-def _link_id(ifindex: int) -> tuple[int, int]:
-    return (os.stat("/proc/self/ns/net").st_ino, ifindex)
-
-
-def _libc() -> Any:
-    return ct.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def ensure_bpffs() -> None:
-    """Mount bpffs on /sys/fs/bpf unless it is mounted already."""
-    if os.path.ismount(BPFFS):
-        return
-    BPFFS.mkdir(parents=True, exist_ok=True)
-    if _libc().mount(b"bpf", str(BPFFS).encode(), b"bpf", 0, None) != 0:
-        err = ct.get_errno()
-        raise DatapathError(f"cannot mount bpffs on {BPFFS}: {os.strerror(err)}")
-
-
-def pin_map(fd: int, path: Path) -> None:
-    from bcc.libbcc import lib
-
-    if lib.bpf_obj_pin(fd, str(path).encode()) != 0:
-        err = ct.get_errno()
-        raise DatapathError(f"cannot pin map at {path}: {os.strerror(err) if err else 'failed'}")
-
-
-_open_lock = threading.Lock()
-_open: dict[tuple[int, int], XdpDatapath] = {}  # (netns inode, ifindex) -> open data path
-_handlers_installed = False
-_previous: dict[int, Any] = {}
-
-
-def _close_all() -> None:
-    for dp in list(_open.values()):
-        with contextlib.suppress(Exception):
-            dp.close()
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    _close_all()
-    prev = _previous.get(signum)
-    if callable(prev):
-        prev(signum, frame)
-        return
-    if prev == signal.SIG_IGN:
-        return
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    sys.exit(128 + signum)
-
-
-_atexit_registered = False
-
-
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        atexit.register(_close_all)
-        _atexit_registered = True
-
-
-def _install_handlers() -> None:
-    global _handlers_installed
-    if _handlers_installed:
-        return
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            _previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, _on_signal)
-    _handlers_installed = True
+        xdp_fd = libbpf.obj_get(path / pins.XDP_PROG)
+        egress_fd = libbpf.obj_get(path / pins.EGRESS_PROG) \
+            if (path / pins.EGRESS_PROG).exists() else -1
+    except OSError:
+        tables.close()
+        return None
+    return _Pinned(tables, xdp_fd, egress_fd, cold=False)
 
 
 class XdpDatapath:
     """The XDP program attached to one interface, with typed access to its maps."""
 
-    def __init__(self, bpf: Any, maps: DatapathMaps, info: AttachInfo, flags: int,
-                 pin_path: Path | None) -> None:
-        self._bpf = bpf
-        self._maps = maps
+    def __init__(self, pinned: _Pinned, info: AttachInfo, mode: Literal["native", "generic"],
+                 path: Path, lock_fd: int, keep_pins: bool) -> None:
+        self._pinned = pinned
+        self._maps = DatapathMaps(pinned.tables)
         self._info = info
-        self._flags = flags
-        self._pin_path = pin_path
-        self._lock_fd = -1  # flock on the pin directory while attached (see open)
+        self._mode = mode
+        self._path = path
+        self._lock_fd = lock_fd
+        self._keep_pins = keep_pins
         self._closed = False
-        self._link = (0, info.ifindex)
 
     @classmethod
-    def open(
-        cls,
-        interface: str,
-        *,
-        mode: Mode = "auto",
-        top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE,
-        sample_rate: int = 0,
-        src_insert_one_in: int = 8,
-        pin_dir: Path | None = DEFAULT_PIN_ROOT,
-        perf_buffer: bool | None = None,
-        handle_signals: bool = True,
-        header_cache_dir: Path = DEFAULT_CACHE_DIR,
-        pretend_missing_helpers: Collection[str] = (),
-        learn_one_in: int = DEFAULT_LEARN_ONE_IN,
-        egress_learn_one_in: int = DEFAULT_EGRESS_LEARN_ONE_IN,
-        newcomer_source_pps: int = DEFAULT_NEWCOMER_SOURCE_PPS,
-    ) -> XdpDatapath:
-        """Compile, load, attach to `interface` and pin the maps (pin_dir=None: no pins)."""
-        if mode not in ("auto", "native", "generic"):
-            raise DatapathError(f"mode must be auto, native or generic, got {mode!r}")
-        ifindex = ifindex_of(interface)
-        with _open_lock:
-            if _link_id(ifindex) in _open:
-                raise AlreadyAttachedError(f"{interface} is attached by this process already")
-            lock_fd = _lock_pin_dir(pin_dir / interface) if pin_dir is not None else -1
-            try:
-                return cls._open_locked(
-                    interface, ifindex, mode, top_sources_size, sample_rate,
-                    src_insert_one_in, pin_dir, perf_buffer, handle_signals,
-                    header_cache_dir, lock_fd, tuple(pretend_missing_helpers), learn_one_in,
-                    egress_learn_one_in, newcomer_source_pps,
-                )
-            except BaseException:
-                if lock_fd >= 0:
-                    os.close(lock_fd)
-                raise
+    def open(cls, interface: str, options: LoadOptions = LoadOptions(),
+             settings: Settings = Settings()) -> XdpDatapath:
+        """Reuse or build the pins for `interface`, attach, write `settings`."""
+        if options.mode not in ("auto", "native", "generic"):
+            raise DatapathError(f"mode must be auto, native or generic, got {options.mode!r}")
+        try:
+            ifindex = xdp.ifindex_of(interface)
+        except LookupError as exc:
+            raise DatapathError(str(exc)) from None
+        path = pins.pin_dir(interface, options.pin_root)
+        try:
+            lock_fd = pins.lock(path)
+        except pins.LockedError as exc:
+            raise AlreadyAttachedError(str(exc)) from None
+        try:
+            return cls._open_locked(interface, ifindex, options, settings, path, lock_fd)
+        except BaseException:
+            if not any(path.iterdir()):  # nothing built to keep for the next start
+                pins.remove(path)
+            os.close(lock_fd)
+            raise
 
     @classmethod
-    def _open_locked(
-        cls, interface: str, ifindex: int, mode: Mode, top_sources_size: int,
-        sample_rate: int, src_insert_one_in: int, pin_dir: Path | None,
-        perf_buffer: bool | None, handle_signals: bool, header_cache_dir: Path, lock_fd: int,
-        pretend_missing_helpers: tuple[str, ...] = (),
-        learn_one_in: int = 0,
-        egress_learn_one_in: int = 0,
-        newcomer_source_pps: int = 0,
-    ) -> XdpDatapath:
-        from bcc import BPF
-
-        old_id = xdp_prog_id(ifindex)
-        stale_mode = 0
-        if old_id:
-            ours = pin_dir is not None and old_id == pinned_prog_id(
-                pin_dir / interface / PINNED_PROG)
-            if not ours:
-                raise AlreadyAttachedError(
-                    f"{interface} already has an XDP program attached (prog id "
-                    f"{old_id}); refusing a second attach"
-                )
-            # Left by an agent that died without detaching (we hold its lock now).
-            stale_mode = xdp_attached_mode(ifindex)
-        use_perf = (not ringbuf_supported()) if perf_buffer is None else perf_buffer
-        missing = missing_socket_helpers(pretend_missing_helpers)
+    def _open_locked(cls, interface: str, ifindex: int, options: LoadOptions,
+                     settings: Settings, path: Path, lock_fd: int) -> XdpDatapath:
+        started = time.monotonic()
+        on_link, on_link_mode = libbpf.xdp_query(ifindex)
+        if on_link and on_link != pins.prog_id_at(path / pins.XDP_PROG):
+            raise AlreadyAttachedError(
+                f"{interface} already has an XDP program attached (prog id {on_link}); "
+                "refusing a second attach")
+        build, missing = _want(options)
         if missing:
             log.warning(
                 "%s: this kernel lacks %s: socket-aware rules (spare) are off, plain rules "
                 "only", interface, ", ".join(missing))
-        bpf = compile_xdp(top_sources_size=top_sources_size, perf_buffer=use_perf,
-                          header_cache_dir=header_cache_dir, socket_guard=not missing)
+        want_hash = source_hash(build, FORMAT)
+        pinned = _open_pins(path, want_hash)
+        # A dead agent's program of another build stays attached (and working) until the
+        # new one replaces it: keep a handle on it while its pins are emptied.
+        old_fd = libbpf.prog_fd_by_id(on_link) if on_link and pinned is None else -1
         try:
-            fn = bpf.load_func(b"xdp_main", BPF.XDP)
-        except Exception as exc:
-            bpf.cleanup()
-            raise DatapathError(f"the kernel rejected the XDP program: {exc}") from exc
-        maps = DatapathMaps(bpf, perf_buffer=use_perf, socket_guard=not missing)
-        maps.set_sample_rate(sample_rate)
-        maps.set_source_insert_rate(src_insert_one_in)
-        maps.set_learn_rate(0 if missing else learn_one_in)
-        maps.set_newcomer_source_pps(newcomer_source_pps)
-        attempts = {"auto": ("native", "generic"), "native": ("native",),
-                    "generic": ("generic",)}[mode]
-        replace = False
-        if stale_mode in (XDP_ATTACHED_DRV, XDP_ATTACHED_SKB):
-            old_mode = "native" if stale_mode == XDP_ATTACHED_DRV else "generic"
-            if old_mode in attempts:
-                # Same mode, without UPDATE_IF_NOEXIST: the kernel swaps the program
-                # atomically, so traffic never meets no program or two.
-                attempts, replace = (old_mode,), True
-            else:  # another mode was asked for: take the old program off first
-                BPF.remove_xdp(interface.encode(), XDP_FLAGS_DRV_MODE
-                               if old_mode == "native" else XDP_FLAGS_SKB_MODE)
-        elif stale_mode:
-            raise AlreadyAttachedError(
-                f"{interface}: the stale program {old_id} is attached in a mode "
-                f"({stale_mode}) this loader does not replace")
-        errors: list[str] = []
-        used: tuple[str, int] | None = None
-        for attempt in attempts:
-            flags = (0 if replace else XDP_FLAGS_UPDATE_IF_NOEXIST) | (
-                XDP_FLAGS_DRV_MODE if attempt == "native" else XDP_FLAGS_SKB_MODE)
+            if pinned is None:
+                pins.clear(path)
+                compiler.build(path, build, lock_fd, options.header_cache_dir)
+                pinned = _open_pins(path, want_hash)
+                if pinned is None:
+                    raise DatapathError(f"{path}: the build just made is not usable")
+                pinned = _Pinned(pinned.tables, pinned.xdp_fd, pinned.egress_fd, cold=True)
             try:
-                BPF.attach_xdp(interface.encode(), fn, flags)
-            except Exception as exc:
-                errors.append(f"{attempt}: {exc}")
-                continue
-            used = (attempt, flags)
-            break
-        if used is None:
-            bpf.cleanup()
-            raise DatapathError(f"cannot attach XDP to {interface}: " + "; ".join(errors))
-        prog_id = xdp_prog_id(ifindex)
-        extra = {"fallback": errors[0]} if errors else {}
-        extra["samples"] = "perf_buffer" if use_perf else "ring_buffer"
+                return cls._attach(interface, ifindex, options, settings, path, lock_fd,
+                                   pinned, on_link, on_link_mode, old_fd, missing, started)
+            except BaseException:
+                pinned.tables.close()
+                for fd in (pinned.xdp_fd, pinned.egress_fd):
+                    if fd >= 0:
+                        os.close(fd)
+                raise
+        finally:
+            if old_fd >= 0:
+                os.close(old_fd)
+
+    @classmethod
+    def _attach(cls, interface: str, ifindex: int, options: LoadOptions, settings: Settings,
+                path: Path, lock_fd: int, pinned: _Pinned, on_link: int, on_link_mode: int,
+                old_fd: int, missing: tuple[str, ...], started: float) -> XdpDatapath:
+        new_id = int(libbpf.fdinfo(pinned.xdp_fd)["prog_id"])
+        attempts = ATTEMPTS[options.mode]
+        extra: dict[str, str] = {}
+        used: Literal["native", "generic"] | None = None
+        old_mode = xdp.mode_name(on_link_mode)
+        if on_link and old_mode is None:
+            raise AlreadyAttachedError(
+                f"{interface}: the stale program {on_link} is attached in a mode "
+                f"({on_link_mode}) this loader does not replace")
+        if on_link == new_id and old_mode in attempts:
+            used = old_mode  # the dead agent's program is this build: adopt it as it is
+            extra["adopted_prog_id"] = str(on_link)
+        elif on_link and old_mode in attempts:
+            assert old_mode is not None
+            try:
+                xdp.replace(ifindex, pinned.xdp_fd, old_fd, old_mode)
+            except OSError as exc:
+                raise DatapathError(f"cannot replace XDP program {on_link} on {interface}: "
+                                    f"{exc}") from exc
+            used = old_mode
+            extra["replaced_prog_id"] = str(on_link)
+        else:
+            if on_link:  # another mode was asked for: take the old program off first
+                assert old_mode is not None
+                xdp.detach(ifindex, old_mode)
+                extra["replaced_prog_id"] = str(on_link)
+            errors: list[str] = []
+            for attempt in attempts:
+                try:
+                    xdp.attach(ifindex, pinned.xdp_fd, attempt)
+                except OSError as exc:
+                    errors.append(f"{attempt}: {exc}")
+                    continue
+                used = attempt
+                break
+            if used is None:
+                raise DatapathError(f"cannot attach XDP to {interface}: " + "; ".join(errors))
+            if errors:
+                extra["fallback"] = errors[0]
+        manifest = pinned.tables.manifest
+        extra["samples"] = "perf_buffer" if manifest.perf_buffer else "ring_buffer"
         extra["socket_guard"] = "off: kernel lacks " + ", ".join(missing) if missing else "on"
-        if old_id:
-            extra["replaced_prog_id"] = str(old_id)
-        info = AttachInfo(interface=interface, ifindex=ifindex,
-                          mode="native" if used[0] == "native" else "generic",
-                          prog_id=prog_id, extra=extra, missing_helpers=missing)
-        dp = cls(bpf, maps, info, used[1], None)
-        dp._lock_fd = lock_fd
-        self_id = _link_id(ifindex)
-        dp._link = self_id
-        _open[self_id] = dp
+        extra["pin_dir"] = str(path)
+        extra["start"] = "cold (compiled)" if pinned.cold else "warm (pinned build reused)"
+        extra["start_s"] = f"{time.monotonic() - started:.3f}"
+        info = AttachInfo(interface=interface, ifindex=ifindex, mode=used, prog_id=new_id,
+                          extra=extra, missing_helpers=missing)
+        dp = cls(pinned, info, used, path, lock_fd, options.keep_pins)
         try:
-            dp._attach_egress(egress_learn_one_in)
-            if pin_dir is not None:
-                dp._pin(pin_dir / interface, fn.fd)
-                info.extra["pin_dir"] = str(pin_dir / interface)
-        except Exception:
+            dp._apply(settings)
+        except BaseException:
             dp._lock_fd = -1  # open() releases the lock it took
+            dp._keep_pins = True  # a failed start leaves the build for the next one
             dp.close()
             raise
-        _register_atexit()  # detach at interpreter exit in every case
-        if handle_signals:
-            _install_handlers()
         return dp
+
+    def _apply(self, settings: Settings) -> None:
+        maps = self._maps
+        maps.set_sample_rate(settings.sample_rate)
+        maps.set_source_insert_rate(settings.src_insert_one_in)
+        maps.set_learn_rate(0 if self._info.missing_helpers else settings.learn_one_in)
+        maps.set_newcomer_source_pps(settings.newcomer_source_pps)
+        self._attach_egress(settings.egress_learn_one_in)
 
     def _attach_egress(self, one_in: int) -> None:
         """Put tc_egress_learn on the interface when asked for (and the socket guard is
@@ -429,45 +306,18 @@ class XdpDatapath:
         attach_info.udp_egress_error (the agent's /health warns), XDP runs on."""
         if self._info.missing_helpers or not one_in:
             return
-        try:
-            attach_egress(self._bpf, self._info.ifindex)
-        except EgressError as exc:
-            log.warning("%s: UDP egress learning off: %s", self._info.interface, exc)
-            self._info.udp_egress_error = str(exc)
+        error = self._pinned.tables.manifest.egress_error
+        if not error:
+            try:
+                attach_egress(self._pinned.egress_fd, self._info.ifindex)
+            except EgressError as exc:
+                error = str(exc)
+        if error:
+            log.warning("%s: UDP egress learning off: %s", self._info.interface, error)
+            self._info.udp_egress_error = error
             return
         self._info.udp_egress_learning = True  # close() removes it
         self._maps.set_egress_learn_rate(one_in)
-
-    def _pin(self, path: Path, prog_fd: int) -> None:
-        # We hold the directory's lock (open), so whatever is pinned here is left over from
-        # an agent that died: replace it. The directory itself stays: it carries the lock.
-        # Root-only: anyone who can open these pins can add or remove drop rules.
-        path.chmod(0o700)
-        for old in path.iterdir():
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        self._pin_path = path
-        for name in PINNED_MAPS:
-            pin_map(self._bpf[name.encode()].get_fd(), path / name)
-        pin_map(prog_fd, path / PINNED_PROG)
-
-    def _unpin(self) -> None:
-        path = self._pin_path
-        if path is None:
-            return
-        for name in (*PINNED_MAPS, PINNED_PROG):
-            with contextlib.suppress(FileNotFoundError):
-                (path / name).unlink()
-        try:
-            path.rmdir()
-        except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY):
-                raise
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # only succeeds when no other interface is pinned
-        self._pin_path = None
 
     # ---------- Datapath ----------
 
@@ -480,9 +330,18 @@ class XdpDatapath:
         return self._maps
 
     @property
-    def bpf(self) -> Any:
-        """The bcc.BPF object (tests and benchmarks use its function fd)."""
-        return self._bpf
+    def prog_fd(self) -> int:
+        """The XDP program's fd (tests and benchmarks run it with BPF_PROG_TEST_RUN)."""
+        return self._pinned.xdp_fd
+
+    @property
+    def egress_prog_fd(self) -> int:
+        """The TC egress program's fd (-1: not built)."""
+        return self._pinned.egress_fd
+
+    @property
+    def pin_path(self) -> Path:
+        return self._path
 
     def read_counters(self) -> Counters:
         return self._maps.read_counters()
@@ -512,33 +371,28 @@ class XdpDatapath:
         return self._maps.poll_samples(max_items)
 
     def close(self) -> None:
+        """Detach (only a program that is still ours: the link may be gone, its namespace
+        deleted, which detached it already), then release or remove the pins."""
         if self._closed:
             return
         self._closed = True
-        from bcc import BPF
-
         try:
-            # Detach only if the program on the link is still ours. The link may be gone
-            # (its namespace deleted), which detached the program already.
-            with contextlib.suppress(Exception):
-                current = xdp_prog_id(self._info.ifindex)
-                if current and current == self._info.prog_id:
-                    BPF.remove_xdp(self._info.interface.encode(),
-                                   self._flags & ~XDP_FLAGS_UPDATE_IF_NOEXIST)
+            if xdp.xdp_prog_id(self._info.ifindex) == self._info.prog_id:
+                xdp.detach(self._info.ifindex, self._mode)
+        except OSError as exc:
+            log.warning("%s: cannot detach XDP: %s", self._info.interface, exc)
         finally:
             if self._info.udp_egress_learning:
-                with contextlib.suppress(Exception):
-                    detach_egress(self._info.ifindex)
-            with contextlib.suppress(Exception):
-                self._unpin()
+                detach_egress(self._info.ifindex)
+            self._maps.close()
+            for fd in (self._pinned.xdp_fd, self._pinned.egress_fd):
+                if fd >= 0:
+                    os.close(fd)
+            if not self._keep_pins:
+                pins.remove(self._path)
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)  # after the unpin: the next agent finds it clean
                 self._lock_fd = -1
-            with _open_lock:
-                if _open.get(self._link) is self:
-                    del _open[self._link]
-            with contextlib.suppress(Exception):
-                self._bpf.cleanup()
 
     def __enter__(self) -> XdpDatapath:
         return self

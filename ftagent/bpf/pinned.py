@@ -1,9 +1,8 @@
 """The running agent's maps, opened from their pins (for `ftagent rules|block|unblock`).
 
-The agent (XdpDatapath.open) pins its maps under /sys/fs/bpf/ftagent/<ifname>/ and
-removes them on a clean detach. `open_pinned(ifname)` compiles bpf/ftview.c (maps only,
-no program) with bcc's pinned-table form, so the command line gets the same generated
-Key/Leaf types as the agent, and returns a `DatapathMaps` over those maps. Changes take
+The agent (XdpDatapath.open) pins its program and maps under
+/sys/fs/bpf/ftagent/<ifname>/ with a manifest of their layouts; `open_pinned(ifname)`
+opens them by path (no compiling) and returns a `DatapathMaps` over them. Changes take
 effect in the running XDP program at once.
 """
 
@@ -11,31 +10,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftagent.bpf.headers import DEFAULT_CACHE_DIR
-from ftagent.bpf.loader import DEFAULT_PIN_ROOT, PINNED_MAPS
+from ftagent.bpf import pins
 from ftagent.bpf.maps import DatapathMaps
-from ftagent.bpf.program import compile_view
+from ftagent.bpf.pins import DEFAULT_PIN_ROOT
+from ftagent.bpf.tables import Tables
 
 
 class NoAgentError(RuntimeError):
     """No agent has its maps pinned for this interface."""
 
 
-def pin_path(interface: str, pin_root: Path = DEFAULT_PIN_ROOT) -> Path:
-    if not interface or "/" in interface or interface in (".", ".."):
-        raise ValueError(f"bad interface name {interface!r}")
-    return pin_root / interface
-
-
-def open_pinned(interface: str, *, pin_root: Path = DEFAULT_PIN_ROOT,
-                header_cache_dir: Path = DEFAULT_CACHE_DIR) -> DatapathMaps:
-    path = pin_path(interface, pin_root)
-    missing = [name for name in PINNED_MAPS if not (path / name).exists()]
-    if missing:
+def open_pinned(interface: str, *, pin_root: Path = DEFAULT_PIN_ROOT) -> DatapathMaps:
+    path = pins.pin_dir(interface, pin_root)
+    if not pins.is_locked(path):
         raise NoAgentError(
-            f"no running agent on {interface}: {path} lacks pinned maps "
-            f"({', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}); is `ftagent run` "
+            f"no running agent on {interface}: nothing holds {path}; is `ftagent run` "
             "attached to this interface?"
         )
-    bpf = compile_view(path, header_cache_dir=header_cache_dir)
-    return DatapathMaps(bpf, with_samples=False)
+    manifest = pins.read_manifest(path)
+    why = pins.check(path, manifest, manifest.source_hash if manifest else "")
+    if manifest is None or why:
+        raise NoAgentError(f"the pins in {path} cannot be used ({why}); is the agent "
+                           "still starting?")
+    return DatapathMaps(Tables(path, manifest), with_samples=False)

@@ -1,13 +1,16 @@
-"""Compile bpf/ with bcc: the XDP program (bpf/ftxdp.c) or the maps-only view (bpf/ftview.c).
+"""Compile bpf/ftxdp.c with bcc, and the hash that says which build a set of pins holds.
 
 Sources are loaded by absolute path; every option is a cflag. The kernel-header tree is
-found or built by `ftagent.bpf.headers` before bcc runs.
+found or built by `ftagent.bpf.headers` before bcc runs. Only the short-lived compiling
+process (ftagent.bpf.compile) and tests call `compile_xdp`; `source_hash` needs no bcc.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,9 @@ BPF_DIR = Path(os.environ.get(
     _CHECKOUT_BPF_DIR if (_CHECKOUT_BPF_DIR / "ftxdp.c").is_file() else _INSTALLED_BPF_DIR,
 ))
 XDP_SOURCE = BPF_DIR / "ftxdp.c"
-VIEW_SOURCE = BPF_DIR / "ftview.c"
 HEADER = BPF_DIR / "ftshared.h"
+# Everything ftxdp.c is built from (the kernel headers follow the kernel release).
+SOURCES = (XDP_SOURCE, BPF_DIR / "ftmaps.h", HEADER)
 DEFAULT_TOP_SOURCES_SIZE = 16384
 
 # bcc's rewriter and the kernel headers produce warnings that say nothing about our code.
@@ -47,16 +51,12 @@ def _bcc() -> Any:
 
 
 def cflags(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer: bool = False,
-           pin_dir: Path | None = None, socket_guard: bool = True) -> list[str]:
+           socket_guard: bool = True) -> list[str]:
     flags = [f"-I{BPF_DIR}", f"-DFT_TOP_SOURCES_SIZE={int(top_sources_size)}", *_QUIET]
     if perf_buffer:
         flags.append("-DFT_PERFBUF")
     if not socket_guard:
         flags.append("-DFT_NO_SOCKET_GUARD")
-    if pin_dir is not None:
-        if '"' in str(pin_dir) or "\\" in str(pin_dir):
-            raise CompileError(f"unsupported characters in pin directory {pin_dir}")
-        flags.append(f'-DFT_PIN_DIR="{pin_dir}"')
     return flags
 
 
@@ -77,24 +77,26 @@ def compile_xdp(*, top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE, perf_buffer
         raise CompileError(f"bcc failed to compile {XDP_SOURCE}: {exc}") from exc
 
 
-def compile_view(pin_dir: Path, *, header_cache_dir: Path = DEFAULT_CACHE_DIR) -> Any:
-    """Open the maps pinned in `pin_dir` through bpf/ftview.c (typed, no program)."""
-    use_kernel_headers(header_cache_dir)
-    bcc = _bcc()
-    try:
-        return bcc.BPF(src_file=str(VIEW_SOURCE).encode(), cflags=cflags(pin_dir=pin_dir))
-    except Exception as exc:
-        raise CompileError(f"could not open the pinned maps in {pin_dir}: {exc}") from exc
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """What a build of the program depends on besides its sources (all in its hash)."""
+
+    top_sources_size: int = DEFAULT_TOP_SOURCES_SIZE
+    perf_buffer: bool = False  # samples through a perf buffer (no BPF ring buffer)
+    socket_guard: bool = True  # False: built without the socket-lookup helpers
+
+    def cflags(self) -> list[str]:
+        return cflags(top_sources_size=self.top_sources_size, perf_buffer=self.perf_buffer,
+                      socket_guard=self.socket_guard)
 
 
-def ringbuf_supported() -> bool:
-    """Whether this kernel has BPF ring buffers (else samples go through a perf buffer)."""
-    bcc = _bcc()
-    probe = getattr(bcc.BPF, "support_ringbuf", None)
-    if callable(probe):
-        return bool(probe())
-    release = os.uname().release.split("-")[0].split(".")
-    try:
-        return (int(release[0]), int(release[1])) >= (5, 8)
-    except (IndexError, ValueError):
-        return True
+def source_hash(options: BuildOptions, format_version: int) -> str:
+    """sha256 over the sources, the cflags, the kernel release and the manifest format:
+    equal hashes mean a pinned build is the one this agent would compile."""
+    h = hashlib.sha256()
+    h.update(f"format {format_version}\nkernel {os.uname().release}\n".encode())
+    h.update(" ".join(options.cflags()).encode() + b"\n")
+    for path in SOURCES:
+        h.update(f"{path.name} {path.stat().st_size}\n".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()

@@ -178,8 +178,8 @@ def _run(args: argparse.Namespace, action: str, out: TextIO) -> int:
     except UsageError as exc:
         print(f"ftagent: {exc}", file=sys.stderr)
         return 2
-    from ftagent.bpf.maps import RuleError
     from ftagent.bpf.pinned import NoAgentError, open_pinned
+    from ftagent.bpf.rule_spec import RuleError
 
     try:
         maps = open_pinned(iface)

@@ -63,7 +63,7 @@ def run(cfg: Config, stop: threading.Event | None = None) -> int:
 
 def _run(cfg: Config, stop: threading.Event) -> int:
     from ftagent.agent import Agent
-    from ftagent.bpf.loader import XdpDatapath
+    from ftagent.bpf.loader import LoadOptions, Settings, XdpDatapath
     from ftagent.fleet import FleetInbox
     from ftagent.http_local import LocalHttp
     from ftagent.netinfo import control_networks, own_networks
@@ -74,13 +74,16 @@ def _run(cfg: Config, stop: threading.Event) -> int:
         log.error("cannot create state_dir %s: %s", cfg.agent.state_dir, exc)
         return 1
     try:
+        # keep_pins: a restart finds the same build pinned and reuses it (no compile; the
+        # rules in force stay, still expiring by TTL in the kernel).
         dp = XdpDatapath.open(
             cfg.agent.interface,
-            mode=cfg.agent.xdp_mode,
-            handle_signals=False,
-            learn_one_in=cfg.agent.learn_one_in,
-            egress_learn_one_in=cfg.agent.egress_learn_one_in,
-            newcomer_source_pps=cfg.mitigation.newcomer_source_pps,
+            LoadOptions(mode=cfg.agent.xdp_mode, keep_pins=True),
+            Settings(
+                learn_one_in=cfg.agent.learn_one_in,
+                egress_learn_one_in=cfg.agent.egress_learn_one_in,
+                newcomer_source_pps=cfg.mitigation.newcomer_source_pps,
+            ),
         )
     except Exception as exc:
         log.error("cannot start the XDP data path on %s: %s", cfg.agent.interface, exc)

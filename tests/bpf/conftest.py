@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from lab.bpf_testrun import LoadedProgram, load_program, test_run
 from tests.capability import require_root
+
+if TYPE_CHECKING:
+    from ftagent.bpf.maps import DatapathMaps
 
 
 @dataclass
@@ -31,12 +35,11 @@ def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 
 @dataclass
 class Prog:
-    bpf: Any
+    loaded: LoadedProgram  # built and pinned as the agent's compiling process does it
     fd: int
-    maps: Any  # ftagent.bpf.maps.DatapathMaps
+    maps: DatapathMaps
 
     def run(self, frame: bytes, repeat: int = 1) -> tuple[int, Delta]:
-        from ftagent.bpf.testrun import test_run
 
         before = self.maps.read_counters()
         res = test_run(self.fd, frame, repeat)
@@ -59,19 +62,16 @@ class Prog:
         self.maps.set_learn_rate(0)
         self.maps.clear_known_sources()
         self.maps.set_newcomer_source_pps(0)
-        self.bpf[b"newcomers"].clear()
+        self.maps.tables["newcomers"].clear()
         self.maps.poll_samples(1 << 20)
 
 
 def _compile(perf_buffer: bool = False) -> Prog:
-    from bcc import BPF
+    from ftagent.bpf.program import BuildOptions
 
-    from ftagent.bpf.maps import DatapathMaps
-    from ftagent.bpf.program import compile_xdp
-
-    bpf = compile_xdp(top_sources_size=4096, perf_buffer=perf_buffer)
-    fn = bpf.load_func(b"xdp_main", BPF.XDP)
-    prog = Prog(bpf, fn.fd, DatapathMaps(bpf, perf_buffer=perf_buffer))
+    loaded = load_program("perf" if perf_buffer else "prog",
+                          BuildOptions(top_sources_size=4096, perf_buffer=perf_buffer))
+    prog = Prog(loaded, loaded.fd, loaded.maps)
     prog.reset()
     return prog
 
@@ -82,7 +82,7 @@ def session_prog() -> Iterator[Prog]:
         require_root()
     prog = _compile()
     yield prog
-    prog.bpf.cleanup()
+    prog.loaded.close()
 
 
 @pytest.fixture
@@ -101,4 +101,4 @@ def perf_prog() -> Iterator[Prog]:
         require_root()
     prog = _compile(perf_buffer=True)
     yield prog
-    prog.bpf.cleanup()
+    prog.loaded.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ftagent.bpf.testrun import XDP_DROP, XDP_PASS, test_run
+from lab.bpf_testrun import XDP_DROP, XDP_PASS, test_run
 
 from .conftest import Prog
 

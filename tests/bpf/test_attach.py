@@ -1,5 +1,6 @@
 """The real thing: attach to a veth in a namespace lab, send bounded bursts with trafgen,
-check counters, rules through the command line, detach (also on SIGTERM)."""
+check counters, rules through the command line, detach (also when `ftagent run` gets
+SIGTERM or SIGINT)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ftagent.bpf.loader import AlreadyAttachedError, XdpDatapath, xdp_prog_id
+from ftagent.bpf import pins
+from ftagent.bpf.loader import AlreadyAttachedError, LoadOptions, Settings, XdpDatapath
+from ftagent.bpf.xdp import ifindex_of, xdp_prog_id
 from ftagent.datapath import RuleSpec
+from lab.bpf_testrun import TEST_PIN_ROOT
 from lab.netns import Lab
 from lab.trafgen import run_flood
 from tests.capability import require, require_root
@@ -28,8 +31,6 @@ FTAGENT = str(Path(sys.executable).with_name("ftagent"))
 
 def prog_on_link(lab: Lab) -> int:
     with lab.inside(lab.victim_ns):
-        from ftagent.bpf.loader import ifindex_of
-
         return xdp_prog_id(ifindex_of(lab.victim_if))
 
 
@@ -46,7 +47,7 @@ def lab() -> Iterator[Lab]:
 @pytest.fixture
 def attached(lab: Lab) -> Iterator[tuple[Lab, XdpDatapath]]:
     with lab.inside(lab.victim_ns):
-        dp = XdpDatapath.open(lab.victim_if, src_insert_one_in=1, handle_signals=False)
+        dp = XdpDatapath.open(lab.victim_if, LoadOptions(), Settings(src_insert_one_in=1))
     try:
         yield lab, dp
     finally:
@@ -103,13 +104,13 @@ def test_rules_drop_real_traffic(attached: tuple[Lab, XdpDatapath]) -> None:
 def test_second_attach_is_refused(attached: tuple[Lab, XdpDatapath]) -> None:
     lab, dp = attached
     with lab.inside(lab.victim_ns), pytest.raises(AlreadyAttachedError):
-        XdpDatapath.open(lab.victim_if, handle_signals=False)
+        XdpDatapath.open(lab.victim_if)
     assert prog_on_link(lab) == dp.attach_info.prog_id
 
 
 def test_close_detaches_and_unpins(lab: Lab) -> None:
     with lab.inside(lab.victim_ns):
-        dp = XdpDatapath.open(lab.victim_if, mode="generic", handle_signals=False)
+        dp = XdpDatapath.open(lab.victim_if, LoadOptions(mode="generic"))
     assert dp.attach_info.mode == "generic"
     pins = Path(dp.attach_info.extra["pin_dir"])
     assert (pins / "rsrc_v4").exists()
@@ -164,28 +165,36 @@ def test_cli_without_agent_says_so(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_detaches(lab: Lab, sig: signal.Signals) -> None:
-    script = textwrap.dedent(f"""
-        import sys, time
-        from ftagent.bpf.loader import XdpDatapath
-        dp = XdpDatapath.open({lab.victim_if!r})
-        print(dp.attach_info.prog_id, flush=True)
-        time.sleep(60)
-    """)
-    proc = lab.popen(lab.victim_ns, [sys.executable, "-c", script], stdout=subprocess.PIPE,
-                     stderr=subprocess.PIPE, text=True, cwd=REPO)
+def test_signal_to_ftagent_run_detaches_and_keeps_the_pins(
+    lab: Lab, sig: signal.Signals, tmp_path: Path
+) -> None:
+    # The command owns the signals (the library installs no handler): it stops the loop
+    # and detaches; the pins stay, so that the next start reuses the build.
+    cfg = tmp_path / "ftagent.toml"
+    cfg.write_text(f'[agent]\ninterface = "{lab.victim_if}"\nstate_dir = "{tmp_path}"\n'
+                   '[http]\nenabled = false\n')
+    log = tmp_path / "run.log"
+    path = pins.pin_dir(lab.victim_if)
+    with open(log, "w") as out:
+        proc = lab.popen(lab.victim_ns, [FTAGENT, "run", "--config", str(cfg)], stdout=out,
+                         stderr=out, cwd=REPO)
     try:
-        assert proc.stdout is not None
-        prog_id = int(proc.stdout.readline())
-        assert prog_on_link(lab) == prog_id
+        deadline = time.monotonic() + 90
+        while "agent started" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        prog_id = prog_on_link(lab)
+        assert prog_id == pins.prog_id_at(path / pins.XDP_PROG) != 0
         os.kill(proc.pid, sig)
-        proc.wait(timeout=20)
+        assert proc.wait(timeout=20) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        keep = path.exists()
+        pins.remove(path)
     assert prog_on_link(lab) == 0
-    assert not Path(f"/sys/fs/bpf/ftagent/{lab.victim_if}").exists()
+    assert keep
 
 
 def test_native_unsupported_falls_back_to_generic(lab: Lab) -> None:
@@ -194,9 +203,10 @@ def test_native_unsupported_falls_back_to_generic(lab: Lab) -> None:
     with lab.inside(lab.victim_ns):
         from ftagent.bpf.loader import DatapathError
 
+        root = TEST_PIN_ROOT / lab.victim_ns  # "lo" is in every namespace: a root of its own
         with pytest.raises(DatapathError, match="native"):
-            XdpDatapath.open("lo", mode="native", handle_signals=False, pin_dir=None)
-        dp = XdpDatapath.open("lo", handle_signals=False, pin_dir=None)
+            XdpDatapath.open("lo", LoadOptions(mode="native", pin_root=root))
+        dp = XdpDatapath.open("lo", LoadOptions(pin_root=root))
         try:
             assert dp.attach_info.mode == "generic"
             assert "native" in dp.attach_info.extra["fallback"]
@@ -207,20 +217,5 @@ def test_native_unsupported_falls_back_to_generic(lab: Lab) -> None:
 
 
 def prog_id_of(ifname: str) -> int:
-    from ftagent.bpf.loader import ifindex_of
-
     return xdp_prog_id(ifindex_of(ifname))
 
-
-def test_interpreter_exit_detaches_without_close(lab: Lab) -> None:
-    script = textwrap.dedent(f"""
-        from ftagent.bpf.loader import XdpDatapath
-        dp = XdpDatapath.open({lab.victim_if!r}, handle_signals=False)
-        print(dp.attach_info.prog_id)
-    """)
-    r = lab.run(lab.victim_ns, [sys.executable, "-c", script], capture_output=True, text=True,
-                cwd=REPO, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert int(r.stdout) > 0
-    assert prog_on_link(lab) == 0
-    assert not Path(f"/sys/fs/bpf/ftagent/{lab.victim_if}").exists()

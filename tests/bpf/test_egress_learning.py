@@ -10,9 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from ftagent.bpf.egress import EgressError, attach_egress, egress_filter_count
-from ftagent.bpf.loader import XdpDatapath, ifindex_of
+from ftagent.bpf.egress import EgressError, attach_egress
+from ftagent.bpf.loader import LoadOptions, Settings, XdpDatapath
+from ftagent.bpf.xdp import ifindex_of
 from ftagent.datapath import RuleSpec
+from lab.bpf_testrun import TEST_PIN_ROOT, egress_filter_count
 from lab.netns import Lab
 from tests.capability import require_root
 
@@ -28,8 +30,8 @@ def attached() -> Iterator[tuple[Lab, XdpDatapath]]:
         with lab.inside(lab.victim_ns):
             # XDP-side learning off: only the egress program can learn here.
             dp = XdpDatapath.open(
-                lab.victim_if, handle_signals=False, pin_dir=None, learn_one_in=0,
-                egress_learn_one_in=1,
+                lab.victim_if, LoadOptions(pin_root=TEST_PIN_ROOT),
+                Settings(learn_one_in=0, egress_learn_one_in=1),
             )  # fmt: skip
         try:
             yield lab, dp
@@ -93,14 +95,14 @@ def test_attaching_again_replaces_the_filter(attached: tuple[Lab, XdpDatapath]) 
     with lab.inside(lab.victim_ns):
         ifindex = ifindex_of(lab.victim_if)
         assert egress_filter_count(ifindex) == 1
-        attach_egress(dp.bpf, ifindex)
+        attach_egress(dp.egress_prog_fd, ifindex)
         assert egress_filter_count(ifindex) == 1
 
 
 def test_a_refused_attach_says_why(attached: tuple[Lab, XdpDatapath]) -> None:
     _, dp = attached
     with pytest.raises(EgressError, match="cannot attach the TC egress program"):
-        attach_egress(dp.bpf, 0x7FFFFFF0)  # no such interface
+        attach_egress(dp.egress_prog_fd, 0x7FFFFFF0)  # no such interface
 
 
 def test_close_removes_the_egress_program(attached: tuple[Lab, XdpDatapath]) -> None:

@@ -11,10 +11,10 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from ftagent.bpf.features import SOCKET_HELPERS, missing_socket_helpers
-from ftagent.bpf.loader import XdpDatapath
-from ftagent.bpf.maps import RuleError
-from ftagent.bpf.testrun import XDP_DROP, test_run
+from ftagent.bpf.loader import LoadOptions, XdpDatapath
+from ftagent.bpf.rule_spec import RuleError
 from ftagent.datapath import RuleSpec
+from lab.bpf_testrun import TEST_PIN_ROOT, XDP_DROP, test_run
 from lab.netns import Lab
 from tests.capability import require_root
 
@@ -46,9 +46,7 @@ def test_missing_helper_falls_back_to_plain_rules(
     with lab.inside(lab.victim_ns):
         dp = XdpDatapath.open(
             lab.victim_if,
-            pin_dir=None,
-            handle_signals=False,
-            pretend_missing_helpers=["bpf_skc_lookup_tcp"],
+            LoadOptions(pin_root=TEST_PIN_ROOT, pretend_missing_helpers=("bpf_skc_lookup_tcp",)),
         )
     try:
         info = dp.attach_info
@@ -66,9 +64,7 @@ def test_missing_helper_falls_back_to_plain_rules(
         # Today's rules still work in the program built without the helpers.
         plain = RuleSpec("signature", proto=6, tcp_flags=0x10, tcp_flags_mask=0x17)
         dp.add_rule(plain, ttl_s=30)
-        from bcc import BPF
-
-        fd = dp.bpf.load_func(b"xdp_main", BPF.XDP).fd
+        fd = dp.prog_fd
         frame = bytes(Ether() / IP(src="192.0.2.1", dst=lab.victim_v4) / TCP(flags="A"))
         with lab.inside(lab.victim_ns):
             assert test_run(fd, frame).retval == XDP_DROP
@@ -80,7 +76,7 @@ def test_missing_helper_falls_back_to_plain_rules(
 
 def test_full_kernel_reports_socket_guard_on(lab: Lab) -> None:
     with lab.inside(lab.victim_ns):
-        dp = XdpDatapath.open(lab.victim_if, pin_dir=None, handle_signals=False)
+        dp = XdpDatapath.open(lab.victim_if, LoadOptions(pin_root=TEST_PIN_ROOT))
     try:
         assert dp.attach_info.missing_helpers == () and dp.attach_info.socket_guard
         assert dp.attach_info.extra["socket_guard"] == "on"

@@ -13,13 +13,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from ftagent.bpf.testrun import XDP_DROP, XDP_PASS
 from ftagent.config import decode
 from ftagent.datapath import RuleSpec
 from ftagent.fleet import FleetAnswer, FleetRules
@@ -27,6 +27,7 @@ from ftagent.guard import SocketGuard, udp_port_bound
 from ftagent.mitigator import Mitigator
 from ftagent.protection import Protection
 from ftcontract import agent_api
+from lab.bpf_testrun import XDP_DROP, XDP_PASS
 from lab.netns import Lab
 
 from .conftest import Prog
@@ -66,7 +67,9 @@ def test_a_fleet_order_drops_the_attack_spares_the_node_and_fails_open_unrenewed
 ) -> None:
     cfg = decode("[mitigation]\nrule_ttl_s = 300\n").mitigation
     protection = Protection([], [], [], [])
-    mitigator = Mitigator(prog.maps, cfg, protection.protected)  # real monotonic clock
+    # the rule tables are all the mitigator uses (DatapathMaps has no attachment)
+    maps: Any = prog.maps
+    mitigator = Mitigator(maps, cfg, protection.protected)  # real monotonic clock
     fleet = FleetRules(
         mitigator,
         cfg,
@@ -124,7 +127,8 @@ def test_a_fleet_order_drops_the_attack_spares_the_node_and_fails_open_unrenewed
 def test_a_withdrawn_order_stops_dropping_at_once(prog: Prog, lab: Lab) -> None:
     cfg = decode("[mitigation]\nrule_ttl_s = 300\n").mitigation
     protection = Protection([], [], [], [])
-    mitigator = Mitigator(prog.maps, cfg, protection.protected)
+    maps: Any = prog.maps
+    mitigator = Mitigator(maps, cfg, protection.protected)
     fleet = FleetRules(
         mitigator,
         cfg,

@@ -15,9 +15,9 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from ftagent.bpf.maps import RuleError
-from ftagent.bpf.testrun import XDP_PASS
+from ftagent.bpf.rule_spec import RuleError
 from ftagent.datapath import Rule, RuleSpec
+from lab.bpf_testrun import XDP_PASS
 from lab.netns import Lab
 
 from .conftest import Prog

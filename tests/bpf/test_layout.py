@@ -1,8 +1,12 @@
-"""The header's index constants and bcc's generated layouts agree with ftagent/datapath.py."""
+"""The header's index constants and bcc's generated layouts agree with ftagent/datapath.py,
+and the layouts the agent rebuilds from the pinned manifest are bcc's, field by field."""
 
 from __future__ import annotations
 
+import ctypes as ct
+import os
 import re
+from typing import Any
 
 import pytest
 
@@ -56,7 +60,7 @@ def test_amp_ports_and_size_bounds_in_header() -> None:
 
 @pytest.mark.kernel
 def test_generated_leaf_arrays_have_one_slot_per_name(prog: Prog) -> None:
-    leaf = prog.bpf[b"stats"].sLeaf  # bcc's ctypes type for struct ft_stats
+    leaf = prog.maps.tables["stats"].sLeaf  # struct ft_stats as the agent rebuilds it
     fields = dict(leaf._fields_)
     assert fields["class_packets"]._length_ == len(CLASSES)
     assert fields["tcp_flags"]._length_ == len(TCP_FLAG_CLASSES)
@@ -66,7 +70,7 @@ def test_generated_leaf_arrays_have_one_slot_per_name(prog: Prog) -> None:
 
 
 def test_rule_bits_match_header() -> None:
-    from ftagent.bpf import maps
+    from ftagent.bpf import rule_spec as maps
 
     sig = {k: int(v, 16) for k, v in re.findall(
         r"#define\s+FT_SIG_(\w+)\s+(0x[0-9a-fA-F]+)", HEADER.read_text())}
@@ -81,6 +85,53 @@ def test_rule_bits_match_header() -> None:
 
 @pytest.mark.kernel
 def test_rule_stat_and_sig_rule_carry_spare_fields(prog: Prog) -> None:
-    stat = dict(prog.bpf[b"rule_stats"].sLeaf._fields_)
+    stat = dict(prog.maps.tables["rule_stats"].sLeaf._fields_)
     assert {"packets", "bytes", "spared_packets", "spared_bytes"} <= set(stat)
-    assert "guard" in dict(prog.bpf[b"rsig"].Leaf._fields_)
+    assert "guard" in dict(prog.maps.tables["rsig"].Leaf._fields_)
+
+
+def _fields(ctype: Any) -> list[tuple[str, int, int]]:
+    """(dotted name, offset, size) of every field of a ctypes type, nested ones flattened
+    (a scalar or an array is one field, named "")."""
+    if not (isinstance(ctype, type) and issubclass(ctype, ct.Structure)):
+        return [("", 0, ct.sizeof(ctype))]
+    out: list[tuple[str, int, int]] = []
+    for name, ftype, *_ in ctype._fields_:
+        off = getattr(ctype, name).offset
+        out += [(f"{name}.{n}" if n else name, off + o, size) for n, o, size in _fields(ftype)]
+    return out
+
+
+@pytest.mark.kernel
+def test_pinned_layouts_are_the_compiled_programs(prog: Prog) -> None:
+    """What the agent reads and writes (types rebuilt from the manifest pinned with the
+    program) has bcc's field names, offsets and sizes for the same program, compiled here
+    again, and the kernel's key and value sizes for the pinned maps."""
+    from ftagent.bpf import libbpf
+    from ftagent.bpf.compile import BUFFER_MAPS, SHARED_MAPS
+    from ftagent.bpf.program import compile_xdp
+
+    manifest = prog.maps.tables.manifest
+    assert [m.name for m in manifest.maps] == list(SHARED_MAPS)
+    bpf = compile_xdp(top_sources_size=manifest.top_sources_size)
+    try:
+        for name in SHARED_MAPS:
+            fd = prog.maps.tables.fd(name)  # a new fd on the pin: the caller closes it
+            try:
+                pinned = libbpf.fdinfo(fd)
+            finally:
+                os.close(fd)
+            layout = manifest.layout(name)
+            assert (int(pinned["key_size"]), int(pinned["value_size"])) == (
+                layout.key_size, layout.value_size), name
+            if name in BUFFER_MAPS:
+                continue
+            ours = prog.maps.tables[name]
+            theirs = bpf[name.encode()]
+            per_cpu = hasattr(theirs, "sLeaf")
+            assert _fields(ours.Key) == _fields(theirs.Key), name
+            assert _fields(ours.sLeaf) == _fields(theirs.sLeaf if per_cpu else theirs.Leaf), name
+            assert ct.sizeof(ours.Key) == layout.key_size, name
+            assert ct.sizeof(ours.sLeaf) == layout.value_size, name
+    finally:
+        bpf.cleanup()

@@ -16,8 +16,8 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Packet, Raw
 
-from ftagent.bpf.testrun import XDP_PASS
 from ftagent.datapath import AMP_PORTS
+from lab.bpf_testrun import XDP_PASS
 
 from .conftest import Prog
 

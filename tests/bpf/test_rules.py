@@ -12,9 +12,9 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from ftagent.bpf.maps import RuleError
-from ftagent.bpf.testrun import XDP_DROP, XDP_PASS
+from ftagent.bpf.rule_spec import RuleError
 from ftagent.datapath import RuleSpec
+from lab.bpf_testrun import XDP_DROP, XDP_PASS
 
 from .conftest import Prog
 
@@ -204,7 +204,7 @@ def test_bad_rules_are_refused(prog: Prog) -> None:
 
 
 def test_signature_table_full(prog: Prog) -> None:
-    size = prog.bpf[b"rsig"].max_entries
+    size = prog.maps.tables["rsig"].max_entries
     for port in range(size):
         prog.maps.add_rule(RuleSpec("signature", proto=17, dst_port=port + 1), 60)
     with pytest.raises(RuleError, match="full"):

@@ -15,9 +15,9 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6PacketTooBig, IPv6, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from ftagent.bpf.loader import XdpDatapath
-from ftagent.bpf.testrun import XDP_DROP, XDP_PASS
+from ftagent.bpf.loader import LoadOptions, XdpDatapath
 from ftagent.datapath import Rule, RuleSpec
+from lab.bpf_testrun import TEST_PIN_ROOT, XDP_DROP, XDP_PASS
 from lab.netns import Lab
 
 from .conftest import Prog
@@ -184,7 +184,7 @@ def test_real_fragmented_answer_arrives_under_a_fragment_rule(lab: Lab) -> None:
     """Over the veth with the program attached: the node's own query gets a 6 kB answer
     (five fragments) through, while spoofed later fragments are dropped."""
     with lab.inside(lab.victim_ns):
-        dp = XdpDatapath.open(lab.victim_if, pin_dir=None, handle_signals=False)
+        dp = XdpDatapath.open(lab.victim_if, LoadOptions(pin_root=TEST_PIN_ROOT))
     try:
         spec = RuleSpec("signature", proto=17, fragments=True, spare="connected")
         dp.add_rule(spec, ttl_s=60)

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ftagent.bpf.loader import XdpDatapath
+from ftagent.bpf.loader import LoadOptions, XdpDatapath
 from ftagent.datapath import Rule, RuleSpec
+from lab.bpf_testrun import TEST_PIN_ROOT
 from lab.netns import Lab
 from lab.trafgen import start_flood, stop_flood
 from tests.capability import require, require_root
@@ -73,7 +74,7 @@ def rule(dp: XdpDatapath, spec: RuleSpec) -> Rule:
 def test_real_client_connects_during_syn_and_ack_floods(lab: Lab, syncookies: int) -> None:
     lab.run(lab.victim_ns, ["sysctl", "-q", f"net.ipv4.tcp_syncookies={syncookies}"], check=True)
     with lab.inside(lab.victim_ns):
-        dp = XdpDatapath.open(lab.victim_if, pin_dir=None, handle_signals=False)
+        dp = XdpDatapath.open(lab.victim_if, LoadOptions(pin_root=TEST_PIN_ROOT))
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stop = threading.Event()
     floods: list[subprocess.Popen[str]] = []

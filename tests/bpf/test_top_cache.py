@@ -85,7 +85,7 @@ def test_sources_sharing_a_slot_are_counted_exactly(empty: Prog) -> None:
 def test_a_source_the_map_evicted_is_admitted_again_with_its_cached_counts(empty: Prog) -> None:
     src = "192.0.2.20"
     empty.run(v4(src), repeat=10)  # 2 packets counted in the map, then 8 in its slot
-    table = empty.bpf[b"top_v4"]
+    table = empty.maps.tables["top_v4"]
     del table[table.Key(int.from_bytes(ipaddress.IPv4Address(src).packed, sys.byteorder))]
     assert counts(empty) == {src: 8}  # as the LRU evicting it would: its cached 8 remain
     empty.run(v4(src), repeat=100)  # the slot's flush admits it again
@@ -96,7 +96,7 @@ def test_a_source_the_map_evicted_is_admitted_again_with_its_cached_counts(empty
 def test_ageing_removes_a_source_held_only_by_the_cache(empty: Prog) -> None:
     src = "192.0.2.30"
     empty.run(v4(src), repeat=10)
-    table = empty.bpf[b"top_v4"]
+    table = empty.maps.tables["top_v4"]
     del table[table.Key(int.from_bytes(ipaddress.IPv4Address(src).packed, sys.byteorder))]
     assert empty.maps.age_sources(time.monotonic_ns() - 60 * 10**9) == 0  # still fresh
     assert empty.maps.age_sources(time.monotonic_ns() + 10**9) == 1

@@ -179,16 +179,15 @@ class RunningAgent:
             self.after_window(w, agent)
 
     def _main(self) -> None:
-        from ftagent.bpf.loader import XdpDatapath
+        from ftagent.bpf.loader import LoadOptions, XdpDatapath
         from ftagent.netinfo import own_networks
+        from lab.bpf_testrun import TEST_PIN_ROOT
 
         try:
             with self.lab.inside(self.lab.victim_ns):
                 self.dp = XdpDatapath.open(
                     self.lab.victim_if,
-                    mode=self.cfg.agent.xdp_mode,
-                    pin_dir=None,
-                    handle_signals=False,
+                    LoadOptions(mode=self.cfg.agent.xdp_mode, pin_root=TEST_PIN_ROOT),
                 )
                 try:
                     self.agent = Agent(

@@ -58,7 +58,8 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
     require_root()
     require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
     require(shutil.which("nsenter") is not None, "nsenter (util-linux)")
-    from ftagent.bpf.loader import ifindex_of, xdp_prog_id
+    from ftagent.bpf import pins
+    from ftagent.bpf.xdp import ifindex_of, xdp_prog_id
     from lab.netns import Lab
     from lab.trafgen import start_flood, stop_flood
 
@@ -171,4 +172,7 @@ def test_ftagent_run_status_metrics_and_clean_stop(tmp_path: Path) -> None:
             assert "baseline ready" in log2.read_text()
         finally:
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            rc = proc.wait(30)
+            # `ftagent run` keeps its pins for the next start: this lab's go with it
+            pins.remove(pins.pin_dir(lab.victim_if))
+        assert rc == 0

@@ -20,17 +20,14 @@ def xdp_program() -> Iterator[XdpProgram]:
     """The XDP program compiled and loaded once for the session (not attached to any
     interface): compiling takes seconds, and each module cleans up the rules it made."""
     require_root()
-    from bcc import BPF
+    from ftagent.bpf.program import BuildOptions
+    from lab.bpf_testrun import load_program
 
-    from ftagent.bpf.maps import DatapathMaps
-    from ftagent.bpf.program import compile_xdp
-
-    bpf = compile_xdp(top_sources_size=1024)
+    loaded = load_program("unit-agent", BuildOptions(top_sources_size=1024))
     try:
-        fd = bpf.load_func(b"xdp_main", BPF.XDP).fd
-        yield XdpProgram(DatapathMaps(bpf), fd)
+        yield XdpProgram(loaded.maps, loaded.fd)
     finally:
-        bpf.cleanup()
+        loaded.close()
 
 
 @pytest.fixture(scope="module")

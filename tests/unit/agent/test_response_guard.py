@@ -86,7 +86,7 @@ def open_response(k: Kernel, tmp: Path, first: Window) -> tuple[IncidentResponse
 def feed(k: Kernel, r: IncidentResponse, flood: Window, packet: Packet, windows: int) -> None:
     """Each window: PER_WINDOW packets through the program (in the victim namespace, where
     the sockets are), then the window, as the loop would see it."""
-    from ftagent.bpf.testrun import test_run
+    from lab.bpf_testrun import test_run
 
     frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / packet)
     for i in range(1, windows + 1):

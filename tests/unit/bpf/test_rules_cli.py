@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftagent.bpf.maps import RuleError, validate_spec
+from ftagent.bpf.rule_spec import RuleError, validate_spec
 from ftagent.commands.rules import (
     UsageError,
     cmd_block,
