@@ -137,6 +137,12 @@ class Seconds:
             self.gaps.setdefault(node_id, deque(maxlen=GAPS_KEPT)).append(now - last)
         self.last_seen[node_id] = now
 
+    def expect(self, node_id: int, now: float) -> None:
+        """Expect the node from `now` on as if it had just posted (a restarted engine: it
+        was reporting before the stop). Until it posts again, or goes stale, the seconds
+        it has not reported are incomplete: never learned, never counted as quiet."""
+        self.last_seen.setdefault(node_id, now)
+
     def expected(self, members: Iterable[int], now: float) -> set[int]:
         """Members that post every second and are not stale (last post within stale_s).
         The shortest of a node's last gaps says its cadence: one long gap (an outage)
