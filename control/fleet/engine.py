@@ -140,6 +140,7 @@ class FleetEngine:
         self._task = asyncio.create_task(self._run(), name="fleet-engine")
 
     async def stop(self) -> None:
+        self.orders.close()  # long-polls still held are answered, none held from now on
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

@@ -4,6 +4,9 @@ A node's version moves when its orders change (a fleet incident of one of its gr
 opens, changes its vectors, ends), and when the node's config or pending operator
 commands move (`bump`). Versions start from the wall clock in milliseconds, so after a
 restart they are above anything an agent saw before: its next poll answers at once.
+
+`close()` (the server is stopping) answers every held long-poll at once with the current
+version, and every later poll without holding it: the server does not wait for them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class OrderBook:
         self._versions: dict[int, int] = {}
         self._orders: dict[int, tuple[FleetOrder, ...]] = {}
         self._changed: dict[int, asyncio.Event] = {}
+        self.closing = False
 
     def version(self, node_id: int) -> int:
         return self._versions.get(node_id, self._base)
@@ -50,9 +54,18 @@ class OrderBook:
     def nodes_with_orders(self) -> list[int]:
         return list(self._orders)
 
+    def close(self) -> None:
+        """The server is stopping: answer every held long-poll now (their version as it
+        is), and hold none from here on."""
+        self.closing = True
+        for event in self._changed.values():
+            event.set()
+        self._changed.clear()
+
     async def wait(self, node_id: int, after: int, wait_s: float) -> int:
-        """Return the node's version once it differs from `after`, or after wait_s."""
-        if self.version(node_id) != after or wait_s <= 0:
+        """Return the node's version once it differs from `after`, or after wait_s (at
+        once while the server is stopping)."""
+        if self.version(node_id) != after or wait_s <= 0 or self.closing:
             return self.version(node_id)
         event = self._changed.setdefault(node_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):
