@@ -163,9 +163,13 @@ class Seconds:
             if not starts:
                 return []
             cursor.next_second = min(starts)
-        expected = self.expected(members, now)
         second = max(cursor.next_second, math.floor(now) - KEEP_S)
         out: list[GroupSecond] = []
+        if second + 1 + self.grace_s > now and not self.by_second.get(second):
+            # no point of the next second yet and its grace not over: nothing is due (most
+            # ticks end here, without the expected set, a pass over every member)
+            return out
+        expected = self.expected(members, now)
         while second + 1 + self.grace_s <= now or self._all_in(second, expected):
             nodes = self.by_second.get(second, {})
             reporters = {n: nodes[n] for n in members if n in nodes}
