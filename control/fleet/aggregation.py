@@ -65,9 +65,9 @@ def node_second(point: MetricPoint) -> NodeSecond:
             metrics[amp_metric(port)] = value
             amp += value
     metrics["amp_pps"] = amp
-    return NodeSecond(
-        metrics, dict(point.udp_ports), point.ipv6_pps, tuple(point.fleet_rules), point.attack
-    )
+    # the point's own udp_ports (decoded for this post, never changed): no copy per point
+    rules = tuple(point.fleet_rules) if point.fleet_rules else ()
+    return NodeSecond(metrics, point.udp_ports, point.ipv6_pps, rules, point.attack)
 
 
 @dataclass(slots=True)
