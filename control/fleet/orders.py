@@ -6,7 +6,9 @@ commands move (`bump`). Versions start from the wall clock in milliseconds, so a
 restart they are above anything an agent saw before: its next poll answers at once.
 
 `close()` (the server is stopping) answers every held long-poll at once with the current
-version, and every later poll without holding it: the server does not wait for them.
+version; a poll arriving after that is held CLOSING_HOLD_S at most (an agent re-polls at
+once on an answer: not holding it at all would make it spin until the server stops
+listening), so the server waits for none of them longer than that.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import contextlib
 import time
 
 from ftcontract.agent_api import FleetOrder
+
+CLOSING_HOLD_S = 0.2
 
 
 class OrderBook:
@@ -56,16 +60,19 @@ class OrderBook:
 
     def close(self) -> None:
         """The server is stopping: answer every held long-poll now (their version as it
-        is), and hold none from here on."""
+        is), and hold later ones briefly only."""
         self.closing = True
         for event in self._changed.values():
             event.set()
         self._changed.clear()
 
     async def wait(self, node_id: int, after: int, wait_s: float) -> int:
-        """Return the node's version once it differs from `after`, or after wait_s (at
-        once while the server is stopping)."""
-        if self.version(node_id) != after or wait_s <= 0 or self.closing:
+        """Return the node's version once it differs from `after`, or after wait_s (after
+        CLOSING_HOLD_S at most while the server is stopping)."""
+        if self.version(node_id) != after or wait_s <= 0:
+            return self.version(node_id)
+        if self.closing:
+            await asyncio.sleep(min(wait_s, CLOSING_HOLD_S))
             return self.version(node_id)
         event = self._changed.setdefault(node_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):

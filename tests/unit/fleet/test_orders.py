@@ -53,5 +53,5 @@ async def test_close_answers_held_polls_and_holds_none_after() -> None:
     assert not held.done()
     book.close()  # the server is stopping
     assert await asyncio.wait_for(held, 5) == v  # answered, its version as it is
-    # a poll arriving while the server stops is not held either
+    # a poll arriving while the server stops is held briefly only, not its 30 s
     assert await asyncio.wait_for(book.wait(7, v, 30), 5) == v
