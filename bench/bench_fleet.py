@@ -87,10 +87,10 @@ class LatencyResult:
 
 def set_group_thresholds(stack: FleetStack) -> httpx.Response:
     """The lab's group judged against each node's own agent floors (as the test does:
-    four nodes are not a provider's 250), confirmation 2 s, cool-down 3 s."""
+    four nodes are not a provider's 250), the default confirmation, cool-down 3 s."""
     floors = stack.floors(0)
     thresholds = {
-        "confirm_s": 2, "cooldown_s": 3,
+        "cooldown_s": 3,
         "floors": {"pps": floors.pps, "udp_pps": floors.udp_pps, "amp_pps": floors.amp_port_pps},
     }  # fmt: skip
     return stack.request("PUT", "/api/v1/fleet/groups",

@@ -65,9 +65,9 @@ def node_second(point: MetricPoint) -> NodeSecond:
             metrics[amp_metric(port)] = value
             amp += value
     metrics["amp_pps"] = amp
-    return NodeSecond(
-        metrics, dict(point.udp_ports), point.ipv6_pps, tuple(point.fleet_rules), point.attack
-    )
+    # the point's own udp_ports (decoded for this post, never changed): no copy per point
+    rules = tuple(point.fleet_rules) if point.fleet_rules else ()
+    return NodeSecond(metrics, point.udp_ports, point.ipv6_pps, rules, point.attack)
 
 
 @dataclass(slots=True)
@@ -137,6 +137,12 @@ class Seconds:
             self.gaps.setdefault(node_id, deque(maxlen=GAPS_KEPT)).append(now - last)
         self.last_seen[node_id] = now
 
+    def expect(self, node_id: int, now: float) -> None:
+        """Expect the node from `now` on as if it had just posted (a restarted engine: it
+        was reporting before the stop). Until it posts again, or goes stale, the seconds
+        it has not reported are incomplete: never learned, never counted as quiet."""
+        self.last_seen.setdefault(node_id, now)
+
     def expected(self, members: Iterable[int], now: float) -> set[int]:
         """Members that post every second and are not stale (last post within stale_s).
         The shortest of a node's last gaps says its cadence: one long gap (an outage)
@@ -157,9 +163,13 @@ class Seconds:
             if not starts:
                 return []
             cursor.next_second = min(starts)
-        expected = self.expected(members, now)
         second = max(cursor.next_second, math.floor(now) - KEEP_S)
         out: list[GroupSecond] = []
+        if second + 1 + self.grace_s > now and not self.by_second.get(second):
+            # no point of the next second yet and its grace not over: nothing is due (most
+            # ticks end here, without the expected set, a pass over every member)
+            return out
+        expected = self.expected(members, now)
         while second + 1 + self.grace_s <= now or self._all_in(second, expected):
             nodes = self.by_second.get(second, {})
             reporters = {n: nodes[n] for n in members if n in nodes}

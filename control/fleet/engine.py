@@ -27,7 +27,7 @@ import aiosqlite
 
 from control.core.errors import DomainError
 from control.fleet import groups as group_store
-from control.fleet.aggregation import GroupCursor, GroupSecond, Seconds
+from control.fleet.aggregation import KEEP_S, GroupCursor, GroupSecond, Seconds
 from control.fleet.baseline import GroupBaseline
 from control.fleet.detector import GroupDetector, signature, thresholds_for
 from control.fleet.figures import (
@@ -134,11 +134,13 @@ class FleetEngine:
             ):
                 log.info("fleet baseline of %s dropped (too old or unreadable)", key)
         self._saved_at = now
+        await self._expect_reporters(now)
         await self._resume()
         self.incidents.events.subscribe(self._on_event)
         self._task = asyncio.create_task(self._run(), name="fleet-engine")
 
     async def stop(self) -> None:
+        self.orders.close()  # long-polls still held are answered, none held from now on
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -172,11 +174,14 @@ class FleetEngine:
         """A metrics post was accepted (cheap: memory only)."""
         if not self.enabled or not points:
             return
-        seconds = self._seconds.get(node.workspace_id)
+        self._seconds_of(node.workspace_id).add(node.node_id, points, self.clock())
+
+    def _seconds_of(self, workspace_id: int) -> Seconds:
+        seconds = self._seconds.get(workspace_id)
         if seconds is None:
             seconds = Seconds(self.settings.grace_s, self.settings.stale_s)
-            self._seconds[node.workspace_id] = seconds
-        seconds.add(node.node_id, points, self.clock())
+            self._seconds[workspace_id] = seconds
+        return seconds
 
     def version(self, node_id: int) -> int:
         return self.orders.version(node_id)
@@ -470,6 +475,16 @@ class FleetEngine:
             log.info("fleet incident %s nodes not written: %s", uuid, exc)
 
     # ---- restart -----------------------------------------------------------------------
+
+    async def _expect_reporters(self, now: float) -> None:
+        """After a restart, the nodes that were reporting (their newest point in the store
+        is recent) are expected from the start: otherwise the first node back would be
+        the whole expected set, its seconds alone 'complete', and a resumed incident
+        would cool down on a fraction of the group's traffic (and its baseline learn
+        it). A node that does not come back leaves the expected set after stale_s."""
+        for report in await group_store.last_reports(self.db):
+            if report.node_id in self.nodes and now - report.ts <= KEEP_S:
+                self._seconds_of(report.workspace_id).expect(report.node_id, now)
 
     async def _resume(self) -> None:
         for active in await self.incidents.active_fleet():

@@ -157,3 +157,24 @@ async def save_baselines(
                 for (ws, key), state in states.items()
             ],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LastReport:
+    """A live node's newest metric point in the store (agent_state.last_metric_ts)."""
+
+    workspace_id: int
+    node_id: int
+    ts: float
+
+
+async def last_reports(db: aiosqlite.Connection) -> list[LastReport]:
+    """Every live node that ever posted a point, with its newest point's second (all
+    workspaces: a restarted engine's expected members come from these)."""
+    async with db.execute(
+        "SELECT n.workspace_id, n.id, s.last_metric_ts FROM nodes n "
+        "JOIN agent_state s ON s.node_id = n.id "
+        "WHERE n.deleted_at IS NULL AND s.last_metric_ts IS NOT NULL"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [LastReport(r[0], r[1], float(r[2])) for r in rows]

@@ -2,8 +2,10 @@
 
 Runs after the store's, the Agent API's and the BGP lifespans (it needs app.state.db,
 .incidents and .upstream); stopped first, so the baselines are saved before the store
-closes. Settings: `app.state.fleet_settings` (create_app(fleet=...), `ftcontrol serve
---no-fleet`), else FleetSettings.from_env().
+closes. On the stop signal (before uvicorn waits for the requests in flight) every held
+long-poll is answered at once, so a stop does not wait for them. Settings:
+`app.state.fleet_settings` (create_app(fleet=...), `ftcontrol serve --no-fleet`), else
+FleetSettings.from_env().
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 
+from control.core.stopping import on_stop_signal
 from control.fleet.engine import FleetEngine
 from control.fleet.settings import FleetSettings
 from control.fleet.upstream import FleetUpstream
@@ -36,7 +39,9 @@ async def fleet_lifespan(app: Litestar) -> AsyncIterator[None]:
         engine.attach_upstream(FleetUpstream(upstream.upstream, settings, clock=clock))
     app.state.fleet = engine
     await engine.start()
+    restore = on_stop_signal(engine.orders.close)
     try:
         yield
     finally:
+        restore()
         await engine.stop()

@@ -4,6 +4,11 @@ A node's version moves when its orders change (a fleet incident of one of its gr
 opens, changes its vectors, ends), and when the node's config or pending operator
 commands move (`bump`). Versions start from the wall clock in milliseconds, so after a
 restart they are above anything an agent saw before: its next poll answers at once.
+
+`close()` (the server is stopping) answers every held long-poll at once with the current
+version; a poll arriving after that is held CLOSING_HOLD_S at most (an agent re-polls at
+once on an answer: not holding it at all would make it spin until the server stops
+listening), so the server waits for none of them longer than that.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import time
 
 from ftcontract.agent_api import FleetOrder
 
+CLOSING_HOLD_S = 0.2
+
 
 class OrderBook:
     def __init__(self) -> None:
@@ -21,6 +28,7 @@ class OrderBook:
         self._versions: dict[int, int] = {}
         self._orders: dict[int, tuple[FleetOrder, ...]] = {}
         self._changed: dict[int, asyncio.Event] = {}
+        self.closing = False
 
     def version(self, node_id: int) -> int:
         return self._versions.get(node_id, self._base)
@@ -50,9 +58,21 @@ class OrderBook:
     def nodes_with_orders(self) -> list[int]:
         return list(self._orders)
 
+    def close(self) -> None:
+        """The server is stopping: answer every held long-poll now (their version as it
+        is), and hold later ones briefly only."""
+        self.closing = True
+        for event in self._changed.values():
+            event.set()
+        self._changed.clear()
+
     async def wait(self, node_id: int, after: int, wait_s: float) -> int:
-        """Return the node's version once it differs from `after`, or after wait_s."""
+        """Return the node's version once it differs from `after`, or after wait_s (after
+        CLOSING_HOLD_S at most while the server is stopping)."""
         if self.version(node_id) != after or wait_s <= 0:
+            return self.version(node_id)
+        if self.closing:
+            await asyncio.sleep(min(wait_s, CLOSING_HOLD_S))
             return self.version(node_id)
         event = self._changed.setdefault(node_id, asyncio.Event())
         with contextlib.suppress(TimeoutError):

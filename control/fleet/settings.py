@@ -73,7 +73,11 @@ class FleetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     max_wait_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
     multiplier: Multiplier = 3.0
     burst_factor: BurstFactor = 5.0
-    confirm_s: ConfirmSeconds = 2
+    # One second of a whole group's sum at or above threshold confirms (see docs/fleet.md:
+    # a group's one-second sum is far more evidence than an agent's 100 ms window, and
+    # a second confirmation second would make ~2 s + the evaluation lag the floor of the
+    # time to the rule for a flood starting just before a second boundary).
+    confirm_s: ConfirmSeconds = 1
     cooldown_s: Cooldown = 15.0
     floors: dict[str, NonNegative] = msgspec.field(default_factory=lambda: dict(DEFAULT_FLOORS))
     # baseline: rolling window, seconds before it replaces the floors, hour buckets

@@ -104,6 +104,36 @@ async def test_restart_continues_the_incident_and_its_orders(tmp_path: Path) -> 
         assert (await fleet2.orders(fleet.nodes[0]))["orders"] == []
 
 
+async def test_a_resumed_incident_does_not_cool_down_on_the_first_node_back(
+    tmp_path: Path,
+) -> None:
+    """After a restart the nodes that were reporting stay expected (from the store's last
+    reports): the seconds of the one node back first are a part of the group's sum, not
+    complete quiet seconds that would resolve the incident behind the others' backs."""
+    clock = SimClock()
+    async with running(tmp_path, clock=clock) as first:
+        ws = await first.workspace("acme")
+        fleet = await make_fleet(first, ws)
+        await fleet.seconds(3, dns_amplification)
+        (incident,) = await fleet.fleet_incidents()
+    async with running(tmp_path, clock=clock) as again:
+        fleet2 = Fleet(again, ws, fleet.nodes)
+        # one node back (quiet: its share of the attack is small), the others not yet
+        await fleet2.seconds(6, quiet, nodes=fleet.nodes[:1])  # cooldown_s is 3
+        await fleet2.after_grace()
+        (still,) = await fleet2.fleet_incidents()
+        assert still["uuid"] == incident["uuid"] and still["status"] == "active"
+        # every node back, the attack still on: the same incident, no second one
+        await fleet2.seconds(2, dns_amplification)
+        (still,) = await fleet2.fleet_incidents()
+        assert still["uuid"] == incident["uuid"] and still["status"] == "active"
+        # the whole group quiet for the cool-down: resolved after the restart
+        await fleet2.seconds(3, quiet)
+        (ended,) = await fleet2.fleet_incidents()
+        assert ended["status"] == "resolved"
+        assert ended["ended_at"] is not None
+
+
 async def test_restart_with_fleet_off_closes_an_active_fleet_incident(tmp_path: Path) -> None:
     clock = SimClock()
     async with running(tmp_path, clock=clock) as first:

@@ -41,6 +41,16 @@ def test_confirmed_after_consecutive_seconds_with_the_shared_family() -> None:
     assert d.started_at == T0 + 1
 
 
+def test_by_default_the_first_second_above_threshold_confirms() -> None:
+    """The defaults: one second of the group's sum above threshold (9,000 pps of DNS from
+    port 53 against 3,000, well below the 5 x burst) opens the fleet incident."""
+    eff = FleetSettings().effective(FleetThresholds())
+    d = GroupDetector()
+    step = d.observe(dns_second(T0, 900), thresholds_for(eff, {}), eff, {}, {}, SeverityScale())
+    assert step.kind == "opened"
+    assert d.started_at == T0
+
+
 def test_burst_confirms_at_once() -> None:
     d = GroupDetector()
     assert observe(d, dns_second(T0, 2000)).kind == "opened"  # 20,000 > 5 x 3,000

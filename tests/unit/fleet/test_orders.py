@@ -43,3 +43,15 @@ async def test_wait_gives_the_same_version_when_nothing_changed() -> None:
     book = OrderBook()
     current = book.version(3)
     assert await book.wait(3, after=current, wait_s=0.05) == current
+
+
+async def test_close_answers_held_polls_and_holds_none_after() -> None:
+    book = OrderBook()
+    v = book.version(7)
+    held = asyncio.create_task(book.wait(7, v, 30))
+    await asyncio.sleep(0.01)
+    assert not held.done()
+    book.close()  # the server is stopping
+    assert await asyncio.wait_for(held, 5) == v  # answered, its version as it is
+    # a poll arriving while the server stops is held briefly only, not its 30 s
+    assert await asyncio.wait_for(book.wait(7, v, 30), 5) == v

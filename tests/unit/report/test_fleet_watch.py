@@ -1,8 +1,14 @@
-"""The fleet watcher against a real HTTP server on loopback that serves the contract's
-FleetOrders with the long poll's semantics (tests/unit/report/loopback.py stands in for
-the control plane's /fleet until the branch that builds it is merged): orders handed to
-the loop, a moved config fetched at once, back-off and one log line per outage, a 404
-from an older control plane, and the metrics reply's hint."""
+"""The fleet watcher against a stand-in HTTP server on loopback that serves the contract's
+FleetOrders with the long poll's semantics (tests/unit/report/loopback.py): orders handed
+to the loop, a moved config fetched at once, back-off and one log line per outage, a 404
+from an older control plane, and the metrics reply's hint.
+
+The watcher against the REAL control plane (an order from its fleet engine, an operator
+block) is test_fleet_watch_served.py. The stand-in stays here for what the real server
+cannot be made to do on demand: set versions and answers directly (the exact after/wait
+of each poll), answer 404 (a control plane from before the fleet release), fail with a
+503, lose an answer (a held poll never woken), send an order with a short TTL, and stop
+and come back on the same port within a test's second."""
 
 from __future__ import annotations
 
