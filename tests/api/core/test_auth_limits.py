@@ -130,10 +130,13 @@ async def test_node_key_only_on_agent_api_and_deploy_token_only_on_rest(api: Api
     # The limiter would stop this walk half way; every refusal here is expected.
     api.app.state.auth_limiter.max_failures = 10_000
     for route in api.app.routes:
-        if not isinstance(route, HTTPRoute) or route.path_format.startswith(
-            # dashboard page shells hold no data; sign-in takes e-mail and password only;
-            # the node installer and its wheel are open
-            ("/schema", "/api/health", "/metrics", "/dash", "/api/dash/login", "/install")
+        # dashboard page shells hold no data; sign-in takes e-mail and password only; the
+        # node installer and its wheel are open; the root only sends a browser to /dash
+        open_paths = ("/schema", "/api/health", "/metrics", "/dash", "/api/dash/login", "/install")
+        if (
+            not isinstance(route, HTTPRoute)
+            or route.path_format.startswith(open_paths)
+            or route.path_format == "/"
         ):
             continue
         url = route.path_format.format(**fake)
@@ -169,9 +172,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
     # In a namespace of its own: the channel test sends below must not leave the machine.
     require_root()
     window = ["--auth-window", str(AUTH_WINDOW_S)]
-    with served_control(
-        tmp_path, isolated=True, extra_args=["--auth-max-failures", "4", *window]
-    ) as srv:
+    # debug: the per-request lines too, so the log checks cover everything it can write
+    args = ["--auth-max-failures", "4", *window, "--log-level", "debug"]
+    with served_control(tmp_path, isolated=True, extra_args=args) as srv:
         yield srv
 
 
