@@ -173,13 +173,16 @@ def test_settings_and_commands_reach_the_loop_and_acks_go_back(plane, sink) -> N
     got: list[agent_api.AgentConfig] = []
 
     def arrived() -> bool:
+        # The sink may have fetched the plane's first config (version 1) before this test
+        # set version 4: the loop gets both, in order; version 4 is the one to check.
         o = sink.poll_control()
         if o is not None:
             got.append(o)
-        return bool(got)
+        return any(c.config_version == 4 for c in got)
 
     assert plane.wait_for(arrived)
-    o = got[0]
+    assert [c.config_version for c in got] in ([4], [1, 4])
+    o = got[-1]
     assert (o.thresholds.multiplier, o.thresholds.floors, o.mitigation_mode, o.allowlist) == (
         5.0, {"pps": 1.0}, "dry_run", ["198.51.100.0/24"],
     )  # fmt: skip
