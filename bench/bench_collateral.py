@@ -8,7 +8,7 @@ long download started before the flood (bytes/s during the flood over the second
 before it), the UDP service from a client that talked to it before the flood (50/s), the
 victim's own DNS lookups to the resolver in the client namespace (10/s) and ICMP echo
 (10/s). The agent loop runs in this process on the victim's one interface
-(tests.e2e.agent_harness.RunningAgent: the real Agent, XdpDatapath and mitigator), once
+(lab.agent_harness.RunningAgent: the real Agent, XdpDatapath and mitigator), once
 with `[mitigation] mode = "off"`, once with "on", for each IP version.
 
 Each attack: a flood paced evenly by a tbf qdisc (lab.trafgen, bounded in packets and
@@ -65,13 +65,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from lab.agent_harness import RunningAgent
     from lab.collateral import CollateralLab, PathCounters
     from lab.legit import ClassResult, LegitResult, LegitTraffic
     from lab.napitime import NapiTime, NapiTotals
     from lab.passcount import PassCounter
     from lab.rxrate import AchievedRate
     from lab.services import LabServices
-    from tests.e2e.agent_harness import RunningAgent
 
 FLOOD_PPS = 45_000  # what this 2-core lab sustains evenly (the achieved rate is printed)
 FLOOD_S = 4.0
@@ -324,8 +324,8 @@ def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | Non
 
 @contextlib.contextmanager
 def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun]:
+    from lab.agent_harness import RunningAgent, lab_config
     from lab.netns import Lab
-    from tests.e2e.agent_harness import RunningAgent, lab_config
 
     # the lab's short intervals, the default rate-limit floor (what an operator runs)
     cfg = lab_config(lab.victim_if, tmp / f"agent-{mode}", mode=mode, rate_limit_min_pps=None)

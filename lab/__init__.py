@@ -9,4 +9,7 @@ pacing.py     steady pacing for them (a tbf qdisc on a per-flood macvlan)
 rxrate.py     the rate a flood reached the victim at (rx counters per 100 ms)
 minidns.py    the few DNS wire-format pieces the resolver and the lookups need
 demo.py       `make demo`, and the Stack the e2e tests and benchmarks share
+agent_harness.py  the real agent loop in-process in a lab's victim namespace (tests, bench)
+notify_receivers.py  loopback HTTP receivers standing in for each notification service
+notify_channels.py   channel configs that point at them
 """

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from control.workspace.service import create_workspace
+from lab import notify_receivers as rx
 from lab.bird import FLOW4, FLOW6, UNICAST4, BgpLab
-from tests.api.notify import receivers as rx
 from tests.bgp.daemons import eventually, table, wait_routes
 from tests.bgp.product import UDP_AMPLIFICATION, running_product
 

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 
 from ftagent.journal import JournalEntry
+from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
-from tests.e2e.agent_harness import RunningAgent, lab_config
 
 pytestmark = [pytest.mark.lab, pytest.mark.kernel]
 

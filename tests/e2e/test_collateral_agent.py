@@ -23,12 +23,12 @@ import pytest
 
 from ftagent.config import Config
 from ftagent.events import IncidentReport
+from lab.agent_harness import RunningAgent, lab_config
 from lab.collateral import CollateralLab
 from lab.legit import LegitResult, LegitTraffic
 from lab.services import LabServices
 from lab.trafgen import start_flood, stop_flood
 from tests.capability import require, require_root
-from tests.e2e.agent_harness import RunningAgent, lab_config
 
 pytestmark = [pytest.mark.lab, pytest.mark.kernel]
 

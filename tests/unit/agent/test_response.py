@@ -24,7 +24,7 @@ from ftagent.sampling import Sampler
 from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
 from ftcontract import agent_api
-from tests.e2e.agent_harness import RecordingSink
+from lab.agent_harness import RecordingSink
 
 from .synth import window
 

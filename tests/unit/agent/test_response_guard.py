@@ -34,8 +34,8 @@ from ftagent.reference import Reference
 from ftagent.response import IncidentResponse, Tools
 from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
+from lab.agent_harness import RecordingSink
 from lab.netns import Lab
-from tests.e2e.agent_harness import RecordingSink
 
 from .conftest import XdpProgram
 from .synth import window
