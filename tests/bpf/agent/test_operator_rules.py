@@ -12,8 +12,7 @@ from ftagent.operator_rules import apply_command
 from ftagent.planning import plan_vector
 from ftagent.protection import Protection
 from ftcontract.agent_api import RuleCommand
-
-from .packets import udp
+from tests.unit.agent.packets import udp
 
 
 def net(text: str) -> Any:

@@ -36,9 +36,9 @@ from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
 from lab.agent_harness import RecordingSink
 from lab.netns import Lab
+from tests.unit.agent.synth import window
 
 from .conftest import XdpProgram
-from .synth import window
 from .test_response import at
 
 PER_WINDOW = 5_000  # spared packets fed per 0.1 s window: 50 kpps, the window's claimed rate

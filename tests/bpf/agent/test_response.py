@@ -25,8 +25,7 @@ from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
 from ftcontract import agent_api
 from lab.agent_harness import RecordingSink
-
-from .synth import window
+from tests.unit.agent.synth import window
 
 # Floors make the reference 20 kpps: 300 kpps is "high" (ratio 15), the partly filled
 # first window at 60 kpps would read "medium" (ratio 3).
