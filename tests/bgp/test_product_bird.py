@@ -20,7 +20,7 @@ from lab.bird import FLOW4, FLOW6, UNICAST4, BgpLab
 from tests.bgp.daemons import eventually, table, wait_routes
 from tests.bgp.product import UDP_AMPLIFICATION, running_product
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 
 DISCARD = "(generic, 0x80060000, 0x0)"  # traffic-rate-bytes 0: discard (RFC 8955 7.3)
 SYN = {"kind": "rate_limit", "match": "syn dport 443", "action": "rate_limit", "proto": 6,

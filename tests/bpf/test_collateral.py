@@ -18,7 +18,7 @@ from lab.services import DOWNLOAD_BYTES_S, LabServices
 from lab.trafgen import run_flood
 from tests.capability import require, require_root
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from ftcontract.agent_api import Overrides, Sampling, Thresholds
 from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from ftagent.journal import JournalEntry
 from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 def test_stop_resolves_and_a_restart_resolves_what_a_dead_agent_left(tmp_path: Path) -> None:

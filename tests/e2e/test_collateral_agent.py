@@ -33,7 +33,7 @@ from lab.passcount import PassCounter
 from lab.services import LabServices
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 FLOOD_PPS = 25_000
 FLOOD_PACKETS = 40_000  # 1.6 s at FLOOD_PPS

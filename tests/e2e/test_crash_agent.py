@@ -41,7 +41,7 @@ from ftagent.bpf.testrun import XDP_DROP, XDP_PASS, test_run
 from lab.netns import Lab
 from tests.capability import require_root
 
-pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 TTL_S = 4.0
 PORT = 40_000

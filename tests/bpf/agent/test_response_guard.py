@@ -41,6 +41,8 @@ from tests.unit.agent.synth import window
 from .conftest import XdpProgram
 from .test_response import at
 
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+
 PER_WINDOW = 5_000  # spared packets fed per 0.1 s window: 50 kpps, the window's claimed rate
 CONFIG = """
 [agent]
