@@ -11,8 +11,9 @@ victim's own DNS lookups to the resolver in the client namespace (10/s) and ICMP
 (lab.agent_harness.RunningAgent: the real Agent, XdpDatapath and mitigator), once
 with `[mitigation] mode = "off"`, once with "on", for each IP version.
 
-Each attack: a flood paced evenly by a tbf qdisc (lab.trafgen, bounded in packets and
-killed after its seconds at the latest) while the legitimate traffic is measured; the
+Each attack (lab.collateral_flood, the runner the collateral e2e test uses too): a flood
+paced evenly by a tbf qdisc (lab.trafgen, bounded in packets and killed after its
+seconds at the latest) while the legitimate traffic is measured; the
 rate the victim's interface saw is printed. "dropped" is the share of the attack's
 packets that did not reach the victim's stack, from the first full 100 ms window after
 the agent's first rule was in (for a run without a rule: over the whole flood): the
