@@ -46,28 +46,23 @@ bpf: setup
 e2e: setup
 	$(VENV)/bin/pytest -q tests/e2e $(PYTEST_ARGS)
 
-# Two passes, both always run. First, on two pytest-xdist workers (a module's tests stay
-# on one worker, so module fixtures are built once): the suites that share nothing and
-# measure no packet rate (unit, control plane, packaging, BGP against BIRD, the real
-# installs, the frame fuzzers, the kernel tests that count rather than pace). Then one test at a time: the kernel and lab suites that
-# pace floods and judge rates, so no test's rate depends on another's load.
-KERNEL_UNPACED := tests/bpf/test_fuzz.py tests/bpf/test_fuzz_million.py \
-	tests/bpf/test_egress_learning.py tests/bpf/test_top_cache.py tests/bpf/test_napitime.py
-PARALLEL_TESTS := tests/unit tests/api tests/packaging tests/bgp tests/e2e/test_install.py \
-	$(KERNEL_UNPACED)
-SERIAL_TESTS := tests/bpf tests/e2e --ignore=tests/e2e/test_install.py \
-	$(addprefix --ignore=,$(KERNEL_UNPACED))
-# The fast lane for iteration: lint, types, and the unit and API suites (no kernel, no lab,
-# no browser, no BGP daemons) on two workers.
+# Suites by marker (pyproject's [tool.pytest.ini_options] markers). The fast lane for
+# iteration: lint, types, and the unit and API suites without anything that needs the
+# kernel, namespaces, a browser or BGP daemons, on two workers.
+FAST_ONLY := not (kernel or lab or browser or bgp or paced)
 check: setup lint
-	$(VENV)/bin/pytest -q -n 2 --dist loadscope tests/unit tests/api \
-		--ignore=tests/api/dashboard/test_browser.py --ignore=tests/api/test_schema_fuzz.py \
-		$(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n 2 --dist loadscope -m "$(FAST_ONLY)" tests/unit tests/api $(PYTEST_ARGS)
 
+# Two passes, both always run, which between them run every test once. First, on two
+# pytest-xdist workers (a module's tests stay on one worker, so module fixtures are built
+# once), everything not marked paced: unit, control plane, packaging, BGP against BIRD,
+# the real installs, the kernel tests that count rather than pace. Then, one test at a
+# time, the paced tests (floods paced and rates or times judged), so no test's rate
+# depends on another's load.
 test: setup lint
 	@rc=0; \
-	$(VENV)/bin/pytest -q -rs -n 2 --dist loadscope --durations=15 $(PARALLEL_TESTS) $(PYTEST_ARGS) || rc=1; \
-	$(VENV)/bin/pytest -q -rs --durations=15 $(SERIAL_TESTS) $(PYTEST_ARGS) || rc=1; \
+	$(VENV)/bin/pytest -q -rs -n 2 --dist loadscope --durations=15 -m "not paced" tests $(PYTEST_ARGS) || rc=1; \
+	$(VENV)/bin/pytest -q -rs --durations=15 -m paced tests $(PYTEST_ARGS) || rc=1; \
 	exit $$rc
 
 bench: setup

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from lab.agent_harness import RunningAgent
     from lab.netns import Lab
-    from tests.e2e.agent_harness import RunningAgent
 
 PROFILES = ("memcached_amplification", "syn_flood", "udp_flood")
 RUNS = 10
@@ -56,9 +56,9 @@ def resolved_since(ra: RunningAgent, t0: int) -> Callable[[], bool]:
 
 
 def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
+    from lab.agent_harness import RunningAgent, lab_config
     from lab.netns import Lab
     from lab.trafgen import run_flood
-    from tests.e2e.agent_harness import RunningAgent, lab_config
 
     rows: list[dict[str, float | str]] = []
     with Lab.create() as lab:

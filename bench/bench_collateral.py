@@ -8,11 +8,12 @@ long download started before the flood (bytes/s during the flood over the second
 before it), the UDP service from a client that talked to it before the flood (50/s), the
 victim's own DNS lookups to the resolver in the client namespace (10/s) and ICMP echo
 (10/s). The agent loop runs in this process on the victim's one interface
-(tests.e2e.agent_harness.RunningAgent: the real Agent, XdpDatapath and mitigator), once
+(lab.agent_harness.RunningAgent: the real Agent, XdpDatapath and mitigator), once
 with `[mitigation] mode = "off"`, once with "on", for each IP version.
 
-Each attack: a flood paced evenly by a tbf qdisc (lab.trafgen, bounded in packets and
-killed after its seconds at the latest) while the legitimate traffic is measured; the
+Each attack (lab.collateral_flood, the runner the collateral e2e test uses too): a flood
+paced evenly by a tbf qdisc (lab.trafgen, bounded in packets and killed after its
+seconds at the latest) while the legitimate traffic is measured; the
 rate the victim's interface saw is printed. "dropped" is the share of the attack's
 packets that did not reach the victim's stack, from the first full 100 ms window after
 the agent's first rule was in (for a run without a rule: over the whole flood): the
@@ -65,13 +66,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from lab.agent_harness import RunningAgent
     from lab.collateral import CollateralLab, PathCounters
     from lab.legit import ClassResult, LegitResult, LegitTraffic
     from lab.napitime import NapiTime, NapiTotals
     from lab.passcount import PassCounter
     from lab.rxrate import AchievedRate
     from lab.services import LabServices
-    from tests.e2e.agent_harness import RunningAgent
 
 FLOOD_PPS = 45_000  # what this 2-core lab sustains evenly (the achieved rate is printed)
 FLOOD_S = 4.0
@@ -79,7 +80,6 @@ QUICK_FLOOD_S = 2.0
 BEFORE_S = 1.5  # the download's rate before a flood: over these seconds just before it
 QUIET_S = 3.0  # the no-flood measurement of each agent run
 SETTLE_TIMEOUT_S = 30.0  # for the incident to resolve and its rules to go between attacks
-WINDOW_S = 0.1
 DL_BIN_S = 0.25  # the download's timeline, bins of this length
 ATTACKS = (
     "udp_flood",
@@ -254,78 +254,10 @@ class SynCpu:
     rules: tuple[tuple[str, int, int], ...]
 
 
-@dataclass
-class AttackMeter:
-    """Every 100 ms: (monotonic time, attacker frames into the bridge, attacker frames
-    that passed XDP). Runs in the bridge namespace on its own thread."""
-
-    lab: CollateralLab
-    passed: PassCounter
-    samples: list[tuple[float, int, int]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> AttackMeter:
-        self._thread = threading.Thread(target=self._run, name="attack-meter", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        from lab.netns import enter_netns
-        from lab.rxrate import rx_packets
-
-        with enter_netns(self.lab.bridge_ns):
-            next_at = time.monotonic()
-            while True:
-                at = time.monotonic()
-                self.samples.append((at, rx_packets(self.lab.attacker.port), self.passed.read()))
-                next_at += WINDOW_S
-                if self._stop.wait(max(0.0, next_at - time.monotonic())):
-                    return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-
-
-@dataclass(frozen=True, slots=True)
-class AttackWindows:
-    start: float  # monotonic start of the first window the flood reached (0.0: none did)
-    dropped: float | None
-    mean_pps: float  # the attack's rate into the bridge over the span's full windows
-
-
-def attack_windows(samples: Sequence[tuple[float, int, int]], since: float | None) -> AttackWindows:
-    """The flood's span (windows with at least a tenth of the busiest one's arrivals) and
-    the share dropped over its full windows from the first one starting at or after
-    `since` (None: the whole span but its first and last, partly filled, windows).
-    `start` is the first window with at least 1 % of the busiest one's arrivals (the
-    flood's first packets)."""
-    windows = [
-        (t0, t1, a1 - a0, p1 - p0)
-        for (t0, a0, p0), (t1, a1, p1) in itertools.pairwise(samples)
-        if t1 > t0
-    ]
-    if not windows or max(w[2] for w in windows) <= 0:
-        return AttackWindows(0.0, None, 0.0)
-    peak = max(w[2] for w in windows)
-    busy = [i for i, w in enumerate(windows) if w[2] > 0 and w[2] >= peak * 0.1]
-    span = windows[busy[0] : busy[-1] + 1]
-    inner = span[1:-1] or span
-    mean_pps = sum(w[2] for w in inner) / sum(w[1] - w[0] for w in inner)
-    first = next(w for w in windows if w[2] >= peak * 0.01)
-    full = span[1:-1] if since is None else [w for w in span[:-1] if w[0] >= since]
-    arrived = sum(w[2] for w in full)
-    passed = sum(min(w[3], w[2]) for w in full)
-    dropped = 1.0 - passed / arrived if arrived > 0 else None
-    return AttackWindows(first[0], dropped, mean_pps)
-
-
 @contextlib.contextmanager
 def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun]:
+    from lab.agent_harness import RunningAgent, lab_config
     from lab.netns import Lab
-    from tests.e2e.agent_harness import RunningAgent, lab_config
 
     # the lab's short intervals, the default rate-limit floor (what an operator runs)
     cfg = lab_config(lab.victim_if, tmp / f"agent-{mode}", mode=mode, rate_limit_min_pps=None)
@@ -345,8 +277,8 @@ def running_agent(lab: CollateralLab, tmp: Path, mode: str) -> Iterator[AgentRun
 def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, passed: PassCounter,
               attack: str, ip_version: int, mode: str, settings: Settings,
               repeat: int = 0) -> Outcome:  # fmt: skip
+    from lab.collateral_flood import flood_against_agent
     from lab.legit import NEW_CLIENT_PER_S
-    from lab.trafgen import start_flood, stop_flood
 
     ra = agent_run.agent
     ra.wait_for(ra.quiet, SETTLE_TIMEOUT_S, "no incident and no rule before the next flood")
@@ -360,29 +292,20 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
         # and IP version measures them, repetitions do not)
         count = min(60, int(settings.flood_s * NEW_CLIENT_PER_S))
         fresh = lab.add_client_addresses(count, ip_version)
-    meter = AttackMeter(lab, passed).start()
-    path_before = lab.path_counters()
-    client_passed_before = passed.read(lab.client.mac)
-    t0_ns = time.monotonic_ns()
-    t0 = t0_ns / 1e9
-    packets = int(settings.pps * settings.flood_s)
-    flood = start_flood(lab, attack, packets=packets, pps=settings.pps, ip_version=ip_version)
+    counts: list[tuple[tuple[str, int, int], ...]] = []
     try:
-        result = legit.measure(settings.flood_s, fresh_sources=fresh)
-        path = lab.path_counters() - path_before
-        client_passed = passed.read(lab.client.mac) - client_passed_before
-        counts = agent_run.rule_counts.read()  # before the flood's rules expire
-        with contextlib.suppress(Exception):
-            flood.wait(2.0)  # it ends by itself once its packets are out
+        got = flood_against_agent(
+            lab, ra, legit, passed, attack, packets=int(settings.pps * settings.flood_s),
+            pps=settings.pps, measure_s=settings.flood_s, ip_version=ip_version,
+            fresh_sources=fresh,
+            while_flooding=lambda: counts.append(agent_run.rule_counts.read()),  # rules still in
+        )  # fmt: skip
     finally:
-        achieved = stop_flood(flood)
         agent_run.last_flood_end = time.monotonic()
-        meter.stop()
+    t0 = got.t0
     before, _ = legit.download_over(t0 - settings.before_s, t0)
-    opened = ra.sink.of("opened", t0_ns)
-    added = [e for e in ra.sink.of("rule", t0_ns) if e.data.action in ("added", "widened")]
-    first_rule = added[0].at_ns / 1e9 if added else None
-    span = attack_windows(meter.samples, first_rule)
+    first_rule = got.first_rule
+    span = got.attack()
     start = span.start or t0
     end = t0 + settings.flood_s
     from_rule = (legit.download_over(first_rule, end)[0]
@@ -392,24 +315,25 @@ def one_flood(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic, pass
         for a in (t0 - settings.before_s + i * DL_BIN_S
                   for i in range(int((settings.before_s + settings.flood_s) / DL_BIN_S)))
     )  # fmt: skip
+    opened = got.opened
     return Outcome(
         attack=attack,
         ip_version=ip_version,
         mode=mode,
-        legit=result,
+        legit=got.legit,
         download_before_bytes_s=before,
-        achieved=achieved,
+        achieved=got.achieved,
         attack_pps=span.mean_pps,
         family=str(opened[0].data.figures.family) if opened else "-",
         detect_ms=(opened[0].at_ns / 1e9 - start) * 1e3 if opened else None,
         rule_ms=(first_rule - start) * 1e3 if first_rule is not None else None,
-        rules=tuple(dict.fromkeys(e.data.rule for e in added)),
-        rule_counts=counts,
+        rules=tuple(dict.fromkeys(e.data.rule for e in got.rules)),
+        rule_counts=counts[0] if counts else (),
         dropped=span.dropped,
         download_from_rule_bytes_s=from_rule,
         download_bins=bins,
-        path=path,
-        client_lost=path.hosts["client"].tx_packets - client_passed,
+        path=got.path,
+        client_lost=got.client_lost,
         repeat=repeat,
     )
 
@@ -420,6 +344,7 @@ def syn_cpu_case(lab: CollateralLab, agent_run: AgentRun, legit: LegitTraffic,
                  settings: Settings) -> SynCpu:  # fmt: skip
     """One SYN_CPU_CASES case: the CPU counters from SYN_CPU_SKIP_S after the flood's
     start (the rule is in by then) to its end, the clients over the whole flood."""
+    from lab.collateral_flood import AttackMeter, attack_windows
     from lab.trafgen import start_flood, stop_flood
 
     label, mode, flood_sent, port_open = case

@@ -15,8 +15,8 @@ from control.incidents.event_bus import IncidentEvent, IncidentEvents
 from control.incidents.schemas import Incident, NodeRef
 from control.notify.service import NotificationService, NotifySettings
 from control.workspace.service import create_workspace
-from tests.api.notify import receivers as rx
-from tests.api.notify.conftest import RECEIVERS, channel_config
+from lab import notify_receivers as rx
+from lab.notify_channels import RECEIVERS, channel_config
 
 
 def _incident(n: int) -> Incident:

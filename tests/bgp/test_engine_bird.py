@@ -18,7 +18,7 @@ from ftcontract.agent_api import RuleFigure
 from lab.bird import FLOW4, FLOW6, UNICAST4, UNICAST6, BgpLab
 from tests.bgp.daemons import eventually, running_engine, table, wait_routes
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 
 NODE_V4, NODE_V6 = "203.0.113.7", "2001:db8:5::7"
 DECLARED = ["203.0.113.0/24", "2001:db8:5::/48"]

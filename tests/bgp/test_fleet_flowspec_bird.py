@@ -15,7 +15,7 @@ from lab.bird import FLOW4, PROTOCOL, UNICAST4, BgpLab
 from tests.api.fleet.conftest import Fleet, deploy, dns_amplification, quiet, running
 from tests.bgp.daemons import eventually, table
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 
 PREFIX = "203.0.113.0/24"
 

@@ -24,7 +24,7 @@ from lab.bird import (
 )
 from tests.bgp.daemons import running_engine, wait_routes
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 
 DECLARED = ["203.0.113.0/24", "2001:db8:5::/48"]
 V6_PEER = PeerConfig(address=ROUTER_V6, peer_as=ROUTER_AS, local_address=SPEAKER_V6)

@@ -9,7 +9,7 @@ import pytest
 from lab.bird import BgpLab, remove_stale
 from lab.netns import NETNS_DIR, nsenter_argv
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 
 
 def test_remove_stale_removes_dead_owners_namespaces_and_what_runs_inside(

@@ -15,7 +15,7 @@ import pytest
 from lab.bird import FLOW4, BgpLab
 from tests.bgp.daemons import eventually, table
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from control.workspace.service import create_workspace
+from lab import notify_receivers as rx
 from lab.bird import FLOW4, FLOW6, UNICAST4, BgpLab
-from tests.api.notify import receivers as rx
 from tests.bgp.daemons import eventually, table, wait_routes
 from tests.bgp.product import UDP_AMPLIFICATION, running_product
 
-pytestmark = [pytest.mark.lab]
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
 
 DISCARD = "(generic, 0x80060000, 0x0)"  # traffic-rate-bytes 0: discard (RFC 8955 7.3)
 SYN = {"kind": "rate_limit", "match": "syn dport 443", "action": "rate_limit", "proto": 6,

@@ -27,6 +27,8 @@ from lab.bird import ROUTER_AS, ROUTER_V4, SPEAKER_AS, SPEAKER_V4, UNICAST4, Bgp
 from lab.netns import enter_netns, nsenter_argv
 from tests.bgp.daemons import table
 
+pytestmark = [pytest.mark.lab, pytest.mark.bgp]
+
 PORT = 18080
 BASE = f"http://127.0.0.1:{PORT}"
 CONFIG = f"""\

@@ -23,7 +23,7 @@ from lab.netns import Lab
 from lab.trafgen import run_flood
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 REPO = Path(__file__).resolve().parents[2]
 FTAGENT = str(Path(sys.executable).with_name("ftagent"))

@@ -1,15 +1,18 @@
 """The collateral lab: four namespaces joined by a bridge, real services on the victim,
 a resolver in the client namespace, legitimate traffic that succeeds without a flood,
-and paced floods that reach the victim's one interface (and nobody else)."""
+paced floods that reach the victim's one interface (and nobody else), and the counters
+that judge what XDP dropped of them (the pass counter, the attack meter)."""
 
 from __future__ import annotations
 
 import shutil
 import socket
+import time
 
 import pytest
 
 from lab.collateral import BRIDGE, CollateralLab
+from lab.collateral_flood import AttackMeter, AttackWindows, attack_windows
 from lab.legit import LegitTraffic
 from lab.netns import NETNS_DIR, enter_netns
 from lab.passcount import PassCounter
@@ -18,7 +21,7 @@ from lab.services import DOWNLOAD_BYTES_S, LabServices
 from lab.trafgen import run_flood
 from tests.capability import require, require_root
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +168,42 @@ def test_pass_counter_counts_only_what_xdp_let_through() -> None:
     # the IGMP reports a namespace sends when its interface comes up): a few the other
     # way are not the counter's error.
     assert ip_received >= 500 and -5 <= through - ip_received <= 50
+
+
+def test_the_attack_meter_judges_a_flood_passed_then_dropped_in_xdp() -> None:
+    # The collateral runner's judge of what the agent dropped (lab.collateral_flood), which
+    # the e2e test and bench_collateral trust instead of the agent's counters: with no XDP
+    # program every attack frame that entered the bridge passed; with one that drops
+    # everything, none did.
+    require(shutil.which("trafgen") is not None, "trafgen (netsniff-ng)")
+    from bcc import BPF
+
+    from ftagent.bpf.headers import use_kernel_headers
+
+    use_kernel_headers()
+    drop_all = BPF(text="int drop_all(struct xdp_md *ctx) { return XDP_DROP; }")
+    judged: list[AttackWindows] = []
+    with (
+        CollateralLab.create() as lab,
+        PassCounter.attach(lab.victim_ns, lab.victim_if, lab.attacker_mac) as passed,
+    ):
+        for dropping in (False, True):
+            if dropping:
+                with enter_netns(lab.victim_ns):
+                    drop_all.attach_xdp(lab.victim_if, drop_all.load_func("drop_all", BPF.XDP), 0)
+            meter = AttackMeter(lab, passed).start()
+            try:
+                run_flood(lab, "udp_flood", packets=10_000, pps=10_000, timeout_s=30)
+                time.sleep(0.3)  # a quiet window after the flood's last one
+            finally:
+                meter.stop()
+            judged.append(attack_windows(meter.samples, None))
+        with enter_netns(lab.victim_ns):
+            drop_all.remove_xdp(lab.victim_if, 0)
+    drop_all.cleanup()
+    open_path, dropped = judged
+    # about 1 s at 10 kpps: the full windows (not the partly filled first and last) hold
+    # most of it
+    assert open_path.arrived >= 6000 and dropped.arrived >= 6000, judged
+    assert open_path.dropped is not None and open_path.dropped <= 0.02, open_path
+    assert dropped.dropped == 1.0 and dropped.passed == 0, dropped

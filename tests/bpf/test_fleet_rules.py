@@ -32,7 +32,7 @@ from lab.netns import Lab
 
 from .conftest import Prog
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 INC = "5f0c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"

@@ -23,7 +23,7 @@ from ftagent.datapath import RuleSpec
 from .conftest import Prog
 from .fuzzing import run_counted_once
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel]
 
 FRAMES = 100_000
 MAX_LEN = 3000  # under the kernel's XDP test-run limit (a page minus head/tailroom)

@@ -29,7 +29,7 @@ from ftagent.datapath import RuleSpec
 from .conftest import Prog
 from .fuzzing import run_counted_once
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel]
 
 FRAMES = 1_000_000
 MIN_LEN = 14  # the kernel refuses shorter XDP test input

@@ -13,7 +13,7 @@ from lab.netns import NETNS_DIR, Lab, remove_stale
 from lab.trafgen import run_flood, start_flood, stop_flood
 from tests.capability import require, require_root
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.paced]
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from lab.netns import LabError, enter_netns
 from lab.trafgen import run_flood
 from tests.capability import require, require_root
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 
 FRAMES = 5000
 

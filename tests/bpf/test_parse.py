@@ -21,7 +21,7 @@ from lab.bpf_testrun import XDP_PASS
 
 from .conftest import Prog
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel]
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 V4 = IP(src="198.51.100.7", dst="203.0.113.9")

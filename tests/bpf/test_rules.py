@@ -18,7 +18,7 @@ from lab.bpf_testrun import XDP_DROP, XDP_PASS
 
 from .conftest import Prog
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.paced]
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 net = ipaddress.ip_network

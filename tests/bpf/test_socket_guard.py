@@ -24,7 +24,7 @@ from lab.netns import Lab
 
 from .conftest import Prog
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 ACK_ONLY = RuleSpec("signature", proto=6, tcp_flags=0x10, tcp_flags_mask=0x17, spare="sockets")

@@ -22,7 +22,7 @@ from lab.netns import Lab
 
 from .conftest import Prog
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 ROUTER4, ROUTER6 = "192.0.2.254", "2001:db8::fe"

@@ -20,7 +20,7 @@ from lab.netns import Lab
 from lab.trafgen import start_flood, stop_flood
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 SYN = RuleSpec("signature", proto=6, tcp_flags=0x02, tcp_flags_mask=0x12, spare="sockets")
 NOT_SYN = RuleSpec("signature", proto=6, tcp_flags=0x00, tcp_flags_mask=0x02, spare="sockets")

@@ -17,7 +17,7 @@ from scapy.packet import Raw
 
 from .conftest import Prog
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel]
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 CACHE_BITS = 8  # FT_TOP_CACHE_BITS

@@ -17,7 +17,7 @@ import pytest
 
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 CONFIG = """
 [agent]

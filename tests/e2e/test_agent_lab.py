@@ -17,10 +17,10 @@ import pytest
 
 from ftagent.events import IncidentReport, RuleChange
 from ftcontract.agent_api import Overrides, Sampling, Thresholds
+from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
-from tests.e2e.agent_harness import RunningAgent, lab_config
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 @pytest.fixture(scope="module")

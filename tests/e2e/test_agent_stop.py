@@ -12,10 +12,10 @@ import msgspec
 import pytest
 
 from ftagent.journal import JournalEntry
+from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
-from tests.e2e.agent_harness import RunningAgent, lab_config
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 def test_stop_resolves_and_a_restart_resolves_what_a_dead_agent_left(tmp_path: Path) -> None:

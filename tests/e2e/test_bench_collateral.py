@@ -14,7 +14,7 @@ import pytest
 from bench.bench_collateral import CLASSES, Settings, run, table
 from tests.capability import require, require_root
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 
 def test_one_attack_runs_end_to_end_and_is_tabled(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.bgp, pytest.mark.paced]
 
 # memcached_amplification frames are 1,400 bytes: 10,000 pps is ~115 Mbit/s, far over
 # 0.8 x 50 Mbit/s; the benign background (200 pps of small packets) is far under it.

@@ -2,18 +2,20 @@
 client, victim behind a bridge), the agent's loop on the victim's one interface, real
 services on the victim, and a client whose traffic runs throughout (lab.legit).
 
-Per flood (short, bounded, paced): the client's requests succeed at the no-flood level
-less a stated margin, AND the attack is dropped (>= 90 % of the attack packets that
-arrived after the rule went in, from the kernel's counters). A SYN flood at a listening
-port is not dropped but handed to the kernel's SYN cookies (spared by the rule, by
-design): there the share is of spared SYNs, and the kernel must have sent cookies.
-One lab, one agent, one set of services for the module.
+Per flood (short, bounded, paced; run by lab.collateral_flood, the runner
+bench_collateral uses too): the client's requests succeed at the no-flood level less a
+stated margin, AND the attack is dropped (>= 90 % of the attack packets that arrived after
+the rule went in). What was dropped is read from the lab's own counters, never from the
+agent's: the attacker's frames entering the bridge against those that passed XDP
+(lab.passcount, a tc ingress counter behind XDP). A SYN flood at a listening port is not
+dropped but handed to the kernel's SYN cookies (spared by the rule, by design): there the
+SYNs must have passed XDP, and the kernel must have sent cookies.
+One lab, one agent, one set of services, one pass counter for the module.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +25,15 @@ import pytest
 
 from ftagent.config import Config
 from ftagent.events import IncidentReport
+from lab.agent_harness import RunningAgent, lab_config
 from lab.collateral import CollateralLab
+from lab.collateral_flood import AttackWindows, flood_against_agent
 from lab.legit import LegitResult, LegitTraffic
+from lab.passcount import PassCounter
 from lab.services import LabServices
-from lab.trafgen import start_flood, stop_flood
 from tests.capability import require, require_root
-from tests.e2e.agent_harness import RunningAgent, lab_config
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 FLOOD_PPS = 25_000
 FLOOD_PACKETS = 40_000  # 1.6 s at FLOOD_PPS
@@ -49,8 +52,8 @@ class Setup:
     lab: CollateralLab
     agent: RunningAgent
     legit: LegitTraffic
+    passed: PassCounter  # the attacker's and the client's frames that passed XDP
     quiet: LegitResult  # the no-flood level
-    quiet_pps: float  # what the victim sees without a flood
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +68,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         # (lab.services: socketserver's 5 overflowed under load during non-TCP floods)
         LabServices.start(lab),
         LegitTraffic.start(lab, ip_version=4) as legit,
+        # the lab's own count of what passed XDP (attached before the agent starts, in
+        # the order bench_collateral uses)
+        PassCounter.attach(
+            lab.victim_ns, lab.victim_if, lab.attacker_mac, lab.client.mac
+        ) as passed,
     ):
         agent = RunningAgent(lab, agent_config(lab.victim_if, state)).start()
         try:
             agent.wait_baseline()
-            t0 = time.monotonic_ns()
             quiet = legit.measure(MEASURE_S)
-            seen = [w for w in agent.windows if w.end_ns > t0]
-            quiet_pps = sum(w.pps * w.duration_s for w in seen) / sum(w.duration_s for w in seen)
-            yield Setup(lab, agent, legit, quiet, quiet_pps)
+            yield Setup(lab, agent, legit, passed, quiet)
         finally:
             agent.stop()
     assert agent.error is None, f"agent loop failed: {agent.error!r}"
@@ -94,8 +99,10 @@ class Outcome:
     during: LegitResult
     opened: IncidentReport
     resolved: IncidentReport
-    attack_after_rule: float  # attack packets that arrived after the first rule went in
-    dropped_after_rule: float
+    # the attack from the first full window after the first rule went in, as the lab
+    # counted it (arrived: into the bridge; passed: through XDP; dropped: the share kept
+    # from the victim's stack)
+    attack: AttackWindows
     listener: dict[str, int]  # the victim's TcpExt listener counters over the flood
 
 
@@ -107,42 +114,25 @@ def flood(
     resolved and its rules are gone."""
     ra = s.agent
     ra.wait_for(ra.quiet, 15, "no incident and no rules before the flood")
-    t0 = time.monotonic_ns()
     with s.lab.inside(s.lab.victim_ns):
         before = listener_counts()
     packets = FLOOD_PACKETS + (AFTER_RULE_EXTRA_PACKETS if after_rule else 0)
-    proc = start_flood(s.lab, profile, packets=packets, pps=FLOOD_PPS)
-    try:
-        if after_rule:
-            ra.wait_for(
-                lambda: any(e.data.action == "added" for e in ra.sink.of("rule", t0)),
-                10,
-                "the first rule",
-            )
-        during = (legit or s.legit).measure(MEASURE_S)
-        proc.wait(timeout=30)
-    finally:
-        stop_flood(proc)
+    got = flood_against_agent(
+        s.lab, ra, legit or s.legit, s.passed, profile, packets=packets, pps=FLOOD_PPS,
+        measure_s=MEASURE_S, from_first_rule_s=10 if after_rule else None,
+        finish_s=30,  # the whole flood runs: the windows after the rule carry it
+    )  # fmt: skip
     with s.lab.inside(s.lab.victim_ns):
         after = listener_counts()
-    ra.wait_for(lambda: bool(ra.sink.of("resolved", t0)), 15, "the incident to resolve")
+    ra.wait_for(lambda: bool(ra.sink.of("resolved", got.t0_ns)), 15, "the incident to resolve")
     ra.wait_for(ra.quiet, 10, "rules removed after the hold-down")
-    opened = ra.sink.of("opened", t0)
-    assert len(opened) == 1, [e.data.figures.family for e in opened]
-    added = [e.at_ns for e in ra.sink.of("rule", t0) if e.data.action == "added"]
-    assert added, "no rule was installed"
-    # Windows that began after the rule went in and carried the flood.
-    ws = [
-        w
-        for w in ra.windows
-        if w.end_ns - w.duration_s * 1e9 > added[0] and w.pps > 5 * max(s.quiet_pps, 1000.0)
-    ]
-    assert ws, "the flood ended before the rule could act"
-    attack = sum((w.pps - s.quiet_pps) * w.duration_s for w in ws)
-    dropped = sum(w.dropped_pps * w.duration_s for w in ws)
-    resolved = ra.sink.of("resolved", t0)[0].data
+    assert len(got.opened) == 1, [e.data.figures.family for e in got.opened]
+    assert got.rules, "no rule was installed"
+    attack = got.attack()
+    assert attack.arrived > 0, "the flood ended before the rule could act"
+    resolved = ra.sink.of("resolved", got.t0_ns)[0].data
     listener = {k: after[k] - before[k] for k in after}
-    return Outcome(during, opened[0].data, resolved, attack, dropped, listener)
+    return Outcome(got.legit, got.opened[0].data, resolved, attack, listener)
 
 
 def assert_served(quiet: LegitResult, out: Outcome, classes: tuple[str, ...]) -> None:
@@ -175,7 +165,7 @@ def test_flood_is_dropped_and_the_client_stays_served(
     assert out.opened.figures.family == family
     rules = out.resolved.figures.rules
     assert rules and all((r.kind == "rate_limit") == limited for r in rules), rules
-    assert out.dropped_after_rule >= ATTACK_SHARE * out.attack_after_rule, out
+    assert out.attack.dropped is not None and out.attack.dropped >= ATTACK_SHARE, out
     assert_served(setup.quiet, out, ALL)
     if family == "ack_flood":
         # the download on :443 (the flood's port) kept going: its ACKs were spared
@@ -189,8 +179,10 @@ def test_syn_flood_goes_to_syn_cookies_and_clients_connect(setup: Setup) -> None
     (rule,) = out.resolved.figures.rules
     assert rule.rate_pps is None and rule.tcp_flags == 0x02
     # SYNs to the listener were spared to the kernel's listener, which answered them with
-    # SYN cookies or, with no route back to the spoofed sources (this lab), dropped them
-    assert rule.spared_packets >= ATTACK_SHARE * out.attack_after_rule, (rule, out)
+    # SYN cookies or, with no route back to the spoofed sources (this lab), dropped them:
+    # the SYNs passed XDP (the lab's counter) and the rule counted them as spared
+    assert out.attack.passed >= ATTACK_SHARE * out.attack.arrived, out
+    assert rule.spared_packets >= ATTACK_SHARE * out.attack.arrived, (rule, out)
     handled = out.listener["SyncookiesSent"] + out.listener["ListenDrops"]
     assert handled >= ATTACK_SHARE * rule.spared_packets, (out.listener, rule)
     assert_served(setup.quiet, out, ALL)
@@ -201,7 +193,7 @@ def test_ipv6_udp_flood_is_dropped_and_the_ipv6_client_stays_served(setup: Setup
         quiet6 = legit6.measure(MEASURE_S)
         out = flood(setup, "udp6_flood", legit6)
     assert out.opened.figures.family == "udp_flood"
-    assert out.dropped_after_rule >= ATTACK_SHARE * out.attack_after_rule, out
+    assert out.attack.dropped is not None and out.attack.dropped >= ATTACK_SHARE, out
     assert_served(quiet6, out, ALL)
 
 

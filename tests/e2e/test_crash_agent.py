@@ -35,7 +35,7 @@ from lab.bpf_testrun import XDP_DROP, XDP_PASS, egress_filter_count, test_run
 from lab.netns import Lab
 from tests.capability import require_root
 
-pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 TTL_S = 4.0
 PORT = 40_000

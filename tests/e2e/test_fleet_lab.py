@@ -49,7 +49,7 @@ from lab.legit import LegitResult
 from lab.trafgen import Flood, stop_flood
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 VICTIMS = 4
 MEASURE_S = 2.0  # the client's traffic, measured on every node at once

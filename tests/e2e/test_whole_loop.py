@@ -24,7 +24,7 @@ import pytest
 
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab, pytest.mark.kernel]
+pytestmark = [pytest.mark.kernel, pytest.mark.lab, pytest.mark.paced]
 
 OUTAGE_S = max(5.0, float(os.environ.get("FT_E2E_OUTAGE_S", "30")))
 FLOOD_PPS = 20_000

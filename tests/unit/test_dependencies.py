@@ -42,3 +42,15 @@ def test_agent_and_control_plane_never_import_each_other(package: str, forbidden
     for file, roots in _imported_roots(package).items():
         assert forbidden not in roots, f"{file} imports {forbidden}"
         assert "tests" not in roots and "lab" not in roots, f"{file} imports test equipment"
+
+
+@pytest.mark.parametrize("package", ["bench", "lab"])
+def test_benchmarks_and_the_lab_take_their_equipment_from_the_lab_never_from_tests(
+    package: str,
+) -> None:
+    # Test equipment lives in lab/ (the agent harness, the notification receivers, the
+    # flood runner); a benchmark importing a test module would break when tests move.
+    found = _imported_roots(package)
+    assert found, f"no modules read under {package}/"
+    for file, roots in found.items():
+        assert "tests" not in roots, f"{file} imports from tests/"

@@ -40,6 +40,8 @@ from tests.api.incidents.fleet_data import figures, report
 from tests.api.served import Node, Served, served_control
 from tests.capability import require
 
+pytestmark = [pytest.mark.browser]
+
 if TYPE_CHECKING:
     from playwright.sync_api import ViewportSize
 

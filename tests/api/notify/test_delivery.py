@@ -17,8 +17,9 @@ from control.incidents.service import IncidentChange
 from control.nodes.service import NodeFields, NodeStatusPolicy, create_node
 from control.notify.retry import RetryPolicy
 from control.notify.service import NotificationService, NotifySettings
-from tests.api.notify import receivers as rx
-from tests.api.notify.conftest import FAST, Store, channel_config
+from lab import notify_receivers as rx
+from lab.notify_channels import channel_config
+from tests.api.notify.conftest import FAST, Store
 
 
 async def test_server_errors_are_retried_with_growing_jittered_backoff(

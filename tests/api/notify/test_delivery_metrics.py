@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from lab import notify_receivers as rx
+from lab.notify_channels import RECEIVERS, channel_config
 from tests.api.conftest import Api, Workspace
-from tests.api.notify import receivers as rx
-from tests.api.notify.conftest import RECEIVERS, channel_config
 
 
 @pytest.fixture

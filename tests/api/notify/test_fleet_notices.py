@@ -13,8 +13,9 @@ import pytest
 from control.incidents.fleet import FleetNodeFigures
 from control.incidents.schemas import Incident
 from control.nodes.service import NodeFields, NodeStatusPolicy, create_node
+from lab.notify_channels import RECEIVERS, channel_config
 from tests.api.incidents.fleet_data import figures
-from tests.api.notify.conftest import RECEIVERS, Store, channel_config
+from tests.api.notify.conftest import Store
 from tests.api.notify.test_service_formats import _haystack
 
 GROUP = "203.0.113.0/24"

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from control.incidents.schemas import Incident
-from tests.api.notify import receivers as rx
-from tests.api.notify.conftest import RECEIVERS, Store, channel_config
+from lab import notify_receivers as rx
+from lab.notify_channels import RECEIVERS, channel_config
+from tests.api.notify.conftest import Store
 
 
 def _haystack(service: str, req: rx.Received) -> str:

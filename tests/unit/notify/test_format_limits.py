@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from control.notify.config import parse_config
 from control.notify.formats import build_http_request
 from control.notify.message import Notice
-from tests.api.notify import receivers as rx
-from tests.api.notify.conftest import RECEIVERS, channel_config
+from lab import notify_receivers as rx
+from lab.notify_channels import RECEIVERS, channel_config
 
 VALIDATORS = {
     "discord": rx.check_discord,

@@ -14,6 +14,8 @@ from ftagent.sockets import SocketTableError, bound_udp_ports, parse_udp_table, 
 from lab.netns import Lab
 from tests.capability import require_root
 
+pytestmark = [pytest.mark.lab]
+
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:

@@ -20,6 +20,8 @@ from lab.netns import Lab
 from lab.unclaimed import UnclaimedFrames, wait_counted
 from tests.capability import require, require_root
 
+pytestmark = [pytest.mark.lab]
+
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:

@@ -6,14 +6,17 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
+
 from ftagent.classifier import Vector
 from ftagent.config import MitigationConfig
 from ftagent.operator_rules import apply_command
 from ftagent.planning import plan_vector
 from ftagent.protection import Protection
 from ftcontract.agent_api import RuleCommand
+from tests.unit.agent.packets import udp
 
-from .packets import udp
+pytestmark = [pytest.mark.kernel]
 
 
 def net(text: str) -> Any:

@@ -16,9 +16,11 @@ from ftagent import fleet_state
 from ftagent.commands.rules import format_rules
 from ftagent.fleet import FleetInbox
 from ftcontract import agent_api
+from lab.agent_harness import RunningAgent, lab_config
 from lab.netns import Lab
 from tests.capability import require_root
-from tests.e2e.agent_harness import RunningAgent, lab_config
+
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 
 INC = "5f0c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
 DNS_ORDER = agent_api.FleetOrder(

@@ -34,12 +34,14 @@ from ftagent.reference import Reference
 from ftagent.response import IncidentResponse, Tools
 from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
+from lab.agent_harness import RecordingSink
 from lab.netns import Lab
-from tests.e2e.agent_harness import RecordingSink
+from tests.unit.agent.synth import window
 
 from .conftest import XdpProgram
-from .synth import window
 from .test_response import at
+
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 
 PER_WINDOW = 5_000  # spared packets fed per 0.1 s window: 50 kpps, the window's claimed rate
 CONFIG = """

@@ -1,11 +1,11 @@
-"""The collateral benchmark's share of the attack dropped, from 100 ms samples of the
+"""The collateral flood runner's share of the attack dropped, from 100 ms samples of the
 attacker's frames into the bridge and of those that passed XDP (pure arithmetic)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.bench_collateral import attack_windows
+from lab.collateral_flood import attack_windows
 
 
 def samples(windows: list[tuple[int, int]], window_s: float = 0.1) -> list[tuple[float, int, int]]:
@@ -39,6 +39,8 @@ def test_counts_from_the_first_full_window_after_the_rule() -> None:
         since=0.45,
     )
     assert got.dropped == pytest.approx(0.99)
+    # the windows judged: the three full ones from 0.5 s on
+    assert (got.arrived, got.passed) == (12_000, 120)
     assert got.start == pytest.approx(0.1)  # the first window with the flood in it
     # the rate over the full windows only (not the partial first and last ones)
     assert got.mean_pps == pytest.approx(40_000)

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ftagent.baseline import Baseline
 from ftagent.config import Config, decode
 from ftagent.detector import Detector, Transition
@@ -24,9 +26,10 @@ from ftagent.sampling import Sampler
 from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
 from ftcontract import agent_api
-from tests.e2e.agent_harness import RecordingSink
+from lab.agent_harness import RecordingSink
+from tests.unit.agent.synth import window
 
-from .synth import window
+pytestmark = [pytest.mark.kernel]
 
 # Floors make the reference 20 kpps: 300 kpps is "high" (ratio 15), the partly filled
 # first window at 60 kpps would read "medium" (ratio 3).

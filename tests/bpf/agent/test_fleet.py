@@ -22,8 +22,9 @@ from ftagent.mitigator import Mitigator
 from ftagent.protection import Protection
 from ftagent.samples import PacketInfo
 from ftcontract import agent_api
+from tests.unit.agent.packets import udp
 
-from .packets import udp
+pytestmark = [pytest.mark.kernel]
 
 INC = "5f0c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
 INC2 = "6a1d2e3f-4c5b-4d6e-9f70-8b9c0d1e2f3a"
