@@ -105,7 +105,7 @@ def _run(cfg: Config, stop: threading.Event) -> int:
             return 1
         if cfg.http.enabled:
             try:
-                http = LocalHttp(agent, cfg.http.listen, cfg.http.port)
+                http = LocalHttp(agent.snapshot, cfg.http.listen, cfg.http.port)
                 http.start()
                 log.info("local http on %s:%d (/metrics, /health)", cfg.http.listen, http.port)
             except OSError as exc:

@@ -1,10 +1,14 @@
 import argparse
 import socket
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
-from ftagent.commands.status import cmd_status, render
+from ftagent.commands.status import cmd_status
+from ftagent.commands.status import render as render_health
+from ftagent.views import Health
 
 HEALTH = {
     "status": "attack",
@@ -18,6 +22,7 @@ HEALTH = {
     "dropped_pps": 900.0,
     "baseline_ready": True,
     "baseline_samples": 300,
+    "attack_active": True,
     "thresholds": {"pps": 5000.0, "syn_pps": 2000.0},
     "mitigation_mode": "on",
     "rules_active": 1,
@@ -31,6 +36,11 @@ HEALTH = {
         "peak_pps": 10000,
     },
 }
+
+
+def render(health: dict[str, Any]) -> str:
+    """`ftagent status` of this /health document (decoded as the command decodes it)."""
+    return render_health(msgspec.json.decode(msgspec.json.encode(health), type=Health))
 
 
 def test_render_shows_the_incident_and_rules():
