@@ -48,14 +48,14 @@ class FleetOrderHealth(msgspec.Struct, frozen=True, kw_only=True):
     incident_uuid: str
     family: str
     group: str
+    vectors: tuple[str, ...] = ()
     rules: tuple[str, ...]
     mode: str
-    expires_in_s: float
-    in_force_since: str | None
-    vectors: tuple[str, ...] = ()
     ttl_s: float = 0.0
+    expires_in_s: float
     expires_at: str = ""
     received_at: str = ""
+    in_force_since: str | None
     notes: tuple[str, ...] = ()
 
 
