@@ -29,7 +29,7 @@ from ftagent.baseline import Baseline
 from ftagent.config import Config, ConfigError, parse_networks
 from ftagent.datapath import Counters, Datapath, IPNetwork, Rule
 from ftagent.detector import Detector, Transition
-from ftagent.events import AgentStatus, EventSink, NullSink
+from ftagent.events import AgentStatus, EventSink, NullSink, ReportingState
 from ftagent.fleet import FleetInbox, FleetRules
 from ftagent.guard import SyncookieState, check_syncookies, guard_of
 from ftagent.journal import IncidentJournal
@@ -91,6 +91,7 @@ class Agent:
         wall_clock: Callable[[], float] = time.time,
         lock: threading.RLock | None = None,
         fleet_inbox: FleetInbox | None = None,
+        reporting: Callable[[], ReportingState] | None = None,
     ) -> None:
         self.cfg = cfg
         self.dp = datapath
@@ -174,6 +175,10 @@ class Agent:
         self._kernel_rules: tuple[Rule, ...] = ()
         self._kernel_rules_at_ns = 0
         self._xdp_attached = False
+        # The control-plane reporter's state for the views, asked once a second (None:
+        # stand-alone): the HTTP thread never calls the reporter.
+        self.reporting = reporting
+        self._reporting: ReportingState | None = None
         self._snap = self._build_snapshot()
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -190,6 +195,7 @@ class Agent:
         self._resolve_left_over_incident()
         self.sources.start()
         self._check_attached()
+        self._ask_reporter()
         self._snapshot(read_rules=True)
         log.info(
             "agent started on %s (poll %d ms, mitigation %s, socket guard %s, baseline %s)",
@@ -358,6 +364,7 @@ class Agent:
         )
         self._read_kernel_rules()
         self._check_attached()
+        self._ask_reporter()
         if self.fleet.orders:
             point = msgspec.structs.replace(point, fleet_rules=self.fleet_reports())
         if self.seconds.learned:
@@ -421,6 +428,16 @@ class Agent:
         except Exception:  # the interface is gone: nothing is attached
             self._xdp_attached = False
 
+    def _ask_reporter(self) -> None:
+        """The reporter's state for the views (a failure keeps the last one: never a
+        window lost to the views)."""
+        if self.reporting is None:
+            return
+        try:
+            self._reporting = self.reporting()
+        except Exception as exc:
+            log.debug("reporter state unavailable: %s", exc)
+
     def _snapshot(self, read_rules: bool = False) -> None:
         """Publish what the views show as of this window. One reference assignment: the
         HTTP thread sees the old snapshot or the new one, never a mix."""
@@ -468,6 +485,7 @@ class Agent:
             udp_egress_error=info.udp_egress_error,
             tcp_syncookies=self.syncookies.value,
             warnings=warnings(self.guard, info, self.syncookies),
+            control_plane=self._reporting,
         )
         metrics = MetricsView(
             counters=self.prev,

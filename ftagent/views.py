@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from ftagent.datapath import AttachInfo, Counters, Rule
+from ftagent.events import ReportingState
 from ftagent.fleet import FleetRules
 from ftagent.guard import SocketGuard, SyncookieState
 from ftagent.incident import Incident
@@ -105,6 +106,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     udp_egress_error: str | None = None
     tcp_syncookies: int | None = None
     warnings: tuple[str, ...] = ()
+    # The reporter to the control plane as of the last second; None: stand-alone.
+    control_plane: ReportingState | None = None
 
 
 class Quantiles(msgspec.Struct, frozen=True):

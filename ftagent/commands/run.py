@@ -92,6 +92,8 @@ def _run(cfg: Config, stop: threading.Event) -> int:
             sink = make_sink(cfg)
             # The fleet orders the control-plane sink's watcher receives (none stand-alone).
             inbox = getattr(sink, "fleet_inbox", None)
+            # The reporter's state for /health (`ftagent status`), asked by the loop.
+            reporting = getattr(sink, "reporting_state", None)
             agent = Agent(
                 cfg,
                 dp,
@@ -99,6 +101,7 @@ def _run(cfg: Config, stop: threading.Event) -> int:
                 own_networks=own_networks(),
                 control_networks=control,
                 fleet_inbox=inbox if isinstance(inbox, FleetInbox) else None,
+                reporting=reporting if callable(reporting) else None,
             )
         except Exception as exc:
             log.exception("cannot start the agent: %s", exc)

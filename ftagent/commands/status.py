@@ -9,6 +9,7 @@ import httpx
 import msgspec
 
 from ftagent.config import ConfigError, load
+from ftagent.events import ReportingState
 from ftagent.views import Health, LinkHealth
 
 
@@ -31,6 +32,7 @@ def render(h: Health) -> str:
         lines.append(f"  rule        {r}")
     if h.link is not None:
         lines.append(f"link:         {render_link(h.link)}")
+    lines.append(f"control:      {render_control(h.control_plane)}")
     inc = h.incident
     if inc is not None:
         lines.append(
@@ -49,6 +51,16 @@ def render(h: Health) -> str:
         for r in o.rules:
             lines.append(f"  fleet rule  {r}")
     return "\n".join(lines)
+
+
+def render_control(c: ReportingState | None) -> str:
+    if c is None:
+        return "none (stand-alone: detection and mitigation only)"
+    if c.breaker == "closed":
+        state = "reachable"
+    else:
+        state = f"UNREACHABLE (retrying; last error: {c.last_error})"
+    return f"{c.server} {state}, {c.spooled} report(s) spooled"
 
 
 def render_link(link: LinkHealth) -> str:

@@ -5,7 +5,8 @@ attacker namespace.
 Both views are formatted from the one snapshot the loop publishes each window: every
 response is well-formed and consistent within itself while the loop changes state under
 concurrent scrapes, and the server keeps answering (the last snapshot, with an uptime
-that still advances) while the loop is stuck on its lock.
+that still advances) while the loop is stuck on its lock. The control-plane reporter's
+state reaches /health through the loop too (the HTTP thread never calls the reporter).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ftagent.commands.status import render
+from ftagent.config import decode
 from ftagent.http_local import LocalHttp
+from ftagent.report.sink import ControlSink
 from ftagent.views import Health
 from tests.capability import require, require_root
 from tests.e2e.agent_harness import RunningAgent, lab_config
+from tests.unit.report.loopback import LoopbackControlPlane
 
 pytestmark = [pytest.mark.lab, pytest.mark.kernel]
 
@@ -188,3 +193,53 @@ def test_the_views_answer_from_the_last_snapshot_while_the_loop_holds_its_lock(
     assert one(metrics, "ftagent_uptime_seconds") >= second.uptime_s
     assert one(metrics, "ftagent_baseline_ready") == 1.0 and metrics["ftagent_packets_total"]
     ra.wait_for(lambda: len(ra.windows) > windows + 2, 5.0, "the loop stepping again")
+
+
+def health(served: Served) -> Health:
+    body = httpx.get(served.base + "/health", timeout=5.0).raise_for_status().content
+    return msgspec.json.decode(body, type=Health)
+
+
+def test_health_shows_the_control_plane_reporter_through_an_outage(
+    served: Served, tmp_path: Path
+) -> None:
+    agent = served.ra.agent
+    assert agent is not None
+    assert health(served).control_plane is None  # stand-alone: no reporter
+    plane = LoopbackControlPlane()
+    plane.start()
+    cfg = decode(
+        f"""
+[agent]
+interface = "{served.ra.lab.victim_if}"
+state_dir = "{tmp_path / "reporter"}"
+[control]
+server = "{plane.url}"
+api_key = "{"ab" * 32}"
+node_uuid = "0b7c6a52-3d1e-4f7e-9a61-2c3d4e5f6a7b"
+heartbeat_interval_s = 0.2
+"""
+    )
+    sink = ControlSink(cfg)
+    sink.start(agent.status())
+    try:
+        agent.reporting = sink.reporting_state  # as `ftagent run` passes it
+        served.ra.wait_for(
+            lambda: (c := health(served).control_plane) is not None and c.breaker == "closed",
+            10.0,
+            "the reporter in /health",
+        )
+        assert "reachable, 0 report(s) spooled" in render(health(served))
+        plane.stop()
+        served.ra.wait_for(
+            lambda: (c := health(served).control_plane) is not None and c.breaker != "closed",
+            15.0,
+            "the outage in /health",
+        )
+        shown = health(served).control_plane
+        assert shown is not None and shown.server == plane.url and shown.last_error
+        assert f"{plane.url} UNREACHABLE (retrying; last error: " in render(health(served))
+    finally:
+        agent.reporting = None
+        sink.close()
+        plane.stop()

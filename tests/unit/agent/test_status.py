@@ -96,3 +96,23 @@ def test_render_shows_the_fleet_orders_and_their_rules():
     dry = render({**HEALTH, "fleet_orders": [{**order, "mode": "dry_run", "in_force_since": None}]})
     assert "not in force (dry_run)" in dry
     assert "fleet order" not in render(HEALTH)  # an older agent's /health has none
+
+
+def test_render_shows_the_control_plane_reporter():
+    assert "control:      none (stand-alone" in render(HEALTH)  # also an older agent's
+    up = {
+        "server": "https://ft.example",
+        "breaker": "closed",
+        "spooled": 0,
+        "sent_batches": 12,
+        "failures": 0,
+        "last_error": None,
+    }
+    assert "control:      https://ft.example reachable, 0 report(s) spooled" in render(
+        {**HEALTH, "control_plane": up}
+    )
+    down = {**up, "breaker": "open", "spooled": 42, "failures": 3, "last_error": "heartbeat: boom"}
+    assert (
+        "control:      https://ft.example UNREACHABLE (retrying; last error: heartbeat: boom), "
+        "42 report(s) spooled"
+    ) in render({**HEALTH, "control_plane": down})
