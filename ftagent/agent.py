@@ -267,6 +267,7 @@ class Agent:
         if self.response is not None:
             self.response.resolve("agent_stopped", self.last_window)
             self.response = None
+            self._snapshot()  # the views answer until the HTTP server closes
         self.seconds.save()
         self.link.close()
         self.sink.close()
@@ -372,8 +373,8 @@ class Agent:
         self.sink.metrics_second(point, self.status())
 
     def fleet_reports(self) -> list[agent_api.FleetRuleReport]:
-        """The fleet orders' rules with their kernel counters as last read (once a second,
-        and after each change; a failed read: zeros)."""
+        """The fleet orders' rules with their kernel counters as last read (this second's
+        read, or the last that worked; none yet: zeros)."""
         return self.fleet.reports({r.spec: r for r in self._kernel_rules})
 
     def status(self) -> AgentStatus:
