@@ -148,15 +148,21 @@ def test_concurrent_scrapes_see_whole_snapshots_while_the_loop_runs(served: Serv
     ]
     for t in threads:
         t.start()
-    t0 = time.monotonic_ns()
-    flood = start_flood(ra.lab, "udp_flood", packets=60_000, pps=30_000)  # 2 s, bounded
+    flood = None
     try:
+        ra.wait_for(lambda: all(r.healths or r.problems for r in results), 10, "first scrapes")
+        t0 = time.monotonic_ns()
+        flood = start_flood(ra.lab, "udp_flood", packets=60_000, pps=30_000)  # 2 s, bounded
         ra.wait_for(lambda: bool(ra.sink.of("opened", t0)), 15, "the incident")
+        time.sleep(0.5)  # scraped under attack
+        stop_flood(flood)  # the attack ends here: nothing reopens an incident after it
+        flood = None
         ra.wait_for(lambda: bool(ra.sink.of("resolved", t0)), 20, "its resolution")
         ra.wait_for(ra.quiet, 10, "rules removed after the hold-down")
         time.sleep(0.5)  # a few quiet windows scraped too
     finally:
-        stop_flood(flood)
+        if flood is not None:
+            stop_flood(flood)
         stop.set()
         for t in threads:
             t.join(10)
@@ -164,11 +170,11 @@ def test_concurrent_scrapes_see_whole_snapshots_while_the_loop_runs(served: Serv
     assert problems == [], problems
     healths = [h for r in results for h in r.healths]
     # The scrapes saw the loop change state: quiet, the attack with its rules, quiet again.
+    assert all(r.healths[0].status == "ok" and r.healths[-1].status == "ok" for r in results)
     attack = [h for h in healths if h.incident is not None]
     assert attack and any(h.rules_active >= 1 for h in attack)
-    assert healths[0].status == "ok" and results[0].healths[-1].status == "ok"
-    (opened,) = ra.sink.of("opened", t0)
-    assert {h.incident.uuid for h in attack if h.incident is not None} == {opened.data.uuid}
+    opened = {e.data.uuid for e in ra.sink.of("opened", t0)}
+    assert {h.incident.uuid for h in attack if h.incident is not None} <= opened
     assert all(r.metrics > 10 for r in results), [r.metrics for r in results]
 
 
@@ -190,7 +196,7 @@ def test_the_views_answer_from_the_last_snapshot_while_the_loop_holds_its_lock(
     assert msgspec.structs.replace(second, uptime_s=0.0) == msgspec.structs.replace(
         first, uptime_s=0.0
     )
-    assert one(metrics, "ftagent_uptime_seconds") >= second.uptime_s
+    assert one(metrics, "ftagent_uptime_seconds") >= second.uptime_s - 0.05  # /health rounds
     assert one(metrics, "ftagent_baseline_ready") == 1.0 and metrics["ftagent_packets_total"]
     ra.wait_for(lambda: len(ra.windows) > windows + 2, 5.0, "the loop stepping again")
 
