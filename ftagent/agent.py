@@ -2,13 +2,14 @@
 orders -> mitigator -> sampling -> one-second point -> event sink, once per poll interval
 (10 Hz by default).
 
-Everything here runs in one thread; the local HTTP server reads a snapshot under a lock.
-The jobs live in their own modules: `response` (one incident, open to resolve),
+Everything here runs in one thread; each window ends with one frozen `views.Snapshot`
+that the local HTTP server (/health, /metrics) formats and nothing else: it reads no live
+state. The jobs live in their own modules: `response` (one incident, open to resolve),
 `sampling` (the kernel's sampling and the samples kept), `seconds` (one-second points,
 baseline learning and saving), `overrides` (the control plane's settings), `protection`
-(what no rule may target), `views` (/health and /metrics), `shield` (a failing sink
-never stops the loop), `journal` (the active incident survives a crash), `fleet` (the
-control plane's orders against an attack spread over the node's groups).
+(what no rule may target), `views` (the snapshot /health and /metrics show), `shield`
+(a failing sink never stops the loop), `journal` (the active incident survives a crash),
+`fleet` (the control plane's orders against an attack spread over the node's groups).
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
+import ftagent
 from ftagent import fleet_state
 from ftagent.baseline import Baseline
 from ftagent.config import Config, ConfigError, parse_networks
 from ftagent.datapath import Counters, Datapath, IPNetwork, Rule
 from ftagent.detector import Detector, Transition
-from ftagent.events import AgentStatus, EventSink, NullSink
+from ftagent.events import AgentStatus, EventSink, NullSink, ReportingState
 from ftagent.fleet import FleetInbox, FleetRules
 from ftagent.guard import SyncookieState, check_syncookies, guard_of
 from ftagent.journal import IncidentJournal
@@ -45,7 +46,17 @@ from ftagent.sampling import Sampler
 from ftagent.seconds import Seconds
 from ftagent.shield import ShieldedSink
 from ftagent.sources import SourceWatcher
-from ftagent.views import gauges, health
+from ftagent.views import (
+    Health,
+    MetricsView,
+    Quantiles,
+    Snapshot,
+    fleet_orders,
+    incident_health,
+    link_health,
+    shown_thresholds,
+    warnings,
+)
 from ftcontract import agent_api
 
 log = logging.getLogger("ftagent.agent")
@@ -80,13 +91,15 @@ class Agent:
         wall_clock: Callable[[], float] = time.time,
         lock: threading.RLock | None = None,
         fleet_inbox: FleetInbox | None = None,
+        reporting: Callable[[], ReportingState] | None = None,
     ) -> None:
         self.cfg = cfg
         self.dp = datapath
         self.sink = ShieldedSink(sink or NullSink())
         self.on_window = on_window
         self.wall = wall_clock
-        # Datapath access and the health snapshot (the HTTP thread scrapes the same maps).
+        # Datapath access (the source watcher's thread reads the same maps) and the views'
+        # snapshot, built under it.
         self.lock = lock if lock is not None else threading.RLock()
         self.state_dir = state_dir = Path(cfg.agent.state_dir)
         self.pcap_dir = state_dir / "pcap"
@@ -156,8 +169,17 @@ class Agent:
         self.response: IncidentResponse | None = None
         self.incidents_by_family: Counter[str] = Counter()
         self.started = time.monotonic()
-        self._health: dict[str, Any] = {}
         self._closed = False
+        # The kernel's rules with their counters, for /metrics: read once a second and
+        # after each change the loop made (not every window: a read walks every rule map).
+        self._kernel_rules: tuple[Rule, ...] = ()
+        self._kernel_rules_at_ns = 0
+        self._xdp_attached = False
+        # The control-plane reporter's state for the views, asked once a second (None:
+        # stand-alone): the HTTP thread never calls the reporter.
+        self.reporting = reporting
+        self._reporting: ReportingState | None = None
+        self._snap = self._build_snapshot()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -172,7 +194,9 @@ class Agent:
         self.sink.start(self.status())
         self._resolve_left_over_incident()
         self.sources.start()
-        self._snapshot()
+        self._check_attached()
+        self._ask_reporter()
+        self._snapshot(read_rules=True)
         log.info(
             "agent started on %s (poll %d ms, mitigation %s, socket guard %s, baseline %s)",
             self.cfg.agent.interface,
@@ -243,6 +267,7 @@ class Agent:
         if self.response is not None:
             self.response.resolve("agent_stopped", self.last_window)
             self.response = None
+            self._snapshot()  # the views answer until the HTTP server closes
         self.seconds.save()
         self.link.close()
         self.sink.close()
@@ -283,7 +308,8 @@ class Agent:
         control = self.sink.poll_control()
         if control is not None:
             self.apply_control(control)
-            self._snapshot()
+            self._read_kernel_rules()  # operator commands add and remove kernel rules
+        self._snapshot()
         if self.on_window is not None:
             self.on_window(w, self)
         return w
@@ -305,7 +331,7 @@ class Agent:
         self.sink.rules_changed(changes)
         if changes or held != set(self.fleet.orders):
             self._save_fleet_rules()
-            self._snapshot()
+            self._read_kernel_rules()
 
     def _save_fleet_rules(self) -> None:
         """For `ftagent rules` (another process): which kernel rules fleet orders keep."""
@@ -318,14 +344,14 @@ class Agent:
         self.response = response
         self.incidents_by_family[response.incident.family] += 1
         response.start(list(self.sampler.ring.items), self.pcap_dir, w)
-        self._snapshot()
+        self._read_kernel_rules()
 
     def _resolve(self) -> None:
         assert self.response is not None
         self.response.resolve("cooled_down", self.last_window)
         self.response = None
         self.reference.refresh()
-        self._snapshot()
+        self._read_kernel_rules()
 
     # ---- once a second ------------------------------------------------------------------
 
@@ -337,22 +363,19 @@ class Agent:
         point = msgspec.structs.replace(
             point, rx_lost_pps=round(link.rx_lost_pps, 1), link_saturated=link.saturated
         )
+        self._read_kernel_rules()
+        self._check_attached()
+        self._ask_reporter()
         if self.fleet.orders:
             point = msgspec.structs.replace(point, fleet_rules=self.fleet_reports())
         if self.seconds.learned:
             self.reference.refresh()
         self.sink.metrics_second(point, self.status())
-        self._snapshot()
 
     def fleet_reports(self) -> list[agent_api.FleetRuleReport]:
-        """The fleet orders' rules with their kernel counters (a failed read: zeros)."""
-        try:
-            with self.lock:
-                kernel = {r.spec: r for r in self.dp.list_rules()}
-        except Exception as exc:
-            log.debug("rule counters unavailable: %s", exc)
-            kernel = {}
-        return self.fleet.reports(kernel)
+        """The fleet orders' rules with their kernel counters as last read (this second's
+        read, or the last that worked; none yet: zeros)."""
+        return self.fleet.reports({r.spec: r for r in self._kernel_rules})
 
     def status(self) -> AgentStatus:
         w = self.last_window
@@ -379,26 +402,110 @@ class Agent:
         except ConfigError as exc:
             log.error("control-plane overrides refused: %s", exc)
 
-    # ---- views for HTTP / status --------------------------------------------------------
+    # ---- the views' snapshot ------------------------------------------------------------
 
-    def _snapshot(self) -> None:
-        h = health(self)
+    def _read_kernel_rules(self) -> None:
+        """The kernel's rules and their counters, for the next snapshots (a failed read
+        keeps the last one: the views show it as of then)."""
+        try:
+            with self.lock:
+                rules = self.dp.list_rules()
+                self._kernel_rules_at_ns = time.monotonic_ns()
+        except Exception as exc:
+            log.debug("rule counters unavailable: %s", exc)
+            return
+        self._kernel_rules = tuple(rules)
+
+    def _check_attached(self) -> None:
+        """Whether the kernel still runs our program on the interface (once a second)."""
+        info = self.dp.attach_info
+        if not info.prog_id:
+            self._xdp_attached = False
+            return
+        from ftagent.bpf.xdp import NoSuchInterfaceError, ifindex_of, xdp_prog_id
+
+        try:
+            self._xdp_attached = xdp_prog_id(ifindex_of(info.interface)) == info.prog_id
+        except NoSuchInterfaceError:  # the interface is gone: nothing is attached
+            self._xdp_attached = False
+
+    def _ask_reporter(self) -> None:
+        """The reporter's state for the views (a failure keeps the last one: never a
+        window lost to the views)."""
+        if self.reporting is None:
+            return
+        try:
+            self._reporting = self.reporting()
+        except Exception as exc:
+            log.debug("reporter state unavailable: %s", exc)
+
+    def _snapshot(self, read_rules: bool = False) -> None:
+        """Publish what the views show as of this window. One reference assignment: the
+        HTTP thread sees the old snapshot or the new one, never a mix."""
+        if read_rules:
+            self._read_kernel_rules()
         with self.lock:
-            self._health = h
+            snap = self._build_snapshot()
+        self._snap = snap
 
-    def health(self) -> dict[str, Any]:
-        with self.lock:
-            h = dict(self._health)
-        h["uptime_s"] = round(time.monotonic() - self.started, 1)
-        return h
+    def snapshot(self) -> Snapshot:
+        """The last snapshot (any thread; takes no lock)."""
+        return self._snap
 
-    def gauges(self) -> dict[str, Any]:
-        return gauges(self)
-
-    def scrape_counters(self) -> Counters:
-        with self.lock:
-            return self.dp.read_counters()
+    def _build_snapshot(self) -> Snapshot:
+        w = self.last_window
+        info = self.dp.attach_info
+        response = self.response
+        b = self.baseline
+        thresholds = dict(self.reference.thresholds)
+        link = self.link.state
+        health = Health(
+            status="attack" if response is not None else "ok",
+            version=ftagent.__version__,
+            uptime_s=round(time.monotonic() - self.started, 1),
+            interface=info.interface,
+            xdp_mode=info.mode,
+            prog_id=info.prog_id,
+            pps=round(w.metrics["pps"], 1) if w else 0.0,
+            bps=round(w.metrics["bps"], 1) if w else 0.0,
+            dropped_pps=round(w.dropped_pps, 1) if w else 0.0,
+            baseline_ready=b.ready,
+            baseline_samples=b.samples,
+            attack_active=response is not None,
+            mitigation_mode=self.mitigator.mode,
+            rules_active=self.mitigator.active_count(),
+            rules=tuple(s.describe() for s in self.mitigator.rules),
+            thresholds=shown_thresholds(thresholds),
+            incident=incident_health(response.incident) if response is not None else None,
+            fleet_orders=fleet_orders(self.fleet, self.wall()),
+            incidents_total=sum(self.incidents_by_family.values()),
+            link=link_health(link),
+            socket_guard=self.guard.available,
+            socket_guard_reason=self.guard.reason,
+            udp_egress_learning=info.udp_egress_learning,
+            udp_egress_error=info.udp_egress_error,
+            tcp_syncookies=self.syncookies.value,
+            warnings=warnings(self.guard, info, self.syncookies),
+            control_plane=self._reporting,
+        )
+        metrics = MetricsView(
+            counters=self.prev,
+            rules=self._kernel_rules,
+            rules_read_at_ns=self._kernel_rules_at_ns,
+            baseline={
+                m: Quantiles(b.stat(m).avg, b.stat(m).p95, b.stat(m).p99) for m in ("pps", "bps")
+            },
+            thresholds=thresholds,
+            current_pps=w.metrics["pps"] if w else None,
+            current_bps=w.metrics["bps"] if w else None,
+            sample_one_in=self.sampler.sample_one_in,
+            incidents=dict(self.incidents_by_family),
+            link=link,
+            xdp_attached=self._xdp_attached,
+        )
+        return Snapshot(started=self.started, health=health, metrics=metrics)
 
     def scrape_rules(self) -> list[Rule]:
+        """The kernel's rules now (tests and tools; the views use the snapshot's)."""
         with self.lock:
             return self.dp.list_rules()

@@ -35,6 +35,20 @@ class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     mitigation_mode: MitigationMode
 
 
+class ReportingState(msgspec.Struct, frozen=True, kw_only=True):
+    """The control-plane reporter as the loop last asked it (once a second): /health's
+    `control_plane` and `ftagent status`."""
+
+    server: str
+    # closed: reachable; open: unreachable (reports spooled, retried later); half_open:
+    # one probe request out after an outage
+    breaker: str
+    spooled: int  # reports waiting in the spool (kept across restarts)
+    sent_batches: int
+    failures: int
+    last_error: str | None  # the last failed request's, None when none failed yet
+
+
 class MitigationStep(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of an incident's mitigation history (logs, tests, `mitigated_at`)."""
 

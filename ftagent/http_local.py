@@ -1,19 +1,20 @@
 """Local HTTP on 127.0.0.1:9477: Prometheus `/metrics` and JSON `/health`.
 
-`/metrics` is a custom collector: counters are read from the kernel maps at scrape time
-(not copied from the loop), gauges come from the loop's latest state.
+Both are formatted from the loop's last `views.Snapshot` and nothing else: the HTTP
+thread reads no map, takes no lock of the loop and calls nothing of it but `snapshot()`.
+Counters are the kernel's as the loop last read them (every window); rule counters as of
+its last read (once a second, and after each change).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -21,21 +22,12 @@ from prometheus_client.registry import Collector
 from ftagent.datapath import Counters, Rule
 from ftagent.link import LinkState
 from ftagent.rates import DROP_VERDICTS
+from ftagent.views import Health, MetricsView, Snapshot
 
 log = logging.getLogger("ftagent.http")
 CONTENT_TYPE_PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
-
-class AgentView(Protocol):
-    """What the HTTP side reads from the running agent (all calls thread-safe)."""
-
-    def scrape_counters(self) -> Counters: ...
-
-    def scrape_rules(self) -> list[Rule]: ...
-
-    def health(self) -> dict[str, Any]: ...
-
-    def gauges(self) -> dict[str, Any]: ...
+SnapshotFn = Callable[[], Snapshot]
 
 
 def _labelled(name: str, text: str, label: str, values: dict[str, int]) -> Metric:
@@ -47,70 +39,74 @@ def _labelled(name: str, text: str, label: str, values: dict[str, int]) -> Metri
 
 
 class AgentCollector(Collector):
-    def __init__(self, view: AgentView) -> None:
-        self.view = view
+    def __init__(self, snapshot: SnapshotFn) -> None:
+        self.snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        c = self.view.scrape_counters()
-        g = self.view.gauges()
-        rules = self.view.scrape_rules()
-        now = time.monotonic_ns()
-        yield _labelled("ftagent_packets", "Packets received, by class", "proto", c.packets)
-        yield _labelled("ftagent_bytes", "Bytes received, by class", "proto", c.bytes)
-        yield _labelled("ftagent_tcp_flags_packets", "TCP packets by flags", "flags", c.tcp_flags)
-        yield _labelled(
-            "ftagent_udp_source_port_packets",
-            "UDP packets by source port",
-            "port",
-            c.udp_src_port_packets,
-        )
-        yield _labelled("ftagent_packet_size_packets", "Packets by size", "size", c.sizes)
-        dp = CounterMetricFamily(
-            "ftagent_dropped_packets", "Packets dropped in XDP, by reason", labels=["reason"]
-        )
-        db = CounterMetricFamily(
-            "ftagent_dropped_bytes", "Bytes dropped in XDP, by reason", labels=["reason"]
-        )
-        for reason in DROP_VERDICTS:
-            dp.add_metric([reason], c.verdicts.get(reason, 0))
-            db.add_metric([reason], c.verdict_bytes.get(reason, 0))
-        yield dp
-        yield db
-        yield _labelled("ftagent_verdict_packets", "Packets by verdict", "verdict", c.verdicts)
-        for metric in ("pps", "bps"):
+        snap = self.snapshot()
+        h, g = snap.health, snap.metrics
+        if g.counters is not None:
+            yield from _counters(g.counters)
+        for metric, quantiles, current in (
+            ("pps", g.baseline.get("pps"), g.current_pps),
+            ("bps", g.baseline.get("bps"), g.current_bps),
+        ):
             bl = GaugeMetricFamily(
                 f"ftagent_baseline_{metric}", f"Learned baseline of {metric}", labels=["quantile"]
             )
-            for q, v in g["baseline"].get(metric, {}).items():
-                bl.add_metric([q], v)
+            if quantiles is not None:
+                bl.add_metric(["avg"], quantiles.avg)
+                bl.add_metric(["0.95"], quantiles.p95)
+                bl.add_metric(["0.99"], quantiles.p99)
             yield bl
             th = GaugeMetricFamily(f"ftagent_threshold_{metric}", f"Detection threshold ({metric})")
-            th.add_metric([], g["thresholds"].get(metric, 0.0))
+            th.add_metric([], g.thresholds.get(metric, 0.0))
             yield th
             cur = GaugeMetricFamily(f"ftagent_current_{metric}", f"Last window's {metric}")
-            cur.add_metric([], g["current"].get(metric, 0.0))
+            cur.add_metric([], current or 0.0)
             yield cur
         for name, text, value in (
-            ("ftagent_baseline_ready", "1 when learned thresholds apply", g["baseline_ready"]),
-            ("ftagent_attack_active", "1 while an incident is active", g["attack_active"]),
-            (
-                "ftagent_rules_active",
-                "Drop rules in the kernel",
-                sum(1 for r in rules if r.expires_ns > now),
-            ),
-            ("ftagent_sample_one_in", "Kernel sampling ratio (1 in N)", g["sample_one_in"]),
-            ("ftagent_uptime_seconds", "Seconds since the agent started", g["uptime_s"]),
+            ("ftagent_baseline_ready", "1 when learned thresholds apply", h.baseline_ready),
+            ("ftagent_attack_active", "1 while an incident is active", h.attack_active),
+            ("ftagent_rules_active", "Drop rules in the kernel", g.rules_in_kernel),
+            ("ftagent_sample_one_in", "Kernel sampling ratio (1 in N)", g.sample_one_in),
+            ("ftagent_uptime_seconds", "Seconds since the agent started", snap.uptime_s()),
         ):
             gm = GaugeMetricFamily(name, text)
             gm.add_metric([], float(value))
             yield gm
-        yield _labelled("ftagent_incidents", "Incidents opened", "family", g["incidents"])
-        yield from _link(g["link"])
-        yield from _rule_counters(rules)
-        yield _xdp_attached(self.view.health())
+        yield _labelled("ftagent_incidents", "Incidents opened", "family", g.incidents)
+        yield from _link(g.link)
+        yield from _rule_counters(g.rules)
+        yield _xdp_attached(h, g)
 
 
-def _rule_counters(rules: list[Rule]) -> Iterator[Metric]:
+def _counters(c: Counters) -> Iterator[Metric]:
+    yield _labelled("ftagent_packets", "Packets received, by class", "proto", c.packets)
+    yield _labelled("ftagent_bytes", "Bytes received, by class", "proto", c.bytes)
+    yield _labelled("ftagent_tcp_flags_packets", "TCP packets by flags", "flags", c.tcp_flags)
+    yield _labelled(
+        "ftagent_udp_source_port_packets",
+        "UDP packets by source port",
+        "port",
+        c.udp_src_port_packets,
+    )
+    yield _labelled("ftagent_packet_size_packets", "Packets by size", "size", c.sizes)
+    dp = CounterMetricFamily(
+        "ftagent_dropped_packets", "Packets dropped in XDP, by reason", labels=["reason"]
+    )
+    db = CounterMetricFamily(
+        "ftagent_dropped_bytes", "Bytes dropped in XDP, by reason", labels=["reason"]
+    )
+    for reason in DROP_VERDICTS:
+        dp.add_metric([reason], c.verdicts.get(reason, 0))
+        db.add_metric([reason], c.verdict_bytes.get(reason, 0))
+    yield dp
+    yield db
+    yield _labelled("ftagent_verdict_packets", "Packets by verdict", "verdict", c.verdicts)
+
+
+def _rule_counters(rules: tuple[Rule, ...]) -> Iterator[Metric]:
     """Per rule (label: its description, as `ftagent rules` shows it): what it dropped and
     what it spared (passed because a socket of the node wanted it). Bounded by the rule
     tables' sizes."""
@@ -150,27 +146,19 @@ def _link(state: LinkState) -> Iterator[Metric]:
         )
 
 
-def _xdp_attached(health: dict[str, Any]) -> Metric:
-    """1 while the kernel still runs OUR program on the interface (asked at scrape time:
-    another tool may have replaced or removed it); `mode` says native or generic."""
-    from ftagent.bpf.xdp import ifindex_of, xdp_prog_id
-
-    interface = str(health.get("interface", ""))
-    ours = int(health.get("prog_id") or 0)
-    try:
-        attached = ours != 0 and xdp_prog_id(ifindex_of(interface)) == ours
-    except Exception:  # the interface is gone: nothing is attached
-        attached = False
+def _xdp_attached(h: Health, g: MetricsView) -> Metric:
+    """1 while the kernel still runs OUR program on the interface (the loop asks once a
+    second: another tool may have replaced or removed it); `mode` says native or generic."""
     family = GaugeMetricFamily(
         "ftagent_xdp_attached",
         "1 while the agent's XDP program is attached to the interface",
         labels=["interface", "mode"],
     )
-    family.add_metric([interface, str(health.get("xdp_mode", ""))], float(attached))
+    family.add_metric([h.interface, h.xdp_mode], float(g.xdp_attached))
     return family
 
 
-def _handler(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) -> type:
+def _handler(registry: CollectorRegistry, snapshot: SnapshotFn) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ftagent"
 
@@ -181,7 +169,7 @@ def _handler(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) 
                     body = generate_latest(registry)
                     ctype = CONTENT_TYPE_PROMETHEUS
                 elif path == "/health":
-                    body = json.dumps(health(), default=str).encode()
+                    body = msgspec.json.encode(snapshot().health_now())
                     ctype = "application/json"
                 else:
                     self.send_error(404, "not found (try /metrics or /health)")
@@ -203,10 +191,11 @@ def _handler(registry: CollectorRegistry, health: Callable[[], dict[str, Any]]) 
 
 
 class LocalHttp:
-    def __init__(self, view: AgentView, host: str, port: int) -> None:
+    def __init__(self, snapshot: SnapshotFn, host: str, port: int) -> None:
+        """`snapshot`: the loop's last snapshot (`Agent.snapshot`), called per request."""
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(AgentCollector(view))
-        self.server = ThreadingHTTPServer((host, port), _handler(self.registry, view.health))
+        self.registry.register(AgentCollector(snapshot))
+        self.server = ThreadingHTTPServer((host, port), _handler(self.registry, snapshot))
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="ftagent-http", daemon=True

@@ -1,18 +1,27 @@
-"""What the agent shows locally: the /health snapshot (also `ftagent status`) and the
-gauges of /metrics. JSON views for people and Prometheus, built from the loop's objects;
-the loop takes a snapshot after each change so the HTTP thread never reads live state."""
+"""What the agent shows locally, as one typed snapshot: the loop builds a `Snapshot` each
+window (under its lock) from its own objects; `/health` (also `ftagent status`) and the
+gauges and counters of `/metrics` are formatted from it and from nothing else, so the
+HTTP thread never reads live state: no map, no mitigator, no reporter.
+
+`Health` is the /health document itself (msgspec encodes its fields in order, so the
+JSON keys are the fields); `ftagent status` decodes the same type. Fields an older agent
+did not send have defaults, so `status` still reads an older agent's /health.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-import ftagent
+import msgspec
+
+from ftagent.datapath import AttachInfo, Counters, Rule
+from ftagent.events import ReportingState
+from ftagent.fleet import FleetRules
+from ftagent.guard import SocketGuard, SyncookieState
+from ftagent.incident import Incident
 from ftagent.link import LinkState
-
-if TYPE_CHECKING:
-    from ftagent.agent import Agent
 
 HEALTH_THRESHOLDS = ("pps", "bps", "udp_pps", "syn_pps", "icmp_pps")
 
@@ -21,133 +30,202 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def health(agent: Agent) -> dict[str, Any]:
-    w = agent.last_window
-    response = agent.response
-    info = agent.dp.attach_info
-    mitigator = agent.mitigator
-    incident: dict[str, Any] | None = None
-    if response is not None:
-        inc = response.incident
-        incident = {
-            "uuid": inc.uuid,
-            "family": inc.family,
-            "subtype": inc.classification.subtype,
-            "severity": inc.severity,
-            "started_at": iso(inc.started_at),
-            "peak_pps": round(inc.peak_pps),
-            "rules": [s.describe() for s in inc.rules],
-        }
-    return {
-        "status": "attack" if response is not None else "ok",
-        "version": ftagent.__version__,
-        "uptime_s": round(time.monotonic() - agent.started, 1),
-        "interface": info.interface,
-        "xdp_mode": info.mode,
-        "prog_id": info.prog_id,
-        "pps": round(w.metrics["pps"], 1) if w else 0.0,
-        "bps": round(w.metrics["bps"], 1) if w else 0.0,
-        "dropped_pps": round(w.dropped_pps, 1) if w else 0.0,
-        "baseline_ready": agent.baseline.ready,
-        "baseline_samples": agent.baseline.samples,
-        "attack_active": response is not None,
-        "mitigation_mode": mitigator.mode,
-        "rules_active": mitigator.active_count(),
-        "rules": [s.describe() for s in mitigator.rules],
-        "thresholds": {
-            k: round(v, 1) for k, v in agent.reference.thresholds.items() if k in HEALTH_THRESHOLDS
-        },
-        "incident": incident,
-        # The control plane's orders against an attack spread over the node's groups.
-        "fleet_orders": fleet_orders(agent),
-        "incidents_total": sum(agent.incidents_by_family.values()),
-        "link": link_health(agent.link.state),
-        # Whether rules spare what the node's sockets want; else plain rules (the reason).
-        "socket_guard": agent.guard.available,
-        "socket_guard_reason": agent.guard.reason,
-        # Clients that only exchanged UDP with the node become known sources (TC egress);
-        # the error says why the kernel refused it (then a warning too).
-        "udp_egress_learning": info.udp_egress_learning,
-        "udp_egress_error": info.udp_egress_error,
-        "tcp_syncookies": agent.syncookies.value,
-        "warnings": warnings(agent),
-    }
+class IncidentHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """The active incident as /health shows it."""
+
+    uuid: str
+    family: str
+    subtype: str
+    severity: str
+    started_at: str  # ISO 8601, UTC
+    peak_pps: int
+    rules: tuple[str, ...] = ()  # RuleSpec.describe() of each rule it holds
 
 
-def fleet_orders(agent: Agent) -> list[dict[str, Any]]:
-    """Each fleet order held: its incident, family, group, rules, when its rules expire
-    unless renewed (every answer of the control plane renews them) and since when in force."""
-    fleet = agent.fleet
+class FleetOrderHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """A fleet order held: its incident, family, group, rules, when its rules expire unless
+    renewed (every answer of the control plane renews them) and since when in force."""
+
+    incident_uuid: str
+    family: str
+    group: str
+    vectors: tuple[str, ...] = ()
+    rules: tuple[str, ...]
+    mode: str
+    ttl_s: float = 0.0
+    expires_in_s: float
+    expires_at: str = ""
+    received_at: str = ""
+    in_force_since: str | None
+    notes: tuple[str, ...] = ()
+
+
+class LinkHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """The uplink as the interface saw it in the last second (see ftagent.link)."""
+
+    readable: bool
+    rx_lost_pps: float
+    saturated: bool
+    saturated_since: str | None
+    rx_dropped: int | None
+    rx_missed_errors: int | None
+    rx_fifo_errors: int | None
+    error: str | None
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """The /health document (field order is the JSON's key order)."""
+
+    status: str  # "attack" while an incident is active, else "ok"
+    version: str
+    uptime_s: float  # set at scrape time (it advances between windows)
+    interface: str
+    xdp_mode: str
+    prog_id: int
+    pps: float
+    bps: float
+    dropped_pps: float
+    baseline_ready: bool
+    baseline_samples: int
+    attack_active: bool
+    mitigation_mode: str
+    rules_active: int  # rules the mitigator holds in the kernel
+    rules: tuple[str, ...]  # every rule the mitigator holds (dry run: would hold)
+    thresholds: dict[str, float]
+    incident: IncidentHealth | None
+    # The control plane's orders against an attack spread over the node's groups.
+    fleet_orders: tuple[FleetOrderHealth, ...] = ()
+    incidents_total: int = 0
+    link: LinkHealth | None = None
+    # Whether rules spare what the node's sockets want; else plain rules (the reason).
+    socket_guard: bool = False
+    socket_guard_reason: str = ""
+    # Clients that only exchanged UDP with the node become known sources (TC egress);
+    # the error says why the kernel refused it (then a warning too).
+    udp_egress_learning: bool = False
+    udp_egress_error: str | None = None
+    tcp_syncookies: int | None = None
+    warnings: tuple[str, ...] = ()
+    # The reporter to the control plane as of the last second; None: stand-alone.
+    control_plane: ReportingState | None = None
+
+
+class Quantiles(msgspec.Struct, frozen=True):
+    """One baseline metric as /metrics shows it (labels avg, 0.95, 0.99)."""
+
+    avg: float
+    p95: float
+    p99: float
+
+
+class MetricsView(msgspec.Struct, frozen=True, kw_only=True):
+    """What /metrics adds to `Health`: the kernel counters as the loop last read them, the
+    kernel's rules with their counters (read once a second and after each change the loop
+    made), the baseline and the loop's gauges."""
+
+    counters: Counters | None  # None before the loop's first read
+    rules: tuple[Rule, ...]
+    rules_read_at_ns: int  # CLOCK_MONOTONIC of that read (which rules had not expired)
+    baseline: dict[str, Quantiles]  # pps, bps
+    thresholds: dict[str, float]  # every metric's, not only HEALTH_THRESHOLDS
+    current_pps: float | None  # the last window's (None before the first window)
+    current_bps: float | None
+    sample_one_in: int
+    incidents: dict[str, int]  # incidents opened, by family
+    link: LinkState
+    # Whether the kernel still runs OUR program on the interface (asked once a second:
+    # another tool may have replaced or removed it).
+    xdp_attached: bool
+
+    @property
+    def rules_in_kernel(self) -> int:
+        """Rules the kernel still applies (not expired) as of the read."""
+        return sum(1 for r in self.rules if r.expires_ns > self.rules_read_at_ns)
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the local views show, as of one window. Replaced whole, never changed."""
+
+    started: float  # time.monotonic() when the agent started
+    health: Health
+    metrics: MetricsView
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def health_now(self) -> Health:
+        """/health as of now: the snapshot's, with the uptime of this moment."""
+        return msgspec.structs.replace(self.health, uptime_s=round(self.uptime_s(), 1))
+
+
+# ---- built by the loop, from its own objects ------------------------------------------
+
+
+def incident_health(inc: Incident) -> IncidentHealth:
+    return IncidentHealth(
+        uuid=inc.uuid,
+        family=inc.family,
+        subtype=inc.classification.subtype,
+        severity=inc.severity,
+        started_at=iso(inc.started_at),
+        peak_pps=round(inc.peak_pps),
+        rules=tuple(s.describe() for s in inc.rules),
+    )
+
+
+def fleet_orders(fleet: FleetRules, wall_now: float) -> tuple[FleetOrderHealth, ...]:
     out = []
     for uuid, st in fleet.orders.items():
         left = fleet.expires_in(uuid)
         out.append(
-            {
-                "incident_uuid": uuid,
-                "family": st.order.family,
-                "group": st.order.group,
-                "vectors": [v.family for v in st.order.vectors],
-                "rules": [s.describe() for s in fleet.rules_of(uuid)],
-                "mode": st.mode,
-                "ttl_s": st.order.ttl_s,
-                "expires_in_s": round(left, 1),
-                "expires_at": iso(agent.wall() + left),
-                "received_at": iso(st.received_at),
-                "in_force_since": iso(st.in_force_since) if st.in_force_since else None,
-                "notes": st.notes,
-            }
+            FleetOrderHealth(
+                incident_uuid=uuid,
+                family=st.order.family,
+                group=st.order.group,
+                vectors=tuple(v.family for v in st.order.vectors),
+                rules=tuple(s.describe() for s in fleet.rules_of(uuid)),
+                mode=st.mode,
+                ttl_s=st.order.ttl_s,
+                expires_in_s=round(left, 1),
+                expires_at=iso(wall_now + left),
+                received_at=iso(st.received_at),
+                in_force_since=iso(st.in_force_since) if st.in_force_since else None,
+                notes=tuple(st.notes),
+            )
         )
-    return out
+    return tuple(out)
 
 
-def link_health(state: LinkState) -> dict[str, Any]:
-    """The uplink as the interface saw it in the last second (see ftagent.link)."""
+def link_health(state: LinkState) -> LinkHealth:
     losses = state.losses
-    return {
-        "readable": state.readable,
-        "rx_lost_pps": round(state.rx_lost_pps, 1),
-        "saturated": state.saturated,
-        "saturated_since": iso(state.saturated_since) if state.saturated_since else None,
-        "rx_dropped": losses.dropped if losses else None,
-        "rx_missed_errors": losses.missed if losses else None,
-        "rx_fifo_errors": losses.fifo if losses else None,
-        "error": state.error or None,
-    }
+    return LinkHealth(
+        readable=state.readable,
+        rx_lost_pps=round(state.rx_lost_pps, 1),
+        saturated=state.saturated,
+        saturated_since=iso(state.saturated_since) if state.saturated_since else None,
+        rx_dropped=losses.dropped if losses else None,
+        rx_missed_errors=losses.missed if losses else None,
+        rx_fifo_errors=losses.fifo if losses else None,
+        error=state.error or None,
+    )
 
 
-def warnings(agent: Agent) -> list[str]:
+def warnings(guard: SocketGuard, info: AttachInfo, syncookies: SyncookieState) -> tuple[str, ...]:
     """What an operator should fix: mitigation works, but worse than it could."""
     out = []
-    if not agent.guard.available:
+    if not guard.available:
         out.append(
-            f"socket guard off ({agent.guard.reason}): plain rules, real users share "
-            "the rate limits"
+            f"socket guard off ({guard.reason}): plain rules, real users share the rate limits"
         )
-    egress_error = agent.dp.attach_info.udp_egress_error
-    if egress_error is not None:
+    if info.udp_egress_error is not None:
         out.append(
-            f"UDP egress learning off ({egress_error}): clients that only exchanged UDP "
-            "with the node are not known sources"
+            f"UDP egress learning off ({info.udp_egress_error}): clients that only exchanged "
+            "UDP with the node are not known sources"
         )
-    if agent.syncookies.warning is not None:
-        out.append(agent.syncookies.warning)
-    return out
+    if syncookies.warning is not None:
+        out.append(syncookies.warning)
+    return tuple(out)
 
 
-def gauges(agent: Agent) -> dict[str, Any]:
-    w = agent.last_window
-    b = agent.baseline
-    return {
-        "baseline": {
-            m: {"avg": b.stat(m).avg, "0.95": b.stat(m).p95, "0.99": b.stat(m).p99}
-            for m in ("pps", "bps")
-        },
-        "thresholds": dict(agent.reference.thresholds),
-        "current": {"pps": w.metrics["pps"], "bps": w.metrics["bps"]} if w else {},
-        "baseline_ready": int(b.ready),
-        "attack_active": int(agent.response is not None),
-        "sample_one_in": agent.sampler.sample_one_in,
-        "uptime_s": time.monotonic() - agent.started,
-        "incidents": dict(agent.incidents_by_family),
-        "link": agent.link.state,
-    }
+def shown_thresholds(thresholds: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(v, 1) for k, v in thresholds.items() if k in HEALTH_THRESHOLDS}

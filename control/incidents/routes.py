@@ -1,5 +1,6 @@
-"""REST API v1 incidents: list with filters, read, an operator's status change, and the
-incident's pcap (uploaded by the agent, kept by control.agentapi.pcaps)."""
+"""REST API v1 incidents: list with filters, read, an operator's status change, the
+incident's pcap (uploaded by the agent, kept by control.agentapi.pcaps) and its node's
+traffic over it (control.incidents.timeline)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from litestar.response import File
 
 from control.agentapi.runtime import agentapi_of
 from control.core import validation
-from control.core.deps import CallerDep, IncidentsDep
+from control.core.deps import CallerDep, Db, IncidentsDep
 from control.incidents.schemas import Incident, IncidentListItem, IncidentScope, IncidentStatus
 from control.incidents.service import IncidentFilters
+from control.incidents.timeline import IncidentTimeline, incident_timeline
 from ftcontract.vocabulary import Severity
 
 
@@ -92,3 +94,14 @@ class IncidentsController(Controller):
             media_type="application/vnd.tcpdump.pcap",
             headers={"X-Content-SHA256": stored.sha256},
         )
+
+    @get(
+        "/{incident_uuid:str}/timeline",
+        summary="The node's traffic over the incident: one-second points while kept (1 h), "
+        "one-minute roll-ups before",
+    )
+    async def get_timeline(
+        self, incident_uuid: FromPath[str], caller: CallerDep, db: Db, state: State
+    ) -> IncidentTimeline:
+        retention = agentapi_of(state).settings.raw_retention_s
+        return await incident_timeline(db, caller.workspace_id, incident_uuid, retention)

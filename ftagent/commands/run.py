@@ -95,6 +95,8 @@ def _run(cfg: Config, stop: threading.Event) -> int:
             sink = make_sink(cfg)
             # The fleet orders the control-plane sink's watcher receives (none stand-alone).
             inbox = getattr(sink, "fleet_inbox", None)
+            # The reporter's state for /health (`ftagent status`), asked by the loop.
+            reporting = getattr(sink, "reporting_state", None)
             agent = Agent(
                 cfg,
                 dp,
@@ -102,13 +104,14 @@ def _run(cfg: Config, stop: threading.Event) -> int:
                 own_networks=own_networks(),
                 control_networks=control,
                 fleet_inbox=inbox if isinstance(inbox, FleetInbox) else None,
+                reporting=reporting if callable(reporting) else None,
             )
         except Exception as exc:
             log.exception("cannot start the agent: %s", exc)
             return 1
         if cfg.http.enabled:
             try:
-                http = LocalHttp(agent, cfg.http.listen, cfg.http.port)
+                http = LocalHttp(agent.snapshot, cfg.http.listen, cfg.http.port)
                 http.start()
                 log.info("local http on %s:%d (/metrics, /health)", cfg.http.listen, http.port)
             except OSError as exc:

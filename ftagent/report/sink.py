@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftagent import __version__
 from ftagent.config import Config
-from ftagent.events import AgentStatus, IncidentReport, RuleChange
+from ftagent.events import AgentStatus, IncidentReport, ReportingState, RuleChange
 from ftagent.fleet import FleetInbox
 from ftagent.report.client import AgentClient
 from ftagent.report.fleet_watch import FleetWatcher, WatchTimings
@@ -144,6 +144,18 @@ class ControlSink:
 
     def commands_done(self, acks: list[agent_api.CommandAck]) -> None:
         self._reporter.ack_commands(acks)
+
+    def reporting_state(self) -> ReportingState:
+        """For the loop's views (asked once a second; reads the reporter's counters only)."""
+        r = self._reporter
+        return ReportingState(
+            server=r.settings.server,
+            breaker=r.breaker_state,
+            spooled=r.spool_size,
+            sent_batches=r.stats.sent_batches,
+            failures=r.stats.failures,
+            last_error=r.stats.last_error or None,
+        )
 
     # ---- the heartbeat -----------------------------------------------------------------
 

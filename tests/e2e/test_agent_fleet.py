@@ -80,13 +80,14 @@ def test_an_order_goes_into_the_kernel_the_points_and_the_views_then_out(
     # The baseline learns nothing while the order is held.
     assert agent.baseline.samples <= learned + 1  # the second in progress at the order
 
-    (shown,) = agent.health()["fleet_orders"]
-    assert (shown["incident_uuid"], shown["family"], shown["group"]) == (
+    health = agent.snapshot().health
+    (shown,) = health.fleet_orders
+    assert (shown.incident_uuid, shown.family, shown.group) == (
         INC, "dns_amplification", "203.0.113.0/24",
     )  # fmt: skip
-    assert shown["rules"] == ["signature proto=17 sport=53 spare=connected"]
-    assert 0 < shown["expires_in_s"] <= 60.0 and shown["in_force_since"] is not None
-    assert "rules" in agent.health() and agent.health()["rules_active"] == 1  # old keys kept
+    assert shown.rules == ("signature proto=17 sport=53 spare=connected",)
+    assert 0 < shown.expires_in_s <= 60.0 and shown.in_force_since is not None
+    assert health.rules_active == 1 and len(health.rules) == 1  # old keys kept
     listed = fleet_state.load(tmp_path / fleet_state.FILE)
     table = format_rules(agent.scrape_rules(), time.monotonic_ns(), listed)
     assert f"fleet {INC}" in table.splitlines()[1]
@@ -94,7 +95,7 @@ def test_an_order_goes_into_the_kernel_the_points_and_the_views_then_out(
     # The fleet incident ended: the next answer lists nothing.
     inbox.put(agent_api.FleetOrders(version=2))
     ra.wait_for(lambda: not agent.scrape_rules(), 5.0, "the rule removed")
-    ra.wait_for(lambda: agent.health()["fleet_orders"] == [], 5.0, "/health updated")
+    ra.wait_for(lambda: agent.snapshot().health.fleet_orders == (), 5.0, "/health updated")
     since = time.monotonic_ns()
     ra.wait_for(lambda: len(points(ra, since)) >= 2, 10.0, "two points after")
     assert all(p.fleet_rules == [] for p in points(ra, since)[1:])

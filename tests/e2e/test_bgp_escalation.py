@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from tests.capability import require, require_root
@@ -145,6 +146,7 @@ def agent_health(stack: Any) -> dict[str, Any]:
 
 def test_the_agents_link_saturated_verdict_alone_escalates(stack: Any) -> None:
     from ftagent.commands.status import render
+    from ftagent.views import Health
     from lab.trafgen import start_flood, stop_flood
     from lab.unclaimed import UnclaimedFrames
 
@@ -187,5 +189,5 @@ def test_the_agents_link_saturated_verdict_alone_escalates(stack: Any) -> None:
     assert link["saturated"] is True and link["rx_lost_pps"] >= LINK["saturation_lost_pps"], link
     assert gauges["ftagent_link_saturated"] == 1.0
     assert gauges["ftagent_link_rx_lost_pps"] >= LINK["saturation_lost_pps"]
-    assert f"SATURATED since {link['saturated_since']}" in render(health)
+    assert f"SATURATED since {link['saturated_since']}" in render(msgspec.convert(health, Health))
     stack.wait_until(lambda: not stack.flowspec_routes(), 30.0, "the withdrawal in BIRD")

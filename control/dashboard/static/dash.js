@@ -479,22 +479,26 @@ pages.incident = async function () {
     if (!fleet) await timeline(i);
   }
 
+  // The node's traffic over the incident: one-second points while the store keeps them
+  // (the last hour: a fresh incident draws at once), one-minute roll-ups before that.
   async function timeline(i) {
-    const started = Date.parse(i.started_at) / 1000;
-    const ended = i.ended_at ? Date.parse(i.ended_at) / 1000 : Date.now() / 1000;
-    const range = (Date.now() / 1000 - started) <= 3600 ? "1h" : (Date.now() / 1000 - started) <= 86400 ? "24h" : "7d";
-    const traffic = await api("GET", `/nodes/${encodeURIComponent(i.node.uuid)}/traffic?range=${range}`);
-    const pts = traffic.points.map((p) => ({ t: Date.parse(p.t) / 1000, ...p }))
-      .filter((p) => p.t >= started - traffic.step_sec && p.t <= ended + traffic.step_sec);
+    const tl = await api("GET", `/incidents/${encodeURIComponent(i.uuid)}/timeline`);
+    const pts = tl.points.map((p) => ({ ...p, t: Date.parse(p.t) / 1000 }));
     const container = $("timeline");
     container.replaceChildren();
     const chart = timeChart(container, [
       { label: "Received pps", stroke: "#0550ae", width: 2 },
       { label: "Dropped pps", stroke: "#a40e26", width: 2, fill: "rgba(164,14,38,0.15)" },
     ]);
-    chart.setData([pts.map((p) => p.t), pts.map((p) => p.pps_avg), pts.map((p) => p.dropped_pps_avg)]);
+    chart.setData([pts.map((p) => p.t), pts.map((p) => p.pps), pts.map((p) => p.dropped_pps)]);
+    const seconds = pts.filter((p) => p.step_sec === 1).length;
+    const minutes = pts.length - seconds;
     container.dataset.points = String(pts.length);
-    $("timeline-note").textContent = pts.length ? `${pts.length} point(s), ${traffic.step_sec} s each.` : "No stored traffic for this period yet (one-minute roll-ups).";
+    container.dataset.seconds = String(seconds);
+    const parts = [];
+    if (minutes) parts.push(`${plural(minutes, "one-minute roll-up")} before ${when(tl.seconds_since)}`);
+    if (seconds) parts.push(plural(seconds, "one-second point"));
+    $("timeline-note").textContent = pts.length ? parts.join(", then ") + "." : "No stored traffic for this period yet.";
   }
 
   async function mark(status) {

@@ -418,6 +418,12 @@ def test_operator_walks_the_dashboard(srv: Served, receiver: Receiver, tmp_path:
             expect(page.locator("#protocols")).to_contain_text("udp")
             expect(page.locator("#mitigation")).to_contain_text("4,242,000")
             expect(page.locator("#summary")).not_to_be_empty()
+            # The fresh incident's timeline (opened 30 s ago): its one-second points from a
+            # minute before the start, drawn at once (not the one-minute roll-ups).
+            expect(page.locator("#timeline-note")).to_contain_text("one-second point")
+            drawn = points(page, "#timeline")
+            assert drawn >= 60, f"#timeline: {drawn} points"
+            assert page.get_attribute("#timeline", "data-seconds") == str(drawn)
             with page.expect_download() as download:
                 page.click("#pcap-link")
             saved = download.value.path()

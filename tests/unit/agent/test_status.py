@@ -1,10 +1,14 @@
 import argparse
 import socket
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
-from ftagent.commands.status import cmd_status, render
+from ftagent.commands.status import cmd_status
+from ftagent.commands.status import render as render_health
+from ftagent.views import Health
 
 HEALTH = {
     "status": "attack",
@@ -18,6 +22,7 @@ HEALTH = {
     "dropped_pps": 900.0,
     "baseline_ready": True,
     "baseline_samples": 300,
+    "attack_active": True,
     "thresholds": {"pps": 5000.0, "syn_pps": 2000.0},
     "mitigation_mode": "on",
     "rules_active": 1,
@@ -31,6 +36,11 @@ HEALTH = {
         "peak_pps": 10000,
     },
 }
+
+
+def render(health: dict[str, Any]) -> str:
+    """`ftagent status` of this /health document (decoded as the command decodes it)."""
+    return render_health(msgspec.json.decode(msgspec.json.encode(health), type=Health))
 
 
 def test_render_shows_the_incident_and_rules():
@@ -86,3 +96,23 @@ def test_render_shows_the_fleet_orders_and_their_rules():
     dry = render({**HEALTH, "fleet_orders": [{**order, "mode": "dry_run", "in_force_since": None}]})
     assert "not in force (dry_run)" in dry
     assert "fleet order" not in render(HEALTH)  # an older agent's /health has none
+
+
+def test_render_shows_the_control_plane_reporter():
+    assert "control:      none (stand-alone" in render(HEALTH)  # also an older agent's
+    up = {
+        "server": "https://ft.example",
+        "breaker": "closed",
+        "spooled": 0,
+        "sent_batches": 12,
+        "failures": 0,
+        "last_error": None,
+    }
+    assert "control:      https://ft.example reachable, 0 report(s) spooled" in render(
+        {**HEALTH, "control_plane": up}
+    )
+    down = {**up, "breaker": "open", "spooled": 42, "failures": 3, "last_error": "heartbeat: boom"}
+    assert (
+        "control:      https://ft.example UNREACHABLE (retrying; last error: heartbeat: boom), "
+        "42 report(s) spooled"
+    ) in render({**HEALTH, "control_plane": down})

@@ -194,3 +194,24 @@ def test_settings_and_commands_reach_the_loop_and_acks_go_back(plane, sink) -> N
         "acks": [{"id": 9, "ok": False, "error": "x is protected (allow-list)"}]
     }
     assert sink.poll_control() is None  # nothing new
+
+
+def test_reporting_state_says_reachable_unreachable_and_the_spool(plane, sink) -> None:
+    """What /health's `control_plane` shows: the breaker, the spool and the last error,
+    through an outage of the control plane and its end."""
+    assert plane.wait_for(lambda: bool(plane.of("heartbeat")))
+    state = sink.reporting_state()
+    assert (state.server, state.breaker, state.last_error) == (plane.url, "closed", None)
+    plane.stop()
+    for i in range(5):
+        sink.metrics_second(msgspec.structs.replace(POINT, ts=POINT.ts + i), STATUS)
+    assert plane.wait_for(lambda: sink.reporting_state().breaker != "closed")
+    down = sink.reporting_state()
+    assert down.failures >= 1 and down.last_error, down
+    assert plane.wait_for(lambda: sink.reporting_state().spooled >= 1)
+    plane.start()  # the same port again
+    assert plane.wait_for(
+        lambda: sink.reporting_state().breaker == "closed" and sink.reporting_state().spooled == 0,
+        timeout=20.0,
+    )
+    assert sink.reporting_state().sent_batches > down.sent_batches
