@@ -343,7 +343,7 @@ def _bgp_settings(args: argparse.Namespace) -> BgpSettings | None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    _setup_logging(args.log_level)
+    _set_log_levels(args.log_level)
 
     from control.app import create_app
 
@@ -369,8 +369,6 @@ def _serve(args: argparse.Namespace) -> None:
         app,
         host=args.host,
         port=args.port,
-        # logging is set up above (ours and uvicorn's alike, one format)
-        log_config=None,
         log_level=args.log_level,
         access_log=args.log_level == "debug",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
@@ -379,15 +377,13 @@ def _serve(args: argparse.Namespace) -> None:
 
 # Loggers that write one line per HTTP request: only at --log-level debug (a fleet posts
 # every node's points each second; an operator wants incidents in the log, not those).
-PER_REQUEST_LOGGERS = ("uvicorn.access", "httpx", "httpcore")
+# uvicorn's access log is its own switch (access_log); httpx logs each notification sent.
+PER_REQUEST_LOGGERS = ("httpx", "httpcore")
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+def _set_log_levels(level: str) -> None:
+    # Litestar sends our loggers' lines through its own root handler; uvicorn keeps its own.
+    logging.getLogger("ftcontrol").setLevel(level.upper())
     for name in PER_REQUEST_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 

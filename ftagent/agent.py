@@ -24,29 +24,19 @@ from pathlib import Path
 import msgspec
 
 import ftagent
-from ftagent import fleet_state
-from ftagent.baseline import Baseline
 from ftagent.config import Config, ConfigError, parse_networks
 from ftagent.datapath import Counters, Datapath, IPNetwork, Rule
-from ftagent.detector import Detector, Transition
+from ftagent.detect.baseline import Baseline
+from ftagent.detect.detector import Detector, Transition
+from ftagent.detect.rates import Window, compute_window, merge_windows
+from ftagent.detect.reference import Reference
+from ftagent.detect.seconds import Seconds
 from ftagent.events import AgentStatus, EventSink, NullSink, ReportingState
-from ftagent.fleet import FleetInbox, FleetRules
-from ftagent.guard import SyncookieState, check_syncookies, guard_of
-from ftagent.journal import IncidentJournal
-from ftagent.link import LinkWatch
-from ftagent.link_saturation import SaturationSettings
-from ftagent.mitigator import Mitigator
-from ftagent.operator_rules import apply_command
-from ftagent.overrides import OverrideApplier
-from ftagent.protection import Protection
-from ftagent.rates import Window, compute_window, merge_windows
-from ftagent.reference import Reference
-from ftagent.response import IncidentResponse, Tools
-from ftagent.sampling import Sampler
-from ftagent.seconds import Seconds
-from ftagent.shield import ShieldedSink
-from ftagent.sources import SourceWatcher
-from ftagent.views import (
+from ftagent.evidence.sampling import Sampler
+from ftagent.evidence.sources import SourceWatcher
+from ftagent.link.link import LinkWatch
+from ftagent.link.link_saturation import SaturationSettings
+from ftagent.local.views import (
     Health,
     MetricsView,
     Quantiles,
@@ -57,6 +47,16 @@ from ftagent.views import (
     shown_thresholds,
     warnings,
 )
+from ftagent.mitigate.guard import SyncookieState, check_syncookies, guard_of
+from ftagent.mitigate.mitigator import Mitigator
+from ftagent.mitigate.protection import Protection
+from ftagent.orders import fleet_state
+from ftagent.orders.fleet import FleetInbox, FleetRules
+from ftagent.orders.operator_rules import apply_command
+from ftagent.orders.overrides import OverrideApplier
+from ftagent.respond.journal import IncidentJournal
+from ftagent.respond.response import IncidentResponse, Tools
+from ftagent.respond.shield import ShieldedSink
 from ftcontract import agent_api
 
 log = logging.getLogger("ftagent.agent")

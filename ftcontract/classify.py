@@ -1,6 +1,6 @@
 """Name an attack from per-second rates: the one classifier definition both sides use.
 
-The agent classifies one node's windows (`ftagent.classifier` adds what its sampled
+The agent classifies one node's windows (`ftagent.evidence.classifier` adds what its sampled
 packets tell); the control plane classifies the sum of a group's one-second points (fleet
 detection). Both call `classify_rates` with the same metric names, so a fleet incident and
 a node incident name the same traffic the same way.

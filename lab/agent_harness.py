@@ -17,8 +17,8 @@ from typing import Any
 
 from ftagent.agent import Agent
 from ftagent.config import Config, decode
+from ftagent.detect.rates import Window
 from ftagent.events import AgentStatus, IncidentReport, RuleChange
-from ftagent.rates import Window
 from ftcontract import agent_api
 from lab.collateral import CollateralLab
 from lab.netns import Lab
@@ -180,7 +180,7 @@ class RunningAgent:
 
     def _main(self) -> None:
         from ftagent.bpf.loader import LoadOptions, XdpDatapath
-        from ftagent.netinfo import own_networks
+        from ftagent.mitigate.netinfo import own_networks
         from lab.bpf_testrun import TEST_PIN_ROOT
 
         try:

@@ -1,5 +1,5 @@
 """A group's learned baseline: rolling window of its summed seconds plus hour-of-day
-buckets, as the agent's (ftagent.baseline), on the metrics of ftcontract.classify.
+buckets, as the agent's (ftagent.detect.baseline), on the metrics of ftcontract.classify.
 
 Only complete quiet seconds are learned (the engine never adds a second a member was
 missing from, nor one during a fleet incident). Until `min_samples` seconds are learned

@@ -98,7 +98,9 @@ def build(path: Path, options: BuildOptions, lock_fd: int,
           header_cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
     """Run the compiling process on `path` and wait for it (CompileError on failure).
     `lock_fd` is the caller's lock on `path`, lent to the child."""
-    argv = [sys.executable, "-m", "ftagent.bpf.compile", "--pin-dir", str(path),
+    # -P: `-m` would put the working directory first on sys.path, and an agent started
+    # from a checkout would then compile that checkout's sources, not its own.
+    argv = [sys.executable, "-P", "-m", "ftagent.bpf.compile", "--pin-dir", str(path),
             "--top-sources-size", str(options.top_sources_size),
             "--header-cache-dir", str(header_cache_dir), "--lock-fd", str(lock_fd)]
     if options.perf_buffer:

@@ -6,7 +6,7 @@ a change at once. The interface is --interface, else [agent].interface of --conf
 with plain tomllib, so an unrelated config problem does not block an emergency block).
 
 ADDR (a host address, or a /32 or /128) makes an exact-source rule; any shorter PREFIX a
-prefix rule. `block` refuses, like every other path that makes a rule (ftagent.protection),
+prefix rule. `block` refuses, like every other path that makes a rule (ftagent.mitigate.protection),
 a target covering the config's allow-list or management prefixes, the control plane's
 address or the node's own addresses; `--force` blocks it anyway (an emergency tool must
 not be stopped by a config it cannot fix now). Exit status: 0 ok, 1 runtime failure (no
@@ -26,9 +26,9 @@ from typing import TextIO
 
 from ftagent.config import AgentSection
 from ftagent.datapath import IPNetwork, Rule, RuleSpec
-from ftagent.fleet_state import FILE as FLEET_FILE
-from ftagent.fleet_state import FleetRulesFile, load, owners_of
-from ftagent.protection import Protection
+from ftagent.mitigate.protection import Protection
+from ftagent.orders.fleet_state import FILE as FLEET_FILE
+from ftagent.orders.fleet_state import FleetRulesFile, load, owners_of
 
 
 class UsageError(Exception):
@@ -130,7 +130,7 @@ def protection_from_config(path: str | None) -> Protection:
 
     Read leniently (plain tomllib; entries that do not parse are skipped: the agent itself
     refuses such a config), so that a config problem never blocks an emergency block."""
-    from ftagent.netinfo import control_networks, own_networks
+    from ftagent.mitigate.netinfo import control_networks, own_networks
 
     data: dict[str, object] = {}
     if path:

@@ -15,9 +15,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ftagent import logs
 from ftagent.config import Config, ConfigError, load
 from ftagent.events import EventSink, NullSink
+from ftagent.local import logs
 
 log = logging.getLogger("ftagent.run")
 
@@ -64,9 +64,9 @@ def run(cfg: Config, stop: threading.Event | None = None) -> int:
 def _run(cfg: Config, stop: threading.Event) -> int:
     from ftagent.agent import Agent
     from ftagent.bpf.loader import LoadOptions, Settings, XdpDatapath
-    from ftagent.fleet import FleetInbox
-    from ftagent.http_local import LocalHttp
-    from ftagent.netinfo import control_networks, own_networks
+    from ftagent.local.http_local import LocalHttp
+    from ftagent.mitigate.netinfo import control_networks, own_networks
+    from ftagent.orders.fleet import FleetInbox
 
     try:
         Path(cfg.agent.state_dir).mkdir(parents=True, exist_ok=True)

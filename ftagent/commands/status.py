@@ -10,7 +10,7 @@ import msgspec
 
 from ftagent.config import ConfigError, load
 from ftagent.events import ReportingState
-from ftagent.views import Health, LinkHealth
+from ftagent.local.views import Health, LinkHealth
 
 
 def render(h: Health) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ftagent import __version__
 from ftagent.config import Config
 from ftagent.events import AgentStatus, IncidentReport, ReportingState, RuleChange
-from ftagent.fleet import FleetInbox
+from ftagent.orders.fleet import FleetInbox
 from ftagent.report.client import AgentClient
 from ftagent.report.fleet_watch import FleetWatcher, WatchTimings
 from ftagent.report.reporter import Reporter, ReporterSettings

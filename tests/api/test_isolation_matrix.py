@@ -239,6 +239,8 @@ def _rest_and_agent_matrix(
         ("PATCH", INC, f"/api/v1/incidents/{a.incident}",
          {"headers": rest, "json": {"status": "false_positive"}}, nf),
         ("GET", INC + "/pcap", f"/api/v1/incidents/{a.incident}/pcap", {"headers": rest}, nf),
+        ("GET", INC + "/timeline", f"/api/v1/incidents/{a.incident}/timeline",
+         {"headers": rest}, nf),
         ("POST", INC + "/escalate", f"/api/v1/incidents/{a.incident}/escalate",
          {"headers": rest, "json": {"action": "rtbh"}}, nf),
         ("DELETE", "/api/v1/bgp/announcements/{announcement_id}",

@@ -22,10 +22,10 @@ from scapy.packet import Raw
 
 from ftagent.config import decode
 from ftagent.datapath import RuleSpec
-from ftagent.fleet import FleetAnswer, FleetRules
-from ftagent.guard import SocketGuard, udp_port_bound
-from ftagent.mitigator import Mitigator
-from ftagent.protection import Protection
+from ftagent.mitigate.guard import SocketGuard, udp_port_bound
+from ftagent.mitigate.mitigator import Mitigator
+from ftagent.mitigate.protection import Protection
+from ftagent.orders.fleet import FleetAnswer, FleetRules
 from ftcontract import agent_api
 from lab.bpf_testrun import XDP_DROP, XDP_PASS
 from lab.netns import Lab

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ftagent import fleet_state
 from ftagent.commands.rules import format_rules
-from ftagent.fleet import FleetInbox
+from ftagent.orders import fleet_state
+from ftagent.orders.fleet import FleetInbox
 from ftcontract import agent_api
 from lab.agent_harness import RunningAgent, lab_config
 from lab.netns import Lab

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ftagent.journal import JournalEntry
+from ftagent.respond.journal import JournalEntry
 from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
 

@@ -25,9 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ftagent.commands.status import render
 from ftagent.config import decode
-from ftagent.http_local import LocalHttp
+from ftagent.local.http_local import LocalHttp
+from ftagent.local.views import Health
 from ftagent.report.sink import ControlSink
-from ftagent.views import Health
 from lab.agent_harness import RunningAgent, lab_config
 from tests.capability import require, require_root
 from tests.unit.report.loopback import LoopbackControlPlane

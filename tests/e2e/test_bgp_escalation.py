@@ -146,7 +146,7 @@ def agent_health(stack: Any) -> dict[str, Any]:
 
 def test_the_agents_link_saturated_verdict_alone_escalates(stack: Any) -> None:
     from ftagent.commands.status import render
-    from ftagent.views import Health
+    from ftagent.local.views import Health
     from lab.trafgen import start_flood, stop_flood
     from lab.unclaimed import UnclaimedFrames
 

@@ -209,8 +209,8 @@ def test_corrupt_state_file_gives_a_fresh_baseline_and_says_why(lab: Lab, tmp_pa
     """`ftagent run` on a state dir whose baseline.json was cut short by a crash."""
     import json
 
-    from ftagent.baseline import Baseline
     from ftagent.config import BaselineConfig
+    from ftagent.detect.baseline import Baseline
 
     state = tmp_path / "state"
     state.mkdir()

@@ -19,8 +19,8 @@ EXPORTED_BY = {
     "ftcontrol_notification_deliveries": "control/ops/metrics.py",
     "ftcontrol_node_incidents_active": "control/agentapi/gauges.py",
     "ftcontrol_node_spool_entries": "control/agentapi/gauges.py",
-    "ftagent_xdp_attached": "ftagent/http_local.py",
-    "ftagent_attack_active": "ftagent/http_local.py",
+    "ftagent_xdp_attached": "ftagent/local/http_local.py",
+    "ftagent_attack_active": "ftagent/local/http_local.py",
 }
 
 

@@ -16,11 +16,11 @@ import pytest
 
 from ftagent.config import MitigationConfig, decode
 from ftagent.datapath import RuleSpec
-from ftagent.fleet import FleetAnswer, FleetInbox, FleetRules, order_vectors, plan_order
-from ftagent.guard import NO_GUARD, SocketGuard
-from ftagent.mitigator import Mitigator
-from ftagent.protection import Protection
-from ftagent.samples import PacketInfo
+from ftagent.evidence.samples import PacketInfo
+from ftagent.mitigate.guard import NO_GUARD, SocketGuard
+from ftagent.mitigate.mitigator import Mitigator
+from ftagent.mitigate.protection import Protection
+from ftagent.orders.fleet import FleetAnswer, FleetInbox, FleetRules, order_vectors, plan_order
 from ftcontract import agent_api
 from tests.unit.agent.packets import udp
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from ftagent.link import LinkWatch
-from ftagent.link_losses import LinkCounters, LinkStatsError, RxLosses, lost_pps
-from ftagent.link_saturation import SaturationSettings
+from ftagent.link.link import LinkWatch
+from ftagent.link.link_losses import LinkCounters, LinkStatsError, RxLosses, lost_pps
+from ftagent.link.link_saturation import SaturationSettings
 from lab.netns import Lab
 from lab.unclaimed import UnclaimedFrames, wait_counted
 from tests.capability import require, require_root

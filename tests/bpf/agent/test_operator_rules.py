@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from ftagent.classifier import Vector
 from ftagent.config import MitigationConfig
-from ftagent.operator_rules import apply_command
-from ftagent.planning import plan_vector
-from ftagent.protection import Protection
+from ftagent.evidence.classifier import Vector
+from ftagent.mitigate.planning import plan_vector
+from ftagent.mitigate.protection import Protection
+from ftagent.orders.operator_rules import apply_command
 from ftcontract.agent_api import RuleCommand
 from tests.unit.agent.packets import udp
 

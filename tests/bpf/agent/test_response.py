@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from ftagent.baseline import Baseline
 from ftagent.config import Config, decode
-from ftagent.detector import Detector, Transition
-from ftagent.journal import IncidentJournal
-from ftagent.mitigator import Mitigator
-from ftagent.overrides import OverrideApplier
-from ftagent.protection import Protection
-from ftagent.rates import Window
-from ftagent.reference import Reference
-from ftagent.response import IncidentResponse, Tools
-from ftagent.sampling import Sampler
-from ftagent.shield import ShieldedSink
-from ftagent.sources import SourceWatcher
+from ftagent.detect.baseline import Baseline
+from ftagent.detect.detector import Detector, Transition
+from ftagent.detect.rates import Window
+from ftagent.detect.reference import Reference
+from ftagent.evidence.sampling import Sampler
+from ftagent.evidence.sources import SourceWatcher
+from ftagent.mitigate.mitigator import Mitigator
+from ftagent.mitigate.protection import Protection
+from ftagent.orders.overrides import OverrideApplier
+from ftagent.respond.journal import IncidentJournal
+from ftagent.respond.response import IncidentResponse, Tools
+from ftagent.respond.shield import ShieldedSink
 from ftcontract import agent_api
 from lab.agent_harness import RecordingSink
 from tests.unit.agent.synth import window

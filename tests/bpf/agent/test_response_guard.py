@@ -22,18 +22,18 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from ftagent.baseline import Baseline
 from ftagent.config import decode
-from ftagent.detector import Transition
-from ftagent.guard import SocketGuard, udp_port_bound
-from ftagent.journal import IncidentJournal
-from ftagent.mitigator import Mitigator
-from ftagent.protection import Protection
-from ftagent.rates import Window
-from ftagent.reference import Reference
-from ftagent.response import IncidentResponse, Tools
-from ftagent.shield import ShieldedSink
-from ftagent.sources import SourceWatcher
+from ftagent.detect.baseline import Baseline
+from ftagent.detect.detector import Transition
+from ftagent.detect.rates import Window
+from ftagent.detect.reference import Reference
+from ftagent.evidence.sources import SourceWatcher
+from ftagent.mitigate.guard import SocketGuard, udp_port_bound
+from ftagent.mitigate.mitigator import Mitigator
+from ftagent.mitigate.protection import Protection
+from ftagent.respond.journal import IncidentJournal
+from ftagent.respond.response import IncidentResponse, Tools
+from ftagent.respond.shield import ShieldedSink
 from lab.agent_harness import RecordingSink
 from lab.netns import Lab
 from tests.unit.agent.synth import window

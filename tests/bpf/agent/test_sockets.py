@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ftagent.guard import check_syncookies, udp_port_bound
-from ftagent.sockets import SocketTableError, bound_udp_ports, parse_udp_table, tcp_syncookies
+from ftagent.mitigate.guard import check_syncookies, udp_port_bound
+from ftagent.mitigate.sockets import (
+    SocketTableError,
+    bound_udp_ports,
+    parse_udp_table,
+    tcp_syncookies,
+)
 from lab.netns import Lab
 from tests.capability import require_root
 

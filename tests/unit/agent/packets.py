@@ -7,7 +7,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 
 from ftagent.datapath import Sample
-from ftagent.samples import PacketInfo, parse
+from ftagent.evidence.samples import PacketInfo, parse
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 

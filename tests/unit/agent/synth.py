@@ -10,7 +10,7 @@ from ftagent.datapath import (
     VERDICTS,
     Counters,
 )
-from ftagent.rates import Window, compute_window
+from ftagent.detect.rates import Window, compute_window
 
 
 def counters(at_ns: int, **values: dict[str, int]) -> Counters:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ftagent.baseline import Baseline
 from ftagent.config import BaselineConfig
-from ftagent.rates import METRICS
+from ftagent.detect.baseline import Baseline
+from ftagent.detect.rates import METRICS
 
 NOW = 1_800_000_000.0
 
@@ -131,7 +131,7 @@ def test_incident_pcap_is_owner_only_whatever_the_umask(tmp_path: Path) -> None:
     import os
     import stat
 
-    from ftagent.capture import PcapWriter
+    from ftagent.evidence.capture import PcapWriter
 
     old = os.umask(0o022)
     try:

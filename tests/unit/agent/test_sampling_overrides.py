@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ftagent.config import ConfigError, decode
-from ftagent.overrides import effective_sampling
+from ftagent.orders.overrides import effective_sampling
 from ftcontract.agent_api import Sampling
 
 CAPTURE = decode(

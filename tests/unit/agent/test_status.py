@@ -8,7 +8,7 @@ import pytest
 
 from ftagent.commands.status import cmd_status
 from ftagent.commands.status import render as render_health
-from ftagent.views import Health
+from ftagent.local.views import Health
 
 HEALTH = {
     "status": "attack",

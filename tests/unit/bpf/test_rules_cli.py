@@ -18,7 +18,7 @@ from ftagent.commands.rules import (
     resolve_interface,
 )
 from ftagent.datapath import Rule, RuleSpec
-from ftagent.fleet_state import FleetRulesFile, owned_entry
+from ftagent.orders.fleet_state import FleetRulesFile, owned_entry
 
 
 def ns(**kw: object) -> argparse.Namespace:

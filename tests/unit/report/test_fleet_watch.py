@@ -22,7 +22,7 @@ import pytest
 
 from ftagent.config import Config, decode
 from ftagent.events import AgentStatus
-from ftagent.fleet import FleetInbox
+from ftagent.orders.fleet import FleetInbox
 from ftagent.report.client import AgentClient
 from ftagent.report.fleet_watch import FleetWatcher, WatchTimings
 from ftagent.report.sink import ControlSink

@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ftagent.fleet import FleetAnswer, FleetInbox
+from ftagent.orders.fleet import FleetAnswer, FleetInbox
 from ftagent.report.client import AgentClient
 from ftagent.report.fleet_watch import FleetWatcher, WatchTimings
 from ftcontract import agent_api
