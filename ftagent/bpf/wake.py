@@ -9,8 +9,10 @@ is released while it waits), in a thread of the agent's own.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import threading
 from typing import Any
 
 from ftagent.bpf import libbpf
@@ -44,6 +46,10 @@ class WakeBuffer:
         self._buffer: RingBuffer | None = None
         self._fd = -1
         self._got: list[Wake] = []
+        # wait() and close() run in different threads: libbpf's buffer is freed only
+        # when no wait is inside it, and never used after.
+        self._lock = threading.Lock()
+        self._closed = False
 
     def set_pps(self, pps: float) -> int:
         """Wake at about `pps` (0: off); returns the per-CPU count per slot written."""
@@ -61,16 +67,24 @@ class WakeBuffer:
 
     def wait(self, timeout_s: float) -> list[Wake]:
         """The wake-ups that came within `timeout_s` (all that are there once one came)."""
-        if self._buffer is None:
-            self._fd = self._t.fd("wakes")
-            self._buffer = RingBuffer(self._fd, self._on_wake, perf_buffer=self._perf,
-                                      perf_pages=1)
-        self._buffer.poll(max(0, int(timeout_s * 1000)))
-        got, self._got = self._got, []
-        return got
+        with self._lock:
+            if self._closed:
+                raise libbpf.BpfError(errno.EBADF, "the wake-up buffer is closed")
+            if self._buffer is None:
+                self._fd = self._t.fd("wakes")
+                self._buffer = RingBuffer(self._fd, self._on_wake, perf_buffer=self._perf,
+                                          perf_pages=1)
+            self._buffer.poll(max(0, int(timeout_s * 1000)))
+            got, self._got = self._got, []
+            return got
 
     def close(self) -> None:
-        """After the thread that waits has stopped (libbpf's buffer is freed here)."""
+        """Free libbpf's buffer once no wait is inside it; later waits raise BpfError."""
+        with self._lock:
+            self._closed = True
+            self._close_buffer()
+
+    def _close_buffer(self) -> None:
         if self._buffer is not None:
             self._buffer.close()
             self._buffer = None
