@@ -66,6 +66,7 @@ log = logging.getLogger("ftagent.agent")
 SAMPLES_PER_POLL = 4096
 # What started a window: the poll's tick, or the kernel's wake-up between two ticks.
 Trigger = Literal["tick", "wake"]
+WAKE_WINDOWS_PER_TICK = 3
 MAX_WINDOW_FAILURES = 50
 
 
@@ -244,20 +245,23 @@ class Agent:
     def run(self, stop: threading.Event) -> None:
         """Poll until `stop` is set, then resolve any incident, persist and close.
 
-        Between two ticks the loop also waits for the kernel's wake-up: at most one extra
-        window per tick interval (a wake-up that finds no burst costs one window), none
-        during an attack (the kernel sends none then)."""
+        Between two ticks the loop also waits for the kernel's wake-up: at most
+        WAKE_WINDOWS_PER_TICK extra windows per tick interval (wake-ups that find no burst
+        cost that much at most), none during an attack (the kernel sends none then). More
+        than one: the first wake-up comes as the flood begins, and its window, which
+        started at the last tick, dilutes the flood's rate; the next one (a slot later)
+        reads it over a few milliseconds."""
         self.start()
         interval = self.cfg.agent.poll_interval_ms / 1000.0
         next_tick = time.monotonic() + interval
         failures = 0
-        armed = True  # a wake-up may start a window before the next tick
+        wakes_left = WAKE_WINDOWS_PER_TICK  # wake-up windows still allowed before the tick
         try:
             while not stop.is_set():
                 delay = next_tick - time.monotonic()
                 trigger: Trigger = "tick"
                 if delay > 0:
-                    if armed and self.waker is not None:
+                    if wakes_left and self.waker is not None:
                         if self.waker.woken.wait(delay):
                             trigger = "wake"
                     elif stop.wait(delay):
@@ -277,9 +281,9 @@ class Agent:
                     if failures >= MAX_WINDOW_FAILURES:
                         raise
                 if trigger == "wake":
-                    armed = False  # until the next tick
+                    wakes_left -= 1
                     continue
-                armed = True
+                wakes_left = WAKE_WINDOWS_PER_TICK
                 next_tick += interval
                 if time.monotonic() - next_tick > interval:  # fell behind: do not burst
                     next_tick = time.monotonic() + interval
