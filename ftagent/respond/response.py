@@ -175,7 +175,12 @@ class IncidentResponse:
 
     def _judge_severity(self) -> None:
         inc = self.incident
-        sev = self.t.reference.severity(inc.peak_pps, inc.peak_bps, inc.family == "multi_vector")
+        # Before any one-second rate (at the opening), the confirming window's rate stands
+        # in: a wake-up's window is short and full of the flood, so the provisional
+        # severity is mostly the one the first full window confirms (no update then).
+        pps = inc.peak_pps or inc.peak_burst_pps
+        bps = inc.peak_bps or inc.peak_burst_bps
+        sev = self.t.reference.severity(pps, bps, inc.family == "multi_vector")
         if severity_rank(sev) > severity_rank(inc.severity):
             inc.severity = sev
 
