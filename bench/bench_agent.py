@@ -1,11 +1,14 @@
 """Agent benchmark in the network-namespace lab (root): detection and mitigation latency,
 and the agent's CPU and memory, idle and under a flood.
 
-Latency: 10 floods (cycling memcached_amplification, syn_flood, udp_flood, at trafgen's
-full speed, bounded in packets) against the real loop at 10 Hz with the default detection
-settings (3 windows to confirm, burst 5x) and short cool-down/hold-down so runs follow
-each other quickly. For each run:
-- flood start: the start of the first 100 ms window that saw the flood (kernel clock);
+Latency: 10 floods (cycling memcached_amplification at 50 kpps, syn_flood and udp_flood
+from random sources at 100 kpps, paced, bounded in packets) against the real loop at 10 Hz
+with the default detection settings (3 windows to confirm, burst 5x, kernel wake-ups on)
+and short cool-down/hold-down so runs follow each other quickly. For each run:
+- flood start: the later of the flood's launch (just before trafgen starts) and the start
+  of the first window that saw the flood; both are at or before its first packet, so every
+  latency below is an upper bound;
+- by: what started the window that confirmed it (tick: the poll; wake: the kernel);
 - confirmed: when the loop reported the incident;
 - rule in: when the first rule was in the kernel;
 - 99 % dropped: the END of the first window in which >= 99 % of packets were dropped
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from lab.netns import Lab
 
 PROFILES = ("memcached_amplification", "syn_flood", "udp_flood")
+PROFILE_PPS = {"memcached_amplification": 50_000, "syn_flood": 100_000, "udp_flood": 100_000}
 RUNS = 10
 
 
@@ -71,7 +75,8 @@ def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
                 ra.wait_for(ra.quiet, 20, "quiet between runs")
                 time.sleep(0.5)
                 t0 = time.monotonic_ns()
-                run_flood(lab, profile, packets=150_000, pps=None, timeout_s=10)
+                pps = PROFILE_PPS[profile]
+                run_flood(lab, profile, packets=pps * 3 // 2, pps=pps, timeout_s=10)
                 ra.wait_for(resolved_since(ra, t0), 20, "resolution")
                 opened = ra.sink.of("opened", t0)
                 rules = [e for e in ra.sink.of("rule", t0) if e.data.action == "added"]
@@ -80,7 +85,8 @@ def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
                 if not opened or not flood:
                     rows.append({"profile": profile, "error": "no incident"})
                     continue
-                start = flood[0].end_ns - flood[0].duration_s * 1e9
+                start = max(t0, flood[0].end_ns - flood[0].duration_s * 1e9)
+                by = next((getattr(w, "trigger", "tick") for w in ws if w.attack), "?")
                 dropped = [w for w in flood if w.dropped_pps >= 0.99 * w.pps]
                 rows.append(
                     {
@@ -89,6 +95,7 @@ def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
                         "rule_ms": (rules[0].at_ns - start) / 1e6 if rules else float("nan"),
                         "drop99_ms": (dropped[0].end_ns - start) / 1e6 if dropped else float("nan"),
                         "family": str(opened[0].data.figures.family),
+                        "by": by,
                     }
                 )
         finally:
@@ -218,8 +225,8 @@ def main() -> None:
         rows = latency_runs(tmp)
         res = resource_run(tmp)
     print(
-        f"{'run':>3}  {'profile':<24} {'family':<24} {'confirm ms':>10} {'rule ms':>8} "
-        f"{'99% drop ms':>11}"
+        f"{'run':>3}  {'profile':<24} {'family':<24} {'confirm ms':>10} {'by':>4} "
+        f"{'rule ms':>8} {'99% drop ms':>11}"
     )
     for i, r in enumerate(rows, 1):
         if "error" in r:
@@ -227,23 +234,24 @@ def main() -> None:
             continue
         print(
             f"{i:>3}  {r['profile']:<24} {r['family']:<24} {r['confirm_ms']:>10.0f} "
-            f"{r['rule_ms']:>8.0f} {r['drop99_ms']:>11.0f}"
+            f"{r.get('by', '?'):>4} {r['rule_ms']:>8.0f} {r['drop99_ms']:>11.0f}"
         )
     ok = [r for r in rows if "error" not in r]
     for key, label, goal in (
-        ("confirm_ms", "flood start -> confirmed", 300),
+        ("confirm_ms", "flood start -> confirmed", 100),
         ("drop99_ms", "flood start -> 99% dropped", 500),
     ):
         vals = [float(r[key]) for r in ok if r[key] == r[key]]
         mean = statistics.fmean(vals) if vals else float("nan")
         print(
             f"{label:<30} p50 {pct(vals, 0.5):6.0f} ms   p95 {pct(vals, 0.95):6.0f} ms"
-            f"   (goal p95 < {goal} ms, n={len(vals)}, mean {mean:.0f})"
+            f"   (goal p95 <= {goal} ms, n={len(vals)}, mean {mean:.0f})"
         )
     print(f"{'agent CPU idle (10 Hz)':<30} {res['idle_cpu']:6.2f} % of one core (goal < 5 %)")
     print(
         f"{'agent CPU, UDP flood':<30} {res['flood_cpu']:6.2f} % of one core "
-        f"(flood at the victim: {res['flood_pps']:,.0f} pps mean, 100 kpps requested)"
+        f"(goal <= 8 %; flood at the victim: {res['flood_pps']:,.0f} pps mean, 100 kpps "
+        "requested)"
     )
     print()
     print(f"{'agent memory (MB)':<50} {'VmRSS':>7} {'anon':>7} {'file':>7}   goal")

@@ -9,7 +9,8 @@ hits them alike; the pass/floor ratio is given with its spread over the rounds:
   floor        a bare XDP_DROP program (bpf/bench_floor.c)
   pass         our program passing a UDP packet with full accounting (its source already
                in the top-source map and so in its front-cache slot, no rules, known-source
-               learning on as in the agent: 1 packet in 64 looked up); "learning off" is
+               learning on as in the agent: 1 packet in 64 looked up; kernel wake-ups on
+               at the default floors' rate); "learning off" is
                the same with learn_one_in=0, the price of keeping known sources in peace
                time
   drop-src     the same packet hitting an exact-source rule
@@ -106,6 +107,15 @@ def _interleaved(floor_fd: int, fd: int, maps: Any, frame: bytes, learn_one_in: 
     )
 
 
+def compute_floor_thresholds() -> dict[str, float]:
+    """The agent's thresholds before its baseline is ready: the default floors."""
+    from ftagent.config import Floors
+    from ftagent.detect.detector import FLOOR_OF
+
+    floors = Floors()
+    return {m: float(getattr(floors, f)) for m, f in FLOOR_OF.items()}
+
+
 class _XdpFilter:
     """xdp-filter's shipped object through libbpf (ctypes), maps not pinned."""
 
@@ -164,7 +174,9 @@ def _testrun_table() -> tuple[list[tuple[str, float, str]], PassCost]:
     from ftagent.bpf.headers import use_kernel_headers
     from ftagent.bpf.loader import DEFAULT_LEARN_ONE_IN
     from ftagent.bpf.program import BPF_DIR
+    from ftagent.config import DetectionConfig
     from ftagent.datapath import RuleSpec
+    from ftagent.detect.detector import wake_pps
     from lab.bpf_testrun import load_program, test_run
 
     frame = _packet()
@@ -175,6 +187,9 @@ def _testrun_table() -> tuple[list[tuple[str, float, str]], PassCost]:
     ours = load_program("bench")  # built and pinned as the agent's compiling process does
     fd, maps = ours.fd, ours.maps
     maps.set_source_insert_rate(1)
+    # Wake-ups on, as the agent runs them in peace time (the default floors' rate): the
+    # pass path pays the per-slot count; a wake-up itself goes once per slot.
+    maps.set_wake_pps(wake_pps(compute_floor_thresholds(), DetectionConfig().burst_factor))
     cost = _interleaved(floor_fd, fd, maps, frame, DEFAULT_LEARN_ONE_IN)
     floor_rv = test_run(floor_fd, frame, 1).retval
     pass_rv = test_run(fd, frame, 1).retval  # learning on, as the agent runs

@@ -90,6 +90,8 @@
 #define FT_ALLOW_MAX         1024    /* allow-list prefixes per family */
 #define FT_RINGBUF_PAGES     64      /* sample ring buffer: 64 pages (256 KiB) */
 #define FT_PERFBUF_PAGES     8       /* perf buffer pages per CPU (fallback) */
+#define FT_WAKE_SLOT_SHIFT   23      /* wake slot: coarse ns >> 23 (2^23 ns, about 8.4 ms) */
+#define FT_WAKE_PAGES        1       /* wake ring buffer: one page (a wake is 24 bytes) */
 #define FT_SAMPLE_BYTES      128     /* bytes of each sampled packet sent to user space */
 #define FT_MAX_VLAN          2       /* 802.1Q / 802.1ad tags parsed */
 #define FT_MAX_V6_EXT        4       /* IPv6 extension headers skipped */
@@ -181,7 +183,8 @@ struct ft_config {
                                  * (per-CPU countdown) marks its destination known */
     __u32 newcomer_source_pps;  /* second chance: a repeating newcomer passes up to this many
                                  * packets per second; 0: newcomers share rate_pps only */
-    __u32 pad0;
+    __u32 wake_slot_packets;    /* wake-up: one event (ring `wakes`) when a CPU counts this many
+                                 * packets in one wake slot; 0: off (see struct ft_wake) */
     __u64 learn_paused_until_ns; /* no egress learning before this (coarse ns) */
 };
 
@@ -298,6 +301,18 @@ struct ft_sample {
     __u8 verdict;
     __u8 pad;
     __u8 data[FT_SAMPLE_BYTES];
+};
+
+/* A wake-up (ring buffer `wakes`, or a perf buffer where samples use one): a CPU counted
+ * ft_config.wake_slot_packets packets in the current wake slot (coarse ns >> FT_WAKE_SLOT_SHIFT).
+ * Sent once per slot per CPU, at the packet that reaches the count, so the agent runs a
+ * window at once instead of at its next poll. The agent derives the count from its
+ * thresholds and turns it off (0) while an attack is confirmed. */
+struct ft_wake {
+    __u64 slot_ns;          /* start of the slot (coarse ns, a multiple of 2^FT_WAKE_SLOT_SHIFT) */
+    __u64 at_ns;            /* coarse ns when the count was reached */
+    __u32 cpu;
+    __u32 packets;          /* the count reached (wake_slot_packets then) */
 };
 
 #endif /* FTSHARED_H */

@@ -28,14 +28,20 @@
 /* Never used by the program: it makes bcc generate the ctypes type of struct ft_sample
  * (b["sample_layout"].Leaf), which Python uses to decode ring/perf buffer records. */
 BPF_ARRAY(sample_layout, struct ft_sample, 1);
+/* The same for struct ft_wake, the record of the wake-up buffer. */
+BPF_ARRAY(wake_layout, struct ft_wake, 1);
 
 #ifdef FT_PERFBUF
 BPF_PERF_OUTPUT(samples);
 /* Records are built here, not on the stack (a 144-byte stack record defeats the
  * verifier's state pruning). */
 BPF_PERCPU_ARRAY(sample_scratch, struct ft_sample, 1);
+BPF_PERF_OUTPUT(wakes);
 #else
 BPF_RINGBUF_OUTPUT(samples, FT_RINGBUF_PAGES);
+/* Wake-ups have a buffer of their own: the agent blocks on it in a thread of its own,
+ * while samples are drained by the loop (ftshared.h, struct ft_wake). */
+BPF_RINGBUF_OUTPUT(wakes, FT_WAKE_PAGES);
 #endif
 
 #define FT_NSEC_PER_SEC 1000000000ULL
@@ -93,6 +99,8 @@ struct ft_scratch {
     struct ft_pkt pkt;
     __u64 tick_jiffies;  /* the jiffy tick_ns was read in */
     __u64 tick_ns;       /* bpf_ktime_get_coarse_ns() read in that jiffy */
+    __u64 wake_slot;     /* the wake slot counted in (coarse ns >> FT_WAKE_SLOT_SHIFT) */
+    __u64 wake_count;    /* packets this CPU counted in it */
 };
 BPF_PERCPU_ARRAY(pkt_scratch, struct ft_scratch, 1);
 
@@ -110,6 +118,37 @@ static __always_inline __u64 coarse_now(struct ft_scratch *sc)
         sc->tick_ns = bpf_ktime_get_coarse_ns();
     }
     return sc->tick_ns;
+}
+
+/* Wake the agent: once per wake slot per CPU, at the packet that brings this CPU's count
+ * in the slot to cfg->wake_slot_packets (== not >=: exactly one event per slot). The pass
+ * path pays a load and a compare while the count is off (0) and an add while it is on. */
+static __always_inline void count_for_wake(struct xdp_md *ctx, struct ft_scratch *sc,
+                                           struct ft_config *cfg)
+{
+    __u32 want = cfg->wake_slot_packets;
+    if (!want)
+        return;
+    __u64 now = coarse_now(sc);
+    __u64 slot = now >> FT_WAKE_SLOT_SHIFT;
+    if (slot != sc->wake_slot) {
+        sc->wake_slot = slot;
+        sc->wake_count = 0;
+    }
+    if (++sc->wake_count != want)
+        return;
+    struct ft_wake w = {
+        .slot_ns = slot << FT_WAKE_SLOT_SHIFT,
+        .at_ns = now,
+        .cpu = bpf_get_smp_processor_id(),
+        .packets = want,
+    };
+#ifdef FT_PERFBUF
+    wakes.perf_submit(ctx, &w, sizeof(w));
+#else
+    /* Forced: the agent's thread sleeps in epoll and must wake for this one record. */
+    wakes.ringbuf_output(&w, sizeof(w), BPF_RB_FORCE_WAKEUP);
+#endif
 }
 
 static __always_inline __u32 amp_index(__u16 sport)
@@ -751,6 +790,7 @@ int xdp_main(struct xdp_md *ctx)
     /* ---- counters ---- */
     st->class_packets[FT_CLS_TOTAL]++;
     st->class_bytes[FT_CLS_TOTAL] += len;
+    count_for_wake(ctx, sc, cfg);
     st->sizes[size_index(len)]++;
     __u32 l3 = pp->family == 4 ? FT_CLS_IPV4 : pp->family == 6 ? FT_CLS_IPV6 : FT_CLS_OTHER_L3;
     st->class_packets[l3]++;

@@ -20,6 +20,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -27,10 +28,11 @@ import ftagent
 from ftagent.config import Config, ConfigError, parse_networks
 from ftagent.datapath import Counters, Datapath, IPNetwork, Rule
 from ftagent.detect.baseline import Baseline
-from ftagent.detect.detector import Detector, Transition
+from ftagent.detect.detector import Detector, Transition, wake_pps
 from ftagent.detect.rates import Window, compute_window, merge_windows
 from ftagent.detect.reference import Reference
 from ftagent.detect.seconds import Seconds
+from ftagent.detect.wakeup import Waker
 from ftagent.events import AgentStatus, EventSink, NullSink, ReportingState
 from ftagent.evidence.sampling import Sampler
 from ftagent.evidence.sources import SourceWatcher
@@ -62,6 +64,9 @@ from ftcontract import agent_api
 log = logging.getLogger("ftagent.agent")
 
 SAMPLES_PER_POLL = 4096
+# What started a window: the poll's tick, or the kernel's wake-up between two ticks.
+Trigger = Literal["tick", "wake"]
+WAKE_WINDOWS_PER_TICK = 3
 MAX_WINDOW_FAILURES = 50
 
 
@@ -163,6 +168,10 @@ class Agent:
             self.lock,
             wall_clock,
         )
+        # The kernel's wake-ups (None: polling only, [detection] kernel_wake = false).
+        self.waker = Waker(datapath) if d.kernel_wake else None
+        self._wake_pps = -1.0  # what the kernel was last asked for (-1: nothing yet)
+        self.trigger: Trigger = "tick"  # of the last window
         self.prev: Counters | None = None
         self.windows: deque[Window] = deque(maxlen=64)
         self.last_window: Window | None = None
@@ -194,6 +203,9 @@ class Agent:
         self.sink.start(self.status())
         self._resolve_left_over_incident()
         self.sources.start()
+        self._arm_wake()
+        if self.waker is not None:
+            self.waker.start()
         self._check_attached()
         self._ask_reporter()
         self._snapshot(read_rules=True)
@@ -231,18 +243,35 @@ class Agent:
         self.journal.clear()
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set, then resolve any incident, persist and close."""
+        """Poll until `stop` is set, then resolve any incident, persist and close.
+
+        Between two ticks the loop also waits for the kernel's wake-up: at most
+        WAKE_WINDOWS_PER_TICK extra windows per tick interval (wake-ups that find no burst
+        cost that much at most), none during an attack (the kernel sends none then). More
+        than one: the first wake-up comes as the flood begins, and its window, which
+        started at the last tick, dilutes the flood's rate; the next one (a slot later)
+        reads it over a few milliseconds."""
         self.start()
         interval = self.cfg.agent.poll_interval_ms / 1000.0
         next_tick = time.monotonic() + interval
         failures = 0
+        wakes_left = WAKE_WINDOWS_PER_TICK  # wake-up windows still allowed before the tick
         try:
             while not stop.is_set():
                 delay = next_tick - time.monotonic()
-                if delay > 0 and stop.wait(delay):
-                    break
+                trigger: Trigger = "tick"
+                if delay > 0:
+                    if wakes_left and self.waker is not None:
+                        if self.waker.woken.wait(delay):
+                            trigger = "wake"
+                    elif stop.wait(delay):
+                        break
+                    if stop.is_set():
+                        break
+                if self.waker is not None:
+                    self.waker.woken.clear()  # this window reads what woke it
                 try:
-                    self.step()
+                    self.step(trigger)
                     failures = 0
                 except Exception:
                     # A transient map or netlink error costs one window; a persistent one
@@ -251,6 +280,10 @@ class Agent:
                     log.exception("window failed (%d in a row)", failures)
                     if failures >= MAX_WINDOW_FAILURES:
                         raise
+                if trigger == "wake":
+                    wakes_left -= 1
+                    continue
+                wakes_left = WAKE_WINDOWS_PER_TICK
                 next_tick += interval
                 if time.monotonic() - next_tick > interval:  # fell behind: do not burst
                     next_tick = time.monotonic() + interval
@@ -263,6 +296,8 @@ class Agent:
         if self._closed:
             return
         self._closed = True
+        if self.waker is not None:
+            self.waker.stop()
         self.sources.stop()
         if self.response is not None:
             self.response.resolve("agent_stopped", self.last_window)
@@ -275,7 +310,10 @@ class Agent:
 
     # ---- one window ---------------------------------------------------------------------
 
-    def step(self) -> Window | None:
+    def step(self, trigger: Trigger = "tick") -> Window | None:
+        """One window. `trigger` "wake": the kernel's wake-up started it between two ticks
+        (a short window: the detector's burst rule alone may confirm on it)."""
+        self.trigger = trigger
         with self.lock:
             cur = self.dp.read_counters()
             samples = self.dp.poll_samples(SAMPLES_PER_POLL)
@@ -288,9 +326,14 @@ class Agent:
         parsed = self.sampler.take(samples, cur.read_at_ns)
         if self.response is not None:
             self.response.take_samples(samples, parsed)
-        tr = self.detector.observe(w.metrics, self.reference.thresholds, cur.read_at_ns / 1e9)
+        tr = self.detector.observe(
+            w.metrics, self.reference.thresholds, cur.read_at_ns / 1e9,
+            burst_only=trigger == "wake",
+        )  # fmt: skip
         if tr is not None and tr.kind == "confirmed":
             self._open(tr, w)
+            self._arm_wake()  # none during the attack
+            self._snapshot()  # /health shows the incident now, not at the window's end
         elif self.response is not None:
             if tr is not None and tr.kind == "resolved":
                 self._resolve()
@@ -304,6 +347,7 @@ class Agent:
         hot = self.detector.attack or self.detector.pending or self.fleet.held
         self.sampler.adjust(hot, w.metrics["pps"])
         self._end_of_second(w, hot or tr is not None)
+        self._arm_wake()
         # Every window, not once a second: a block command waits for no second's end.
         control = self.sink.poll_control()
         if control is not None:
@@ -313,6 +357,19 @@ class Agent:
         if self.on_window is not None:
             self.on_window(w, self)
         return w
+
+    def _arm_wake(self) -> None:
+        """Ask the kernel for wake-ups at the rate a burst would show (the thresholds move
+        with the baseline and the control plane's overrides), none during an attack."""
+        if self.waker is None:
+            return
+        want = 0.0 if self.detector.attack else wake_pps(
+            self.reference.thresholds, self.detector.burst_factor)
+        if want == self._wake_pps:
+            return
+        with self.lock:
+            self.dp.set_wake_pps(want)
+        self._wake_pps = want
 
     def _take_fleet_orders(self, w: Window) -> None:
         """Every window: the newest fleet answer (if any) planned, renewed or removed, and

@@ -118,6 +118,9 @@ class DetectionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     burst_factor: BurstFactor = 5.0
     # Seconds continuously below threshold before an incident resolves.
     cooldown_s: Positive = 10.0
+    # The kernel wakes the loop between polls when a CPU's packet count in a short slot
+    # (about 8 ms) says a burst may be under way: confirmation need not wait for the poll.
+    kernel_wake: bool = True
     floors: Floors = msgspec.field(default_factory=Floors)
 
 

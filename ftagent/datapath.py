@@ -210,6 +210,17 @@ class Sample:
     data: bytes  # the first min(wire_len, 128) bytes, from the Ethernet header on
 
 
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """The kernel's wake-up: one CPU reached its packet count in one short slot of the
+    coarse clock (bpf/ftshared.h, struct ft_wake), so a window is due now."""
+
+    slot_ns: int  # the slot's start (CLOCK_MONOTONIC ns, coarse)
+    at_ns: int  # when the count was reached (coarse)
+    cpu: int
+    packets: int  # the count reached
+
+
 @dataclass(slots=True)
 class AttachInfo:
     interface: str
@@ -266,6 +277,16 @@ class Datapath(Protocol):
 
     def poll_samples(self, max_items: int = 4096) -> list[Sample]:
         """Drain what the ring buffer holds now, without blocking."""
+        ...
+
+    def set_wake_pps(self, pps: float) -> None:
+        """Wake `wait_wake` as soon as the packet rate reaches about `pps` (counted per CPU
+        in short slots, the rate's share per CPU); 0 turns wake-ups off."""
+        ...
+
+    def wait_wake(self, timeout_s: float) -> list[Wake]:
+        """Block up to `timeout_s` for the kernel's wake-ups (none: a timeout). Called from
+        one thread of its own; the only call that may run beside the others."""
         ...
 
     def close(self) -> None:

@@ -153,6 +153,7 @@ class WindowRecord:
     pps: float
     dropped_pps: float
     attack: bool
+    trigger: str = "tick"  # "wake": the kernel's wake-up started the window
 
 
 class RunningAgent:
@@ -172,7 +173,8 @@ class RunningAgent:
     def _on_window(self, w: Window, agent: Agent) -> None:
         self.windows.append(
             WindowRecord(
-                w.end_ns, w.duration_s, w.metrics["pps"], w.dropped_pps, agent.response is not None
+                w.end_ns, w.duration_s, w.metrics["pps"], w.dropped_pps,
+                agent.response is not None, agent.trigger,
             )
         )
         if self.after_window is not None:

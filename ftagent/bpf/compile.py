@@ -28,15 +28,15 @@ from ftagent.bpf.program import BuildOptions, CompileError, compile_xdp, source_
 from ftagent.bpf.table import PER_CPU_TYPES
 
 # The maps user space reads or writes (bpf/ftmaps.h, plus three of ftxdp.c's own):
-# samples is the sample ring (or perf) buffer, sample_layout only carries the sample
-# record's type, newcomers is reset by tests.
+# samples is the sample ring (or perf) buffer and wakes the wake-up one, sample_layout and
+# wake_layout only carry their records' types, newcomers is reset by tests.
 SHARED_MAPS = (
     "stats", "config", "top_v4", "top_v6", "top_cache_v4", "top_cache_v6",
     "allow_v4", "allow_v6", "rsrc_v4", "rsrc_v6", "rpfx_v4", "rpfx_v6", "rsig",
     "rule_stats", "frag_spared", "known_v4", "known_v6",
-    "samples", "sample_layout", "newcomers",
+    "samples", "sample_layout", "wakes", "wake_layout", "newcomers",
 )  # fmt: skip
-BUFFER_MAPS = ("samples",)  # records, not keyed values: no key/value types
+BUFFER_MAPS = ("samples", "wakes")  # records, not keyed values: no key/value types
 SOCKET_GUARD_MAPS = ("newcomers",)  # only in a build with the socket guard
 BUILD_TIMEOUT_S = 300
 

@@ -75,9 +75,11 @@ def lib() -> Any:
         "bpf_xdp_query": (i, (i, i, ct.POINTER(_XdpQueryOpts))),
         "ring_buffer__new": (p, (i, SampleFn, p, p)),
         "ring_buffer__consume": (i, (p,)),
+        "ring_buffer__poll": (i, (p, i)),
         "ring_buffer__free": (None, (p,)),
         "perf_buffer__new": (p, (i, sz, PerfSampleFn, PerfLostFn, p, p)),
         "perf_buffer__consume": (i, (p,)),
+        "perf_buffer__poll": (i, (p, i)),
         "perf_buffer__free": (None, (p,)),
     }
     for name, (restype, argtypes) in protos.items():
@@ -254,6 +256,19 @@ class RingBuffer:
             lib().perf_buffer__consume(self._ptr)
         else:
             lib().ring_buffer__consume(self._ptr)
+
+    def poll(self, timeout_ms: int) -> int:
+        """Block up to `timeout_ms` for records (epoll; the GIL is released meanwhile) and
+        hand each to `on_sample`; the number handled (0 on a timeout or EINTR)."""
+        if self._ptr is None:
+            return 0
+        if self._perf:
+            rc = lib().perf_buffer__poll(self._ptr, timeout_ms)
+        else:
+            rc = lib().ring_buffer__poll(self._ptr, timeout_ms)
+        if rc < 0 and (ct.get_errno() or -rc) == 4:  # EINTR
+            return 0
+        return _check(rc, "poll the buffer")
 
     def close(self) -> None:
         if self._ptr is None:

@@ -59,6 +59,7 @@ from ftagent.datapath import (
     RuleSpec,
     Sample,
     SourceStat,
+    Wake,
 )
 
 log = logging.getLogger(__name__)
@@ -298,6 +299,7 @@ class XdpDatapath:
         maps.set_source_insert_rate(settings.src_insert_one_in)
         maps.set_learn_rate(0 if self._info.missing_helpers else settings.learn_one_in)
         maps.set_newcomer_source_pps(settings.newcomer_source_pps)
+        maps.set_wake_pps(0)  # off until the agent derives it from its thresholds
         self._attach_egress(settings.egress_learn_one_in)
 
     def _attach_egress(self, one_in: int) -> None:
@@ -369,6 +371,12 @@ class XdpDatapath:
 
     def poll_samples(self, max_items: int = 4096) -> list[Sample]:
         return self._maps.poll_samples(max_items)
+
+    def set_wake_pps(self, pps: float) -> None:
+        self._maps.set_wake_pps(pps)
+
+    def wait_wake(self, timeout_s: float) -> list[Wake]:
+        return self._maps.wait_wake(timeout_s)
 
     def close(self) -> None:
         """Detach (only a program that is still ours: the link may be gone, its namespace

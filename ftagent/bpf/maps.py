@@ -15,7 +15,17 @@ from ftagent.bpf.rules import RuleTables
 from ftagent.bpf.sampling import Sampler
 from ftagent.bpf.sources import TopSources
 from ftagent.bpf.tables import Tables
-from ftagent.datapath import Counters, IPAddress, IPNetwork, Rule, RuleSpec, Sample, SourceStat
+from ftagent.bpf.wake import WakeBuffer
+from ftagent.datapath import (
+    Counters,
+    IPAddress,
+    IPNetwork,
+    Rule,
+    RuleSpec,
+    Sample,
+    SourceStat,
+    Wake,
+)
 
 
 class DatapathMaps:
@@ -29,6 +39,7 @@ class DatapathMaps:
         self._learning = Learning(tables)
         self._sampler = Sampler(tables, perf_buffer=manifest.perf_buffer)
         self._with_samples = with_samples
+        self.wakes = WakeBuffer(tables, perf_buffer=manifest.perf_buffer)
 
     def read_counters(self) -> Counters:
         return read_counters(self.tables)
@@ -87,7 +98,14 @@ class DatapathMaps:
     def poll_samples(self, max_items: int = 4096) -> list[Sample]:
         return self._sampler.poll(max_items) if self._with_samples else []
 
+    def set_wake_pps(self, pps: float) -> None:
+        self.wakes.set_pps(pps)
+
+    def wait_wake(self, timeout_s: float) -> list[Wake]:
+        return self.wakes.wait(timeout_s)
+
     def close(self) -> None:
-        """Release the sample buffer and every map fd (the pins stay)."""
+        """Release the buffers and every map fd (the pins stay)."""
+        self.wakes.close()
         self._sampler.close()
         self.tables.close()

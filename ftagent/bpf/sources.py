@@ -12,7 +12,8 @@ from __future__ import annotations
 import ctypes as ct
 import heapq
 import ipaddress
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from ftagent.bpf.table import Table
@@ -42,72 +43,119 @@ def _per_cpu_values(table: Table) -> tuple[int, int]:
     return ct.sizeof(table.sLeaf) // U64, ct.sizeof(table.Leaf) // ct.sizeof(table.sLeaf)
 
 
+class _MapRead:
+    """One read of a per-CPU top-sources map as raw bytes, with its fields summed (or
+    maxed) over CPUs column by column: C-speed slices and maps over whole columns, no
+    Python object per source and CPU."""
+
+    def __init__(self, table: Table) -> None:
+        keys, values, self.count = table.raw_items()
+        self.ksize = ct.sizeof(table.Key)
+        self.keys = keys
+        self.words, self.cpus = _per_cpu_values(table)
+        self.q = memoryview(values).cast("Q")
+        self.pk, self.by, self.ls = _u64_fields(table.sLeaf, ("packets", "bytes", "last_seen_ns"))
+
+    def column(self, field: int, combine: Callable[[int, int], int]) -> list[int]:
+        """`field` of every entry, combined over CPUs (operator.add or max)."""
+        stride = self.words * self.cpus
+        end = self.count * stride
+        out: list[int] = self.q[field:end:stride].tolist()
+        for c in range(1, self.cpus):
+            out = list(map(combine, out, self.q[c * self.words + field:end:stride].tolist()))
+        return out
+
+    def key(self, j: int) -> bytes:
+        return self.keys[j * self.ksize:(j + 1) * self.ksize]
+
+    def index(self) -> dict[bytes, int]:
+        return {self.key(j): j for j in range(self.count)}
+
+    def totals(self, j: int) -> tuple[int, int, int]:
+        """(packets, bytes, last seen) of entry `j` over every CPU."""
+        base = j * self.words * self.cpus
+        bases = range(base, base + self.words * self.cpus, self.words)
+        q = self.q
+        return (sum(q[c + self.pk] for c in bases), sum(q[c + self.by] for c in bases),
+                max(q[c + self.ls] for c in bases))
+
+
 class TopSources:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
 
-    def _map_totals(self, name: str, totals: Totals) -> None:
-        """Add each source of map `name`, summed over CPUs, to `totals`."""
-        table = self._t[name]
-        keys, values, count = table.raw_items()
-        ksize = ct.sizeof(table.Key)
-        words, cpus = _per_cpu_values(table)
-        pk, by, ls = _u64_fields(table.sLeaf, ("packets", "bytes", "last_seen_ns"))
-        q = memoryview(values).cast("Q")
-        for j in range(count):
-            base = j * words * cpus
-            cpu_bases = range(base, base + words * cpus, words)
-            totals[keys[j * ksize:(j + 1) * ksize]] = (
-                sum(q[c + pk] for c in cpu_bases),
-                sum(q[c + by] for c in cpu_bases),
-                max(q[c + ls] for c in cpu_bases),
-                True,
-            )
-
-    def _cache_totals(self, cache: str, totals: Totals) -> None:
-        """Add what the front cache's slots hold and the map does not have yet."""
+    def _cache_totals(self, cache: str) -> Totals:
+        """What the front cache's slots hold and the map does not have yet, by address
+        (a few hundred slots; `in the map` is left False for the caller to settle)."""
         table = self._t[cache]
         _, values, count = table.raw_items()
         words, cpus = _per_cpu_values(table)
         pk, by, ls, seen = _u64_fields(table.sLeaf, ("packets", "bytes", "last_seen_ns", "seen"))
         addr = table.sLeaf.addr
         q = memoryview(values).cast("Q")
+        totals: Totals = {}
         for c in range(0, count * cpus * words, words):
             if q[c + seen] and q[c + pk]:
                 key = values[c * U64 + addr.offset:c * U64 + addr.offset + addr.size]
-                packets, nbytes, last, in_map = totals.get(key, (0, 0, 0, False))
-                totals[key] = (packets + q[c + pk], nbytes + q[c + by],
-                               max(last, q[c + ls]), in_map)
+                packets, nbytes, last, _ = totals.get(key, (0, 0, 0, False))
+                totals[key] = (packets + q[c + pk], nbytes + q[c + by], max(last, q[c + ls]),
+                               False)
+        return totals
 
-    def _totals(self) -> Iterator[tuple[str, Totals]]:
-        for name, cache in FAMILIES:
-            totals: Totals = {}
-            self._map_totals(name, totals)
-            self._cache_totals(cache, totals)
-            yield name, totals
+    def _family_top(self, name: str, cache: str, limit: int) -> Totals:
+        """The candidates for the `limit` busiest sources of one family: the map's
+        `limit` busiest by its own counts, and every address the cache holds (with the
+        map's counts added). A source outside both cannot be among the busiest: only
+        cached sources have counts beyond the map's."""
+        read = _MapRead(self._t[name])
+        cached = self._cache_totals(cache)
+        packets = read.column(read.pk, operator.add)
+        out: Totals = {}
+        for j in heapq.nlargest(limit, range(read.count), key=packets.__getitem__):
+            p, b, last = read.totals(j)
+            out[read.key(j)] = (p, b, last, True)
+        if cached:
+            index = read.index()
+            for a, (p, b, last, _) in cached.items():
+                at = index.get(a)
+                if at is None:
+                    out[a] = (p, b, last, False)
+                    continue
+                mp, mb, ml = read.totals(at)
+                out[a] = (mp + p, mb + b, max(ml, last), True)
+        return out
 
     def top(self, limit: int) -> list[SourceStat]:
+        limit = max(0, limit)
         best = heapq.nlargest(
-            max(0, limit),
-            ((t[0], t[1], a, t[2]) for _, totals in self._totals() for a, t in totals.items()),
-        )
+            limit,
+            ((t[0], t[1], a, t[2]) for name, cache in FAMILIES
+             for a, t in self._family_top(name, cache, limit).items()),
+        )  # fmt: skip
         return [SourceStat(address=ipaddress.ip_address(a), packets=p, bytes=b, last_seen_ns=t)
                 for p, b, a, t in best]
 
     def age(self, older_than_ns: int) -> int:
         """Delete the sources not seen since `older_than_ns`; returns how many."""
         stale: set[bytes] = set()
-        for name, totals in self._totals():
+        for name, cache in FAMILIES:
             table = self._t[name]
-            for addr, (_, _, last, in_map) in totals.items():
-                if last >= older_than_ns:
+            read = _MapRead(table)
+            cached = self._cache_totals(cache)
+            last = read.column(read.ls, max)
+            fresh_cached = {a for a, t in cached.items() if t[2] >= older_than_ns}
+            for j in [j for j, seen in enumerate(last) if seen < older_than_ns]:
+                addr = read.key(j)
+                if addr in fresh_cached:  # its cache copy saw it lately
                     continue
                 stale.add(addr)
-                if in_map:
-                    try:
-                        del table[table.Key.from_buffer_copy(addr)]
-                    except KeyError:  # the LRU or another reader deleted it meanwhile
-                        continue
+                try:
+                    del table[table.Key.from_buffer_copy(addr)]
+                except KeyError:  # the LRU or another reader deleted it meanwhile
+                    continue
+            in_map = read.index() if cached else {}
+            stale.update(a for a, t in cached.items()
+                         if t[2] < older_than_ns and a not in in_map)
         # The cache copies of the same sources go too (else their counts would bring the
         # source back). The slot is rewritten for every CPU at once: a copy another
         # source updates between the read and the write loses those packets, the same

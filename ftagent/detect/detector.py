@@ -63,6 +63,17 @@ class Transition:
     over: dict[str, float]  # metrics above threshold in the deciding window (ratios)
 
 
+def wake_pps(thresholds: dict[str, float], burst_factor: float) -> float:
+    """The total packet rate at which the kernel should wake the loop between polls: the
+    least rate at which a window can confirm by the burst rule (some packet-rate metric at
+    burst_factor x its threshold), but never below the pps threshold itself, so that
+    traffic under every threshold wakes nothing. 0 when there are no packet thresholds."""
+    packet = [v for m, v in thresholds.items() if m != "bps"]
+    if not packet:
+        return 0.0
+    return max(thresholds.get("pps", 0.0), burst_factor * min(packet))
+
+
 @dataclass(slots=True)
 class Detector:
     confirm_windows: int = 3
@@ -82,10 +93,31 @@ class Detector:
         return self.state == "quiet" and self.hot_windows > 0
 
     def observe(
-        self, metrics: dict[str, float], thresholds: dict[str, float], now_s: float
+        self,
+        metrics: dict[str, float],
+        thresholds: dict[str, float],
+        now_s: float,
+        *,
+        burst_only: bool = False,
     ) -> Transition | None:
-        """Feed one window (monotonic seconds at its end); returns a state change or None."""
+        """Feed one window (monotonic seconds at its end); returns a state change or None.
+
+        `burst_only`: a short window the kernel's wake-up asked for, between two polls. It
+        can confirm only by the burst rule (one window far above threshold); it neither
+        counts toward nor resets the consecutive windows, and never resolves: those rules
+        are about sustained load over whole poll windows."""
         over = above_threshold(metrics, thresholds)
+        if burst_only:
+            if self.state == "attack":
+                if over:
+                    self.last_above_s = now_s
+                return None
+            if over and max(over.values()) >= self.burst_factor:
+                self.state = "attack"
+                self.last_above_s = now_s
+                self.hot_windows = 0
+                return Transition("confirmed", "burst", over)
+            return None
         if self.state == "quiet":
             if not over:
                 self.hot_windows = 0

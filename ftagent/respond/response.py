@@ -11,8 +11,10 @@ sources, its pcap) starts empty for every incident and is never reset by hand.
   severity, refresh the top sources, report;
 - resolve: release the rules for their hold-down, close the pcap, report the end.
 
-The opening report waits for a full window: the first window of an attack is only partly
-filled, and a severity judged on it would escalate spuriously a window later.
+The opening report goes out at confirmation and never waits for the severity: the first
+window of an attack is only partly filled (a kernel wake-up's window is short), so the
+severity judged then is provisional, and the first full window refines it in an update
+that is not an escalation (`escalated=False`).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class IncidentResponse:
         self.spared_mark: dict[RuleSpec, int] = {}
         self.spared_seconds = 0.0
         self.opened_reported = False
+        self.severity_settled = False  # the first full window refines the opening's
         self.last_update = time.monotonic()
         tools.sources.set_active(True)
         self._mitigate(cls, packets, "confirmed " + cls.family)
@@ -172,7 +175,12 @@ class IncidentResponse:
 
     def _judge_severity(self) -> None:
         inc = self.incident
-        sev = self.t.reference.severity(inc.peak_pps, inc.peak_bps, inc.family == "multi_vector")
+        # Before any one-second rate (at the opening), the confirming window's rate stands
+        # in: a wake-up's window is short and full of the flood, so the provisional
+        # severity is mostly the one the first full window confirms (no update then).
+        pps = inc.peak_pps or inc.peak_burst_pps
+        bps = inc.peak_bps or inc.peak_burst_bps
+        sev = self.t.reference.severity(pps, bps, inc.family == "multi_vector")
         if severity_rank(sev) > severity_rank(inc.severity):
             inc.severity = sev
 
@@ -203,13 +211,32 @@ class IncidentResponse:
         self.t.journal.save(report, self.t.wall())
         self.last_update = time.monotonic()
 
+    def _refine_severity(self, w: Window) -> None:
+        """The first full window: the opening's provisional severity judged again, and an
+        update when it changed (a refinement, not an escalation: no second notice)."""
+        inc, t = self.incident, self.t
+        self.severity_settled = True
+        previous = inc.severity
+        self._judge_severity()
+        if inc.severity == previous:
+            return
+        log.info("incident %s severity refined: %s -> %s (peak %.0f pps)", inc.uuid, previous,
+                 inc.severity, inc.peak_pps,
+                 extra={"event": "incident_severity_refined", "incident_uuid": inc.uuid,
+                        "severity": inc.severity, "previous": previous})
+        self._refresh_sources(w)
+        report = inc.report(self._rule_figures())
+        t.sink.incident_updated(report, False)
+        t.journal.save(report, t.wall())
+        self.last_update = time.monotonic()
+
     def start(self, ring: list[Sample], pcap_dir: Path, w: Window) -> None:
-        """Start the pcap; report the opening now if a full window has been seen."""
+        """Report the opening (first: nothing slow before it), then start the pcap."""
+        self._report_open(w)
+        self.severity_settled = self.incident.has_full_window
         cap = self.t.cfg.capture
         if cap.enabled:
             self.pcap = IncidentPcap.open(pcap_dir / f"{self.uuid}.pcap", cap, ring)
-        if self.incident.has_full_window:
-            self._report_open(w)
 
     # ---- samples ---------------------------------------------------------------------
 
@@ -337,9 +364,9 @@ class IncidentResponse:
         inc, t = self.incident, self.t
         inc.observe(w)
         self.spared_seconds += w.duration_s
-        if not self.opened_reported:
+        if not self.severity_settled:
             if inc.has_full_window:
-                self._report_open(w)
+                self._refine_severity(w)
             return
         self.windows_since_change += 1
         if (

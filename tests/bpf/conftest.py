@@ -64,6 +64,8 @@ class Prog:
         self.maps.set_newcomer_source_pps(0)
         self.maps.tables["newcomers"].clear()
         self.maps.poll_samples(1 << 20)
+        self.maps.set_wake_pps(0)
+        self.maps.wait_wake(0)
 
 
 def _compile(perf_buffer: bool = False) -> Prog:

@@ -135,3 +135,9 @@ def test_pinned_layouts_are_the_compiled_programs(prog: Prog) -> None:
             assert ct.sizeof(ours.sLeaf) == layout.value_size, name
     finally:
         bpf.cleanup()
+
+
+def test_wake_slot_shift_mirrored() -> None:
+    from ftagent.bpf.wake import WAKE_SLOT_SHIFT
+
+    assert defines("FT_WAKE_")["SLOT_SHIFT"] == WAKE_SLOT_SHIFT

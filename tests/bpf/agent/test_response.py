@@ -26,6 +26,7 @@ from ftagent.respond.journal import IncidentJournal
 from ftagent.respond.response import IncidentResponse, Tools
 from ftagent.respond.shield import ShieldedSink
 from ftcontract import agent_api
+from ftcontract.vocabulary import severity_rank
 from lab.agent_harness import RecordingSink
 from tests.unit.agent.synth import window
 
@@ -73,17 +74,25 @@ class Setup:
         return r
 
 
-def test_opening_severity_waits_for_a_full_window_and_does_not_escalate(
+def test_opening_goes_out_at_once_and_a_full_window_refines_its_severity(
     clean_maps: Any, tmp_path: Path
 ) -> None:
     s = Setup(clean_maps, tmp_path)
     flood = window(udp=300_000)
     r = s.open_by_burst(at(window(udp=60_000), 0), tmp_path)
-    assert s.sink.of("opened") == []  # the first window is partly filled: not yet
-    r.window(at(flood, 1), [], [])
+    # reported at confirmation, on the partly filled first window: severity provisional
     (opened,) = [e.data for e in s.sink.of("opened")]
-    assert opened.figures.severity == "high"
     assert opened.figures.seq == 1
+    provisional = opened.figures.severity
+    assert severity_rank(provisional) <= severity_rank("high")
+    r.window(at(flood, 1), [], [])
+    refined = [e.data for e in s.sink.of("updated")]
+    if provisional == "high":
+        assert refined == []  # nothing to refine: no update
+    else:  # the first full window refines it: an update, not an escalation
+        (update,) = refined
+        assert update.report.figures.severity == "high" and not update.escalated
+        assert update.report.figures.seq == 2
     for i in range(2, 14):
         r.window(at(flood, i), [], [])
     time.sleep(1.05)  # updates go out at most once a second

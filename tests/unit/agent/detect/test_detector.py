@@ -78,3 +78,52 @@ def test_resolves_only_after_a_full_cooldown_below_threshold():
     tr = d.observe({"pps": 0.0}, thr, 13.5)
     assert tr is not None and tr.kind == "resolved"
     assert not d.attack
+
+
+def test_a_wake_window_confirms_by_burst_only():
+    from ftagent.detect.detector import Detector
+
+    d = Detector(confirm_windows=3, burst_factor=5.0, cooldown_s=1.0)
+    thr = {"pps": 1000.0}
+    # above threshold but under the burst: neither confirms nor counts toward the three
+    for i in range(5):
+        assert d.observe({"pps": 3000.0}, thr, i * 0.01, burst_only=True) is None
+    assert d.hot_windows == 0 and not d.attack
+    tr = d.observe({"pps": 6000.0}, thr, 0.1, burst_only=True)
+    assert tr is not None and tr.kind == "confirmed" and tr.reason == "burst"
+    # a short quiet window never resolves; a whole one after the cool-down does
+    assert d.observe({"pps": 0.0}, thr, 5.0, burst_only=True) is None and d.attack
+    tr = d.observe({"pps": 0.0}, thr, 5.0)
+    assert tr is not None and tr.kind == "resolved"
+
+
+def test_a_wake_window_keeps_the_consecutive_count():
+    from ftagent.detect.detector import Detector
+
+    d = Detector(confirm_windows=3, burst_factor=5.0, cooldown_s=1.0)
+    thr = {"pps": 1000.0}
+    assert d.observe({"pps": 2000.0}, thr, 0.1) is None
+    assert d.observe({"pps": 0.0}, thr, 0.15, burst_only=True) is None
+    assert d.observe({"pps": 2000.0}, thr, 0.2) is None
+    tr = d.observe({"pps": 2000.0}, thr, 0.3)
+    assert tr is not None and tr.reason == "consecutive"
+
+
+def test_wake_rate_is_the_least_burst_never_under_the_pps_threshold():
+    from ftagent.detect.detector import wake_pps
+
+    thr = {"pps": 5000.0, "bps": 1e6, "udp_pps": 5000.0, "amp_11211_pps": 1000.0}
+    assert wake_pps(thr, 5.0) == 5000.0  # 5 x 1000 (bps is no packet rate)
+    assert wake_pps({**thr, "pps": 60_000.0}, 5.0) == 60_000.0
+    assert wake_pps({**thr, "amp_11211_pps": 4000.0}, 5.0) == 20_000.0
+    assert wake_pps({"bps": 1e6}, 5.0) == 0.0
+
+
+def test_slot_packets_per_cpu():
+    from ftagent.bpf.wake import WAKE_SLOT_NS, slot_packets
+
+    assert slot_packets(0, 4) == 0
+    per_slot = 100_000 * WAKE_SLOT_NS / 1e9
+    assert slot_packets(100_000, 1) == -(-per_slot // 1)
+    assert slot_packets(100_000, 4) == -(-(per_slot / 4) // 1)
+    assert slot_packets(1, 64) == 1  # never 0 (which would turn it off)
