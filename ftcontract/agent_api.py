@@ -282,6 +282,10 @@ class IncidentFigures(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, 
     family: Family
     subtype: Name | None = None
     severity: Severity = "low"
+    # True while `severity` was judged on the confirming window alone (the agent reports
+    # an attack at once, before a full window): the report that settles it is a
+    # refinement, never an escalation (no second notification).
+    severity_provisional: bool = False
     # the highest one-second rate (what operators and every peer call the peak)
     peak_pps: Rate = 0.0
     peak_bps: Rate = 0.0

@@ -104,6 +104,7 @@ class IncidentReports:
             mitigation_rules=_rules(f),
             source_count=f.source_count,
             rule_figures=f.rules,
+            severity_provisional=f.severity_provisional,
         )
         try:
             incident = await self.service.open(
@@ -131,6 +132,7 @@ class IncidentReports:
             family=f.family,
             subtype=f.subtype,
             severity=f.severity,
+            severity_provisional=f.severity_provisional,
             peak_pps=f.peak_pps,
             peak_bps=f.peak_bps,
             peak_burst_pps=f.peak_burst_pps,

@@ -60,6 +60,8 @@ class IncidentReport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     source_count: int = 0
     # the agent's rules with their structured match fields (FlowSpec is built from these)
     rule_figures: list[agent_api.RuleFigure] = []
+    # severity judged on the confirming window alone: its first change is a refinement
+    severity_provisional: bool = False
 
 
 class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -81,6 +83,7 @@ class IncidentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mitigation_rules: list[MitigationRule] | None = None
     source_count: int | None = None
     rule_figures: list[agent_api.RuleFigure] | None = None
+    severity_provisional: bool | None = None
 
 
 # Aliases: inside IncidentService, `list` is its method.
@@ -214,9 +217,9 @@ class IncidentService:
                            severity, status, started_at, mitigated_at, peak_pps, peak_bps,
                            peak_burst_pps, peak_burst_bps, source_count, protocols,
                            top_sources, mitigation_rules, rule_figures, updated_at,
-                           fleet_incident_id)
+                           fleet_incident_id, severity_provisional)
                        VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                               ?)""",
+                               ?, ?)""",
                     (
                         new_uuid,
                         workspace_id,
@@ -237,6 +240,7 @@ class IncidentService:
                         _json(report.rule_figures),
                         now,
                         fleet_id,
+                        int(report.severity_provisional),
                     ),
                 )
             except aiosqlite.IntegrityError as exc:
@@ -267,6 +271,8 @@ class IncidentService:
                 sets["subtype"] = change.subtype
             if change.severity is not None:
                 sets["severity"] = change.severity
+            if change.severity_provisional is not None:
+                sets["severity_provisional"] = int(change.severity_provisional)
             for peak in ("peak_pps", "peak_bps", "peak_burst_pps", "peak_burst_bps"):
                 value = getattr(change, peak)
                 if value is not None:
@@ -288,8 +294,12 @@ class IncidentService:
                 if change.mitigation_rules and row["mitigated_at"] is None:
                     sets["mitigated_at"] = sets["updated_at"]
             await self._set(row["id"], sets)
-        escalated = change.severity is not None and severity_rank(change.severity) > severity_rank(
-            row["severity"]
+        # A provisional severity (judged on the confirming window alone) that the agent
+        # settles higher is a refinement of the opening, told once: no "escalated".
+        escalated = (
+            change.severity is not None
+            and severity_rank(change.severity) > severity_rank(row["severity"])
+            and not row["severity_provisional"]
         )
         return await self._publish(
             "escalated" if escalated else "updated", workspace_id, incident_uuid

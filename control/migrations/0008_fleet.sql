@@ -46,6 +46,9 @@ CREATE TABLE incidents_v8 (
     -- a fleet incident's vectors as classified from the group's sum (JSON: [FleetVector]):
     -- what every node's order is planned from, kept for a restart
     fleet_vectors    TEXT NOT NULL DEFAULT '[]',
+    -- 1 while the agent's severity was judged on the confirming window alone: the report
+    -- that settles it is a refinement, not an escalation (one notification)
+    severity_provisional INTEGER NOT NULL DEFAULT 0 CHECK (severity_provisional IN (0, 1)),
     CHECK ((scope = 'node') = (node_id IS NOT NULL)),
     CHECK ((scope = 'fleet') = (group_key IS NOT NULL))
 );

@@ -64,6 +64,7 @@ class Incident:
     confirm_reason: str
     mitigation_mode: MitigationMode
     severity: Severity = "low"
+    severity_provisional: bool = False  # judged on the confirming window alone
     uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
     peak_pps: float = 0.0  # one-second
     peak_bps: float = 0.0
@@ -134,6 +135,7 @@ class Incident:
             family=cast(Family, c.family),
             subtype=c.subtype or None,
             severity=self.severity,
+            severity_provisional=self.severity_provisional,
             peak_pps=round(self.peak_pps, 1),
             peak_bps=round(self.peak_bps, 1),
             peak_burst_pps=round(self.peak_burst_pps, 1),

@@ -187,6 +187,7 @@ class IncidentResponse:
     def _report_open(self, w: Window) -> None:
         inc = self.incident
         self._judge_severity()
+        inc.severity_provisional = not inc.has_full_window
         self._refresh_sources(w)
         self.opened_reported = True
         log.warning(
@@ -218,6 +219,8 @@ class IncidentResponse:
         self.severity_settled = True
         previous = inc.severity
         self._judge_severity()
+        # settled: the next report says so (no update for that alone)
+        inc.severity_provisional = False
         if inc.severity == previous:
             return
         log.info("incident %s severity refined: %s -> %s (peak %.0f pps)", inc.uuid, previous,

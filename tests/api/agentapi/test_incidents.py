@@ -88,6 +88,34 @@ async def test_updates_apply_in_seq_order_only(api: Api, ws: Workspace, agent: A
     assert [e.kind for e in api.events] == ["opened", "escalated"]
 
 
+async def test_a_provisional_severity_settled_higher_is_no_escalation(
+    api: Api, ws: Workspace, agent: Agent
+) -> None:
+    """The agent reports an attack at its confirming window, before a full window: that
+    severity is provisional; the report that settles it higher refines the opening (one
+    notification), and a later rise is an escalation again."""
+    inc = str(uuid.uuid4())
+    opened = await api.client.post(
+        "/api/v1/agent/incidents",
+        json={"uuid": inc, "started_at": time.time() - 1,
+              "figures": figures(1, 1e5, severity="low", severity_provisional=True)},
+        headers=agent.headers,
+    )  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    path = f"/api/v1/agent/incidents/{inc}"
+    settled = await api.client.post(
+        path, json={"figures": figures(2, 1e5, severity="high")}, headers=agent.headers
+    )
+    assert settled.status_code == 200, settled.text
+    assert (await get(api, ws, inc))["severity"] == "high"
+    assert [e.kind for e in api.events] == ["opened", "updated"]
+    risen = await api.client.post(
+        path, json={"figures": figures(3, 9e5, severity="critical")}, headers=agent.headers
+    )
+    assert risen.status_code == 200, risen.text
+    assert [e.kind for e in api.events] == ["opened", "updated", "escalated"]
+
+
 async def test_resolve_is_final_and_idempotent(api: Api, ws: Workspace, agent: Agent) -> None:
     inc = str(uuid.uuid4())
     await open_incident(api, agent, inc)

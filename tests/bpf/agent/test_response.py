@@ -85,6 +85,7 @@ def test_opening_goes_out_at_once_and_a_full_window_refines_its_severity(
     assert opened.figures.seq == 1
     provisional = opened.figures.severity
     assert severity_rank(provisional) <= severity_rank("high")
+    assert opened.figures.severity_provisional  # the control plane will not escalate on it
     r.window(at(flood, 1), [], [])
     refined = [e.data for e in s.sink.of("updated")]
     if provisional == "high":
@@ -100,6 +101,7 @@ def test_opening_goes_out_at_once_and_a_full_window_refines_its_severity(
     updates = [e.data for e in s.sink.of("updated")]
     assert updates and all(not u.escalated for u in updates)
     assert all(u.report.figures.severity == "high" for u in updates)
+    assert not any(u.report.figures.severity_provisional for u in updates)  # settled
     r.resolve("cooled_down", at(flood, 15))
 
 
