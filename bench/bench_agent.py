@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 PROFILES = ("memcached_amplification", "syn_flood", "udp_flood")
 PROFILE_PPS = {"memcached_amplification": 50_000, "syn_flood": 100_000, "udp_flood": 100_000}
 RUNS = 10
+# The latency runs measure the kernel's wake-ups ([detection] kernel_wake, off by default)
+WAKE = True
 
 
 def pct(values: list[float], q: float) -> float:
@@ -66,7 +68,9 @@ def latency_runs(tmp: Path) -> list[dict[str, float | str]]:
 
     rows: list[dict[str, float | str]] = []
     with Lab.create() as lab:
-        ra = RunningAgent(lab, lab_config(lab.victim_if, tmp / "lat")).start()
+        cfg = lab_config(lab.victim_if, tmp / "lat")
+        cfg.detection.kernel_wake = WAKE
+        ra = RunningAgent(lab, cfg).start()
         try:
             ra.wait_baseline()
             time.sleep(1.0)

@@ -27,6 +27,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAgent]:
     with Lab.create() as lab:
         cfg = lab_config(lab.victim_if, state)
         cfg.agent.poll_interval_ms = 1000  # a tick is far away: only a wake-up is quick
+        cfg.detection.kernel_wake = True  # off by default
         ra = RunningAgent(lab, cfg).start()
         try:
             ra.wait_baseline(60)

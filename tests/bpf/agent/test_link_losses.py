@@ -20,7 +20,9 @@ from lab.netns import Lab
 from lab.unclaimed import UnclaimedFrames, wait_counted
 from tests.capability import require, require_root
 
-pytestmark = [pytest.mark.lab]
+# paced: the victim's backlog takes the burst only when nothing else loads the machine
+# (under the parallel pass a few frames of 1,500 went uncounted)
+pytestmark = [pytest.mark.lab, pytest.mark.paced]
 
 
 @pytest.fixture
