@@ -40,7 +40,16 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from bench.bench_loop import CONNECTIONS, MEASURE_S, SIM_NODES, WARMUP_S, _percentile, _seed_nodes
+from bench.bench_loop import (
+    CONNECTIONS,
+    MEASURE_S,
+    SIM_NODES,
+    WARMUP_S,
+    Counter,
+    _percentile,
+    _seed_nodes,
+    post_points,
+)
 from ftcontract.agent_api import FleetRuleReport, MetricPoint, RuleFigure
 from lab.fleet import VICTIM_PREFIX
 from lab.fleet_measure import (
@@ -219,47 +228,18 @@ def point_sizes() -> list[tuple[str, int]]:
 # ---- 3. metrics ingestion, fleet detection on vs off -------------------------------------
 
 
-class _Counter:
-    ok = 0
-    failed = 0
-    counting = False
-
-
 async def _connection(port: int, nodes: list[tuple[str, str]], stop: asyncio.Event,
-                      counter: _Counter) -> None:  # fmt: skip
+                      counter: Counter) -> None:  # fmt: skip
     """bench_loop's connection with the fleet release's fields, and the current second
     (what the fleet engine sums); tiny rates, so no group ever crosses a floor."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        i = 0
-        while not stop.is_set():
-            node_uuid, key = nodes[i % len(nodes)]
-            i += 1
-            body = msgspec.json.encode({"points": [{
-                "ts": float(int(time.time()) - 1), "pps": 1.0 + i % 3 * 0.1, "bps": 8000.0,
-                "protocols": {"tcp": 0.7, "udp": 0.3}, "udp_ports": {"53": 0.1, "other": 0.2},
-                "ipv6_pps": 0.1}]})  # fmt: skip
-            head = (
-                f"POST /api/v1/agent/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Authorization: Bearer {key}\r\nX-Node-UUID: {node_uuid}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":", 1)[1])
-            await reader.readexactly(length)
-            if counter.counting:
-                if status_line.split(b" ", 2)[1] == b"200":
-                    counter.ok += 1
-                else:
-                    counter.failed += 1
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+
+    def body_of(i: int) -> bytes:
+        return msgspec.json.encode({"points": [{
+            "ts": float(int(time.time()) - 1), "pps": 1.0 + (i + 1) % 3 * 0.1, "bps": 8000.0,
+            "protocols": {"tcp": 0.7, "udp": 0.3}, "udp_ports": {"53": 0.1, "other": 0.2},
+            "ipv6_pps": 0.1}]})  # fmt: skip
+
+    await post_points(port, nodes, stop, counter, body_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +258,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 async def _load(port: int, creds: list[tuple[str, str]], server_pid: int) -> Ingestion:
-    counter = _Counter()
+    counter = Counter()
     stop = asyncio.Event()
     share = [creds[i::CONNECTIONS] for i in range(CONNECTIONS)]
     tasks = [asyncio.create_task(_connection(port, s, stop, counter)) for s in share]

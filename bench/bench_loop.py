@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -125,27 +126,26 @@ def _seed_nodes(db: Path) -> list[tuple[str, str]]:
     return creds
 
 
-class _Counter:
+class Counter:
     ok = 0
     failed = 0
     counting = False
 
 
-async def _connection(port: int, nodes: list[tuple[str, str]], stop: asyncio.Event,
-                      counter: _Counter) -> None:  # fmt: skip
+# One post's body, from the post's number on its connection (0, 1, ...).
+PointsBody = Callable[[int], bytes]
+
+
+async def post_points(port: int, nodes: list[tuple[str, str]], stop: asyncio.Event,
+                      counter: Counter, body_of: PointsBody) -> None:  # fmt: skip
+    """One keep-alive connection posting metrics for `nodes` in turn until `stop`."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    second = int(time.time()) - 3600
     try:
         i = 0
         while not stop.is_set():
             node_uuid, key = nodes[i % len(nodes)]
-            if i % len(nodes) == 0:
-                second += 1  # each node sends its next second
+            body = body_of(i)
             i += 1
-            body = msgspec.json.encode(
-                {"points": [{"ts": second, "pps": 1000.0 + i % 97, "bps": 8e6,
-                             "protocols": {"tcp": 700.0, "udp": 300.0}}]}
-            )  # fmt: skip
             head = (
                 f"POST /api/v1/agent/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Authorization: Bearer {key}\r\nX-Node-UUID: {node_uuid}\r\n"
@@ -169,8 +169,22 @@ async def _connection(port: int, nodes: list[tuple[str, str]], stop: asyncio.Eve
             await writer.wait_closed()
 
 
+async def _connection(port: int, nodes: list[tuple[str, str]], stop: asyncio.Event,
+                      counter: Counter) -> None:  # fmt: skip
+    first = int(time.time()) - 3600
+
+    def body_of(i: int) -> bytes:
+        second = first + 1 + i // len(nodes)  # each node sends its next second
+        return msgspec.json.encode(
+            {"points": [{"ts": second, "pps": 1000.0 + (i + 1) % 97, "bps": 8e6,
+                         "protocols": {"tcp": 700.0, "udp": 300.0}}]}
+        )  # fmt: skip
+
+    await post_points(port, nodes, stop, counter, body_of)
+
+
 async def _load(port: int, creds: list[tuple[str, str]]) -> tuple[float, int]:
-    counter = _Counter()
+    counter = Counter()
     stop = asyncio.Event()
     share = [creds[i::CONNECTIONS] for i in range(CONNECTIONS)]
     tasks = [asyncio.create_task(_connection(port, s, stop, counter)) for s in share]
